@@ -1,0 +1,80 @@
+"""The one exception tree of hdi.
+
+Every error hdi raises on purpose is an :class:`HdiError`. Each stage has its own subclass, and a
+message is one line that names the file, field, parameter or value at fault and what is allowed,
+so that the CLI can print ``error: <message>`` and exit without a traceback.
+
+``transient`` marks errors worth retrying (5xx, 429, dropped connections, a database that went
+away); everything else is terminal.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class HdiError(Exception):
+    """Root of every error hdi raises on purpose."""
+
+    transient: bool = False
+
+    def __init__(self, message: str, *, transient: bool | None = None) -> None:
+        super().__init__(message)
+        if transient is not None:
+            self.transient = transient
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(HdiError):
+    """Bad settings: store URL, environment variables, paths, CLI arguments."""
+
+
+class SourceError(HdiError):
+    """Fetching raw DBN failed: Databento API, network, cache, files on disk."""
+
+    def __init__(
+        self, message: str, *, transient: bool | None = None, http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, transient=transient)
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+
+class DecodeError(HdiError):
+    """DBN bytes could not be turned into frames: corrupt, truncated or unsupported version."""
+
+
+class RecipeError(HdiError):
+    """A recipe file is malformed, names an unknown key/op/column, or cannot compile."""
+
+
+class ValidationError(HdiError):
+    """Validation as a whole failed: schema mismatch, or more bad rows than the recipe allows."""
+
+
+class QuarantineError(ValidationError):
+    """Bad rows could not be written to the quarantine folder."""
+
+
+class StoreError(HdiError):
+    """The store refused, lost or could not be reached."""
+
+
+class QueryError(HdiError):
+    """A read asked for something the store cannot answer: unknown symbol, bad range, bad column."""
+
+
+def did_you_mean(value: str, allowed: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest allowed value, or ``""``."""
+    close = difflib.get_close_matches(str(value), list(allowed), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def allowed_list(allowed: Iterable[str]) -> str:
+    """Format allowed values for a message: ``a, b, c``."""
+    return ", ".join(str(a) for a in allowed)
