@@ -1,0 +1,57 @@
+"""Stores: where validated frames land. ``open_store(url)`` picks the backend from the URL.
+
+- ``duckdb:///path/to/file.duckdb`` — the embedded store (the default; no server).
+- ``postgresql://user:pass@host:port/db`` — TimescaleDB (``postgres://`` is accepted too).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from hdi.config import redact_url, store_url
+from hdi.errors import ConfigError
+from hdi.store.base import Store, WriteResult
+
+__all__ = ["Store", "WriteResult", "open_store", "close_all"]
+
+_SCHEMES = ("duckdb:///path/to/file.duckdb", "postgresql://user:password@host:port/database")
+_STORES: dict[str, Store] = {}
+_LOCK = threading.Lock()
+
+
+def open_store(url: str | None = None) -> Store:
+    """The store for a URL (default: ``HDI_STORE``, else the embedded DuckDB file).
+
+    Stores are cached per URL for the life of the process, so that repeated reads stay warm.
+
+    Raises:
+        ConfigError: the URL's scheme is not one hdi knows.
+    """
+    url = store_url(url)
+    with _LOCK:
+        if url in _STORES:
+            return _STORES[url]
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme == "duckdb":
+            from hdi.store.duckdb import DuckDBStore
+
+            store: Store = DuckDBStore(url)
+        elif scheme in ("postgresql", "postgres"):
+            from hdi.store.timescale import TimescaleStore
+
+            store = TimescaleStore(url)
+        else:
+            shown = redact_url(url)
+            raise ConfigError(
+                f"store URL '{shown}' has an unknown scheme '{scheme or shown}'; allowed: {', '.join(_SCHEMES)}"
+            )
+        _STORES[url] = store
+        return store
+
+
+def close_all() -> None:
+    """Close every store this process opened (releases DuckDB file locks and connections)."""
+    with _LOCK:
+        for store in _STORES.values():
+            store.close()
+        _STORES.clear()

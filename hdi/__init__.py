@@ -1,0 +1,48 @@
+"""hdi (Hist_Data_Ingestor): Databento historical market data into validated, queryable tables.
+
+The public API is small and cheap to import; heavy libraries load on first use::
+
+    import hdi
+    bars = hdi.read_bars("CL.c.0", "2024-01-01", "2024-02-01")            # Polars frame
+    trades = hdi.read_trades(["ESH5"], "2024-03-01", "2024-03-02", store="postgresql://...")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hdi.errors import HdiError
+
+__all__ = [
+    "HdiError", "read_bars", "read_trades", "read_tbbo", "read_mbp1", "read_statistics",
+    "read_definitions", "ingest", "status", "close",
+]
+__version__ = "0.1.0"
+
+_LAZY = {
+    "read_bars": "hdi.query", "read_trades": "hdi.query", "read_tbbo": "hdi.query",
+    "read_mbp1": "hdi.query", "read_statistics": "hdi.query", "read_definitions": "hdi.query",
+    "ingest": "hdi.pipeline", "status": "hdi.status",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hdi.pipeline import ingest
+    from hdi.query import read_bars, read_definitions, read_mbp1, read_statistics, read_tbbo, read_trades
+    from hdi.status import status
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hdi' has no attribute '{name}'")
+
+
+def close() -> None:
+    """Close every store connection this process holds (releases the DuckDB file lock)."""
+    from hdi.store import close_all
+
+    close_all()

@@ -1,0 +1,93 @@
+"""Settings, resolved in one order everywhere: call arguments > environment (``HDI_*``) > defaults.
+
+Where things go (all under the data directory unless set on their own):
+
+=====================  =====================================  =====================================
+what                   environment                            default
+=====================  =====================================  =====================================
+data directory         ``HDI_DATA_DIR``                       ``./data``
+store                  ``HDI_STORE``                          ``duckdb:///<data dir>/hdi.duckdb``
+raw DBN cache          ``HDI_CACHE_DIR``                      ``<data dir>/raw``
+quarantine             ``HDI_QUARANTINE_DIR``                 ``<data dir>/quarantine``
+logs                   ``HDI_LOG_DIR``                        ``<data dir>/logs``
+Databento gateway      ``HDI_DATABENTO_GATEWAY``              the recipe's, else Databento's own
+Databento API key      ``DATABENTO_API_KEY`` (only)           none: ingesting from the API fails
+=====================  =====================================  =====================================
+
+Secrets (the API key, database passwords) are never logged or printed: use :func:`redact_url` for
+any URL that reaches a message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from hdi.errors import ConfigError
+
+API_KEY_ENV = "DATABENTO_API_KEY"
+
+
+def data_dir(value: str | os.PathLike[str] | None = None) -> Path:
+    """The folder hdi writes its embedded store, raw cache, quarantine and logs under."""
+    return Path(value or os.environ.get("HDI_DATA_DIR") or "data")
+
+
+def _sub(env: str, name: str, value: str | os.PathLike[str] | None) -> Path:
+    return Path(value or os.environ.get(env) or data_dir() / name)
+
+
+def cache_dir(value: str | os.PathLike[str] | None = None) -> Path:
+    """Raw DBN cache: complete downloads only, reused by re-runs."""
+    return _sub("HDI_CACHE_DIR", "raw", value)
+
+
+def quarantine_dir(value: str | os.PathLike[str] | None = None) -> Path:
+    """Parquet files of rows that failed validation, one folder per run."""
+    return _sub("HDI_QUARANTINE_DIR", "quarantine", value)
+
+
+def log_dir(value: str | os.PathLike[str] | None = None) -> Path:
+    return _sub("HDI_LOG_DIR", "logs", value)
+
+
+def store_url(value: str | None = None) -> str:
+    """The store URL: the argument, ``HDI_STORE``, else the embedded DuckDB file in the data dir."""
+    url = value or os.environ.get("HDI_STORE")
+    if url:
+        return url
+    return f"duckdb:///{(data_dir() / 'hdi.duckdb').absolute()}"
+
+
+def gateway(value: str | None = None) -> str | None:
+    """Databento gateway URL: ``HDI_DATABENTO_GATEWAY`` wins over the recipe's value."""
+    return os.environ.get("HDI_DATABENTO_GATEWAY") or value or None
+
+
+def api_key() -> str:
+    """The Databento API key, from ``DATABENTO_API_KEY`` only."""
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    if not key:
+        raise ConfigError(
+            f"{API_KEY_ENV} is not set: export {API_KEY_ENV}=db-... with a key from "
+            "https://databento.com/portal/keys (or ingest files on disk with --from-file)"
+        )
+    return key
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@\s]*)(?P<at>@)", re.I)
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``; other text unchanged."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}***{m['at']}", url)
+
+
+def redact(text: str) -> str:
+    """Remove every secret hdi knows of from a text: URL passwords and the API key."""
+    text = redact_url(text)
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    if key and len(key) >= 4:
+        text = text.replace(key, "***")
+    return text

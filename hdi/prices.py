@@ -1,0 +1,26 @@
+"""Exact conversions between DBN fixed-point integers (value * 1e9) and decimals.
+
+Traps measured on polars 2.1.0: ``(col * 1e-9).cast(Decimal)`` is not exact for large values, and a
+Decimal divided by a scale-0 Decimal keeps scale 0. Multiplying a scale-0 decimal by the literal
+1e-9 at scale 9 is exact and as fast as the float path.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import polars as pl
+
+PRICE_SCALE = 9
+FIXED_SCALE = 10**PRICE_SCALE
+
+
+def fixed_to_decimal(expr: pl.Expr, precision: int = 19, scale: int = PRICE_SCALE) -> pl.Expr:
+    """Int64 fixed-point (1e-9) -> exact ``Decimal(precision, scale)``; nulls stay null."""
+    unit = pl.lit(Decimal("0.000000001"), dtype=pl.Decimal(10, 9))
+    return (expr.cast(pl.Decimal(38, 0)) * unit).cast(pl.Decimal(precision, scale))
+
+
+def decimal_to_fixed(expr: pl.Expr) -> pl.Expr:
+    """Exact ``Decimal(p, 9)`` -> Int64 fixed-point (value * 1e9)."""
+    return (expr.cast(pl.Decimal(38, 9)) * pl.lit(FIXED_SCALE, dtype=pl.Decimal(38, 0))).cast(pl.Int64)

@@ -1,0 +1,153 @@
+"""Reading stored data back as Polars frames: ``read_bars`` and friends.
+
+Every reader takes symbols (a symbol or a list), ``start`` (inclusive) and ``end`` (exclusive) as
+dates or ISO-8601 timestamps in UTC, and an optional store URL (default: ``HDI_STORE``, else the
+embedded DuckDB file). Each returned row carries the ``symbol`` it was selected by; a continuous
+symbol over a roll returns each contract on its own days. An empty result is a typed empty frame.
+
+Prices come back as Float64 by default; ``prices="decimal"`` gives the exact stored
+``Decimal(19, 9)`` values. Timestamps are ``Datetime("ns", "UTC")``, exact to the nanosecond for
+tick tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from hdi.errors import QueryError, allowed_list, did_you_mean
+from hdi.symbols import resolve
+from hdi.tables import GRANULARITIES, TABLES, ColType, Table
+from hdi.timeutil import parse_range
+
+PRICE_MODES = ("float", "decimal")
+
+
+def _symbols(symbols: str | Sequence[str]) -> list[str]:
+    items = [symbols] if isinstance(symbols, str) else list(symbols)
+    out = [s.strip() for item in items for s in str(item).split(",") if s.strip()]
+    if not out:
+        raise QueryError("no symbols given; pass at least one symbol or instrument id")
+    return out
+
+
+def read_table(
+    table: str, symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
+    dataset: str | None = None, equals: dict[str, object] | None = None, prices: str = "float",
+) -> pl.DataFrame:
+    """Rows of any data table for symbols in [start, end), with a leading ``symbol`` column."""
+    from hdi.store import open_store
+
+    if prices not in PRICE_MODES:
+        raise QueryError(f"prices '{prices}' is not allowed; allowed: {allowed_list(PRICE_MODES)}")
+    t = TABLES[table]
+    s, e = parse_range(start, end, error=QueryError)
+    st = open_store(store)
+    sel = resolve(st, _symbols(symbols), s, e, dataset)
+    windows = sel.select("dataset", "instrument_id", "from_ts", "to_ts").unique(maintain_order=True)
+    rows = st.select(t.name, start=s, end=e, selections=windows, equals=equals)
+    out = _attach_symbols(rows, sel, t)
+    return _price_mode(out, t, prices)
+
+
+def _attach_symbols(rows: pl.DataFrame, sel: pl.DataFrame, t: Table) -> pl.DataFrame:
+    tc = t.time_column
+    s = sel.rename({"dataset": "_sel_dataset"})
+    joined = rows.join(s, on="instrument_id", how="inner").filter(
+        (pl.col("_sel_dataset").is_null() | (pl.col("_sel_dataset") == pl.col("dataset")))
+        & (pl.col(tc) >= pl.col("from_ts")) & (pl.col(tc) < pl.col("to_ts"))
+    )
+    order = ["symbol", tc, "instrument_id"] + [c for c in ("ts_recv_ns", "rec_ordinal") if c in t.names]
+    return joined.select("symbol", *t.names).sort(order)
+
+
+def _price_mode(frame: pl.DataFrame, t: Table, prices: str) -> pl.DataFrame:
+    if prices == "decimal":
+        return frame
+    cols = [c.name for c in t.columns if c.type in (ColType.PRICE, ColType.STAT)]
+    return frame.with_columns(pl.col(cols).cast(pl.Float64)) if cols else frame
+
+
+def _granularity(value: str) -> str:
+    g = str(value).strip().lower()
+    if g not in GRANULARITIES:
+        raise QueryError(f"granularity '{value}' is not allowed{did_you_mean(g, GRANULARITIES)}; "
+                         f"allowed: {allowed_list(GRANULARITIES)}")
+    return g
+
+
+def read_bars(symbols: str | Sequence[str], start: object, end: object, granularity: str = "1d",
+              store: str | None = None, *, dataset: str | None = None, prices: str = "float") -> pl.DataFrame:
+    """OHLCV bars of one granularity (1s, 1m, 5m, 15m, 1h, 1d), labelled by bar start.
+
+    Example:
+        >>> import hdi
+        >>> df = hdi.read_bars("CL.c.0", "2024-01-01", "2024-02-01")  # doctest: +SKIP
+    """
+    return read_table("ohlcv", symbols, start, end, store, dataset=dataset,
+                      equals={"granularity": _granularity(granularity)}, prices=prices)
+
+
+def read_trades(symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
+                dataset: str | None = None, prices: str = "float") -> pl.DataFrame:
+    """Trades with ns timestamps and a deterministic ``trade_id``.
+
+    ``trade_id`` is ``<instrument_id>-<ts_recv_ns>-<sequence>-<rec_ordinal>``: unique within a
+    dataset, and the same on every re-ingest of the same data. Ranges filter on ``ts_recv``
+    (``received_timestamp_utc``), as Databento's own requests do.
+    """
+    df = read_table("trades", symbols, start, end, store, dataset=dataset, prices=prices)
+    tid = pl.concat_str([pl.col(c).cast(pl.String) for c in ("instrument_id", "ts_recv_ns", "sequence",
+                                                              "rec_ordinal")], separator="-")
+    return df.with_columns(tid.alias("trade_id")).select("symbol", "trade_id", *TABLES["trades"].names)
+
+
+def read_tbbo(symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
+              dataset: str | None = None, prices: str = "float") -> pl.DataFrame:
+    """Each trade with the best bid and offer just before it."""
+    return read_table("tbbo", symbols, start, end, store, dataset=dataset, prices=prices)
+
+
+def read_mbp1(symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
+              dataset: str | None = None, prices: str = "float") -> pl.DataFrame:
+    """Top-of-book events (mbp-1)."""
+    return read_table("mbp1", symbols, start, end, store, dataset=dataset, prices=prices)
+
+
+def read_statistics(symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
+                    dataset: str | None = None, latest: bool = True, prices: str = "float") -> pl.DataFrame:
+    """Statistics published in [start, end) (by ``ts_recv``).
+
+    With ``latest=True`` (the default) one row per (instrument, statistic, effective date): the
+    last publication by ``ts_recv``; when that last publication is a delete (update_action 2) the
+    statistic is withdrawn and no row is returned. ``latest=False`` returns every publication.
+    """
+    df = read_table("statistics", symbols, start, end, store, dataset=dataset, prices=prices)
+    if not latest or df.height == 0:
+        return df
+    by = ["symbol", "dataset", "instrument_id", "stat_type", "effective_date_utc"]
+    last = df.sort([*by, "ts_recv_ns", "rec_ordinal"]).group_by(by, maintain_order=True).last()
+    return (last.filter(pl.col("update_action") != 2).select(df.columns)
+            .sort(["symbol", "effective_date_utc", "stat_type", "instrument_id"]))
+
+
+def read_definitions(symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
+                     dataset: str | None = None, prices: str = "float") -> pl.DataFrame:
+    """Instrument definitions received in [start, end), each with its validity interval.
+
+    ``valid_from`` is the definition's ``received_timestamp_utc``; ``valid_to`` the next definition
+    of the same instrument (null for the latest one).
+    """
+    df = read_table("instruments", symbols, start, end, store, dataset=dataset, prices=prices)
+    by = ["dataset", "instrument_id"]
+    nxt = (df.select(*by, "received_timestamp_utc").unique().sort([*by, "received_timestamp_utc"])
+           .with_columns(pl.col("received_timestamp_utc").shift(-1).over(by).alias("valid_to")))
+    return (df.join(nxt, on=[*by, "received_timestamp_utc"], how="left")
+            .with_columns(pl.col("received_timestamp_utc").alias("valid_from")))
+
+
+READERS = {
+    "ohlcv": read_bars, "trades": read_trades, "tbbo": read_tbbo, "mbp-1": read_mbp1,
+    "statistics": read_statistics, "definition": read_definitions,
+}

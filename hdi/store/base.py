@@ -1,0 +1,302 @@
+"""The store contract: one interface, two backends (DuckDB embedded, TimescaleDB via ADBC).
+
+Semantics every backend keeps (the contract tests in tests/store/ check them on both):
+
+- ``write`` is atomic and idempotent: the frame's rows, its symbology rows and the chunk's ledger row
+  commit in one transaction or not at all. A row whose natural key is already stored is skipped
+  (``on_conflict="ignore"``) or replaces the stored one (``"update"``). When the frame's key range holds
+  no stored row, rows are appended directly (bulk COPY / INSERT); otherwise they are merged.
+- Reads return Polars frames with the table's columns: exact ``Decimal`` prices, ``Datetime("ns",
+  "UTC")`` timestamps rebuilt from the ``*_ns`` columns where the table has them.
+- Every SQL value is a bound parameter; identifiers come from the fixed table definitions only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import polars as pl
+
+from hdi.config import redact_url
+from hdi.errors import StoreError, allowed_list
+from hdi.store.ledger import INGEST_CHUNKS, INGEST_RUNS, ChunkRecord, RunRecord
+from hdi.store.schema import ALL_TABLES, ident
+from hdi.tables import SYMBOLOGY, ColType, Table
+
+log = logging.getLogger(__name__)
+
+ON_CONFLICT = ("ignore", "update")
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    table: str
+    rows: int
+    inserted: int
+    already_present: int
+    path: str  # "append" (range was new), "merge" (staged and merged) or "empty"
+
+
+@dataclass
+class Ledger:
+    """Ledger rows to upsert in a write's transaction; a chunk's counts come from the write."""
+
+    chunk: ChunkRecord | None = None
+    run: RunRecord | None = None
+
+    def rows(self, result: WriteResult | None) -> list[tuple[Table, dict[str, Any]]]:
+        out: list[tuple[Table, dict[str, Any]]] = []
+        if self.chunk is not None:
+            if result is not None:
+                self.chunk.rows_loaded = result.inserted
+                self.chunk.rows_already_present = result.already_present
+            out.append((INGEST_CHUNKS, self.chunk.row()))
+        if self.run is not None:
+            out.append((INGEST_RUNS, self.run.row()))
+        return out
+
+
+def _table(name: str) -> Table:
+    try:
+        return ALL_TABLES[name]
+    except KeyError:
+        raise StoreError(f"unknown table '{name}'; allowed: {allowed_list(ALL_TABLES)}") from None
+
+
+class Store(ABC):
+    """A place hdi writes validated frames to and reads them back from."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password replaced by ``***``: the only form that may be shown."""
+        return redact_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.display_url!r})"
+
+    # -- backend primitives -------------------------------------------------------------------
+    @abstractmethod
+    def migrate(self) -> None:
+        """Create or upgrade every table (idempotent, versioned)."""
+
+    @abstractmethod
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        """Run a read query; return its rows as a Polars frame."""
+
+    @abstractmethod
+    def _write(self, data: tuple[Table, pl.DataFrame, str] | None, symbology: pl.DataFrame | None,
+               ledger: Ledger) -> WriteResult | None:
+        """Write atomically in one transaction: data rows (table, frame, on_conflict) if given,
+        symbology rows (kept when already known) and the ledger rows ``ledger.rows(result)``
+        (upserted by key)."""
+
+    @abstractmethod
+    def _price_sql(self, column: str) -> str:
+        """SQL selecting a DECIMAL(19,9) column in a form ``_fix_prices`` turns back into Decimal."""
+
+    @abstractmethod
+    def _fix_prices(self, frame: pl.DataFrame, table: Table) -> pl.DataFrame:
+        """Turn price columns as selected by ``_price_sql`` into exact Decimal columns."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    @abstractmethod
+    def has_table(self, name: str) -> bool:
+        """Whether the store has the table (False for a store nothing was written to yet)."""
+
+    # -- writes -------------------------------------------------------------------------------
+    def write(
+        self, table: str, frame: pl.DataFrame, *, on_conflict: str = "ignore",
+        symbology: pl.DataFrame | None = None, chunk: ChunkRecord | None = None,
+    ) -> WriteResult:
+        """Write a frame to a table idempotently, with its symbology and ledger row, atomically.
+
+        Args:
+            table: a data table name from :data:`hdi.tables.DATA_TABLES`.
+            frame: rows with the table's columns (validated: no duplicate keys).
+            on_conflict: ``"ignore"`` keeps stored rows, ``"update"`` replaces them.
+            symbology: rows for the symbology table, written in the same transaction.
+            chunk: the ledger row for the chunk these rows came from; its ``rows_loaded`` and
+                ``rows_already_present`` are filled in from what the write did.
+
+        Raises:
+            StoreError: the frame does not fit the table, or the database refused or went away
+                (then ``transient`` is True and nothing was committed).
+        """
+        t = _table(table)
+        if on_conflict not in ON_CONFLICT:
+            raise StoreError(f"on_conflict '{on_conflict}' is not allowed; allowed: {allowed_list(ON_CONFLICT)}")
+        self.migrate()
+        result = self._write((t, frame, on_conflict), symbology, Ledger(chunk=chunk))
+        assert result is not None
+        log.info("wrote %s: %d rows, %d new, %d already present (%s)", table, result.rows,
+                 result.inserted, result.already_present, result.path)
+        return result
+
+    def record_chunk(self, chunk: ChunkRecord) -> None:
+        """Upsert a ledger row on its own (failed chunks, chunks with nothing to load)."""
+        self.migrate()
+        self._write(None, None, Ledger(chunk=chunk))
+
+    def save_run(self, run: RunRecord) -> None:
+        """Upsert an ``ingest_runs`` row."""
+        self.migrate()
+        self._write(None, None, Ledger(run=run))
+
+    def write_symbology(self, symbology: pl.DataFrame) -> None:
+        """Add symbology rows (from symbology.resolve or definitions); known rows are kept."""
+        self.migrate()
+        self._write(None, symbology, Ledger())
+
+    # -- reads --------------------------------------------------------------------------------
+    def select(
+        self, table: str, *, start: dt.datetime | None = None, end: dt.datetime | None = None,
+        selections: pl.DataFrame | None = None, equals: dict[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """Rows of ``table`` with the time column in [start, end), optionally restricted.
+
+        Args:
+            selections: rows (dataset or null, instrument_id, from_ts, to_ts): a row of the table
+                is returned when it matches one selection (same dataset unless null, same
+                instrument, time in [from_ts, to_ts)). None means every instrument.
+            equals: column -> value equality filters (e.g. ``{"granularity": "1d"}``).
+            columns: the columns to return, default all, in table order.
+        """
+        t = _table(table)
+        cols = list(columns) if columns else t.names
+        for c in [*cols, *(equals or {})]:
+            if c not in t.names:
+                raise StoreError(f"table '{table}' has no column '{c}'; it has: {', '.join(t.names)}")
+        if not self.has_table(t.name):
+            return empty_frame(t, cols)
+        where, params = [], []
+        tc = ident(t.time_column)
+
+        def p(v: Any) -> str:
+            params.append(v)
+            return f"${len(params)}"
+
+        if start is not None:
+            where.append(f"{tc} >= {p(start)}")
+        if end is not None:
+            where.append(f"{tc} < {p(end)}")
+        for c, v in (equals or {}).items():
+            where.append(f"{ident(c)} = {p(v)}")
+        if selections is not None:
+            if selections.height == 0:
+                return empty_frame(t, cols)
+            ors = []
+            for ds, iid, lo, hi in selections.select("dataset", "instrument_id", "from_ts", "to_ts").iter_rows():
+                parts = [f"instrument_id = {p(int(iid))}"]
+                if ds is not None:
+                    parts.append(f"dataset = {p(ds)}")
+                if lo is not None:
+                    parts.append(f"{tc} >= {p(lo)}")
+                if hi is not None:
+                    parts.append(f"{tc} < {p(hi)}")
+                ors.append("(" + " AND ".join(parts) + ")")
+            where.append("(" + " OR ".join(ors) + ")")
+        order = [t.time_column, "instrument_id"] + [c for c in ("ts_recv_ns", "rec_ordinal") if c in t.names]
+        # A timestamp with an exact *_ns companion is rebuilt from it, so fetch the companion too.
+        fetch = cols + [ns for ts, ns in t.ns_columns if ts in cols and ns not in cols]
+        exprs = [self._price_sql(c) if t.column(c).type is ColType.PRICE else ident(c) for c in fetch]
+        sql = (f"SELECT {', '.join(exprs)} FROM {ident(t.name)}"
+               + (f" WHERE {' AND '.join(where)}" if where else "")
+               + f" ORDER BY {', '.join(ident(c) for c in order)}")
+        return normalise(self._fix_prices(self._fetch(sql, params), t), t, cols)
+
+    def symbology(self, symbols: Sequence[str] | None = None) -> pl.DataFrame:
+        """Symbology rows, for the given symbols (any stype) or all."""
+        if not self.has_table(SYMBOLOGY.name):
+            return empty_frame(SYMBOLOGY, SYMBOLOGY.names)
+        sql = f"SELECT * FROM {ident(SYMBOLOGY.name)}"
+        params: list[Any] = []
+        if symbols is not None:
+            sql += " WHERE symbol IN (" + ", ".join(f"${i + 1}" for i in range(len(symbols))) + ")"
+            params = list(symbols)
+            if not params:
+                return empty_frame(SYMBOLOGY, SYMBOLOGY.names)
+        return normalise(self._fetch(sql + " ORDER BY dataset, symbol, start_date", params), SYMBOLOGY,
+                         SYMBOLOGY.names)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        """Run a read-only SQL query of hdi's own (status reports). Never pass user text as SQL."""
+        return self._fetch(sql, params)
+
+    def chunks(self, *, status: str | None = None, chunk_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        """Ledger rows of ``ingest_chunks``."""
+        if not self.has_table(INGEST_CHUNKS.name):
+            return empty_frame(INGEST_CHUNKS, INGEST_CHUNKS.names)
+        where, params = [], []
+        if status is not None:
+            params.append(status)
+            where.append(f"status = ${len(params)}")
+        if chunk_ids is not None:
+            if not chunk_ids:
+                return empty_frame(INGEST_CHUNKS, INGEST_CHUNKS.names)
+            start = len(params)
+            params.extend(chunk_ids)
+            where.append("chunk_id IN (" + ", ".join(f"${start + i + 1}" for i in range(len(chunk_ids))) + ")")
+        sql = f"SELECT * FROM {ident(INGEST_CHUNKS.name)}" + (f" WHERE {' AND '.join(where)}" if where else "")
+        return normalise(self._fetch(sql + " ORDER BY start_ts, dataset, symbols", params), INGEST_CHUNKS,
+                         INGEST_CHUNKS.names)
+
+    def runs(self, limit: int = 20) -> pl.DataFrame:
+        """The most recent ``ingest_runs`` rows, newest first."""
+        if not self.has_table(INGEST_RUNS.name):
+            return empty_frame(INGEST_RUNS, INGEST_RUNS.names)
+        sql = f"SELECT * FROM {ident(INGEST_RUNS.name)} ORDER BY started_at DESC LIMIT $1"
+        return normalise(self._fetch(sql, [int(limit)]), INGEST_RUNS, INGEST_RUNS.names)
+
+
+def time_bounds(frame: pl.DataFrame, column: str) -> tuple[Any, Any]:
+    """[lo, hi) covering every value of a time column, as Python values (µs precision).
+
+    Python datetimes hold microseconds, so the upper bound is the max plus one microsecond, used
+    with ``<``: a ns timestamp is never lost between two bounds.
+    """
+    lo, hi = frame.select(pl.col(column).min().alias("lo"), pl.col(column).max().alias("hi")).row(0)
+    if isinstance(hi, dt.datetime):
+        hi = hi + dt.timedelta(microseconds=1)
+    elif isinstance(hi, dt.date):
+        hi = hi + dt.timedelta(days=1)
+    return lo, hi
+
+
+def empty_frame(table: Table, columns: Sequence[str]) -> pl.DataFrame:
+    """A typed empty frame with the given columns of the table."""
+    return pl.DataFrame(schema={c: table.column(c).type.polars for c in columns})
+
+
+def normalise(frame: pl.DataFrame, table: Table, columns: Sequence[str]) -> pl.DataFrame:
+    """Give a fetched frame exactly the table's dtypes; rebuild ns timestamps from *_ns columns."""
+    exprs = []
+    ns_of = dict(table.ns_columns)
+    for c in columns:
+        target = table.column(c).type.polars
+        if c in ns_of and ns_of[c] in frame.columns:
+            exprs.append(pl.col(ns_of[c]).cast(pl.Datetime("ns")).dt.replace_time_zone("UTC").alias(c))
+            continue
+        dtype = frame.schema[c]
+        if isinstance(dtype, pl.Datetime):
+            e = pl.col(c)
+            e = e.dt.replace_time_zone("UTC") if dtype.time_zone is None else e.dt.convert_time_zone("UTC")
+            exprs.append(e.dt.cast_time_unit("ns").alias(c))
+        elif dtype != target:
+            exprs.append(pl.col(c).cast(target))
+        else:
+            exprs.append(pl.col(c))
+    return frame.select(exprs)

@@ -1,0 +1,245 @@
+"""The embedded store: one DuckDB file, no server. The default when no store is configured.
+
+Same logical schema and semantics as TimescaleDB. Data tables carry no unique index (DuckDB's ART
+indexes live in memory and would grow with the table); idempotency comes from the write path
+instead: DuckDB allows one writing process per file, and every write runs in one transaction that
+appends when the frame's key range holds no stored row, and otherwise inserts only the rows whose
+natural key is absent (an anti-join restricted to the frame's time range).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from hdi.errors import StoreError
+from hdi.store.base import Ledger, Store, WriteResult, time_bounds
+from hdi.store.migrate import MIGRATIONS_TABLE, migrations
+from hdi.store.schema import conform, ident
+from hdi.tables import SYMBOLOGY, Table
+
+log = logging.getLogger(__name__)
+
+# One connection per file per process: DuckDB refuses a second connection to the same file with a
+# different configuration, and opening one costs ~10 ms, too much for warm reads.
+_CONNECTIONS: dict[Path, tuple[Any, bool]] = {}
+_LOCK = threading.RLock()
+
+
+def parse_path(url: str) -> Path:
+    """``duckdb:///abs/file.duckdb`` -> /abs/file.duckdb; ``duckdb://rel/file.duckdb`` -> rel/..."""
+    rest = url[len("duckdb://"):]
+    if not rest or rest.endswith("/"):
+        raise StoreError(f"store URL '{url}' names no file; use duckdb:///path/to/file.duckdb")
+    return Path(rest).absolute()
+
+
+def _connect(path: Path, write: bool) -> Any:
+    import duckdb
+
+    with _LOCK:
+        held = _CONNECTIONS.get(path)
+        if held is not None and (held[1] or not write):
+            return held[0]
+        if held is not None:  # upgrade a read-only connection to read-write
+            held[0].close()
+            del _CONNECTIONS[path]
+        try:
+            if write:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                con = duckdb.connect(str(path))
+            else:
+                con = duckdb.connect(str(path), read_only=True)
+        except duckdb.IOException as e:
+            first = str(e).splitlines()[0]
+            if "lock" in first.lower():
+                raise StoreError(
+                    f"DuckDB store {path} is locked by another process ({first}); DuckDB allows one "
+                    "writing process per file: wait for it, or close the notebook holding it (hdi.close())"
+                ) from None
+            raise StoreError(f"cannot open DuckDB store {path}: {first}") from None
+        except OSError as e:
+            raise StoreError(f"cannot create DuckDB store {path}: {e.strerror or e}") from None
+        _CONNECTIONS[path] = (con, write)
+        return con
+
+
+def close_all() -> None:
+    """Close every cached DuckDB connection of this process."""
+    with _LOCK:
+        for con, _ in _CONNECTIONS.values():
+            con.close()
+        _CONNECTIONS.clear()
+
+
+class DuckDBStore(Store):
+    kind = "duckdb"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.path = parse_path(url)
+        self._migrated = False
+
+    # -- connections --------------------------------------------------------------------------
+    def _con(self, write: bool = False) -> Any:
+        if not write and not self.path.exists():
+            raise StoreError(f"no DuckDB store at {self.path}: nothing has been ingested there yet")
+        return _connect(self.path, write)
+
+    def close(self) -> None:
+        with _LOCK:
+            held = _CONNECTIONS.pop(self.path, None)
+            if held is not None:
+                held[0].close()
+
+    def has_table(self, name: str) -> bool:
+        if not self.path.exists():
+            return False
+        with _LOCK:
+            return self._has_table(name)
+
+    def _has_table(self, name: str) -> bool:
+        con = self._con()
+        rows = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = 'main'",
+            [name]).fetchall()
+        return bool(rows[0][0])
+
+    # -- schema -------------------------------------------------------------------------------
+    def migrate(self) -> None:
+        if self._migrated:
+            return
+        with _LOCK:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        con = self._con(write=True)
+        _run(con, f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, "
+                    "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        done = {r[0] for r in con.execute(f"SELECT version FROM {MIGRATIONS_TABLE}").fetchall()}
+        for version, statements in migrations("duckdb"):
+            if version in done:
+                continue
+            _run(con, "BEGIN TRANSACTION")
+            try:
+                for sql in statements:
+                    _run(con, sql)
+                _run(con, f"INSERT INTO {MIGRATIONS_TABLE} (version) VALUES ($1)", [version])
+                _run(con, "COMMIT")
+            except Exception:
+                _run(con, "ROLLBACK")
+                raise
+            log.info("DuckDB store %s: applied migration %d", self.path, version)
+        self._migrated = True
+
+    # -- reads --------------------------------------------------------------------------------
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        import duckdb
+
+        try:
+            with _LOCK:
+                return self._con().sql(sql, params=list(params)).pl()
+        except duckdb.Error as e:
+            raise StoreError(f"DuckDB store {self.path}: {str(e).splitlines()[0]}") from None
+
+    def _price_sql(self, column: str) -> str:
+        return ident(column)
+
+    def _fix_prices(self, frame: pl.DataFrame, table: Table) -> pl.DataFrame:
+        return frame
+
+    # -- writes -------------------------------------------------------------------------------
+    def _write(self, data: tuple[Table, pl.DataFrame, str] | None, symbology: pl.DataFrame | None,
+               ledger: Ledger) -> WriteResult | None:
+
+        with _LOCK:  # one connection per file: statements of concurrent threads must not interleave
+            return self._write_locked(data, symbology, ledger)
+
+    def _write_locked(self, data: tuple[Table, pl.DataFrame, str] | None, symbology: pl.DataFrame | None,
+                      ledger: Ledger) -> WriteResult | None:
+        import duckdb
+
+        con = self._con(write=True)
+        result: WriteResult | None = None
+        _run(con, "BEGIN TRANSACTION")
+        try:
+            if symbology is not None and symbology.height:
+                self._insert_new(con, SYMBOLOGY, conform(symbology, SYMBOLOGY, backend="duckdb"), "ignore")
+            if data is not None:
+                table, frame, on_conflict = data
+                result = self._write_data(con, table, conform(frame, table, backend="duckdb"), on_conflict)
+            for ltable, row in ledger.rows(result):
+                self._upsert_row(con, ltable, row)
+            _run(con, "COMMIT")
+        except duckdb.Error as e:
+            _run(con, "ROLLBACK")
+            raise StoreError(f"DuckDB store {self.path}: write failed: {str(e).splitlines()[0]}") from None
+        except BaseException:
+            _run(con, "ROLLBACK")
+            raise
+        finally:
+            for name in ("hdi_batch",):
+                try:
+                    con.unregister(name)
+                except duckdb.Error:
+                    pass
+        return result
+
+    def _write_data(self, con: Any, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
+        n = frame.height
+        if n == 0:
+            return WriteResult(table.name, 0, 0, 0, "empty")
+        if not self._overlaps(con, table, frame):
+            con.register("hdi_batch", frame)
+            _run(con, f"INSERT INTO {ident(table.name)} BY NAME SELECT * FROM hdi_batch")
+            return WriteResult(table.name, n, n, 0, "append")
+        inserted = self._insert_new(con, table, frame, on_conflict)
+        return WriteResult(table.name, n, inserted, n - inserted, "merge")
+
+    def _overlaps(self, con: Any, table: Table, frame: pl.DataFrame) -> bool:
+        """Whether any stored row could share a key with the frame (cheap, conservative)."""
+        tc = table.time_column
+        lo, hi = time_bounds(frame, tc)
+        sql = f"SELECT 1 FROM {ident(table.name)} WHERE {ident(tc)} >= $1 AND {ident(tc)} < $2"
+        params: list[Any] = [lo, hi]
+        if "instrument_id" in table.key:
+            ilo, ihi = frame.select(pl.col("instrument_id").min().alias("lo"), pl.col("instrument_id").max().alias("hi")).row(0)
+            sql += f" AND instrument_id BETWEEN ${len(params) + 1} AND ${len(params) + 2}"
+            params += [ilo, ihi]
+        return bool(con.execute(sql + " LIMIT 1", params).fetchall())
+
+    def _insert_new(self, con: Any, table: Table, frame: pl.DataFrame, on_conflict: str) -> int:
+        con.register("hdi_batch", frame)
+        key = ", ".join(ident(k) for k in table.key)
+        tc = ident(table.time_column)
+        lo, hi = time_bounds(frame, table.time_column)
+        if on_conflict == "update":
+            match = " AND ".join(f"t.{ident(k)} = b.{ident(k)}" for k in table.key)
+            _run(con, f"DELETE FROM {ident(table.name)} t USING hdi_batch b WHERE {match}")
+            return _run(con, f"INSERT INTO {ident(table.name)} BY NAME SELECT * FROM hdi_batch")
+        sql = (f"INSERT INTO {ident(table.name)} BY NAME SELECT b.* FROM hdi_batch b ANTI JOIN "
+               f"(SELECT {key} FROM {ident(table.name)} WHERE {tc} >= $1 AND {tc} < $2) e USING ({key})")
+        return _run(con, sql, [lo, hi])
+
+    def _upsert_row(self, con: Any, table: Table, row: dict[str, Any]) -> None:
+        cols = table.names
+        key = " AND ".join(f"{ident(k)} = ${i + 1}" for i, k in enumerate(table.key))
+        _run(con, f"DELETE FROM {ident(table.name)} WHERE {key}", [row[k] for k in table.key])
+        placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
+        _run(con, f"INSERT INTO {ident(table.name)} ({', '.join(ident(c) for c in cols)}) "
+                           f"VALUES ({placeholders})", [row[c] for c in cols])
+
+
+def _run(con: Any, sql: str, params: list[Any] | None = None) -> int:
+    """Execute and consume the result (DuckDB 2 requires it before the next statement).
+
+    Returns the first value of the first row: the row count of an INSERT or DELETE, else 0.
+    """
+    rows = con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
+    first = rows[0][0] if rows and rows[0] else None
+    return int(first) if isinstance(first, int) else 0

@@ -1,0 +1,123 @@
+"""The ingest ledger: runs and chunks, kept in the store itself.
+
+A chunk is one source request (dataset, schema, symbols, time range) loaded by one recipe. Its ledger
+row and its data commit in the same transaction, so after a crash either both are there or neither is:
+a re-run skips chunks whose status is ``done`` for the same recipe hash and retries the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+
+from hdi.tables import ColType, Column, Table
+
+_T, _I, _TS, _F = ColType.TEXT, ColType.I64, ColType.TS, ColType.F64
+
+# Chunk statuses. ``done`` = loaded (possibly zero rows: the source had no data for it);
+# ``failed`` = a terminal or exhausted-retry error, to be retried by the next run.
+DONE, FAILED = "done", "failed"
+
+INGEST_CHUNKS = Table(
+    name="ingest_chunks",
+    doc="One row per source chunk: what was asked, by which recipe, and how it ended.",
+    columns=(
+        Column("chunk_id", _T, doc="stable id of (request, recipe hash)"),
+        Column("run_id", _T, doc="the run that last touched the chunk"),
+        Column("recipe", _T), Column("recipe_hash", _T),
+        Column("dataset", _T), Column("schema", _T), Column("stype_in", _T),
+        Column("symbols", _T, doc="comma-joined, as requested"),
+        Column("start_ts", _TS), Column("end_ts", _TS, doc="exclusive"),
+        Column("target_table", _T),
+        Column("status", _T, doc="done | failed"),
+        Column("rows_fetched", _I), Column("rows_loaded", _I), Column("rows_quarantined", _I),
+        Column("rows_already_present", _I),
+        Column("cost_usd", _F, True), Column("source", _T, doc="'databento' or the DBN file path"),
+        Column("quarantine_path", _T, True), Column("error", _T, True),
+        Column("attempts", _I), Column("updated_at", _TS),
+    ),
+    key=("chunk_id",),
+    time_column="updated_at",
+    chunk_interval=None,
+)
+
+INGEST_RUNS = Table(
+    name="ingest_runs",
+    doc="One row per `hdi ingest` run.",
+    columns=(
+        Column("run_id", _T), Column("recipe", _T), Column("recipe_hash", _T),
+        Column("command", _T, doc="what was run (no secrets)"),
+        Column("started_at", _TS), Column("finished_at", _TS, True),
+        Column("status", _T, doc="running | succeeded | failed"),
+        Column("chunks_total", _I), Column("chunks_done", _I), Column("chunks_skipped", _I),
+        Column("chunks_failed", _I),
+        Column("rows_fetched", _I), Column("rows_loaded", _I), Column("rows_quarantined", _I),
+        Column("rows_already_present", _I), Column("cost_usd", _F, True), Column("error", _T, True),
+    ),
+    key=("run_id",),
+    time_column="started_at",
+    chunk_interval=None,
+)
+
+LEDGER_TABLES = {t.name: t for t in (INGEST_CHUNKS, INGEST_RUNS)}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class ChunkRecord:
+    """A row of ``ingest_chunks``."""
+
+    chunk_id: str
+    run_id: str
+    recipe: str
+    recipe_hash: str
+    dataset: str
+    schema: str
+    stype_in: str
+    symbols: str
+    start_ts: dt.datetime
+    end_ts: dt.datetime
+    target_table: str
+    status: str = DONE
+    rows_fetched: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_already_present: int = 0
+    cost_usd: float | None = None
+    source: str = "databento"
+    quarantine_path: str | None = None
+    error: str | None = None
+    attempts: int = 1
+    updated_at: dt.datetime = field(default_factory=_now)
+
+    def row(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class RunRecord:
+    """A row of ``ingest_runs``."""
+
+    run_id: str
+    recipe: str
+    recipe_hash: str
+    command: str
+    started_at: dt.datetime = field(default_factory=_now)
+    finished_at: dt.datetime | None = None
+    status: str = "running"
+    chunks_total: int = 0
+    chunks_done: int = 0
+    chunks_skipped: int = 0
+    chunks_failed: int = 0
+    rows_fetched: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_already_present: int = 0
+    cost_usd: float | None = None
+    error: str | None = None
+
+    def row(self) -> dict[str, object]:
+        return asdict(self)

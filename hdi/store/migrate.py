@@ -1,0 +1,46 @@
+"""Versioned, idempotent migrations for both backends.
+
+Each migration is a list of statements applied in one transaction and recorded in
+``hdi_schema_migrations``; a store upgraded by a newer hdi applies only the versions it lacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from hdi.store.ledger import LEDGER_TABLES
+from hdi.store.schema import ALL_TABLES, create_table_sql, ident, key_index_name
+from hdi.tables import DATA_TABLES
+
+MIGRATIONS_TABLE = "hdi_schema_migrations"
+
+
+def _v1(backend: str) -> list[str]:
+    stmts: list[str] = []
+    for table in ALL_TABLES.values():
+        stmts.append(create_table_sql(table, backend))
+        key = ", ".join(ident(k) for k in table.key)
+        if backend == "timescale":
+            if table.chunk_interval:
+                stmts.append(
+                    f"SELECT created FROM create_hypertable('{table.name}', by_range('{table.time_column}', "
+                    f"INTERVAL '{table.chunk_interval}'), create_default_indexes => false, if_not_exists => true)"
+                )
+            stmts.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {key_index_name(table)} ON {ident(table.name)} ({key})")
+        elif table.name not in DATA_TABLES:
+            # Small tables (symbology, ledger) get a real unique index in DuckDB too; the data tables
+            # rely on the anti-join write path (see hdi/store/duckdb.py).
+            stmts.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {key_index_name(table)} ON {ident(table.name)} ({key})")
+    return stmts
+
+
+_MIGRATIONS = {1: _v1}
+
+
+def migrations(backend: str) -> Iterator[tuple[int, list[str]]]:
+    """(version, statements) in order."""
+    for version in sorted(_MIGRATIONS):
+        yield version, _MIGRATIONS[version](backend)
+
+
+assert set(LEDGER_TABLES) <= set(ALL_TABLES)
