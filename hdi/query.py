@@ -47,26 +47,23 @@ def read_table(
     sel = resolve(st, _symbols(symbols), s, e, dataset)
     windows = sel.select("dataset", "instrument_id", "from_ts", "to_ts").unique(maintain_order=True)
     rows = st.select(t.name, start=s, end=e, selections=windows, equals=equals)
-    out = _attach_symbols(rows, sel, t)
-    return _price_mode(out, t, prices)
+    return _attach_symbols(rows, sel, t, prices)
 
 
-def _attach_symbols(rows: pl.DataFrame, sel: pl.DataFrame, t: Table) -> pl.DataFrame:
+def _attach_symbols(rows: pl.DataFrame, sel: pl.DataFrame, t: Table, prices: str) -> pl.DataFrame:
+    """Label each row with the symbol(s) that selected it (a row can match several symbols)."""
     tc = t.time_column
-    s = sel.rename({"dataset": "_sel_dataset"})
-    joined = rows.join(s, on="instrument_id", how="inner").filter(
+    s = sel.lazy().rename({"dataset": "_sel_dataset"})
+    out = rows.lazy().join(s, on="instrument_id", how="inner").filter(
         (pl.col("_sel_dataset").is_null() | (pl.col("_sel_dataset") == pl.col("dataset")))
         & (pl.col(tc) >= pl.col("from_ts")) & (pl.col(tc) < pl.col("to_ts"))
     )
     order = ["symbol", tc, "instrument_id"] + [c for c in ("ts_recv_ns", "rec_ordinal") if c in t.names]
-    return joined.select("symbol", *t.names).sort(order)
-
-
-def _price_mode(frame: pl.DataFrame, t: Table, prices: str) -> pl.DataFrame:
-    if prices == "decimal":
-        return frame
-    cols = [c.name for c in t.columns if c.type in (ColType.PRICE, ColType.STAT)]
-    return frame.with_columns(pl.col(cols).cast(pl.Float64)) if cols else frame
+    out = out.select("symbol", *t.names).sort(order)
+    if prices == "float":
+        cols = [c.name for c in t.columns if c.type in (ColType.PRICE, ColType.STAT)]
+        out = out.with_columns(pl.col(cols).cast(pl.Float64))
+    return out.collect()
 
 
 def _granularity(value: str) -> str:

@@ -75,6 +75,16 @@ class Store(ABC):
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._known_tables: set[str] = set()
+
+    def has_table(self, name: str) -> bool:
+        """Whether the store has the table (False for a store nothing was written to yet)."""
+        if name in self._known_tables:  # tables are never dropped by hdi: a yes stays a yes
+            return True
+        if self._has_table(name):
+            self._known_tables.add(name)
+            return True
+        return False
 
     @property
     def display_url(self) -> str:
@@ -113,8 +123,8 @@ class Store(ABC):
         """Release connections."""
 
     @abstractmethod
-    def has_table(self, name: str) -> bool:
-        """Whether the store has the table (False for a store nothing was written to yet)."""
+    def _has_table(self, name: str) -> bool:
+        """Ask the database whether the table exists."""
 
     # -- writes -------------------------------------------------------------------------------
     def write(

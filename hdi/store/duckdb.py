@@ -96,18 +96,15 @@ class DuckDBStore(Store):
             held = _CONNECTIONS.pop(self.path, None)
             if held is not None:
                 held[0].close()
+        self._known_tables.clear()
 
-    def has_table(self, name: str) -> bool:
+    def _has_table(self, name: str) -> bool:
         if not self.path.exists():
             return False
         with _LOCK:
-            return self._has_table(name)
-
-    def _has_table(self, name: str) -> bool:
-        con = self._con()
-        rows = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = 'main'",
-            [name]).fetchall()
+            rows = self._con().execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = 'main'",
+                [name]).fetchall()
         return bool(rows[0][0])
 
     # -- schema -------------------------------------------------------------------------------

@@ -96,11 +96,12 @@ class TimescaleStore(Store):
             cur = conn.cursor()
             self._check_extension(cur)
             conn.commit()
+            # Serialise concurrent migrations (two ingests starting at once): even CREATE TABLE IF
+            # NOT EXISTS races in PostgreSQL.
+            cur.execute("SELECT pg_advisory_xact_lock(7266001)")
+            cur.fetchall()
             cur.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version integer PRIMARY KEY, "
                         "applied_at timestamptz NOT NULL DEFAULT now())")
-            conn.commit()
-            # Serialise concurrent migrations (two ingests starting at once).
-            cur.execute("SELECT pg_advisory_xact_lock(7266001)")
             cur.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")
             done = {r[0] for r in cur.fetchall()}
             for version, statements in migrations("timescale"):
@@ -139,7 +140,7 @@ class TimescaleStore(Store):
         cur.execute("SELECT current_setting('timescaledb.license', true)")
         self.license = (cur.fetchone() or [None])[0]
 
-    def has_table(self, name: str) -> bool:
+    def _has_table(self, name: str) -> bool:
         df = self._fetch("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = $1 "
                          "AND table_schema = current_schema()", [name])
         return bool(df.item())
