@@ -65,6 +65,12 @@ class StoreError(HdiError):
     """The store refused, lost or could not be reached."""
 
 
+class ConcurrentWriteError(StoreError):
+    """Another writer stored some of the same keys first; retrying the write resolves it."""
+
+    transient = True
+
+
 class QueryError(HdiError):
     """A read asked for something the store cannot answer: unknown symbol, bad range, bad column."""
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import polars as pl
 
 from hdi.config import redact_url
-from hdi.errors import StoreError, allowed_list
+from hdi.errors import ConcurrentWriteError, StoreError, allowed_list
 from hdi.store.ledger import INGEST_CHUNKS, INGEST_RUNS, ChunkRecord, RunRecord
 from hdi.store.schema import ALL_TABLES, ident
 from hdi.tables import SYMBOLOGY, ColType, Table
@@ -42,23 +43,48 @@ class WriteResult:
     path: str  # "append" (range was new), "merge" (staged and merged) or "empty"
 
 
-@dataclass
-class Ledger:
-    """Ledger rows to upsert in a write's transaction; a chunk's counts come from the write."""
+class Transaction(ABC):
+    """A backend's open write transaction; counts what its writes inserted and skipped."""
 
-    chunk: ChunkRecord | None = None
-    run: RunRecord | None = None
+    def __init__(self) -> None:
+        self.inserted = 0
+        self.already_present = 0
+        self.results: list[WriteResult] = []
 
-    def rows(self, result: WriteResult | None) -> list[tuple[Table, dict[str, Any]]]:
-        out: list[tuple[Table, dict[str, Any]]] = []
-        if self.chunk is not None:
-            if result is not None:
-                self.chunk.rows_loaded = result.inserted
-                self.chunk.rows_already_present = result.already_present
-            out.append((INGEST_CHUNKS, self.chunk.row()))
-        if self.run is not None:
-            out.append((INGEST_RUNS, self.run.row()))
-        return out
+    def write(self, table: str, frame: pl.DataFrame, *, on_conflict: str = "ignore") -> WriteResult:
+        """Write one batch of rows idempotently (see :meth:`Store.write`)."""
+        t = _table(table)
+        if on_conflict not in ON_CONFLICT:
+            raise StoreError(f"on_conflict '{on_conflict}' is not allowed; allowed: {allowed_list(ON_CONFLICT)}")
+        if frame.height == 0:
+            result = WriteResult(t.name, 0, 0, 0, "empty")
+        else:
+            result = self._write(t, frame, on_conflict)
+            log.info("wrote %s: %d rows, %d new, %d already present (%s)", t.name, result.rows,
+                     result.inserted, result.already_present, result.path)
+        self.inserted += result.inserted
+        self.already_present += result.already_present
+        self.results.append(result)
+        return result
+
+    def add_symbology(self, frame: pl.DataFrame) -> None:
+        """Add symbology rows; rows already known are kept as they are."""
+        if frame.height:
+            self._write(SYMBOLOGY, frame, "ignore")
+
+    @abstractmethod
+    def _write(self, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
+        """Conform and write one non-empty batch."""
+
+    @abstractmethod
+    def upsert(self, table: Table, row: dict[str, Any]) -> None:
+        """Insert or replace one ledger row by key."""
+
+    @abstractmethod
+    def commit(self) -> None: ...
+
+    @abstractmethod
+    def rollback(self) -> None: ...
 
 
 def _table(name: str) -> Table:
@@ -104,11 +130,8 @@ class Store(ABC):
         """Run a read query; return its rows as a Polars frame."""
 
     @abstractmethod
-    def _write(self, data: tuple[Table, pl.DataFrame, str] | None, symbology: pl.DataFrame | None,
-               ledger: Ledger) -> WriteResult | None:
-        """Write atomically in one transaction: data rows (table, frame, on_conflict) if given,
-        symbology rows (kept when already known) and the ledger rows ``ledger.rows(result)``
-        (upserted by key)."""
+    def _begin(self) -> Transaction:
+        """Open a write transaction."""
 
     @abstractmethod
     def _price_sql(self, column: str) -> str:
@@ -127,6 +150,32 @@ class Store(ABC):
         """Ask the database whether the table exists."""
 
     # -- writes -------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self, *, chunk: ChunkRecord | None = None,
+                    run: RunRecord | None = None) -> Iterator[Transaction]:
+        """One atomic write: every ``write``/``add_symbology`` inside, plus the ledger rows.
+
+        A chunk's ``rows_loaded`` / ``rows_already_present`` are set from what the transaction
+        wrote, and its ledger row commits with the data: after a crash, both or neither exist.
+        Frames can be written in several batches, so memory stays bounded by the batch.
+
+        Raises:
+            StoreError: the database refused or went away (``transient`` True); nothing committed.
+        """
+        self.migrate()
+        txn = self._begin()
+        try:
+            yield txn
+            if chunk is not None:
+                chunk.rows_loaded, chunk.rows_already_present = txn.inserted, txn.already_present
+                txn.upsert(INGEST_CHUNKS, chunk.row())
+            if run is not None:
+                txn.upsert(INGEST_RUNS, run.row())
+            txn.commit()
+        except BaseException:
+            txn.rollback()
+            raise
+
     def write(
         self, table: str, frame: pl.DataFrame, *, on_conflict: str = "ignore",
         symbology: pl.DataFrame | None = None, chunk: ChunkRecord | None = None,
@@ -138,37 +187,44 @@ class Store(ABC):
             frame: rows with the table's columns (validated: no duplicate keys).
             on_conflict: ``"ignore"`` keeps stored rows, ``"update"`` replaces them.
             symbology: rows for the symbology table, written in the same transaction.
-            chunk: the ledger row for the chunk these rows came from; its ``rows_loaded`` and
-                ``rows_already_present`` are filled in from what the write did.
+            chunk: the ledger row for the chunk these rows came from.
 
         Raises:
             StoreError: the frame does not fit the table, or the database refused or went away
                 (then ``transient`` is True and nothing was committed).
         """
-        t = _table(table)
-        if on_conflict not in ON_CONFLICT:
-            raise StoreError(f"on_conflict '{on_conflict}' is not allowed; allowed: {allowed_list(ON_CONFLICT)}")
-        self.migrate()
-        result = self._write((t, frame, on_conflict), symbology, Ledger(chunk=chunk))
-        assert result is not None
-        log.info("wrote %s: %d rows, %d new, %d already present (%s)", table, result.rows,
-                 result.inserted, result.already_present, result.path)
-        return result
+        for attempt in range(1, 4):
+            try:
+                with self.transaction(chunk=chunk) as txn:
+                    if symbology is not None:
+                        txn.add_symbology(symbology)
+                    return txn.write(table, frame, on_conflict=on_conflict)
+            except ConcurrentWriteError:
+                if attempt == 3:
+                    raise
+                log.info("concurrent writer on %s; retrying (attempt %d)", table, attempt + 1)
+        raise AssertionError("unreachable")
 
     def record_chunk(self, chunk: ChunkRecord) -> None:
-        """Upsert a ledger row on its own (failed chunks, chunks with nothing to load)."""
+        """Upsert a ledger row on its own (failed chunks)."""
         self.migrate()
-        self._write(None, None, Ledger(chunk=chunk))
+        txn = self._begin()
+        try:
+            txn.upsert(INGEST_CHUNKS, chunk.row())
+            txn.commit()
+        except BaseException:
+            txn.rollback()
+            raise
 
     def save_run(self, run: RunRecord) -> None:
         """Upsert an ``ingest_runs`` row."""
-        self.migrate()
-        self._write(None, None, Ledger(run=run))
+        with self.transaction(run=run):
+            pass
 
     def write_symbology(self, symbology: pl.DataFrame) -> None:
         """Add symbology rows (from symbology.resolve or definitions); known rows are kept."""
-        self.migrate()
-        self._write(None, symbology, Ledger())
+        with self.transaction() as txn:
+            txn.add_symbology(symbology)
 
     # -- reads --------------------------------------------------------------------------------
     def select(

@@ -18,10 +18,10 @@ from typing import Any
 import polars as pl
 
 from hdi.errors import StoreError
-from hdi.store.base import Ledger, Store, WriteResult, time_bounds
+from hdi.store.base import Store, Transaction, WriteResult, time_bounds
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import conform, ident
-from hdi.tables import SYMBOLOGY, Table
+from hdi.tables import Table
 
 log = logging.getLogger(__name__)
 
@@ -151,85 +151,99 @@ class DuckDBStore(Store):
         return frame
 
     # -- writes -------------------------------------------------------------------------------
-    def _write(self, data: tuple[Table, pl.DataFrame, str] | None, symbology: pl.DataFrame | None,
-               ledger: Ledger) -> WriteResult | None:
+    def _begin(self) -> _DuckTxn:
+        return _DuckTxn(self)
 
-        with _LOCK:  # one connection per file: statements of concurrent threads must not interleave
-            return self._write_locked(data, symbology, ledger)
 
-    def _write_locked(self, data: tuple[Table, pl.DataFrame, str] | None, symbology: pl.DataFrame | None,
-                      ledger: Ledger) -> WriteResult | None:
+class _DuckTxn(Transaction):
+    """A DuckDB transaction. It holds the process-wide lock: one connection per file means the
+    statements of concurrent threads must not interleave."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        super().__init__()
+        self.store = store
+        _LOCK.acquire()
+        try:
+            self.con = store._con(write=True)
+            _run(self.con, "BEGIN TRANSACTION")
+        except BaseException:
+            _LOCK.release()
+            raise
+        self._open = True
+
+    def _guard(self, what: str, fn: Any) -> Any:
         import duckdb
 
-        con = self._con(write=True)
-        result: WriteResult | None = None
-        _run(con, "BEGIN TRANSACTION")
         try:
-            if symbology is not None and symbology.height:
-                self._insert_new(con, SYMBOLOGY, conform(symbology, SYMBOLOGY, backend="duckdb"), "ignore")
-            if data is not None:
-                table, frame, on_conflict = data
-                result = self._write_data(con, table, conform(frame, table, backend="duckdb"), on_conflict)
-            for ltable, row in ledger.rows(result):
-                self._upsert_row(con, ltable, row)
-            _run(con, "COMMIT")
+            return fn()
         except duckdb.Error as e:
-            _run(con, "ROLLBACK")
-            raise StoreError(f"DuckDB store {self.path}: write failed: {str(e).splitlines()[0]}") from None
-        except BaseException:
-            _run(con, "ROLLBACK")
-            raise
+            raise StoreError(f"DuckDB store {self.store.path}: {what} failed: {str(e).splitlines()[0]}") from None
         finally:
-            for name in ("hdi_batch",):
-                try:
-                    con.unregister(name)
-                except duckdb.Error:
-                    pass
-        return result
+            try:
+                self.con.unregister("hdi_batch")
+            except duckdb.Error:
+                pass
 
-    def _write_data(self, con: Any, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
-        n = frame.height
-        if n == 0:
-            return WriteResult(table.name, 0, 0, 0, "empty")
-        if not self._overlaps(con, table, frame):
-            con.register("hdi_batch", frame)
+    def _write(self, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
+        batch = conform(frame, table, backend="duckdb")
+        return self._guard("write", lambda: self._write_batch(table, batch, on_conflict))
+
+    def _write_batch(self, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
+        n, con = frame.height, self.con
+        con.register("hdi_batch", frame)
+        if not self._overlaps(table, frame):
             _run(con, f"INSERT INTO {ident(table.name)} BY NAME SELECT * FROM hdi_batch")
             return WriteResult(table.name, n, n, 0, "append")
-        inserted = self._insert_new(con, table, frame, on_conflict)
+        key = ", ".join(ident(k) for k in table.key)
+        tc = ident(table.time_column)
+        lo, hi = time_bounds(frame, table.time_column)
+        if on_conflict == "update":
+            match = " AND ".join(f"t.{ident(k)} = b.{ident(k)}" for k in table.key)
+            replaced = _run(con, f"DELETE FROM {ident(table.name)} t USING hdi_batch b WHERE {match}")
+            _run(con, f"INSERT INTO {ident(table.name)} BY NAME SELECT * FROM hdi_batch")
+            return WriteResult(table.name, n, n - replaced, replaced, "merge")
+        inserted = _run(con, f"INSERT INTO {ident(table.name)} BY NAME SELECT b.* FROM hdi_batch b ANTI JOIN "
+                             f"(SELECT {key} FROM {ident(table.name)} WHERE {tc} >= $1 AND {tc} < $2) e "
+                             f"USING ({key})", [lo, hi])
         return WriteResult(table.name, n, inserted, n - inserted, "merge")
 
-    def _overlaps(self, con: Any, table: Table, frame: pl.DataFrame) -> bool:
+    def _overlaps(self, table: Table, frame: pl.DataFrame) -> bool:
         """Whether any stored row could share a key with the frame (cheap, conservative)."""
         tc = table.time_column
         lo, hi = time_bounds(frame, tc)
         sql = f"SELECT 1 FROM {ident(table.name)} WHERE {ident(tc)} >= $1 AND {ident(tc)} < $2"
         params: list[Any] = [lo, hi]
         if "instrument_id" in table.key:
-            ilo, ihi = frame.select(pl.col("instrument_id").min().alias("lo"), pl.col("instrument_id").max().alias("hi")).row(0)
-            sql += f" AND instrument_id BETWEEN ${len(params) + 1} AND ${len(params) + 2}"
+            ilo, ihi = frame.select(pl.col("instrument_id").min().alias("lo"),
+                                    pl.col("instrument_id").max().alias("hi")).row(0)
+            sql += " AND instrument_id BETWEEN $3 AND $4"
             params += [ilo, ihi]
-        return bool(con.execute(sql + " LIMIT 1", params).fetchall())
+        return bool(self.con.execute(sql + " LIMIT 1", params).fetchall())
 
-    def _insert_new(self, con: Any, table: Table, frame: pl.DataFrame, on_conflict: str) -> int:
-        con.register("hdi_batch", frame)
-        key = ", ".join(ident(k) for k in table.key)
-        tc = ident(table.time_column)
-        lo, hi = time_bounds(frame, table.time_column)
-        if on_conflict == "update":
-            match = " AND ".join(f"t.{ident(k)} = b.{ident(k)}" for k in table.key)
-            _run(con, f"DELETE FROM {ident(table.name)} t USING hdi_batch b WHERE {match}")
-            return _run(con, f"INSERT INTO {ident(table.name)} BY NAME SELECT * FROM hdi_batch")
-        sql = (f"INSERT INTO {ident(table.name)} BY NAME SELECT b.* FROM hdi_batch b ANTI JOIN "
-               f"(SELECT {key} FROM {ident(table.name)} WHERE {tc} >= $1 AND {tc} < $2) e USING ({key})")
-        return _run(con, sql, [lo, hi])
-
-    def _upsert_row(self, con: Any, table: Table, row: dict[str, Any]) -> None:
+    def upsert(self, table: Table, row: dict[str, Any]) -> None:
         cols = table.names
-        key = " AND ".join(f"{ident(k)} = ${i + 1}" for i, k in enumerate(table.key))
-        _run(con, f"DELETE FROM {ident(table.name)} WHERE {key}", [row[k] for k in table.key])
         placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
-        _run(con, f"INSERT INTO {ident(table.name)} ({', '.join(ident(c) for c in cols)}) "
-                           f"VALUES ({placeholders})", [row[c] for c in cols])
+        self._guard("ledger write", lambda: _run(
+            self.con, f"INSERT OR REPLACE INTO {ident(table.name)} ({', '.join(ident(c) for c in cols)}) "
+                      f"VALUES ({placeholders})", [row[c] for c in cols]))
+
+    def commit(self) -> None:
+        if self._open:
+            try:
+                self._guard("commit", lambda: _run(self.con, "COMMIT"))
+            finally:
+                self._open = False
+                _LOCK.release()
+
+    def rollback(self) -> None:
+        if self._open:
+            try:
+                _run(self.con, "ROLLBACK")
+            except Exception:  # noqa: BLE001 - nothing to roll back after a failed commit
+                pass
+            finally:
+                self._open = False
+                _LOCK.release()
 
 
 def _run(con: Any, sql: str, params: list[Any] | None = None) -> int:

@@ -19,12 +19,12 @@ from typing import Any
 
 import polars as pl
 
-from hdi.errors import StoreError
+from hdi.errors import ConcurrentWriteError, StoreError
 from hdi.prices import fixed_to_decimal
-from hdi.store.base import Ledger, Store, WriteResult, time_bounds
+from hdi.store.base import Store, Transaction, WriteResult, time_bounds
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import conform, ident
-from hdi.tables import SYMBOLOGY, ColType, Table
+from hdi.tables import ColType, Table
 
 log = logging.getLogger(__name__)
 
@@ -187,82 +187,69 @@ class TimescaleStore(Store):
         return frame.with_columns(exprs) if exprs else frame
 
     # -- writes -------------------------------------------------------------------------------
-    def _write(self, data: tuple[Table, pl.DataFrame, str] | None, symbology: pl.DataFrame | None,
-               ledger: Ledger) -> WriteResult | None:
-        prepared = None
-        if data is not None:
-            table, frame, on_conflict = data
-            prepared = (table, conform(frame, table, backend="timescale").to_arrow(), on_conflict, frame)
-        sym = conform(symbology, SYMBOLOGY, backend="timescale").to_arrow() if symbology is not None and \
-            symbology.height else None
-        try:
-            return self._transaction(prepared, sym, ledger, allow_append=True)
-        except _AppendConflict:
-            log.info("a concurrent writer stored rows in the same range; merging instead")
-            return self._transaction(prepared, sym, ledger, allow_append=False)
+    def _begin(self) -> _PgTxn:
+        return _PgTxn(self)
 
-    def _transaction(self, prepared: Any, sym: Any, ledger: Ledger,
-                     *, allow_append: bool) -> WriteResult | None:
+
+class _PgTxn(Transaction):
+    """A PostgreSQL transaction on its own connection (autocommit off)."""
+
+    def __init__(self, store: TimescaleStore) -> None:
+        super().__init__()
+        self.store = store
+        self.conn = store._connect(autocommit=False)
+        self.cur = self.conn.cursor()
+        self._open = True
+
+    def _fail(self, what: str, e: BaseException) -> StoreError:
+        return self.store._error(f"{what} failed, nothing was committed", e)
+
+    def _write(self, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
         import adbc_driver_manager
 
-        conn = self._connect(autocommit=False)
-        result = None
+        arrow = conform(frame, table, backend="timescale").to_arrow()
+        n = arrow.num_rows
         try:
-            cur = conn.cursor()
-            if sym is not None:
-                self._merge(cur, SYMBOLOGY, sym, "ignore")
-            if prepared is not None:
-                table, arrow, on_conflict, frame = prepared
-                n = arrow.num_rows
-                if n == 0:
-                    result = WriteResult(table.name, 0, 0, 0, "empty")
-                elif allow_append and not self._overlaps(cur, table, frame):
-                    try:
-                        cur.adbc_ingest(table.name, arrow, mode="append")
-                    except adbc_driver_manager.IntegrityError:
-                        conn.rollback()
-                        raise _AppendConflict() from None
-                    result = WriteResult(table.name, n, n, 0, "append")
-                else:
-                    inserted = self._merge(cur, table, arrow, on_conflict)
-                    result = WriteResult(table.name, n, inserted, n - inserted, "merge")
-            for ltable, row in ledger.rows(result):
-                self._upsert_row(cur, ltable, row)
-            conn.commit()
-            return result
-        except (_AppendConflict, StoreError):
+            if not self._overlaps(table, frame):
+                # The range is new: COPY straight into the hypertable. The key index still guards
+                # it: should a concurrent writer have stored one of these keys meanwhile, the COPY
+                # fails as a whole, and so does this transaction (ADBC cannot roll back to a
+                # savepoint after a failed COPY); the caller retries and then takes the merge path.
+                try:
+                    self.cur.adbc_ingest(table.name, arrow, mode="append")
+                except adbc_driver_manager.IntegrityError:
+                    raise ConcurrentWriteError(
+                        f"TimescaleDB at {self.store.display_url}: a concurrent writer stored rows of "
+                        f"'{table.name}' in the same range; nothing was committed, retry the write") from None
+                return WriteResult(table.name, n, n, 0, "append")
+            inserted = self._merge(table, arrow, on_conflict)
+            present = n - inserted if on_conflict == "ignore" else 0
+            return WriteResult(table.name, n, inserted if on_conflict == "ignore" else n, present, "merge")
+        except StoreError:
             raise
         except Exception as e:
-            try:
-                conn.rollback()
-            except Exception:  # noqa: BLE001 - the connection may be gone; nothing was committed
-                pass
-            raise self._error("write failed, nothing was committed", e) from None
-        finally:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001
-                pass
+            raise self._fail("write", e) from None
 
-    def _overlaps(self, cur: Any, table: Table, frame: pl.DataFrame) -> bool:
+    def _overlaps(self, table: Table, frame: pl.DataFrame) -> bool:
         tc = table.time_column
         lo, hi = time_bounds(frame, tc)
         sql = f"SELECT 1 FROM {ident(table.name)} WHERE {ident(tc)} >= $1 AND {ident(tc)} < $2"
         params: list[Any] = [lo, hi]
         if "instrument_id" in table.key:
-            ilo, ihi = frame.select(pl.col("instrument_id").min().alias("lo"), pl.col("instrument_id").max().alias("hi")).row(0)
+            ilo, ihi = frame.select(pl.col("instrument_id").min().alias("lo"),
+                                    pl.col("instrument_id").max().alias("hi")).row(0)
             sql += " AND instrument_id BETWEEN $3 AND $4"
             params += [int(ilo), int(ihi)]
         for k in table.key:  # a single-valued text key column (granularity, dataset) narrows it
             if table.column(k).type is ColType.TEXT and frame.get_column(k).n_unique() == 1:
                 params.append(frame.get_column(k)[0])
                 sql += f" AND {ident(k)} = ${len(params)}"
-        cur.execute(sql + " LIMIT 1", parameters=tuple(params))
-        return cur.fetchone() is not None
+        self.cur.execute(sql + " LIMIT 1", parameters=tuple(params))
+        return bool(self.cur.fetchall())
 
-    def _merge(self, cur: Any, table: Table, arrow: Any, on_conflict: str) -> int:
+    def _merge(self, table: Table, arrow: Any, on_conflict: str) -> int:
         stage = f"hdi_stage_{table.name}"
-        cur.adbc_ingest(stage, arrow, mode="replace", temporary=True)
+        self.cur.adbc_ingest(stage, arrow, mode="replace", temporary=True)
         cols = ", ".join(ident(c) for c in table.names)
         key = ", ".join(ident(k) for k in table.key)
         if on_conflict == "update":
@@ -270,22 +257,49 @@ class TimescaleStore(Store):
             action = f"DO UPDATE SET {sets}"
         else:
             action = "DO NOTHING"
-        cur.execute(f"INSERT INTO {ident(table.name)} ({cols}) SELECT {cols} FROM pg_temp.{stage} "
-                    f"ON CONFLICT ({key}) {action}")
-        inserted = cur.rowcount
-        cur.execute(f"DROP TABLE pg_temp.{stage}")
+        self.cur.execute(f"INSERT INTO {ident(table.name)} ({cols}) SELECT {cols} FROM pg_temp.{stage} "
+                         f"ON CONFLICT ({key}) {action}")
+        inserted = self.cur.rowcount
+        self.cur.execute(f"DROP TABLE pg_temp.{stage}")
         return int(inserted) if inserted is not None and inserted >= 0 else 0
 
-    def _upsert_row(self, cur: Any, table: Table, row: dict[str, Any]) -> None:
+    def upsert(self, table: Table, row: dict[str, Any]) -> None:
         cols = table.names
         placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
         sets = ", ".join(f"{ident(c)} = EXCLUDED.{ident(c)}" for c in cols if c not in table.key)
-        cur.execute(
-            f"INSERT INTO {ident(table.name)} ({', '.join(ident(c) for c in cols)}) VALUES ({placeholders}) "
-            f"ON CONFLICT ({', '.join(ident(k) for k in table.key)}) DO UPDATE SET {sets}",
-            parameters=tuple(row[c] for c in cols),
-        )
+        try:
+            self.cur.execute(
+                f"INSERT INTO {ident(table.name)} ({', '.join(ident(c) for c in cols)}) VALUES ({placeholders}) "
+                f"ON CONFLICT ({', '.join(ident(k) for k in table.key)}) DO UPDATE SET {sets}",
+                parameters=tuple(row[c] for c in cols),
+            )
+        except Exception as e:
+            raise self._fail("ledger write", e) from None
 
+    def commit(self) -> None:
+        if not self._open:
+            return
+        try:
+            self.conn.commit()
+        except Exception as e:
+            raise self._fail("commit", e) from None
+        finally:
+            self._close()
 
-class _AppendConflict(Exception):
-    """The direct COPY met a stored key: redo the write through the merge path."""
+    def rollback(self) -> None:
+        if not self._open:
+            return
+        try:
+            self.conn.rollback()
+        except Exception:  # noqa: BLE001 - the connection may be gone; nothing was committed
+            pass
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        self._open = False
+        for obj in (self.cur, self.conn):
+            try:
+                obj.close()
+            except Exception:  # noqa: BLE001
+                pass

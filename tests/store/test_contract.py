@@ -234,3 +234,31 @@ def test_migrations_are_idempotent(store, make_bars):
     store._migrated = False
     store.migrate()
     assert _count(store, "ohlcv") == 1
+
+
+def test_a_transaction_streams_batches_and_commits_them_with_the_ledger_row(store, make_bars):
+    chunk = ChunkRecord(chunk_id="c4", run_id="r1", recipe="x", recipe_hash="h", dataset="GLBX.MDP3",
+                        schema="ohlcv-1m", stype_in="raw_symbol", symbols="ESH4",
+                        start_ts=dt.datetime(2024, 1, 1, tzinfo=UTC), end_ts=dt.datetime(2024, 1, 3, tzinfo=UTC),
+                        target_table="ohlcv")
+    with store.transaction(chunk=chunk) as txn:
+        txn.write("ohlcv", make_bars([{"instrument_id": 1, "bar_timestamp_utc": "2024-01-01"}]))
+        txn.write("ohlcv", make_bars([{"instrument_id": 1, "bar_timestamp_utc": "2024-01-02"}]))
+        txn.write("ohlcv", make_bars([{"instrument_id": 1, "bar_timestamp_utc": "2024-01-02"}]))
+    assert _count(store, "ohlcv") == 2
+    assert store.chunks().select("rows_loaded", "rows_already_present").rows() == [(2, 1)]
+
+
+def test_an_error_mid_transaction_commits_nothing(store, make_bars):
+    chunk = ChunkRecord(chunk_id="c5", run_id="r1", recipe="x", recipe_hash="h", dataset="GLBX.MDP3",
+                        schema="ohlcv-1m", stype_in="raw_symbol", symbols="ESH4",
+                        start_ts=dt.datetime(2024, 1, 1, tzinfo=UTC), end_ts=dt.datetime(2024, 1, 3, tzinfo=UTC),
+                        target_table="ohlcv")
+    with pytest.raises(RuntimeError, match="decoder died"):
+        with store.transaction(chunk=chunk) as txn:
+            txn.write("ohlcv", make_bars([{"instrument_id": 1, "bar_timestamp_utc": "2024-01-01"}]))
+            raise RuntimeError("decoder died")
+    assert _count(store, "ohlcv") == 0
+    assert store.chunks().height == 0
+    # the store is still usable afterwards
+    assert store.write("ohlcv", make_bars([{"instrument_id": 1, "bar_timestamp_utc": "2024-01-01"}])).inserted == 1
