@@ -1,0 +1,192 @@
+"""Decode speed: hdi's ``decode_file`` against ``DBNStore.to_df()`` on the same DBN files.
+
+Writes a 2,000,000-record trades file and a 2,000,000-record ohlcv-1m file (``.dbn.zst``, with
+symbol rolls in the metadata) to a temp folder, then times, each in a fresh subprocess so that
+peak RSS is its own:
+
+- ``to_df``: ``DBNStore.from_file(p).to_df()`` with its defaults (float prices, pretty timestamps,
+  symbols mapped);
+- ``hdi``: ``list(decode_file(open_dbn(p)))``: every frame kept, typed columns, nulls for
+  sentinels, the ``symbol`` column mapped;
+- ``hdi-stream``: frames of 250,000 rows consumed one at a time, nothing kept (memory bounded by
+  the frame being built and the one before it).
+
+Each is run once to warm up, then three times; the best time is reported.
+
+    .venv/bin/python benchmarks/decode.py [--records N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+RUNS = 3
+
+
+class Interval(NamedTuple):
+    start_date: dt.date
+    end_date: dt.date
+    symbol: str
+
+
+class Mapping(NamedTuple):
+    raw_symbol: str
+    intervals: list[Interval]
+
+
+def _ns(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 10**9
+
+
+def write_trades(path: Path, n: int) -> None:
+    """CL.c.0 and NG.c.0 trades over 8 days, each rolling to a new contract after 4 days."""
+    import databento_dbn as dbn
+    import zstandard
+
+    d0, d1, d2 = dt.date(2024, 3, 4), dt.date(2024, 3, 8), dt.date(2024, 3, 12)
+    rng = np.random.default_rng(1)
+    arr = np.zeros(n, dtype=dbn.TradeMsg._dtypes)
+    arr["length"], arr["rtype"], arr["publisher_id"] = arr.dtype.itemsize // 4, 0, 1
+    ts = np.sort(rng.integers(_ns(d0), _ns(d2), n, dtype=np.uint64))
+    ng = rng.random(n) < 0.3
+    late = ts >= _ns(d1)
+    arr["instrument_id"] = np.where(ng, np.where(late, 2002, 2001), np.where(late, 1002, 1001))
+    arr["ts_event"], arr["ts_recv"] = ts, ts + 1500
+    arr["price"] = 78_000_000_000 + rng.integers(-2_000_000_000, 2_000_000_000, n) // 10_000_000 * 10_000_000
+    arr["size"] = rng.integers(1, 50, n)
+    arr["action"] = b"T"
+    arr["side"] = np.where(rng.random(n) < 0.5, b"A", b"B")
+    arr["flags"], arr["ts_in_delta"], arr["sequence"] = 128, 1500, np.arange(n)
+    meta = dbn.Metadata(
+        dataset="GLBX.MDP3", start=_ns(d0), end=_ns(d2), schema=dbn.Schema.TRADES, stype_in=dbn.SType.CONTINUOUS,
+        stype_out=dbn.SType.INSTRUMENT_ID, symbols=["CL.c.0", "NG.c.0"], partial=[], not_found=[],
+        mappings=[Mapping("CL.c.0", [Interval(d0, d1, "1001"), Interval(d1, d2, "1002")]),
+                  Mapping("NG.c.0", [Interval(d0, d1, "2001"), Interval(d1, d2, "2002")])],
+    )
+    path.write_bytes(zstandard.ZstdCompressor(level=3).compress(meta.encode() + arr.tobytes()))
+
+
+def write_ohlcv_1m(path: Path, n: int) -> None:
+    """1-minute bars for 20 continuous symbols, each rolling to a new id every 30 days."""
+    import databento_dbn as dbn
+    import zstandard
+
+    symbols = 20
+    minutes = -(-n // symbols)
+    d0 = dt.date(2023, 1, 2)
+    rng = np.random.default_rng(2)
+    arr = np.zeros(n, dtype=dbn.OHLCVMsg._dtypes)
+    arr["length"], arr["rtype"], arr["publisher_id"] = arr.dtype.itemsize // 4, 33, 1
+    k = np.arange(n)
+    minute, sym = k // symbols, k % symbols
+    ts = np.uint64(_ns(d0)) + minute.astype(np.uint64) * np.uint64(60 * 10**9)
+    roll = (minute // (30 * 1440)).astype(np.uint32)
+    arr["ts_event"] = ts
+    arr["instrument_id"] = 10_000 + sym * 100 + roll
+    base = 1_000_000_000_000 + sym * 10_000_000_000
+    arr["open"] = base + rng.integers(-10**9, 10**9, n)
+    arr["high"] = arr["open"] + 500_000_000
+    arr["low"] = arr["open"] - 500_000_000
+    arr["close"] = arr["open"] + rng.integers(-10**8, 10**8, n)
+    arr["volume"] = rng.integers(1, 5000, n)
+    days = minutes // 1440 + 1
+    mappings = []
+    for s in range(symbols):
+        ivs = [Interval(d0 + dt.timedelta(days=30 * r), d0 + dt.timedelta(days=min(30 * (r + 1), days)),
+                        str(10_000 + s * 100 + r)) for r in range(-(-days // 30))]
+        mappings.append(Mapping(f"S{s:02d}.c.0", ivs))
+    meta = dbn.Metadata(
+        dataset="GLBX.MDP3", start=_ns(d0), end=_ns(d0 + dt.timedelta(days=days)), schema=dbn.Schema.OHLCV_1M,
+        stype_in=dbn.SType.CONTINUOUS, stype_out=dbn.SType.INSTRUMENT_ID, symbols=[m.raw_symbol for m in mappings],
+        partial=[], not_found=[], mappings=mappings,
+    )
+    path.write_bytes(zstandard.ZstdCompressor(level=3).compress(meta.encode() + arr.tobytes()))
+
+
+def _child(method: str, path: str) -> None:
+    """Run one method: warm-up, then RUNS timed runs; print JSON with the best time and peak RSS."""
+    import warnings
+
+    import databento as db
+    import polars as pl
+
+    from hdi.decode.dbn import decode_file
+    from hdi.source.files import open_dbn
+
+    warnings.simplefilter("ignore")  # pandas 3 deprecation noise from inside to_df
+    base_rss = _status_mib("VmRSS")
+
+    def to_df() -> int:
+        return len(db.DBNStore.from_file(path).to_df())
+
+    def hdi() -> int:
+        frames = list(decode_file(open_dbn(path)))
+        assert frames[0]["symbol"].null_count() == 0
+        return sum(f.height for f in frames)
+
+    def hdi_stream() -> int:
+        return sum(f.height for f in decode_file(open_dbn(path), chunk_rows=250_000))
+
+    run = {"to_df": to_df, "hdi": hdi, "hdi-stream": hdi_stream}[method]
+    rows = run()
+    times = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        assert run() == rows
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"rows": rows, "best": min(times), "times": times, "polars_threads": pl.thread_pool_size(),
+                      "base_rss_mib": base_rss, "peak_rss_mib": _status_mib("VmHWM")}))
+
+
+def _status_mib(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process in MiB; unlike ru_maxrss, VmHWM starts afresh
+    at exec, so the parent's memory does not count."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _measure(method: str, path: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", method, str(path)], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=2_000_000)
+    parser.add_argument("--child", nargs=2, metavar=("METHOD", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(*args.child)
+        return
+    with tempfile.TemporaryDirectory(prefix="hdi-bench-decode-") as tmp:
+        for schema, writer in (("trades", write_trades), ("ohlcv-1m", write_ohlcv_1m)):
+            path = Path(tmp) / f"{schema}.dbn.zst"
+            start = time.perf_counter()
+            writer(path, args.records)
+            print(f"\n{schema}: {args.records:,} records, {path.stat().st_size / 2**20:.1f} MiB zst "
+                  f"(written in {time.perf_counter() - start:.1f} s)")
+            results = {m: _measure(m, path) for m in ("to_df", "hdi", "hdi-stream")}
+            for method, r in results.items():
+                assert r["rows"] == args.records, (method, r["rows"])
+                print(f"  {method:11s} best {r['best'] * 1000:8.1f} ms  {r['rows'] / r['best'] / 1e6:6.2f} M rec/s  "
+                      f"runs {', '.join(f'{t * 1000:.0f}' for t in r['times'])} ms  "
+                      f"peak RSS {r['peak_rss_mib']:6.0f} MiB (after imports {r['base_rss_mib']:.0f})")
+            ratio = results["to_df"]["best"] / results["hdi"]["best"]
+            print(f"  decode_file is {ratio:.1f}x faster than to_df() (target >= 8x)")
+
+
+if __name__ == "__main__":
+    main()

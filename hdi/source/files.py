@@ -1,0 +1,416 @@
+"""DBN files on disk: open, check and read them as structured NumPy chunks.
+
+:func:`open_dbn` checks everything that can be checked before decoding (the path, the compression,
+the DBN header and version, the schema, whether a zstd stream is cut short) and raises one
+:class:`~hdi.errors.HdiError` with a one-line message per problem. A :class:`DbnFile` then yields
+the records as structured arrays in the file's own DBN version layout, in bounded chunks, read
+the way ``DBNStore.to_ndarray(count=...)`` reads them; ``hdi.decode`` turns them into typed Polars
+frames.
+
+Truncation policy: a file whose last record is cut mid-way, or whose zstd stream ends inside a
+frame, is decoded up to its last whole record. Each such problem is logged as a warning naming the
+file (and the bytes dropped) and recorded in :attr:`DbnFile.issues`, so that callers can refuse
+or flag a partial file.
+
+This module and ``hdi/source/databento.py`` are the only places that import ``databento``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from os import PathLike
+from pathlib import Path
+from typing import IO, Any
+
+import databento_dbn as dbn
+import numpy as np
+import zstandard
+from databento import DBNStore
+from databento.common.constants import SCHEMA_STRUCT_MAP, SCHEMA_STRUCT_MAP_V1, SCHEMA_STRUCT_MAP_V2
+from databento.common.error import BentoError
+
+from hdi.errors import DecodeError, SourceError, allowed_list, did_you_mean
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_SCHEMAS: tuple[str, ...] = (
+    "ohlcv-1s", "ohlcv-1m", "ohlcv-1h", "ohlcv-1d", "trades", "tbbo", "mbp-1", "statistics", "definition",
+)
+SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2, 3)
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_STRUCT_MAPS: dict[int, dict[Any, type]] = {1: SCHEMA_STRUCT_MAP_V1, 2: SCHEMA_STRUCT_MAP_V2, 3: SCHEMA_STRUCT_MAP}
+_UNDEF_TS = dbn.UNDEF_TIMESTAMP
+
+
+@dataclass(frozen=True)
+class SymbolInterval:
+    """One metadata mapping: ``symbol`` (as requested) is ``instrument_id`` on ``[start_date, end_date)``."""
+
+    symbol: str
+    instrument_id: int
+    start_date: date
+    end_date: date
+
+
+@dataclass(frozen=True)
+class DbnMetadata:
+    """The DBN metadata header, as plain Python values (datetimes are tz-aware UTC)."""
+
+    version: int
+    dataset: str | None
+    schema: str | None
+    stype_in: str | None
+    stype_out: str | None
+    start: datetime
+    end: datetime | None
+    symbols: list[str]
+    partial: list[str]
+    not_found: list[str]
+    mappings: list[SymbolInterval] = field(default_factory=list)
+
+
+class DbnFile:
+    """An opened, checked DBN file. Build it with :func:`open_dbn`.
+
+    Attributes:
+        path: the file.
+        metadata: its DBN metadata.
+        schema: the schema its records are read as (the metadata's, or the ``schema=`` given for a
+            mixed-schema file).
+        record_class: the ``databento_dbn`` record class whose ``_dtypes`` describe the arrays that
+            :meth:`arrays` yields (the file's own version layout; v3 for mixed-schema files, which
+            ``DBNStore`` reads by upgrading each record).
+        compressed: whether the file is zstd-compressed.
+        issues: one line per problem found so far (a stream cut short, an incomplete last record).
+    """
+
+    def __init__(
+        self, path: Path, metadata: DbnMetadata, schema: str, record_class: type, *, compressed: bool,
+        metadata_bytes: int, payload_bytes: int | None, mixed: bool, issues: list[str],
+    ) -> None:
+        self.path = path
+        self.metadata = metadata
+        self.schema = schema
+        self.record_class = record_class
+        self.compressed = compressed
+        self.issues = issues
+        self._metadata_bytes = metadata_bytes
+        self._payload_bytes = payload_bytes
+        self._mixed = mixed
+
+    def __repr__(self) -> str:
+        return f"DbnFile({str(self.path)!r}, schema={self.schema!r}, version={self.metadata.version})"
+
+    @property
+    def record_count_hint(self) -> int | None:
+        """Records in the file when knowable without decoding it (uncompressed files, and zstd files
+        whose frames declare their content size), else ``None``. Exact for single-schema files."""
+        if self._mixed or self._payload_bytes is None:
+            return None
+        return self._payload_bytes // np.dtype(self.record_class._dtypes).itemsize
+
+    def arrays(self, count: int) -> Iterator[np.ndarray]:
+        """Yield the records as read-only structured arrays of at most ``count`` records each.
+
+        A single-schema file is read the way ``DBNStore.to_ndarray(count=count)`` reads it (read
+        ``count`` records' worth of decompressed bytes, ``np.frombuffer`` them), on a file handle
+        of its own that is closed when the iteration ends; a mixed-schema file goes through
+        ``DBNStore.to_ndarray(schema=..., count=...)`` itself. An incomplete last record is
+        dropped, logged with the bytes dropped, and added to :attr:`issues`.
+
+        Raises:
+            DecodeError: ``count`` < 1, or corrupt data (bad zstd data, undecodable records).
+        """
+        if count < 1:
+            raise DecodeError(f"{self.path}: chunk size must be >= 1 record, got {count}")
+        if self._mixed:
+            yield from self._mixed_arrays(count)
+            return
+        dtype = np.dtype(self.record_class._dtypes)
+        want = dtype.itemsize * count
+        records = 0
+        # One thread reads (and decompresses, without the GIL) the next chunk while the caller
+        # decodes this one; reads are sequential, each waits for the previous to finish.
+        with open(self.path, "rb") as fh, ThreadPoolExecutor(1, thread_name_prefix="hdi-dbn-read") as pool:
+            reader: IO[bytes] = (zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
+                                 if self.compressed else fh)
+            try:
+                _read_exact(reader, self._metadata_bytes)
+                pending: Future[bytes] | None = pool.submit(_read_exact, reader, want)
+                while pending is not None:
+                    buf = pending.result()
+                    pending = pool.submit(_read_exact, reader, want) if len(buf) == want else None
+                    whole = len(buf) // dtype.itemsize
+                    if whole:
+                        records += whole
+                        yield np.frombuffer(buf, dtype=dtype, count=whole)
+                    if len(buf) > whole * dtype.itemsize:
+                        self._note_incomplete_record(records, len(buf) - whole * dtype.itemsize)
+            except zstandard.ZstdError as exc:
+                raise DecodeError(f"{self.path}: corrupt zstd data after {records} records: {exc}") from exc
+
+    def _mixed_arrays(self, count: int) -> Iterator[np.ndarray]:
+        records = 0
+        try:
+            store = DBNStore.from_file(self.path)
+            for arr in store.to_ndarray(schema=self.schema, count=count):
+                arr = arr.reshape(-1)
+                records += len(arr)
+                if len(arr):
+                    yield arr
+            decoder = dbn.DBNDecoder(upgrade_policy=dbn.VersionUpgradePolicy.AS_IS)
+            decoder.write(store.reader.read())
+            decoder.decode()
+        except zstandard.ZstdError as exc:
+            raise DecodeError(f"{self.path}: corrupt zstd data after {records} records: {exc}") from exc
+        except (BentoError, dbn.DBNError, ValueError) as exc:
+            raise DecodeError(f"{self.path}: undecodable DBN records after {records} records: {exc}") from exc
+        if trailing := len(decoder.buffer()):
+            self._note_incomplete_record(records, trailing)
+
+    def _note_incomplete_record(self, records: int, dropped: int) -> None:
+        msg = (f"{self.path}: the last record is incomplete (file truncated): {dropped} bytes dropped after "
+               f"{records} whole {self.schema} records")
+        logger.warning(msg)
+        self.issues.append(msg)
+
+
+def _read_exact(reader: IO[bytes], size: int) -> bytes:
+    """``size`` bytes, fewer only at the end of the stream."""
+    buf = reader.read(size)
+    if len(buf) == size or not buf:
+        return buf
+    parts = [buf]
+    got = len(buf)
+    while got < size and (more := reader.read(size - got)):
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def open_dbn(path: str | PathLike[str], *, schema: str | None = None) -> DbnFile:
+    """Open a ``.dbn`` or ``.dbn.zst`` file and check that hdi can decode it.
+
+    Args:
+        path: the file.
+        schema: the schema to read; required for mixed-schema files (metadata without a schema,
+            e.g. live captures), and checked against the metadata otherwise.
+
+    Returns:
+        The checked file, ready for :meth:`DbnFile.arrays` or ``hdi.decode.dbn.decode_file``.
+
+    Raises:
+        SourceError: the path is missing, a directory, or unreadable.
+        DecodeError: the file is empty, not DBN, corrupt or truncated zstd/metadata, a DBN version
+            other than 1-3, a mixed-schema file without ``schema=``, or an unsupported schema.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise SourceError(f"{p}: no such file (expected a .dbn or .dbn.zst file)")
+    if p.is_dir():
+        raise SourceError(f"{p}: is a directory (expected a .dbn or .dbn.zst file)")
+    try:
+        size = p.stat().st_size
+        fh = open(p, "rb")  # closed by the with block below
+    except OSError as exc:
+        raise SourceError(f"{p}: cannot read the file: {exc.strerror or exc}") from exc
+    issues: list[str] = []
+    with fh:
+        if size == 0:
+            raise DecodeError(f"{p}: file is empty (0 bytes); expected DBN data (.dbn or .dbn.zst)")
+        magic = fh.read(4)
+        compressed = magic == _ZSTD_MAGIC or _is_skippable(magic)
+        content_size: int | None = size
+        complete = True
+        if compressed:
+            complete, content_size = _zstd_frames(fh, size, p)
+            fh.seek(0)
+            reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
+            head, meta_raw = _read_header(reader, p)
+        elif magic[:3] == b"DBN":
+            fh.seek(0)
+            head, meta_raw = _read_header(fh, p)
+        else:
+            raise DecodeError(f"{p}: not a DBN file: it starts with {magic!r}{_looks_like(magic)}; a .dbn "
+                              "file starts with b'DBN' and a .dbn.zst file with the zstd magic 28 b5 2f fd")
+    try:
+        meta = dbn.Metadata.decode(head + meta_raw, upgrade_policy=dbn.VersionUpgradePolicy.AS_IS)
+    except (dbn.DBNError, ValueError) as exc:
+        raise DecodeError(f"{p}: corrupt DBN metadata: {exc}") from exc
+    metadata = _to_metadata(meta, p, issues)
+    mixed = metadata.schema is None
+    chosen = _choose_schema(p, metadata.schema, schema)
+    if meta.ts_out and not mixed:
+        raise DecodeError(f"{p}: records carry a ts_out timestamp (a live capture); hdi reads historical "
+                          "DBN files without ts_out")
+    if not complete:
+        msg = (f"{p}: the zstd stream ends inside a frame (file truncated): records in the missing tail "
+               "are lost; decoding the whole records before it")
+        logger.warning(msg)
+        issues.append(msg)
+    record_class = SCHEMA_STRUCT_MAP[dbn.Schema.from_str(chosen)] if mixed else \
+        _STRUCT_MAPS[metadata.version][dbn.Schema.from_str(chosen)]
+    metadata_bytes = len(head) + len(meta_raw)
+    payload = None if content_size is None else content_size - metadata_bytes
+    return DbnFile(p, metadata, chosen, record_class, compressed=compressed,
+                   metadata_bytes=metadata_bytes, payload_bytes=payload, mixed=mixed, issues=issues)
+
+
+def _choose_schema(p: Path, in_file: str | None, asked: str | None) -> str:
+    if asked is not None and asked not in SUPPORTED_SCHEMAS:
+        raise DecodeError(f"{p}: schema '{asked}' is not supported{did_you_mean(asked, SUPPORTED_SCHEMAS)}; "
+                          f"supported: {allowed_list(SUPPORTED_SCHEMAS)}")
+    if in_file is None:
+        if asked is None:
+            raise DecodeError(f"{p}: mixed-schema DBN file (its metadata has no schema); pass schema= one of "
+                              f"{allowed_list(SUPPORTED_SCHEMAS)}")
+        return asked
+    if asked is not None and asked != in_file:
+        raise DecodeError(f"{p}: the file holds {in_file} records, not {asked} (schema= must match the file)")
+    if in_file not in SUPPORTED_SCHEMAS:
+        raise DecodeError(f"{p}: schema '{in_file}' is not supported; supported: {allowed_list(SUPPORTED_SCHEMAS)}")
+    return in_file
+
+
+def _read_header(reader: IO[bytes], p: Path) -> tuple[bytes, bytes]:
+    """Read the 8-byte DBN prelude and the metadata it announces; check the version."""
+    try:
+        head = _read_exact(reader, 8)
+        if head[:3] != b"DBN":
+            if not head:
+                raise DecodeError(f"{p}: truncated zstd stream: it ends before the DBN header")
+            raise DecodeError(f"{p}: not a DBN file: the zstd data starts with {head[:4]!r}, not b'DBN'")
+        if len(head) < 8:
+            raise DecodeError(f"{p}: truncated DBN metadata: the file ends inside the 8-byte DBN header")
+        version = head[3]
+        if version not in SUPPORTED_VERSIONS:
+            raise DecodeError(f"{p}: DBN version {version} is not supported; supported versions: "
+                              f"{allowed_list(SUPPORTED_VERSIONS)}")
+        length = int.from_bytes(head[4:8], "little")
+        meta_raw = _read_exact(reader, length)
+    except zstandard.ZstdError as exc:
+        raise DecodeError(f"{p}: corrupt zstd data: {exc}") from exc
+    if len(meta_raw) < length:
+        raise DecodeError(f"{p}: truncated DBN metadata: the header announces {length} bytes of metadata, "
+                          f"the file holds {len(meta_raw)}")
+    return head, meta_raw
+
+
+def _zstd_frames(fh: IO[bytes], size: int, p: Path) -> tuple[bool, int | None]:
+    """Walk the zstd frame and block headers without decompressing.
+
+    Returns (whether the last frame is complete, the total decompressed size if every frame
+    declares it). ``zstandard``'s stream reader silently stops at a frame cut short, so this is
+    how a truncated ``.dbn.zst`` is noticed.
+    """
+    pos, total = 0, 0
+    known = True
+    while pos < size:
+        fh.seek(pos)
+        magic = fh.read(4)
+        if len(magic) < 4:
+            return False, None
+        if _is_skippable(magic):
+            length = fh.read(4)
+            if len(length) < 4:
+                return False, None
+            pos += 8 + int.from_bytes(length, "little")
+            if pos > size:
+                return False, None
+            continue
+        if magic != _ZSTD_MAGIC:
+            raise DecodeError(f"{p}: corrupt zstd data: unexpected bytes {magic!r} at offset {pos} "
+                              "where a zstd frame should start")
+        header = magic + fh.read(14)
+        try:
+            params = zstandard.get_frame_parameters(header)
+            pos += zstandard.frame_header_size(header)
+        except zstandard.ZstdError as exc:
+            if pos + len(header) >= size:
+                return False, None
+            raise DecodeError(f"{p}: corrupt zstd data: bad frame header at offset {pos}: {exc}") from exc
+        if params.content_size == zstandard.CONTENTSIZE_UNKNOWN:
+            known = False
+        else:
+            total += params.content_size
+        last = 0
+        while not last:
+            fh.seek(pos)
+            block = fh.read(3)
+            if len(block) < 3:
+                return False, None
+            bits = int.from_bytes(block, "little")
+            last, kind, length = bits & 1, (bits >> 1) & 3, bits >> 3
+            if kind == 3:
+                raise DecodeError(f"{p}: corrupt zstd data: reserved block type at offset {pos}")
+            pos += 3 + (1 if kind == 1 else length)
+        pos += 4 if params.has_checksum else 0
+        if pos > size:
+            return False, None
+    return True, total if known else None
+
+
+def _is_skippable(magic: bytes) -> bool:
+    """A zstd skippable frame (magic 0x184D2A50-0x184D2A5F): metadata for tools, no data."""
+    return len(magic) == 4 and 0x184D2A50 <= int.from_bytes(magic, "little") <= 0x184D2A5F
+
+
+def _looks_like(magic: bytes) -> str:
+    if magic == b"PAR1":
+        return " (a Parquet file)"
+    if magic[:2] == b"PK":
+        return " (a ZIP archive: unzip it first)"
+    if magic[:2] == b"\x1f\x8b":
+        return " (a gzip file)"
+    if magic and all(32 <= b < 127 or b in (9, 10, 13) for b in magic):
+        return " (text, e.g. CSV or JSON)"
+    return ""
+
+
+def _ns_to_datetime(ns: int) -> datetime:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds, microseconds=rest // 1000)
+
+
+def _enum_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+def _to_metadata(meta: dbn.Metadata, p: Path, issues: list[str]) -> DbnMetadata:
+    stype_in, stype_out = _enum_str(meta.stype_in), _enum_str(meta.stype_out)
+    intervals: list[SymbolInterval] = []
+    skipped = 0
+    by_symbol = meta.mappings  # a dict in no particular order: list mappings in request order
+    ordered = [s for s in dict.fromkeys(meta.symbols) if s in by_symbol]
+    ordered += sorted(set(by_symbol) - set(ordered))
+    for requested in ordered:
+        for entry in sorted(by_symbol[requested], key=lambda e: (e["start_date"], e["end_date"])):
+            out = entry["symbol"]
+            if not out:
+                continue
+            try:
+                iid = int(requested) if stype_in == "instrument_id" else int(out)
+            except ValueError:
+                skipped += 1
+                continue
+            intervals.append(SymbolInterval(str(requested), iid, entry["start_date"], entry["end_date"]))
+    if skipped:
+        msg = (f"{p}: {skipped} symbol mappings skipped: neither stype_in ({stype_in}) nor stype_out "
+               f"({stype_out}) gives an instrument id")
+        logger.warning(msg)
+        issues.append(msg)
+    end = meta.end
+    return DbnMetadata(
+        version=meta.version, dataset=meta.dataset or None, schema=_enum_str(meta.schema),
+        stype_in=stype_in, stype_out=stype_out, start=_ns_to_datetime(meta.start),
+        end=None if end is None or end == _UNDEF_TS else _ns_to_datetime(end),
+        symbols=list(meta.symbols), partial=list(meta.partial), not_found=list(meta.not_found),
+        mappings=intervals,
+    )
