@@ -113,10 +113,10 @@ _TICK_TIMES = (
     _c("ts_event_ns", I64, doc="ts_event, exact nanoseconds since the epoch"),
     _c("ts_recv_ns", I64, doc="ts_recv, exact nanoseconds since the epoch"),
 )
+_FLAGS = _c("flags", I16, doc="DBN flags bit field (F_LAST=128, F_TOB=64, F_SNAPSHOT=32, ...)")
 _TICK_TAIL = (
     _c("sequence", I64, doc="venue message sequence number"),
     _c("ts_in_delta", I32, True, doc="ts_recv minus the venue's sending time, ns"),
-    _c("flags", I16, doc="DBN flags bit field (F_LAST=128, F_TOB=64, F_SNAPSHOT=32, ...)"),
     _c("publisher_id", I32, doc="Databento publisher id"),
     _c("rec_ordinal", I32, doc="position among records with the same instrument, ts_recv and sequence"),
     _c("data_source", T, doc="vendor, 'databento'"),
@@ -150,6 +150,7 @@ TRADES = Table(
         *_TICK_TIMES,
         _c("price", P), _c("size", I64),
         _c("aggressor_side", T, True, doc="'buy' (DBN side B), 'sell' (A), NULL when none (N)"),
+        _FLAGS,
         *_TICK_TAIL,
     ),
     key=_TICK_KEY,
@@ -171,6 +172,7 @@ TBBO = Table(
         _c("ask_size", I64), _c("ask_count", I64),
         _c("trade_price", P), _c("trade_size", I64),
         _c("trade_side", T, True, doc="'buy', 'sell' or NULL, as aggressor_side in trades"),
+        _FLAGS,
         *_TICK_TAIL,
     ),
     key=_TICK_KEY,
@@ -192,6 +194,7 @@ MBP1 = Table(
         _c("price", P, True, doc="the event's price; NULL when undefined"), _c("size", I64),
         _c("bid_price", P, True), _c("bid_size", I64), _c("bid_count", I64),
         _c("ask_price", P, True), _c("ask_size", I64), _c("ask_count", I64),
+        _FLAGS,
         *_TICK_TAIL,
     ),
     key=_TICK_KEY,

@@ -1,0 +1,124 @@
+"""Safe YAML with line numbers: mappings and lists that remember where each entry was written.
+
+The recipe loader needs ``file:line`` for every error, so the document is built with
+``yaml.SafeLoader`` (no Python tags, no code) into :class:`YMap` / :class:`YList`, plain ``dict`` and
+``list`` subclasses that carry the line of the container and of each key or item. Duplicate keys,
+which PyYAML silently resolves to the last one, are an error here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class YMap(dict):
+    """A YAML mapping: ``line`` is where it starts, ``key_lines[key]`` where each key is written."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+    def line_of(self, key: Any) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class YList(list):
+    """A YAML sequence: ``line`` is where it starts, ``item_lines[i]`` where item ``i`` is written."""
+
+    line: int = 0
+    item_lines: list[int]
+
+    def line_of(self, index: int) -> int:
+        return self.item_lines[index] if 0 <= index < len(self.item_lines) else self.line
+
+
+class YamlProblem(Exception):
+    """A document that is not valid YAML, or has a duplicate key; ``line`` is 1-based."""
+
+    def __init__(self, line: int, what: str) -> None:
+        super().__init__(what)
+        self.line = line
+        self.what = what
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose mappings and sequences record line numbers."""
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> YMap:
+    loader.flatten_mapping(node)
+    out = YMap()
+    out.line = node.start_mark.line + 1
+    out.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        try:
+            hash(key)
+        except TypeError:
+            raise YamlProblem(line, "a mapping key must be a plain value, not a list or mapping") from None
+        if key in out:
+            raise YamlProblem(line, f"duplicate key '{key}' (first written on line {out.key_lines[key]})")
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.key_lines[key] = line
+    return out
+
+
+def _construct_list(loader: _Loader, node: yaml.SequenceNode) -> YList:
+    out = YList(loader.construct_object(child, deep=True) for child in node.value)
+    out.line = node.start_mark.line + 1
+    out.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return out
+
+
+def _construct_timestamp(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    """A date-like scalar that is not a real date (2024-13-01) stays a string, so the recipe check
+    can say which value is wrong instead of PyYAML raising a bare ValueError."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_list)
+
+
+def parse_yaml(text: str, name: str = "<recipe>") -> Any:
+    """Parse one YAML document into YMap/YList/scalars.
+
+    Args:
+        text: The YAML text.
+        name: Used only by PyYAML's own messages.
+
+    Returns:
+        The document's value; ``None`` for an empty document.
+
+    Raises:
+        YamlProblem: Malformed YAML (with the parser's line), several documents, or a duplicate key.
+    """
+    try:
+        docs = list(yaml.load_all(text, Loader=_Loader))
+    except YamlProblem:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise YamlProblem(line, f"malformed YAML: {what}") from None
+    except yaml.YAMLError as exc:
+        raise YamlProblem(1, f"malformed YAML: {str(exc).splitlines()[0]}") from None
+    if len(docs) > 1:
+        starts = [e.start_mark.line + 1 for e in yaml.parse(text, Loader=yaml.SafeLoader)
+                  if isinstance(e, yaml.DocumentStartEvent)]
+        second = starts[1] if len(starts) > 1 else 1
+        raise YamlProblem(second, "a recipe file holds one YAML document, found several ('---')")
+    return docs[0] if docs else None
+
+
+def read_yaml(path: Path) -> Any:
+    """Read and parse a YAML file (UTF-8). See :func:`parse_yaml`."""
+    return parse_yaml(path.read_text(encoding="utf-8"), str(path))
