@@ -1,0 +1,193 @@
+"""Databento as a source of raw DBN: the only module of hdi that imports ``databento``.
+
+:class:`DatabentoSource` downloads one :class:`Request` at a time with the synchronous client
+(``get_range_async`` has a 100 s *total* timeout), retrying transient failures, into the raw cache
+(a cache hit makes no HTTP call at all). It also answers cost estimates, symbology, dataset
+ranges and schema lists. The API key comes from ``DATABENTO_API_KEY`` only and never reaches a
+message or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from hdi import config
+from hdi.config import redact
+from hdi.errors import SourceError
+from hdi.source.cache import RawCache, verify
+from hdi.source.chunks import Request, plan_chunks
+from hdi.source.retry import RetryPolicy, call_with_retry
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["DatabentoSource", "Estimate", "Request", "RetryPolicy", "plan_chunks"]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a request would return and cost, from Databento's metadata endpoints."""
+
+    record_count: int
+    billable_bytes: int
+    cost_usd: float
+
+
+def _parse_ts(text: str) -> datetime:
+    """``2010-06-06T00:00:00.000000000Z`` (ns precision) -> aware UTC datetime (us precision)."""
+    s = text.strip().replace("Z", "+00:00")
+    if "." in s:
+        head, rest = s.split(".", 1)
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        tz = rest[len(digits):]
+        s = f"{head}.{digits[:6].ljust(6, '0')}{tz}"
+    dt = datetime.fromisoformat(s)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+class DatabentoSource:
+    """Fetches raw DBN from Databento (or a compatible gateway) into the raw cache.
+
+    Args:
+        gateway: base URL; ``HDI_DATABENTO_GATEWAY`` wins over it; None = Databento's own.
+        retry: retry policy for every call (default ``RetryPolicy()``).
+        cache_dir: raw cache root (default ``hdi.config.cache_dir()``).
+
+    Raises:
+        ConfigError: ``DATABENTO_API_KEY`` is not set.
+    """
+
+    def __init__(self, gateway: str | None = None, *, retry: RetryPolicy | None = None,
+                 cache_dir: Path | None = None) -> None:
+        self._key = config.api_key()
+        self.gateway = config.gateway(gateway)
+        self.retry = retry or RetryPolicy()
+        self.cache = RawCache(cache_dir)
+        self._client: Any = None
+        self._swept = False
+
+    def __repr__(self) -> str:  # the key stays out of reprs too
+        return f"DatabentoSource(gateway={self.gateway!r}, cache={str(self.cache.root)!r})"
+
+    @property
+    def client(self) -> Any:
+        """The ``databento.Historical`` client, created on first use."""
+        if self._client is None:
+            import databento
+
+            self._client = (databento.Historical(self._key, gateway=self.gateway) if self.gateway
+                            else databento.Historical(self._key))
+        return self._client
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        t0 = time.perf_counter()
+        result = call_with_retry(fn, policy=self.retry, what=what)
+        logger.info(redact(f"{what}: done in {time.perf_counter() - t0:.3f}s"))
+        return result
+
+    # ---- data --------------------------------------------------------------------------------
+    def fetch(self, request: Request, *, refresh: bool = False) -> Path:
+        """The raw DBN file of ``request``: from the cache, else downloaded, verified and cached.
+
+        Args:
+            request: what to download.
+            refresh: download again even when cached (the old file stays until the new one is verified).
+
+        Raises:
+            SourceError: the download failed after retries, or the file does not answer the request.
+        """
+        cached = self.cache.get(request)
+        if cached is not None and not refresh:
+            logger.info("cache hit %s -> %s", request.describe(), cached)
+            return cached
+        if not self._swept:
+            self.cache.sweep()
+            self._swept = True
+        what = f"get_range {request.describe()}"
+
+        def attempt() -> tuple[Path, Any]:
+            tmp = self.cache.temp_path(request)
+            try:
+                self.client.timeseries.get_range(
+                    dataset=request.dataset, schema=request.schema, stype_in=request.stype_in,
+                    stype_out="instrument_id", symbols=list(request.symbols), start=request.start,
+                    end=request.end, path=tmp,
+                )
+                return tmp, verify(tmp, request)
+            except BaseException:
+                self.cache.discard(tmp)
+                raise
+
+        t0 = time.perf_counter()
+        tmp, info = call_with_retry(attempt, policy=self.retry, what=what)
+        try:
+            path = self.cache.commit(request, tmp, info, source=self.gateway or "databento")
+        except OSError as exc:
+            self.cache.discard(tmp)
+            raise SourceError(f"could not move the download of {request.describe()} into the cache "
+                              f"{self.cache.folder(request)}: {exc}") from exc
+        logger.info(redact(f"{what}: {info.records} records, {path.stat().st_size} bytes in "
+                           f"{time.perf_counter() - t0:.3f}s -> {path}"))
+        return path
+
+    def fetch_all(self, requests: Iterable[Request], *, refresh: bool = False) -> list[Path]:
+        """``fetch`` each request in turn."""
+        return [self.fetch(r, refresh=refresh) for r in requests]
+
+    # ---- metadata ----------------------------------------------------------------------------
+    def estimate(self, request: Request) -> Estimate:
+        """Record count, billable bytes and cost in USD of ``request`` (three metadata calls)."""
+        kw = {"dataset": request.dataset, "schema": request.schema, "stype_in": request.stype_in,
+              "symbols": list(request.symbols), "start": request.start, "end": request.end}
+        md = self.client.metadata
+        count = self._call(f"get_record_count {request.describe()}", lambda: md.get_record_count(**kw))
+        size = self._call(f"get_billable_size {request.describe()}", lambda: md.get_billable_size(**kw))
+        cost = self._call(f"get_cost {request.describe()}", lambda: md.get_cost(**kw))
+        return Estimate(int(count), int(size), float(cost))
+
+    def resolve(self, dataset: str, symbols: Iterable[str], stype_in: str, start_date: date | str,
+                end_date: date | str | None = None) -> pl.DataFrame:
+        """Symbol -> instrument id intervals from ``symbology.resolve``, as symbology-table rows.
+
+        Returns:
+            Columns dataset, stype_in, symbol, instrument_id (Int64), start_date, end_date (Date,
+            exclusive), source ('resolve'); one row per interval, in the server's order.
+        """
+        import polars as pl
+
+        syms = list(symbols)
+        d0 = date.fromisoformat(start_date) if isinstance(start_date, str) else start_date
+        d1 = (date.fromisoformat(end_date) if isinstance(end_date, str) else end_date) or d0 + timedelta(days=1)
+        what = f"symbology.resolve {dataset} {stype_in} {','.join(syms[:5])} [{d0}, {d1})"
+        out = self._call(what, lambda: self.client.symbology.resolve(
+            dataset=dataset, symbols=syms, stype_in=stype_in, stype_out="instrument_id", start_date=d0,
+            end_date=d1))
+        rows = [(sym, int(iv["s"]), date.fromisoformat(iv["d0"]), date.fromisoformat(iv["d1"]))
+                for sym, ivs in out.get("result", {}).items() for iv in ivs if iv.get("s")]
+        frame = pl.DataFrame(rows, schema={"symbol": pl.String, "instrument_id": pl.Int64, "start_date": pl.Date,
+                                           "end_date": pl.Date}, orient="row")
+        return frame.select(pl.lit(dataset).alias("dataset"), pl.lit(stype_in).alias("stype_in"), pl.all(),
+                            pl.lit("resolve").alias("source"))
+
+    def dataset_range(self, dataset: str) -> tuple[datetime, datetime]:
+        """(start, end) of the data available for ``dataset``, UTC."""
+        out = self._call(f"get_dataset_range {dataset}", lambda: self.client.metadata.get_dataset_range(dataset))
+        return _parse_ts(str(out["start"])), _parse_ts(str(out["end"]))
+
+    def list_schemas(self, dataset: str) -> list[str]:
+        """Schemas ``dataset`` offers."""
+        return list(self._call(f"list_schemas {dataset}", lambda: self.client.metadata.list_schemas(dataset)))
+
+    def list_datasets(self) -> list[str]:
+        """Datasets the key can read."""
+        return list(self._call("list_datasets", lambda: self.client.metadata.list_datasets()))
+

@@ -1,0 +1,137 @@
+"""Retrying Databento calls: what is worth another try, how long to wait, and the final one-line error.
+
+Retried (transient): HTTP 429 (waiting ``Retry-After`` when the server gives it), 5xx, connection
+errors, read timeouts, a stream cut mid-body (``BentoError("Error streaming response: ...")``) and
+truncated DBN (the cache's check raises a transient :class:`SourceError` for it). Everything else,
+other 4xx included, fails at once. Waits grow exponentially with jitter up to ``max_delay``.
+
+The final :class:`hdi.errors.SourceError` says what was fetched, how many attempts were made, the
+HTTP status, Databento's own message and request id; it never contains the API key.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from hdi.config import API_KEY_ENV, redact
+from hdi.errors import HdiError, SourceError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+KEYS_URL = "https://databento.com/portal/keys"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``attempts`` is the total number of calls (1 = no retry); delays are in seconds."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    jitter: float = 0.25
+
+    def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Wait after failed attempt number ``attempt`` (1-based): ``base * 2**(attempt-1)``, capped,
+        times a random factor in ``[1 - jitter, 1 + jitter]``."""
+        delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return max(0.0, delay * (1.0 + self.jitter * (2.0 * rand() - 1.0)))
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What went wrong in one attempt, in terms the retry loop and the message need."""
+
+    transient: bool
+    detail: str
+    http_status: int | None = None
+    retry_after: float | None = None
+    request_id: str | None = None
+
+
+def _one_line(text: str) -> str:
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip() and not ln.startswith("documentation:")]
+    return ": ".join(lines)
+
+
+def _retry_after(headers: object) -> float | None:
+    try:
+        value = headers.get("Retry-After") if headers is not None else None  # type: ignore[attr-defined]
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None  # an HTTP-date or garbage: fall back to backoff
+
+
+def classify(exc: BaseException) -> Failure:
+    """Sort an exception from the client (or from hdi's own checks) into transient or terminal."""
+    import requests
+    from databento.common.error import BentoError, BentoHttpError, BentoWarning
+
+    if isinstance(exc, BentoWarning) and "truncated" in str(exc):  # warnings raised as errors by a filter
+        return Failure(True, f"DBN file is truncated ({_one_line(str(exc))})")
+    if isinstance(exc, HdiError):
+        return Failure(exc.transient, exc.message, getattr(exc, "http_status", None))
+    if isinstance(exc, BentoHttpError):
+        status = int(exc.http_status)
+        detail = _one_line(exc.message) if exc.message else "no message from the server"
+        transient = status == 429 or status >= 500 or status == 408
+        return Failure(transient, detail, status, _retry_after(exc.headers), exc.request_id)
+    if isinstance(exc, BentoError):
+        text = str(exc)
+        if text.startswith("Error streaming response"):
+            return Failure(True, f"connection dropped mid-stream ({_one_line(text)})")
+        return Failure(False, _one_line(text))
+    if isinstance(exc, requests.exceptions.SSLError):
+        return Failure(False, f"TLS error: {_one_line(str(exc))} (is REQUESTS_CA_BUNDLE right for this gateway?)")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return Failure(True, f"timed out: {_one_line(str(exc))}")
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return Failure(True, f"connection dropped mid-body: {_one_line(str(exc))}")
+    if isinstance(exc, (requests.exceptions.ConnectionError, ConnectionError)):
+        return Failure(True, f"connection error: {_one_line(str(exc))}")
+    return Failure(False, f"{type(exc).__name__}: {_one_line(str(exc))}")
+
+
+def _message(what: str, failure: Failure, attempts: int) -> str:
+    if failure.http_status == 401:
+        return (f"{what}: Databento rejected the API key (HTTP 401: {failure.detail}); export {API_KEY_ENV} with "
+                f"a valid key from {KEYS_URL}")
+    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    status = f"HTTP {failure.http_status}: " if failure.http_status is not None else ""
+    rid = f" (request id {failure.request_id})" if failure.request_id else ""
+    return f"{what} failed after {tries}: {status}{failure.detail}{rid}"
+
+
+def call_with_retry(fn: Callable[[], T], *, policy: RetryPolicy, what: str,
+                    sleep: Callable[[float], None] = time.sleep) -> T:
+    """Call ``fn`` until it succeeds, a terminal error occurs, or ``policy.attempts`` calls were made.
+
+    Args:
+        fn: the call (no arguments); a fresh attempt each time.
+        policy: attempts and backoff.
+        what: what is being fetched, e.g. ``get_range GLBX.MDP3 trades CL.c.0 [start, end)``.
+        sleep: the wait function (tests inject a recorder).
+
+    Raises:
+        SourceError: one line with ``what``, the attempts, the HTTP status, Databento's message and
+            request id; ``.transient`` and ``.http_status`` set.
+    """
+    attempts = max(1, policy.attempts)
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - sorted by classify(); terminal ones are re-raised below
+            failure = classify(exc)
+            if not failure.transient or attempt == attempts:
+                raise SourceError(redact(_message(what, failure, attempt)), transient=failure.transient,
+                                  http_status=failure.http_status, retry_after=failure.retry_after) from exc
+            wait = failure.retry_after if failure.retry_after is not None else policy.backoff(attempt)
+            status = f"HTTP {failure.http_status}" if failure.http_status is not None else "error"
+            logger.warning(redact(f"{what}: {status} ({failure.detail}); retry {attempt}/{attempts - 1} in "
+                                  f"{wait:.2f}s"))
+            sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
