@@ -47,7 +47,7 @@ def bars(n: int, instruments: int = 20, minutes: bool = True) -> pl.DataFrame:
         "dataset": "GLBX.MDP3", "instrument_id": ids, "granularity": "1m" if minutes else "1d",
         "bar_timestamp_utc": pl.Series(ts).cast(pl.Datetime("ns")).dt.replace_time_zone("UTC"),
         "open_price": px, "high_price": px + 50_000_000, "low_price": px - 50_000_000, "close_price": px,
-        "volume": rng.integers(1, 5000, per * instruments), "data_source": "databento",
+        "volume": rng.integers(1, 5000, per * instruments), "publisher_id": 1, "data_source": "databento",
     }).with_columns(trade_count=pl.lit(None, pl.Int32), vwap=pl.lit(None, pl.Int64)).with_columns(*[fixed_to_decimal(pl.col(c)).alias(c) for c in
                       ("open_price", "high_price", "low_price", "close_price", "vwap")]).select(OHLCV.names)
 
@@ -112,7 +112,8 @@ def write_ratio(base_url: str, n: int, repeat: int) -> None:
                 ("dataset", "text"), ("instrument_id", "bigint"), ("granularity", "text"),
                 ("bar_timestamp_utc", "timestamptz"), ("open_price", "numeric(19,9)"),
                 ("high_price", "numeric(19,9)"), ("low_price", "numeric(19,9)"), ("close_price", "numeric(19,9)"),
-                ("volume", "bigint"), ("trade_count", "integer"), ("vwap", "numeric(19,9)"), ("data_source", "text")))
+                ("volume", "bigint"), ("trade_count", "integer"), ("vwap", "numeric(19,9)"), ("publisher_id", "integer"),
+                ("data_source", "text")))
             admin(url, f"CREATE TABLE {schema}.raw_plain ({cols})", "CHECKPOINT")
             with pg.connect(url) as c, c.cursor() as cur:
                 t = time.perf_counter()

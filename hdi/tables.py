@@ -134,9 +134,10 @@ OHLCV = Table(
         _c("volume", I64, doc="total volume in the interval"),
         _c("trade_count", I32, True, doc="trades in the bar, when the source has it (DBN OHLCV does not)"),
         _c("vwap", P, True, doc="volume-weighted average price, when the source has it"),
+        _c("publisher_id", I32, doc="Databento publisher id (one per venue: OPRA has a bar per venue)"),
         _c("data_source", T, doc="vendor, 'databento'"),
     ),
-    key=("instrument_id", "granularity", "bar_timestamp_utc", "dataset"),
+    key=("instrument_id", "granularity", "bar_timestamp_utc", "publisher_id", "dataset"),
     time_column="bar_timestamp_utc",
     chunk_interval="14 days",
 )

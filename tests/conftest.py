@@ -117,7 +117,7 @@ def make_bars():
     from hdi.tables import OHLCV
 
     def build(rows: list[dict]) -> pl.DataFrame:
-        base = {"dataset": "GLBX.MDP3", "granularity": "1d", "volume": 100, "trade_count": None,
+        base = {"dataset": "GLBX.MDP3", "granularity": "1d", "volume": 100, "trade_count": None, "publisher_id": 1,
                 "vwap": None, "data_source": "databento"}
         recs = []
         for r in rows:

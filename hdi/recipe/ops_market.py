@@ -104,7 +104,7 @@ def _parse_resample(a: Arg) -> dict[str, Any]:
         kv["every"].fail(f"interval {every!r} is not <N>s, <N>m, <N>h or 1d dividing a day evenly",
                          "e.g. 5m, 15m, 30m, 1h, 4h, 1d")
     out: dict[str, Any] = {"every": every, "on": kv["on"].column() if "on" in kv else "ts_event",
-                           "by": kv["by"].columns() if "by" in kv else ["dataset", "instrument_id"]}
+                           "by": kv["by"].columns() if "by" in kv else None}
     for agg in _AGGS:
         out[agg] = kv[agg].columns() if agg in kv else list(_AGG_DEFAULTS[agg])
     return out
@@ -112,6 +112,8 @@ def _parse_resample(a: Arg) -> dict[str, Any]:
 
 def _build_resample(args: dict[str, Any], ctx: Ctx) -> StepFn:
     every, on, by = args["every"], args["on"], args["by"]
+    if by is None:  # one bar series per instrument, and per venue where the frame says (OPRA)
+        by = [c for c in ("dataset", "instrument_id", "publisher_id") if c in ctx.schema or c != "publisher_id"]
     secs = every_seconds(every) or 0
     bar = _SOURCE_BAR_S.get(ctx.source_schema)
     if bar is None or secs < bar or secs % bar:
