@@ -53,11 +53,15 @@ def log_dir(value: str | os.PathLike[str] | None = None) -> Path:
 
 
 def store_url(value: str | None = None) -> str:
-    """The store URL: the argument, ``HDI_STORE``, else the embedded DuckDB file in the data dir."""
+    """The store URL: the argument, ``HDI_STORE``, else the embedded DuckDB file in the data dir.
+
+    ``duckdb://`` is followed by the file's path: ``duckdb:///abs/file.duckdb`` (absolute) or
+    ``duckdb://data/file.duckdb`` (relative to the working directory).
+    """
     url = value or os.environ.get("HDI_STORE")
     if url:
         return url
-    return f"duckdb:///{(data_dir() / 'hdi.duckdb').absolute()}"
+    return f"duckdb://{(data_dir() / 'hdi.duckdb').absolute()}"
 
 
 def gateway(value: str | None = None) -> str | None:

@@ -187,3 +187,43 @@ def make_symbology():
                                           "end_date": pl.Date, "source": pl.String})
 
     return build
+
+
+# --------------------------------------------------------------------------- gateway and CLI
+GATEWAY_NOW = __import__("datetime").datetime(2026, 1, 15, tzinfo=UTC_)
+TEST_KEY = "db-test-0123456789abcdefABCDEF"
+
+
+@pytest.fixture
+def gateway(monkeypatch: pytest.MonkeyPatch):
+    """The local Databento-compatible gateway, with the client environment set for the test
+    (CA bundle, gateway URL, API key) and fast retries."""
+    from hdi.testing.gateway import Gateway
+
+    with Gateway(now=GATEWAY_NOW) as gw:
+        for k, v in gw.env().items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("DATABENTO_API_KEY", TEST_KEY)
+        monkeypatch.setenv("HDI_RETRY_BASE_DELAY", "0.01")
+        monkeypatch.setenv("HDI_RETRY_MAX_DELAY", "0.05")
+        yield gw
+
+
+@pytest.fixture
+def cli():
+    """Run ``hdi`` in-process: cli(*args) -> result with .exit_code, .stdout, .stderr."""
+    from typer.testing import CliRunner
+
+    from hdi.cli.app import app
+
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
+def recipes_dir() -> Path:
+    return ROOT / "recipes"

@@ -70,7 +70,7 @@ class DatabentoSource:
                  cache_dir: Path | None = None) -> None:
         self._key = config.api_key()
         self.gateway = config.gateway(gateway)
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy.from_env()
         self.cache = RawCache(cache_dir)
         self._client: Any = None
         self._swept = False
@@ -153,6 +153,16 @@ class DatabentoSource:
         size = self._call(f"get_billable_size {request.describe()}", lambda: md.get_billable_size(**kw))
         cost = self._call(f"get_cost {request.describe()}", lambda: md.get_cost(**kw))
         return Estimate(int(count), int(size), float(cost))
+
+    def cost(self, request: Request) -> float:
+        """What downloading ``request`` costs in USD (``metadata.get_cost``; one call)."""
+        kw = {"dataset": request.dataset, "schema": request.schema, "stype_in": request.stype_in,
+              "symbols": list(request.symbols), "start": request.start, "end": request.end}
+        return float(self._call(f"get_cost {request.describe()}", lambda: self.client.metadata.get_cost(**kw)))
+
+    def is_cached(self, request: Request) -> bool:
+        """Whether ``fetch`` would be served from the raw cache (no download, no cost)."""
+        return self.cache.get(request) is not None
 
     def resolve(self, dataset: str, symbols: Iterable[str], stype_in: str, start_date: date | str,
                 end_date: date | str | None = None) -> pl.DataFrame:

@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hdi.config import API_KEY_ENV, redact
 from hdi.errors import HdiError, SourceError
@@ -34,6 +34,31 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     jitter: float = 0.25
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        """The default policy, adjusted by ``HDI_RETRY_ATTEMPTS`` (total calls, 1-10),
+        ``HDI_RETRY_BASE_DELAY`` and ``HDI_RETRY_MAX_DELAY`` (seconds)."""
+        import os
+
+        from hdi.errors import ConfigError
+
+        def read(name: str, cast: Callable[[str], Any], lo: float, hi: float, default: Any) -> Any:
+            raw = os.environ.get(name)
+            if raw is None or raw.strip() == "":
+                return default
+            try:
+                value = cast(raw)
+            except ValueError:
+                value = None
+            if value is None or not lo <= value <= hi:
+                raise ConfigError(f"{name}='{raw}' is not allowed; allowed: a number from {lo:g} to {hi:g}")
+            return value
+
+        d = cls()
+        return cls(attempts=read("HDI_RETRY_ATTEMPTS", int, 1, 10, d.attempts),
+                   base_delay=read("HDI_RETRY_BASE_DELAY", float, 0, 60, d.base_delay),
+                   max_delay=read("HDI_RETRY_MAX_DELAY", float, 0, 600, d.max_delay), jitter=d.jitter)
 
     def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Wait after failed attempt number ``attempt`` (1-based): ``base * 2**(attempt-1)``, capped,

@@ -27,7 +27,7 @@ from hdi.config import redact_url
 from hdi.errors import ConcurrentWriteError, StoreError, allowed_list
 from hdi.store.ledger import INGEST_CHUNKS, INGEST_RUNS, ChunkRecord, RunRecord
 from hdi.store.schema import ALL_TABLES, ident
-from hdi.tables import SYMBOLOGY, ColType, Table
+from hdi.tables import DATA_TABLES, SYMBOLOGY, ColType, Table
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,9 @@ class Transaction(ABC):
             result = self._write(t, frame, on_conflict)
             log.info("wrote %s: %d rows, %d new, %d already present (%s)", t.name, result.rows,
                      result.inserted, result.already_present, result.path)
-        self.inserted += result.inserted
-        self.already_present += result.already_present
+        if t.name in DATA_TABLES:  # ledger-side tables (ingest_days) do not count as loaded rows
+            self.inserted += result.inserted
+            self.already_present += result.already_present
         self.results.append(result)
         return result
 

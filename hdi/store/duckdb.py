@@ -34,6 +34,8 @@ _LOCK = threading.RLock()
 def parse_path(url: str) -> Path:
     """``duckdb:///abs/file.duckdb`` -> /abs/file.duckdb; ``duckdb://rel/file.duckdb`` -> rel/..."""
     rest = url[len("duckdb://"):]
+    while rest.startswith("//"):
+        rest = rest[1:]
     if not rest or rest.endswith("/"):
         raise StoreError(f"store URL '{url}' names no file; use duckdb:///path/to/file.duckdb")
     return Path(rest).absolute()

@@ -47,6 +47,7 @@ INGEST_RUNS = Table(
     columns=(
         Column("run_id", _T), Column("recipe", _T), Column("recipe_hash", _T),
         Column("command", _T, doc="what was run (no secrets)"),
+        Column("params", _T, doc="JSON of the run's parameters (recipe, range, symbols, files), for --resume"),
         Column("started_at", _TS), Column("finished_at", _TS, True),
         Column("status", _T, doc="running | succeeded | failed"),
         Column("chunks_total", _I), Column("chunks_done", _I), Column("chunks_skipped", _I),
@@ -59,7 +60,21 @@ INGEST_RUNS = Table(
     chunk_interval=None,
 )
 
-LEDGER_TABLES = {t.name: t for t in (INGEST_CHUNKS, INGEST_RUNS)}
+INGEST_DAYS = Table(
+    name="ingest_days",
+    doc="Per (dataset, schema, symbol, UTC day) fetched by a done chunk: how many records the source "
+        "had. A day listed with 0 records was fetched and had no data; a day not listed was never fetched.",
+    columns=(
+        Column("dataset", _T), Column("schema", _T), Column("symbol", _T),
+        Column("day", ColType.DATE), Column("rows_fetched", _I), Column("chunk_id", _T),
+        Column("updated_at", _TS),
+    ),
+    key=("dataset", "schema", "symbol", "day"),
+    time_column="day",
+    chunk_interval=None,
+)
+
+LEDGER_TABLES = {t.name: t for t in (INGEST_CHUNKS, INGEST_RUNS, INGEST_DAYS)}
 
 
 def _now() -> dt.datetime:
@@ -105,6 +120,7 @@ class RunRecord:
     recipe: str
     recipe_hash: str
     command: str
+    params: str = "{}"
     started_at: dt.datetime = field(default_factory=_now)
     finished_at: dt.datetime | None = None
     status: str = "running"

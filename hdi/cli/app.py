@@ -1,0 +1,194 @@
+"""The ``hdi`` command: parse arguments, call the library, render. Nothing else lives here."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hdi.cli import render
+from hdi.errors import ConfigError, HdiError
+
+app = typer.Typer(
+    name="hdi",
+    help="hdi (Hist_Data_Ingestor): Databento historical market data into validated TimescaleDB or "
+         "DuckDB tables, columnar end to end.\n\nStores: duckdb:///path/file.duckdb (default: "
+         "./data/hdi.duckdb, or HDI_STORE) or postgresql://user:pass@host:port/db (TimescaleDB).",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+recipes_app = typer.Typer(help="Work with recipe files.", no_args_is_help=True)
+app.add_typer(recipes_app, name="recipes")
+
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", metavar="URL", help="Store URL: duckdb:///path/file.duckdb or postgresql://user:pass@host:port/db. "
+    "Default: HDI_STORE, else ./data/hdi.duckdb (HDI_DATA_DIR moves ./data).")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log INFO lines to the console too.")]
+
+SCHEMAS = ("ohlcv-1s", "ohlcv-1m", "ohlcv-5m", "ohlcv-15m", "ohlcv-1h", "ohlcv-1d", "trades", "tbbo", "mbp-1",
+           "statistics", "definition")
+FORMATS = ("parquet", "csv", "table")
+
+
+def _fail(e: HdiError) -> typer.Exit:
+    from hdi.config import redact
+
+    logging.getLogger("hdi.cli").debug("error", exc_info=e)
+    render.error(redact(e.message))
+    return typer.Exit(1)
+
+
+@app.callback(invoke_without_command=True)
+def _main(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+    if version:
+        from hdi import __version__
+
+        print(f"hdi {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+def ingest(
+    recipe: Annotated[Path | None, typer.Option("--recipe", "-r", metavar="PATH",
+                                                help="Recipe YAML (see docs/recipes.md).")] = None,
+    start: Annotated[str | None, typer.Option(metavar="DATE", help="Override the recipe's start "
+                                              "(inclusive; YYYY-MM-DD or ISO timestamp, UTC).")] = None,
+    end: Annotated[str | None, typer.Option(metavar="DATE", help="Override the recipe's end (exclusive).")] = None,
+    symbols: Annotated[str | None, typer.Option(metavar="A,B", help="Override the recipe's symbols "
+                                                "(comma-separated).")] = None,
+    from_file: Annotated[list[Path] | None, typer.Option("--from-file", metavar="F", help="Ingest DBN files "
+                         "already on disk (.dbn or .dbn.zst; repeat the option) instead of calling "
+                         "Databento.")] = None,
+    store: StoreOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print record count, billable size and cost per "
+                                          "chunk and in total; download and store nothing.")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Download and load again even chunks that are "
+                                          "cached or already done.")] = False,
+    resume: Annotated[str | None, typer.Option(metavar="RUN_ID", help="Continue a run with its own recipe and "
+                                               "parameters (re-runs resume on their own too).")] = None,
+    update: Annotated[bool, typer.Option("--update", help="Extend each request from its last loaded time to "
+                                         "the end of the dataset's available range.")] = False,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: "
+                                                  "when stderr is a terminal).")] = None,
+    log_file: Annotated[Path | None, typer.Option(metavar="PATH", help="Log file (default: "
+                                                  "data/logs/hdi-<run>.log).")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Fetch, decode, transform, validate and store a recipe's data, chunk by chunk.
+
+    A re-run skips chunks already loaded by the same recipe and retries failed ones; nothing is
+    stored twice. Exit code 1 when any chunk failed.
+    """
+    from hdi.pipeline import ingest as run_ingest
+
+    log_path = render.setup_logging(verbose=verbose, log_file=log_file)
+    try:
+        with render.IngestProgress(enabled=progress) as bar:
+            report = run_ingest(
+                recipe, start=start, end=end, symbols=symbols, from_files=from_file, store=store,
+                dry_run=dry_run, refresh=refresh, resume=resume, update=update, on_event=bar.on_event,
+                command=render.command_line(),
+            )
+    except HdiError as e:
+        raise _fail(e) from None
+    report.log_file = str(log_path)
+    render.ingest_summary(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def query(
+    schema: Annotated[str, typer.Option(help=f"What to read: {', '.join(SCHEMAS)}.")],
+    symbols: Annotated[str, typer.Option(metavar="A,B", help="Symbols (CL.c.0, ESH5, ES.FUT, SPY) or "
+                                         "instrument ids, comma-separated.")],
+    start: Annotated[str, typer.Option(metavar="DATE", help="Inclusive start, YYYY-MM-DD or ISO timestamp (UTC).")],
+    end: Annotated[str, typer.Option(metavar="DATE", help="Exclusive end, YYYY-MM-DD or ISO timestamp (UTC).")],
+    format: Annotated[str, typer.Option("--format", "-f", help="parquet, csv or table. CSV and table go to "
+                                        "stdout when no --output is given; parquet needs --output.")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="PATH", help="File to write.")] = None,
+    store: StoreOpt = None,
+    dataset: Annotated[str | None, typer.Option(metavar="DATASET", help="Only this dataset "
+                                                "(e.g. GLBX.MDP3), when a symbol exists in several.")] = None,
+    prices: Annotated[str, typer.Option(help="float (default) or decimal (exact DECIMAL(19,9)).")] = "float",
+    limit: Annotated[int, typer.Option(help="Rows shown by --format table (files get every row).")] = 50,
+) -> None:
+    """Read stored rows for symbols in [start, end) and write Parquet, CSV or a table."""
+    from hdi import query as q
+
+    render.setup_logging(verbose=False, log_file=None, to_file=False)
+    try:
+        frame = _read(q, schema, symbols, start, end, store, dataset, prices)
+        render.write_frame(frame, format=format, output=output, limit=limit, allowed=FORMATS)
+    except HdiError as e:
+        raise _fail(e) from None
+
+
+def _read(q: object, schema: str, symbols: str, start: str, end: str, store: str | None, dataset: str | None,
+          prices: str) -> object:
+    from hdi.errors import did_you_mean
+
+    s = schema.strip().lower()
+    if s not in SCHEMAS:
+        raise ConfigError(f"--schema '{schema}' is not allowed{did_you_mean(s, SCHEMAS)}; allowed: {', '.join(SCHEMAS)}")
+    kw = {"store": store, "dataset": dataset, "prices": prices}
+    if s.startswith("ohlcv-"):
+        return q.read_bars(symbols, start, end, granularity=s.removeprefix("ohlcv-"), **kw)  # type: ignore[attr-defined]
+    return q.READERS[s](symbols, start, end, **kw)  # type: ignore[attr-defined]
+
+
+@app.command()
+def status(
+    store: StoreOpt = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    runs: Annotated[int, typer.Option(help="Recent runs to show.")] = 10,
+) -> None:
+    """What is stored: rows per table, coverage and gaps per (schema, symbol), quarantine, recent runs.
+
+    A day fetched with no records is "no data"; a day never fetched is "missing".
+    """
+    from hdi.status import status as get_status
+
+    render.setup_logging(verbose=False, log_file=None, to_file=False)
+    if format not in ("table", "json"):
+        raise _fail(ConfigError(f"--format '{format}' is not allowed; allowed: table, json"))
+    try:
+        report = get_status(store, runs=runs)
+    except HdiError as e:
+        raise _fail(e) from None
+    render.status(report, as_json=format == "json")
+
+
+@recipes_app.command("validate")
+def recipes_validate(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Recipe files (default: every recipes/*.yaml).")] = None,
+) -> None:
+    """Load and compile recipes against the decoder's schema; report every problem with file:line."""
+    from hdi.pipeline import check_recipe
+
+    render.setup_logging(verbose=False, log_file=None, to_file=False)
+    files = paths or sorted(Path("recipes").glob("*.yaml"))
+    if not files:
+        raise _fail(ConfigError("no recipe files given and none in ./recipes"))
+    bad = 0
+    for f in files:
+        try:
+            compiled = check_recipe(f)
+            render.ok(f"{f}: ok ({compiled.recipe.source.schema} -> {compiled.table.name})")
+        except HdiError as e:
+            bad += 1
+            render.error(e.message)
+    raise typer.Exit(1 if bad else 0)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        render.error("interrupted")
+        sys.exit(130)

@@ -1,0 +1,243 @@
+"""Everything the CLI shows: logging setup, progress, summaries, tables, files. The home of rich.
+
+Data goes to stdout; progress, logs and errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hdi import config
+from hdi.errors import ConfigError
+from hdi.report import Event, IngestReport
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class RedactFilter(logging.Filter):
+    """Secrets never reach a log line: URL passwords and the API key are replaced by ***."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = config.redact(record.getMessage())
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = config.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def setup_logging(*, verbose: bool, log_file: Path | None, to_file: bool = True) -> Path | None:
+    """Console logging on stderr (warnings, or INFO with -v) and a detailed log file for ingests."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.setLevel(logging.INFO)
+    console = RichHandler(console=err, show_path=False, show_time=False, markup=False)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.addFilter(RedactFilter())
+    root.addHandler(console)
+    for noisy in ("urllib3", "requests", "databento"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not to_file:
+        return None
+    import datetime as dt
+
+    path = log_file or config.log_dir() / f"hdi-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{os.getpid()}.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(path, encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"log file {path} cannot be written: {e.strerror or e}") from None
+    fh.setLevel(logging.INFO)
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
+    fh.addFilter(RedactFilter())
+    root.addHandler(fh)
+    return path
+
+
+def command_line() -> str:
+    """The command as typed, for the ledger (secrets redacted)."""
+    return config.redact(" ".join(shlex.quote(a) for a in ["hdi", *sys.argv[1:]]))
+
+
+def error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False) if err.is_terminal else \
+        print(f"error: {message}", file=sys.stderr)
+
+
+def ok(message: str) -> None:
+    err.print(f"[green]✓[/] {message}", markup=True) if err.is_terminal else print(message, file=sys.stderr)
+
+
+def _progress_wanted(flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    if os.environ.get("HDI_NO_PROGRESS") or os.environ.get("CI"):
+        return False
+    return err.is_terminal
+
+
+class IngestProgress:
+    """Rich progress bars on a terminal; plain one-line-per-chunk messages otherwise."""
+
+    def __init__(self, enabled: bool | None) -> None:
+        self.live = _progress_wanted(enabled)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[rows]:>12,} rows"), TimeElapsedColumn(),
+                                 console=err, disable=not self.live, transient=False)
+        self.task: Any = None
+        self.rows = 0
+        self.total = 0
+        self.seen = 0
+
+    def __enter__(self) -> IngestProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def on_event(self, e: Event) -> None:
+        if e.kind == "plan":
+            self.total = e.total
+            self.task = self.progress.add_task("chunks", total=e.total, rows=0)
+        elif e.kind == "rows" and self.task is not None:
+            self.progress.update(self.task, rows=self.rows + e.rows)
+        elif e.kind == "chunk_end" and e.outcome is not None:
+            self.seen += 1
+            self.rows += e.outcome.rows_fetched
+            if self.task is not None:
+                self.progress.update(self.task, advance=1, rows=self.rows)
+            if not self.live:
+                o = e.outcome
+                tail = f": {o.error}" if o.error else (
+                    f": {o.rows_fetched:,} fetched, {o.rows_loaded:,} loaded, {o.rows_quarantined:,} quarantined, "
+                    f"{o.rows_already_present:,} already present" if o.status == "done" else "")
+                print(f"[{self.seen}/{self.total}] {o.status} {o.label}{tail}", file=sys.stderr, flush=True)
+        elif e.kind == "retry":
+            print(f"retrying {e.label}: {e.message}", file=sys.stderr, flush=True)
+
+
+def ingest_summary(r: IngestReport) -> None:
+    t = Table(title=f"hdi ingest {'(dry run) ' if r.dry_run else ''}— run {r.run_id}", show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("recipe", r.recipe)
+    t.add_row("store", r.store)
+    t.add_row("table", r.table)
+    t.add_row("chunks", f"{len(r.chunks)} planned: {r.count('done')} loaded, {r.count('skipped')} already done, "
+                        f"{r.count('failed')} failed" + (f", {r.count('estimated')} estimated" if r.dry_run else ""))
+    if r.dry_run:
+        records = sum(c.record_count or 0 for c in r.chunks)
+        size = sum(c.billable_bytes or 0 for c in r.chunks)
+        t.add_row("records", f"{records:,}")
+        t.add_row("billable", f"{size:,} bytes")
+    else:
+        t.add_row("rows", f"{r.rows_fetched:,} fetched, {r.rows_loaded:,} loaded, {r.rows_quarantined:,} "
+                          f"quarantined, {r.rows_already_present:,} already present")
+        t.add_row("failure rate", f"{r.failure_rate:.4%} of fetched rows failed validation (PRD target < 1%)")
+    t.add_row("cost", f"${r.cost_usd:,.2f}")
+    t.add_row("elapsed", f"{r.seconds:.2f} s")
+    if r.log_file:
+        t.add_row("log", r.log_file)
+    err.print(t)
+    if r.dry_run:
+        d = Table(title="per chunk")
+        for col in ("chunk", "records", "billable bytes", "cost USD"):
+            d.add_column(col, justify="left" if col == "chunk" else "right")
+        for c in r.chunks:
+            d.add_row(c.label, "" if c.record_count is None else f"{c.record_count:,}",
+                      "" if c.billable_bytes is None else f"{c.billable_bytes:,}",
+                      "already done" if c.status == "skipped" else
+                      (c.error or "") if c.status == "failed" else f"{c.cost_usd or 0:,.4f}")
+        out.print(d)
+    for c in r.chunks:
+        if c.status == "failed":
+            error(f"{c.label}: {c.error}")
+
+
+def write_frame(frame: pl.DataFrame, *, format: str, output: Path | None, limit: int,
+                allowed: tuple[str, ...]) -> None:
+    """Write a query result: Parquet (needs a path), CSV (path or stdout), or a table on stdout."""
+    from hdi.errors import did_you_mean
+
+    fmt = format.strip().lower()
+    if fmt not in allowed:
+        raise ConfigError(f"--format '{format}' is not allowed{did_you_mean(fmt, allowed)}; "
+                          f"allowed: {', '.join(allowed)}")
+    if fmt == "parquet" and output is None:
+        raise ConfigError("--format parquet needs --output PATH (Parquet is binary; it is not written to stdout)")
+    if fmt == "table" and output is not None:
+        raise ConfigError("--format table prints to stdout; use --format csv or parquet with --output")
+    if output is not None:
+        _check_writable(output)
+        tmp = output.with_name(f".{output.name}.tmp")
+        try:
+            frame.write_parquet(tmp) if fmt == "parquet" else frame.write_csv(tmp)
+            os.replace(tmp, output)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise ConfigError(f"output {output} cannot be written: {e.strerror or e}") from None
+        print(f"wrote {frame.height:,} rows to {output}", file=sys.stderr)
+        return
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv())
+        return
+    width = max(out.size.width, 120)
+    with pl.Config(tbl_rows=limit, tbl_cols=-1, tbl_width_chars=width, fmt_str_lengths=60,
+                   tbl_hide_dataframe_shape=True, fmt_table_cell_list_len=5):
+        print(frame.head(limit))
+    more = frame.height - min(limit, frame.height)
+    print(f"{frame.height:,} rows" + (f" ({more:,} not shown; --limit N or --format csv)" if more else ""),
+          file=sys.stderr)
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ConfigError(f"output {path} is a directory; give a file path")
+    if not parent.is_dir():
+        raise ConfigError(f"output {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"output {path}: folder {parent} is not writable")
+
+
+def status(report: Any, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+        return
+    out.print(f"[bold]store[/] {report.store}  {report.edition}", markup=True)
+    out.print(_table("tables", report.tables))
+    cov = report.coverage.with_columns(
+        pl.col("missing").list.join(", "), pl.col("no_data").list.join(", "))
+    out.print(_table("coverage (missing = never fetched; no data = fetched, the source had nothing)", cov))
+    out.print(_table("quarantine", report.quarantine))
+    out.print(_table("recent runs", report.runs.select(
+        "run_id", "recipe", "status", "started_at", "finished_at", "chunks_done", "chunks_skipped",
+        "chunks_failed", "rows_loaded", "rows_quarantined", "error")))
+    if report.failed_chunks.height:
+        out.print(_table("failed chunks (a re-run retries them)", report.failed_chunks))
+
+
+def _table(title: str, df: pl.DataFrame) -> Table:
+    t = Table(title=title, title_justify="left")
+    for c in df.columns:
+        t.add_column(c, overflow="fold")
+    for row in df.iter_rows():
+        t.add_row(*["" if v is None else str(v) for v in row])
+    if df.height == 0:
+        t.add_row(*["—"] * len(df.columns)) if df.columns else None
+    return t

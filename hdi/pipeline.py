@@ -1,0 +1,483 @@
+"""The one module that wires the stages: source -> decode -> recipe -> validate -> store.
+
+``ingest`` plans a recipe's chunks (time periods x symbol groups, or one chunk per DBN file),
+skips the chunks the ledger shows done by the same recipe, and loads each of the others in one
+store transaction together with its symbology and its ledger row, streaming bounded batches:
+
+    fetch (retried, cached) -> decode batch -> recipe -> split good/bad -> quarantine bad -> write good
+
+A chunk whose rows fail validation above the recipe's ``max_failure_rate`` is rolled back and
+marked failed (its bad rows stay in quarantine). A failed chunk never stops the others; the run
+fails when any chunk failed, and a re-run retries exactly those.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from hdi import config
+from hdi.decode.dbn import decode_file, frame_schema, symbology_frame
+from hdi.errors import ConfigError, DecodeError, HdiError, StoreError
+from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
+from hdi.recipe.load import load_recipe
+from hdi.recipe.model import Recipe
+from hdi.report import ChunkOutcome, Event, IngestReport
+from hdi.source.chunks import Request, iso, plan_chunks
+from hdi.source.files import DbnFile, open_dbn
+from hdi.store import Store, open_store
+from hdi.store.ledger import DONE, FAILED, ChunkRecord, RunRecord
+from hdi.validate.quarantine import check_writable, enforce_failure_rate, write_quarantine
+from hdi.validate.split import SplitResult, split
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 1_000_000
+STORE_ATTEMPTS = 4  # a transient store error (database restarted, concurrent writer) retries the chunk
+
+
+@dataclasses.dataclass
+class _Chunk:
+    """A planned unit of work: an API request, or a DBN file on disk."""
+
+    chunk_id: str
+    request: Request
+    file: Path | None = None
+    bounded: bool = True  # False for a file whose metadata has no end: no upper bound on its records
+
+    @property
+    def end(self) -> dt.datetime | None:
+        return self.request.end if self.bounded else None
+
+    @property
+    def label(self) -> str:
+        return f"{self.file} ({self.request.describe()})" if self.file else self.request.describe()
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def check_recipe(path: str | Path) -> CompiledRecipe:
+    """Load and compile a recipe against the decoder's schema (what ``hdi recipes validate`` runs)."""
+    return _compile(load_recipe(path))
+
+
+def _compile(recipe: Recipe) -> CompiledRecipe:
+    schema = {**frame_schema(recipe.source.schema), "dataset": pl.String()}
+    return compile_recipe(recipe, schema)
+
+
+def ingest(
+    recipe: str | Path | Recipe | None = None, *, start: object = None, end: object = None,
+    symbols: Sequence[str] | str | None = None, from_files: Sequence[str | Path] | None = None,
+    store: str | None = None, dry_run: bool = False, refresh: bool = False, resume: str | None = None,
+    update: bool = False, on_event: Callable[[Event], None] | None = None, batch_rows: int = BATCH_ROWS,
+    command: str = "hdi ingest",
+) -> IngestReport:
+    """Run a recipe: fetch, decode, transform, validate and store, chunk by chunk.
+
+    Args:
+        recipe: the recipe file (or a loaded Recipe). May be omitted with ``resume``.
+        start, end: override the recipe's range ([start, end), UTC dates or ISO timestamps).
+        symbols: override the recipe's symbols.
+        from_files: ingest these DBN files (``.dbn`` / ``.dbn.zst``) instead of calling Databento.
+        store: store URL (default ``HDI_STORE``, else the embedded DuckDB file).
+        dry_run: print what would be fetched (records, bytes, cost per chunk); download nothing.
+        refresh: download and load chunks again even when cached or done.
+        resume: a run id: continue that run with its own recipe and parameters.
+        update: extend each request from its last loaded time to the dataset's available end.
+        on_event: progress callback.
+        batch_rows: rows decoded per batch (bounds memory).
+        command: how the run was started, recorded in the ledger (no secrets).
+
+    Returns:
+        The run's report; ``report.ok`` is False when any chunk failed.
+
+    Raises:
+        HdiError: a problem found before any chunk is loaded (bad recipe, missing API key,
+            unreachable store, quarantine folder not writable, bad file).
+    """
+    t0 = time.perf_counter()
+    emit = on_event or (lambda e: None)
+    st = open_store(store)
+    params: dict[str, Any] = {"start": _text(start), "end": _text(end), "symbols": _symbols(symbols),
+                              "from_files": [str(Path(f).absolute()) for f in from_files or []],
+                              "update": update}
+    if resume is not None:
+        recipe, params = _resumed(st, resume, recipe, params)
+    if recipe is None:
+        raise ConfigError("no recipe given: pass --recipe PATH (or --resume RUN_ID)")
+    r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    params["recipe"] = str(Path(r.path).absolute())
+    r = r.with_overrides(start=params["start"], end=params["end"], symbols=params["symbols"])
+    compiled = _compile(r)
+    rhash = recipe_hash(r)
+    files = [Path(f) for f in params["from_files"]]
+    opened = [_open_for(f, r) for f in files]  # every file checked before anything loads
+    source = None if files else _databento(r)
+    qroot = config.quarantine_dir()
+    if not dry_run:
+        check_writable(qroot)
+        st.migrate()
+    run = RunRecord(run_id=resume or new_run_id(), recipe=r.name, recipe_hash=rhash, command=command,
+                    params=json.dumps(params, sort_keys=True))
+    report = IngestReport(run_id=run.run_id, recipe=str(r.path), store=st.display_url, table=r.target.table,
+                          dry_run=dry_run)
+    if update and not files and source is not None:
+        r = _updated(st, r, source)
+    chunks = _plan(r, rhash, opened)
+    done = _done(st, [c.chunk_id for c in chunks]) if not refresh else set()
+    emit(Event("plan", total=len(chunks)))
+    log.info("run %s: recipe %s, %d chunks (%d already done), store %s", run.run_id, r.path, len(chunks),
+             sum(c.chunk_id in done for c in chunks), st.display_url)
+    if not dry_run:
+        run.chunks_total = len(chunks)
+        st.save_run(run)
+    todo = [c for c in chunks if c.chunk_id not in done]
+    for c in chunks:
+        if c.chunk_id in done:
+            outcome = ChunkOutcome(c.chunk_id, c.label, "skipped")
+            report.chunks.append(outcome)
+            emit(Event("chunk_end", label=c.label, outcome=outcome))
+    if dry_run:
+        for c in todo:
+            report.chunks.append(_estimate(c, source, opened))
+            emit(Event("chunk_end", label=c.label, outcome=report.chunks[-1]))
+    else:
+        if source is not None and todo:
+            _resolve_symbology(st, r, source)
+        loader = _Loader(st, r, compiled, rhash, run.run_id, qroot, source, refresh, emit, batch_rows,
+                         {str(f.path): f for f in opened})
+        for c, fetched in _prefetch(todo, loader.fetch):
+            emit(Event("chunk_start", label=c.label))
+            outcome = loader.load(c, fetched)
+            report.chunks.append(outcome)
+            emit(Event("chunk_end", label=c.label, outcome=outcome))
+    report.seconds = time.perf_counter() - t0
+    if not dry_run:
+        _finish(st, run, report)
+    return report
+
+
+# ----------------------------------------------------------------------------------- planning
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+def _symbols(symbols: Sequence[str] | str | None) -> list[str] | None:
+    if symbols is None:
+        return None
+    items = symbols.split(",") if isinstance(symbols, str) else list(symbols)
+    return [s.strip() for s in items if s.strip()]
+
+
+def _resumed(st: Store, run_id: str, recipe: object, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    runs = st.runs(limit=10_000).filter(pl.col("run_id") == run_id)
+    if runs.height == 0:
+        raise ConfigError(f"--resume {run_id}: no such run in {st.display_url} (see `hdi status` for recent runs)")
+    saved = json.loads(runs["params"][0] or "{}")
+    given = {k: v for k, v in params.items() if v not in (None, [], False)}
+    merged = {**saved, **given}
+    return recipe or saved.get("recipe"), merged
+
+
+def _databento(r: Recipe) -> Any:
+    from hdi.source.databento import DatabentoSource
+
+    if r.source.vendor != "databento":
+        raise ConfigError(f"{r.path}: vendor '{r.source.vendor}' is not supported; allowed: databento")
+    return DatabentoSource(r.source.gateway)
+
+
+def _open_for(path: Path, r: Recipe) -> DbnFile:
+    try:
+        f = open_dbn(path)
+    except DecodeError as e:
+        if "mixed-schema" not in e.message:
+            raise
+        f = open_dbn(path, schema=r.source.schema)  # a live capture: read the recipe's records from it
+    if f.schema != r.source.schema:
+        raise DecodeError(f"{path}: the file holds schema '{f.schema}' but recipe {r.path} reads "
+                          f"'{r.source.schema}'; use a recipe for {f.schema}")
+    return f
+
+
+def _chunk_id(request: Request, rhash: str, file_digest: str = "") -> str:
+    return hashlib.sha256(f"{request.key}|{rhash}|{file_digest}".encode()).hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _plan(r: Recipe, rhash: str, files: list[DbnFile]) -> list[_Chunk]:
+    out: list[_Chunk] = []
+    for f in files:
+        m = f.metadata
+        bounded = m.end is not None and m.end > m.start
+        end = m.end if bounded else m.start + dt.timedelta(days=1)
+        req = Request(m.dataset or "unknown", f.schema, m.stype_in or "instrument_id",
+                      tuple(m.symbols) or ("ALL_SYMBOLS",), m.start, end)
+        out.append(_Chunk(_chunk_id(req, rhash, _file_digest(f.path)), req, f.path, bounded))
+    if files:
+        return out
+    src = r.source
+    for rq in src.requests:
+        for req in plan_chunks(rq.dataset, src.schema, rq.stype_in, rq.symbols, src.start, src.end,
+                               period=src.chunk.period, max_symbols=src.chunk.max_symbols):
+            out.append(_Chunk(_chunk_id(req, rhash), req))
+    return out
+
+
+def _done(st: Store, chunk_ids: list[str]) -> set[str]:
+    if not chunk_ids:
+        return set()
+    ledger = st.chunks(status=DONE, chunk_ids=chunk_ids) if st.has_table("ingest_chunks") else None
+    return set(ledger["chunk_id"].to_list()) if ledger is not None else set()
+
+
+def _updated(st: Store, r: Recipe, source: Any) -> Recipe:
+    """Each request from its last loaded end (ledger) to the dataset's available end."""
+    ledger = st.chunks(status=DONE)
+    requests, starts = [], []
+    for rq in r.source.requests:
+        _, avail_end = source.dataset_range(rq.dataset)
+        mine = ledger.filter((pl.col("dataset") == rq.dataset) & (pl.col("schema") == r.source.schema))
+        ends = []
+        for s in rq.symbols:
+            hit = mine.filter(pl.col("symbols").str.split(",").list.contains(s))
+            ends.append(hit["end_ts"].max() if hit.height else r.source.start)
+        starts.append(min(ends))
+        requests.append((rq, avail_end))
+    new_start = min(starts)
+    new_end = min(e for _, e in requests)
+    if new_start >= new_end:
+        log.info("update: everything up to %s is loaded already", iso(new_end))
+        new_end = new_start + dt.timedelta(microseconds=1)
+    return r.with_overrides(start=new_start, end=new_end)
+
+
+def _resolve_symbology(st: Store, r: Recipe, source: Any) -> None:
+    """Store ``symbology.resolve``'s intervals for every request (the DBN metadata of each chunk
+    adds its own); a failure here only costs the extra intervals, so it is logged, not fatal."""
+    start, end = r.source.start.date(), (r.source.end - dt.timedelta(microseconds=1)).date() + dt.timedelta(days=1)
+    for rq in r.source.requests:
+        try:
+            st.write_symbology(source.resolve(rq.dataset, rq.symbols, rq.stype_in, start, end))
+        except HdiError as e:
+            log.warning("symbology.resolve for %s failed (the chunks' own mappings are still stored): %s",
+                        rq.label(), e.message)
+
+
+def _estimate(c: _Chunk, source: Any, files: list[DbnFile]) -> ChunkOutcome:
+    if c.file is not None:
+        f = next(f for f in files if f.path == c.file)
+        return ChunkOutcome(c.chunk_id, c.label, "estimated", record_count=f.record_count_hint, cost_usd=0.0)
+    try:
+        est = source.estimate(c.request)
+    except HdiError as e:
+        return ChunkOutcome(c.chunk_id, c.label, "failed", error=config.redact(e.message))
+    return ChunkOutcome(c.chunk_id, c.label, "estimated", record_count=est.record_count,
+                        billable_bytes=est.billable_bytes, cost_usd=est.cost_usd)
+
+
+def _prefetch(chunks: list[_Chunk], fetch: Callable[[_Chunk], tuple[Path, float]],
+              ) -> Iterator[tuple[_Chunk, Future[tuple[Path, float]]]]:
+    """Download the next chunk while the current one loads (network and CPU overlap)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hdi-fetch") as pool:
+        futures: list[Future[tuple[Path, float]]] = []
+        for i, c in enumerate(chunks):
+            while len(futures) <= i + 1 and len(futures) < len(chunks):
+                futures.append(pool.submit(fetch, chunks[len(futures)]))
+            yield c, futures[i]
+
+
+# ----------------------------------------------------------------------------------- loading
+class _Loader:
+    def __init__(self, st: Store, r: Recipe, compiled: CompiledRecipe, rhash: str, run_id: str, qroot: Path,
+                 source: Any, refresh: bool, emit: Callable[[Event], None], batch_rows: int,
+                 files: dict[str, DbnFile]) -> None:
+        self.st, self.r, self.compiled, self.rhash, self.run_id = st, r, compiled, rhash, run_id
+        self.qroot, self.source, self.refresh, self.emit, self.batch_rows = qroot, source, refresh, emit, batch_rows
+        self.table = r.target.table
+        self.files = files
+        self.by_day = any(s.op == "resample" for s in r.transform)
+
+    def fetch(self, c: _Chunk) -> tuple[Path, float]:
+        """The chunk's DBN file and what downloading it cost (0 for a file on disk or a cache hit)."""
+        if c.file is not None:
+            return c.file, 0.0
+        cached = not self.refresh and self.source.is_cached(c.request)
+        cost = 0.0 if cached else self.source.cost(c.request)
+        return self.source.fetch(c.request, refresh=self.refresh), cost
+
+    def _record(self, c: _Chunk) -> ChunkRecord:
+        q = c.request
+        return ChunkRecord(chunk_id=c.chunk_id, run_id=self.run_id, recipe=self.r.name, recipe_hash=self.rhash,
+                           dataset=q.dataset, schema=q.schema, stype_in=q.stype_in, symbols=",".join(q.symbols),
+                           start_ts=q.start, end_ts=q.end, target_table=self.table,
+                           source=str(c.file) if c.file else "databento")
+
+    def load(self, c: _Chunk, fetched: Future[tuple[Path, float]]) -> ChunkOutcome:
+        t0 = time.perf_counter()
+        rec = self._record(c)
+        outcome = ChunkOutcome(c.chunk_id, c.label, "done")
+        for attempt in range(1, STORE_ATTEMPTS + 1):
+            outcome.attempts = rec.attempts = attempt
+            try:
+                path, cost = fetched.result() if attempt == 1 else self.fetch(c)
+                rec.cost_usd = (rec.cost_usd or 0.0) + cost
+                self._load(c, path, rec)
+                rec.status, rec.error = DONE, None
+                break
+            except StoreError as e:
+                if e.transient and attempt < STORE_ATTEMPTS:
+                    wait = min(2.0 ** attempt, 15.0)
+                    log.warning("chunk %s: %s; retrying in %.0f s (attempt %d of %d)", c.label, e.message, wait,
+                                attempt + 1, STORE_ATTEMPTS)
+                    self.emit(Event("retry", label=c.label, message=e.message))
+                    time.sleep(wait)
+                    continue
+                rec.status, rec.error = FAILED, e.message
+            except HdiError as e:
+                rec.status, rec.error = FAILED, e.message
+            except Exception as e:  # noqa: BLE001 - a bug or an unforeseen library error: keep the run going
+                log.exception("chunk %s failed unexpectedly", c.label)
+                rec.status, rec.error = FAILED, f"{type(e).__name__}: {e}"
+            break
+        if rec.status == FAILED:
+            rec.error = config.redact(rec.error or "")
+            log.error("chunk %s failed: %s", c.label, rec.error)
+            try:
+                self.st.record_chunk(rec)
+            except HdiError as e:
+                log.error("chunk %s: could not record the failure in the ledger: %s", c.label, e.message)
+        outcome.status = "done" if rec.status == DONE else "failed"
+        for name in ("rows_fetched", "rows_loaded", "rows_quarantined", "rows_already_present",
+                     "quarantine_path", "error", "cost_usd"):
+            setattr(outcome, name, getattr(rec, name))
+        outcome.seconds = time.perf_counter() - t0
+        return outcome
+
+    def _load(self, c: _Chunk, path: Path, rec: ChunkRecord) -> None:
+        f = self.files.get(str(path)) or open_dbn(path)
+        dataset, ts = c.request.dataset, _index_ts(f)
+        totals = SplitResult(good=pl.DataFrame(), bad=pl.DataFrame(), rows_in=0, rows_good=0, rows_bad=0)
+        qpaths: list[str] = []
+        counts: list[pl.DataFrame] = []
+        rec.rows_fetched = rec.rows_quarantined = 0
+        rec.quarantine_path = None
+        with self.st.transaction(chunk=rec) as txn:
+            txn.add_symbology(symbology_frame(f.metadata, dataset))
+            for n, batch in enumerate(self._batches(f, ts)):
+                counts.append(batch.group_by("symbol", pl.col(ts).dt.date().alias("day")).len("rows_fetched"))
+                out = self.compiled.fn(batch.with_columns(pl.lit(dataset).alias("dataset")).lazy()).collect()
+                res = split(out, self.table, start=c.request.start, end=c.end,
+                            allow_non_positive_prices=self.r.validate.allow_non_positive_prices)
+                if res.rows_bad:
+                    q = write_quarantine(res.bad, root=self.qroot, run_id=self.run_id, table=self.table,
+                                         chunk_id=f"{c.chunk_id}-{n}", recipe=self.r.name,
+                                         source=str(c.file) if c.file else c.request.describe())
+                    qpaths.append(str(q))
+                totals.rows_in += res.rows_in
+                totals.rows_bad += res.rows_bad
+                for reason, k in res.reasons.items():
+                    totals.reasons[reason] = totals.reasons.get(reason, 0) + k
+                rec.rows_fetched, rec.rows_quarantined = totals.rows_in, totals.rows_bad
+                if qpaths:
+                    rec.quarantine_path = qpaths[0] if len(qpaths) == 1 else str(Path(qpaths[0]).parent)
+                txn.write(self.table, res.good, on_conflict=self.r.target.on_conflict)
+                self.emit(Event("rows", label=c.label, rows=totals.rows_in))
+            # Rolls the whole chunk back (its bad rows stay in quarantine) when too many rows failed.
+            enforce_failure_rate(totals, self.r.validate.max_failure_rate, where=c.label,
+                                 quarantine_path=rec.quarantine_path)
+            txn.write("ingest_days", _days(c, counts, rec), on_conflict="update")
+        if f.issues:
+            log.warning("%s: %s", path, "; ".join(f.issues))
+
+    def _batches(self, f: DbnFile, ts: str) -> Iterator[pl.DataFrame]:
+        """Decoded batches that never split a group the recipe treats as one.
+
+        Records sharing an index timestamp stay together (the ``ordinal`` op numbers them), and
+        with a ``resample`` step a UTC day stays together (a 5m bar needs all its 1m bars).
+        """
+        yield from regroup(decode_file(f, chunk_rows=self.batch_rows), ts, by_day=self.by_day)
+
+
+def _index_ts(f: DbnFile) -> str:
+    """The timestamp Databento indexes (and maps symbols) by: ts_recv when the schema has it."""
+    return "ts_recv" if "ts_recv" in frame_schema(f.schema) else "ts_event"
+
+
+def _days(c: _Chunk, counts: list[pl.DataFrame], rec: ChunkRecord) -> pl.DataFrame:
+    """One ``ingest_days`` row per (symbol, UTC day) the chunk covered, 0 where the source had nothing."""
+    q = c.request
+    last = (c.end or q.end) - dt.timedelta(microseconds=1)
+    days = pl.date_range(q.start.date(), last.date(), "1d", eager=True).alias("day")
+    grid = pl.DataFrame({"symbol": list(q.symbols)}).join(days.to_frame(), how="cross")
+    got = (pl.concat(counts).group_by("symbol", "day").agg(pl.col("rows_fetched").sum())
+           if counts else pl.DataFrame(schema={"symbol": pl.String, "day": pl.Date, "rows_fetched": pl.UInt32}))
+    # Records the metadata maps to no requested symbol are not counted under any symbol.
+    return (grid.join(got.drop_nulls("symbol"), on=["symbol", "day"], how="left")
+            .with_columns(pl.col("rows_fetched").fill_null(0).cast(pl.Int64),
+                          dataset=pl.lit(q.dataset), schema=pl.lit(q.schema), chunk_id=pl.lit(rec.chunk_id),
+                          updated_at=pl.lit(dt.datetime.now(dt.UTC), pl.Datetime("ns", "UTC")))
+            .sort("symbol", "day"))
+
+
+def regroup(frames: Iterable[pl.DataFrame], column: str, *, by_day: bool = False) -> Iterator[pl.DataFrame]:
+    """Move the trailing rows that share the last key (timestamp, or its UTC day) to the next frame."""
+    carry: pl.DataFrame | None = None
+    for frame in frames:
+        if carry is not None and carry.height:
+            frame = pl.concat([carry, frame], rechunk=False)
+        if frame.height == 0:
+            continue
+        key = frame.get_column(column)
+        if by_day:
+            key = key.dt.date()
+        last = key[-1]
+        same = (key == last) if last is not None else key.is_null()
+        tail = int(same.reverse().arg_min() or 0) if not same.all() else frame.height
+        carry = frame.tail(tail) if tail else None
+        head = frame.head(frame.height - tail)
+        if head.height:
+            yield head
+    if carry is not None and carry.height:
+        yield carry
+
+
+def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:
+    run.finished_at = dt.datetime.now(dt.UTC)
+    run.chunks_done = report.count("done")
+    run.chunks_skipped = report.count("skipped")
+    run.chunks_failed = report.count("failed")
+    run.rows_fetched, run.rows_loaded = report.rows_fetched, report.rows_loaded
+    run.rows_quarantined, run.rows_already_present = report.rows_quarantined, report.rows_already_present
+    run.cost_usd = report.cost_usd
+    run.status = "succeeded" if report.ok else "failed"
+    if report.count("failed"):
+        first = next(c for c in report.chunks if c.status == "failed")
+        run.error = f"{report.count('failed')} chunk(s) failed; first: {first.error}"
+    try:
+        st.save_run(run)
+    except HdiError as e:
+        log.error("run %s: could not record the run's end: %s", run.run_id, e.message)

@@ -1,0 +1,95 @@
+"""What an ingest run reports: per-chunk outcomes and run totals, plus progress events.
+
+Plain data, no stage imports: the pipeline fills these in and the CLI renders them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+ChunkStatus = Literal["done", "skipped", "failed", "estimated"]
+
+
+@dataclass
+class ChunkOutcome:
+    """How one chunk (one source request or one file) ended."""
+
+    chunk_id: str
+    label: str  # e.g. "GLBX.MDP3 ohlcv-1d CL.c.0,ES.c.0 [2024-01-01T00:00:00Z, 2024-02-01T00:00:00Z)"
+    status: ChunkStatus
+    rows_fetched: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_already_present: int = 0
+    cost_usd: float | None = None
+    billable_bytes: int | None = None
+    record_count: int | None = None  # dry run: what Databento says the request holds
+    quarantine_path: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class IngestReport:
+    """The outcome of ``hdi ingest``: one :class:`ChunkOutcome` per planned chunk."""
+
+    run_id: str
+    recipe: str
+    store: str  # display URL (no password)
+    table: str
+    dry_run: bool = False
+    chunks: list[ChunkOutcome] = field(default_factory=list)
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    seconds: float = 0.0
+    log_file: str | None = None
+    error: str | None = None  # a run-level failure (e.g. validation threshold)
+
+    def _sum(self, name: str) -> int:
+        return sum(getattr(c, name) for c in self.chunks)
+
+    @property
+    def rows_fetched(self) -> int:
+        return self._sum("rows_fetched")
+
+    @property
+    def rows_loaded(self) -> int:
+        return self._sum("rows_loaded")
+
+    @property
+    def rows_quarantined(self) -> int:
+        return self._sum("rows_quarantined")
+
+    @property
+    def rows_already_present(self) -> int:
+        return self._sum("rows_already_present")
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(c.cost_usd or 0.0 for c in self.chunks)
+
+    def count(self, status: ChunkStatus) -> int:
+        return sum(1 for c in self.chunks if c.status == status)
+
+    @property
+    def failure_rate(self) -> float:
+        """Share of fetched rows that failed validation (PRD NFR3 target: < 1%)."""
+        return self.rows_quarantined / self.rows_fetched if self.rows_fetched else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.count("failed") == 0
+
+
+@dataclass(frozen=True)
+class Event:
+    """A progress event: ``kind`` is plan, chunk_start, rows, chunk_end or retry."""
+
+    kind: Literal["plan", "chunk_start", "rows", "chunk_end", "retry"]
+    total: int = 0  # plan: chunks planned
+    label: str = ""
+    rows: int = 0  # rows: rows decoded so far in this chunk
+    outcome: ChunkOutcome | None = None
+    message: str = ""
