@@ -1,0 +1,5 @@
+"""``python -m hdi.cli`` runs the ``hdi`` command."""
+
+from hdi.cli.app import main
+
+main()
