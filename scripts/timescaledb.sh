@@ -34,8 +34,8 @@ die() { printf 'timescaledb: error: %s\n' "$*" >&2; exit 1; }
 docker_ok() { command -v docker >/dev/null 2>&1 && timeout 5 docker info >/dev/null 2>&1; }
 
 # ----------------------------------------------------------------------------- native helpers
-run_as_owner() {  # run a command as the cluster owner
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+run_as_owner() {  # run a command as the cluster owner (from /: the owner may not be able to enter $PWD)
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 datadir() {
