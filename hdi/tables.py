@@ -251,14 +251,15 @@ INSTRUMENTS = Table(
         _c("security_update_action", T, True, doc="A add, M modify, D delete"),
         _c("event_timestamp_utc", TS, doc="ts_event"),
         _c("received_timestamp_utc", TS, doc="ts_recv: start of this definition's validity"),
-        _c("ts_recv_ns", I64),
+        _c("ts_event_ns", I64, doc="ts_event, exact nanoseconds since the epoch"),
+        _c("ts_recv_ns", I64, doc="ts_recv, exact nanoseconds since the epoch"),
         _c("publisher_id", I32),
         _c("data_source", T),
     ),
     key=("instrument_id", "received_timestamp_utc", "ts_recv_ns", "dataset"),
     time_column="received_timestamp_utc",
     chunk_interval=None,
-    ns_columns=(("received_timestamp_utc", "ts_recv_ns"),),
+    ns_columns=(("event_timestamp_utc", "ts_event_ns"), ("received_timestamp_utc", "ts_recv_ns")),
 )
 
 SYMBOLOGY = Table(

@@ -96,7 +96,7 @@ def test_parent_and_raw_symbols_resolve_through_definitions(store, make_bars):
         dataset=pl.lit("GLBX.MDP3"), asset=pl.lit("ES"), instrument_class=pl.lit("F"),
         received_timestamp_utc=pl.lit(dt.datetime(2024, 1, 2, tzinfo=UTC)), data_source=pl.lit("databento"),
         event_timestamp_utc=pl.lit(dt.datetime(2024, 1, 2, tzinfo=UTC)), publisher_id=pl.lit(1),
-        ts_recv_ns=pl.lit(1_704_153_600_000_000_000),
+        ts_recv_ns=pl.lit(1_704_153_600_000_000_000), ts_event_ns=pl.lit(1_704_153_600_000_000_000),
     )
     defs = pl.concat([pl.DataFrame(schema=INSTRUMENTS.polars_schema), defs], how="diagonal_relaxed")
     store.write("instruments", defs)

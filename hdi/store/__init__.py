@@ -27,6 +27,7 @@ def open_store(url: str | None = None) -> Store:
     Raises:
         ConfigError: the URL's scheme is not one hdi knows.
     """
+    given = url
     url = store_url(url)
     with _LOCK:
         if url in _STORES:
@@ -41,10 +42,10 @@ def open_store(url: str | None = None) -> Store:
 
             store = TimescaleStore(url)
         else:
-            shown = redact_url(url)
-            raise ConfigError(
-                f"store URL '{shown}' has an unknown scheme '{scheme or shown}'; allowed: {', '.join(_SCHEMES)}"
-            )
+            origin = "" if given else " (from HDI_STORE)"
+            what = f"has an unknown scheme '{scheme}'" if scheme else "is not a URL (no scheme://)"
+            hint = f" (did you mean 'duckdb://{url}'?)" if not scheme and url.endswith(".duckdb") else ""
+            raise ConfigError(f"store URL '{redact_url(url)}'{origin} {what}{hint}; allowed: {', '.join(_SCHEMES)}")
         _STORES[url] = store
         return store
 

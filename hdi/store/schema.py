@@ -6,6 +6,8 @@ Identifiers in SQL come only from the table definitions in :mod:`hdi.tables` and
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
 from hdi.errors import StoreError
@@ -13,6 +15,7 @@ from hdi.store.ledger import LEDGER_TABLES
 from hdi.tables import TABLES, ColType, Table
 
 ALL_TABLES: dict[str, Table] = {**TABLES, **LEDGER_TABLES}
+_OWN_NAME = re.compile(r"hdi_[a-z0-9_]{1,50}")
 
 # Store schema version: bump and append a migration when the shape of a table changes.
 SCHEMA_VERSION = 1
@@ -32,9 +35,10 @@ SQL_TYPES: dict[str, dict[ColType, str]] = {
 
 
 def ident(name: str) -> str:
-    """Quote an identifier that must come from the whitelist of table and column names."""
+    """Quote an identifier that must come from the whitelist of table and column names (or be one of
+    hdi's own ``hdi_*`` names: lower-case letters, digits and ``_`` only)."""
     known = name in ALL_TABLES or any(name in t.names for t in ALL_TABLES.values())
-    if not known and not name.startswith("hdi_"):
+    if not known and not _OWN_NAME.fullmatch(name):
         raise StoreError(f"refusing SQL identifier '{name}': not a known table or column")
     return '"' + name + '"'
 

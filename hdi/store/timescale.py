@@ -1,4 +1,5 @@
-"""TimescaleDB (PostgreSQL) through ADBC: the only module that imports the ADBC driver.
+"""TimescaleDB (PostgreSQL) through ADBC (with :mod:`hdi.store.timescale_adbc`, the only modules
+that import the ADBC driver; one ADBC database object per store, a connection per transaction).
 
 Writes are bulk COPY (``adbc_ingest``) inside one transaction with the chunk's symbology and ledger
 rows. When no stored row falls in the frame's key range (the normal case for a backfill), rows are
@@ -13,6 +14,7 @@ timestamps go as microseconds (``timestamptz``) beside their exact ``*_ns`` colu
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -24,11 +26,17 @@ from hdi.prices import fixed_to_decimal
 from hdi.store.base import Store, Transaction, WriteResult, time_bounds
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import conform, ident
+from hdi.store.timescale_adbc import Database
 from hdi.tables import ColType, Table
 
 log = logging.getLogger(__name__)
 
 _CONNECT_HINT = "is the server running? `make db-up` starts the local one"
+# Connection failures no retry can mend, each with what to fix.
+_PERMANENT = (("password authentication failed", "check the user and password in the store URL"),
+              ("no password supplied", "give the password in the store URL"),
+              ("does not exist", "check the user and database names in the store URL, or create the database"),
+              ("invalid ", "check the store URL: postgresql://user:password@host:port/database"))
 
 # Messages of errors after which the connection is unusable and the operation may be retried.
 _TRANSIENT = ("server closed the connection", "terminating connection", "connection refused",
@@ -37,12 +45,27 @@ _TRANSIENT = ("server closed the connection", "terminating connection", "connect
               "ssl syscall error", "broken pipe", "connection reset", "failed to connect")
 
 
+def _url_secrets(url: str) -> list[str]:
+    """The password of a PostgreSQL URL, as written and percent-decoded (user:pw@ or ?password=)."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    userinfo = parts.netloc.rpartition("@")[0]
+    raw = userinfo.partition(":")[2] if ":" in userinfo else ""
+    found = {raw, unquote(raw), *parse_qs(parts.query).get("password", [])}
+    return sorted((s for s in found if len(s) >= 3), key=len, reverse=True)
+
+
 class TimescaleStore(Store):
     kind = "timescale"
 
     def __init__(self, url: str) -> None:
         super().__init__(url.replace("postgres://", "postgresql://", 1))
         self._read: Any = None
+        self._db = Database(self.url)  # one AdbcDatabase per store: ~0.1 s each, ~10 ms per connection
         self._lock = threading.RLock()
         self._migrated = False
         self.license: str | None = None
@@ -50,10 +73,8 @@ class TimescaleStore(Store):
 
     # -- connections --------------------------------------------------------------------------
     def _connect(self, autocommit: bool) -> Any:
-        import adbc_driver_postgresql.dbapi as pg
-
         try:
-            return pg.connect(self.url, autocommit=autocommit)
+            return self._db.connect(autocommit=autocommit)
         except Exception as e:
             raise self._error("cannot connect", e, always_transient=True) from None
 
@@ -61,8 +82,14 @@ class TimescaleStore(Store):
         text = " ".join(str(e).split())
         for prefix in ("IO: ", "INVALID_STATE: ", "INTERNAL: "):
             text = text.replace(prefix, "")
+        for secret in _url_secrets(self.url):  # libpq quotes bad URL parts, the password included
+            text = text.replace(secret, "***")
         transient = always_transient or any(t in text.lower() for t in _TRANSIENT)
         hint = f" ({_CONNECT_HINT})" if what == "cannot connect" else ""
+        if what == "cannot connect":
+            fix = next((f for k, f in _PERMANENT if k in text.lower()), None)
+            if fix is not None:
+                transient, hint = False, f" ({fix})"
         from hdi.config import redact
 
         return StoreError(redact(f"TimescaleDB at {self.display_url}: {what}: {text[:400]}{hint}"),
@@ -82,6 +109,7 @@ class TimescaleStore(Store):
                 except Exception:  # noqa: BLE001 - closing a dead connection
                     pass
                 self._read = None
+            self._db.close()
 
     def _drop_reader(self) -> None:
         with self._lock:
@@ -129,10 +157,13 @@ class TimescaleStore(Store):
             try:
                 cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             except Exception as e:
+                text = " ".join(str(e).split())
+                m = re.search(r"ERROR:\s*(.+?)(?:\s+(?:HINT|DETAIL|SQLSTATE):|$)", text)
                 raise StoreError(
-                    f"TimescaleDB at {self.display_url}: the database has no timescaledb extension and "
-                    f"it could not be created ({' '.join(str(e).split())[:200]}); run "
-                    "'CREATE EXTENSION timescaledb' as a superuser, or point --store at a TimescaleDB server"
+                    f"TimescaleDB at {self.display_url}: the database has no timescaledb extension and this "
+                    f"user cannot create it ({(m[1] if m else text)[:200]}); fix: run 'CREATE EXTENSION "
+                    "timescaledb;' in that database as its owner or a superuser (the server must have "
+                    "TimescaleDB installed), or point --store at a TimescaleDB database"
                 ) from None
             cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
             row = cur.fetchone()
@@ -147,30 +178,34 @@ class TimescaleStore(Store):
 
     # -- reads --------------------------------------------------------------------------------
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
-        import pyarrow as pa
-
         with self._lock:
-            try:
-                cur = self._reader().cursor()
+            for attempt in (1, 2):
+                fresh = self._read is None
                 try:
-                    cur.execute(sql, parameters=tuple(params) if params else None)
-                    table = cur.fetch_arrow_table()
-                finally:
-                    cur.close()
-            except StoreError:
-                raise
-            except Exception as e:
-                err = self._error("query failed", e)
-                if err.transient:
+                    cur = self._reader().cursor()
+                    try:
+                        cur.execute(sql, parameters=tuple(params) if params else None)
+                        frame = cur.fetch_polars()
+                    finally:
+                        cur.close()
+                    break
+                except StoreError:
+                    raise
+                except Exception as e:
+                    err = self._error("query failed", e)
+                    if not err.transient:
+                        raise err from None
+                    # The server restarted or ended the session: a read is safe to redo once on a
+                    # new connection (a connection opened just now failing is not mended that way).
                     self._drop_reader()
-                raise err from None
-        # numeric arrives as an opaque string extension type: text -> exact Decimal in Polars.
-        cols = {}
-        for name, col in zip(table.column_names, table.columns, strict=True):
-            if isinstance(col.type, pa.BaseExtensionType):
-                col = pa.chunked_array([c.storage for c in col.chunks], type=col.type.storage_type)
-            cols[name] = pl.from_arrow(col)
-        return pl.DataFrame(cols)
+                    if fresh or attempt == 2:
+                        raise err from None
+                    log.info("TimescaleDB store %s: the read connection was lost (%s); reconnecting",
+                             self.display_url, err.message)
+        # numeric arrives as an opaque extension column holding text: its storage, then (in
+        # _fix_prices) exact Decimal in Polars.
+        ext = [pl.col(n).ext.storage() for n, t in frame.schema.items() if isinstance(t, pl.BaseExtension)]
+        return frame.with_columns(ext) if ext else frame
 
     def _price_sql(self, column: str) -> str:
         # Exact and ~2x faster than fetching numeric: the fixed-point integer, rebuilt in Polars.

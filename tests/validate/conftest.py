@@ -111,7 +111,7 @@ INSTRUMENTS_SCHEMA: dict[str, pl.DataType] = {
     "min_price_increment": P, "display_factor": P, "unit_of_measure": pl.String(), "unit_of_measure_qty": P,
     "contract_multiplier": pl.Int32(), "strike_price": P, "high_limit_price": P, "low_limit_price": P,
     "security_update_action": pl.String(), "event_timestamp_utc": TS, "received_timestamp_utc": TS,
-    "ts_recv_ns": pl.Int64(), "publisher_id": pl.UInt16(), "data_source": pl.String(),
+    "ts_event_ns": pl.Int64(), "ts_recv_ns": pl.Int64(), "publisher_id": pl.UInt16(), "data_source": pl.String(),
 }
 INSTRUMENTS_BASE = {
     "dataset": "GLBX.MDP3", "raw_symbol": "ESH4", "instrument_class": "F", "security_type": "FUT",
@@ -121,7 +121,7 @@ INSTRUMENTS_BASE = {
     "display_factor": "0.01", "unit_of_measure": "IPNT", "unit_of_measure_qty": "50",
     "contract_multiplier": None, "strike_price": None, "high_limit_price": None, "low_limit_price": None,
     "security_update_action": "A", "event_timestamp_utc": T0, "received_timestamp_utc": T0,
-    "ts_recv_ns": T0_NS, "publisher_id": 1, "data_source": "databento",
+    "ts_event_ns": T0_NS, "ts_recv_ns": T0_NS, "publisher_id": 1, "data_source": "databento",
 }
 
 # The tick tables' timestamp columns, rebuilt from the *_ns columns so that they agree to the ns.
