@@ -83,9 +83,14 @@ def api_key() -> str:
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@\s]*)(?P<at>@)", re.I)
 
 
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s'\"]*", re.I)
+
+
 def redact_url(url: str) -> str:
-    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``; other text unchanged."""
-    return _URL_PASSWORD.sub(lambda m: f"{m['head']}***{m['at']}", url)
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db`` (and ``?password=secret``
+    -> ``?password=***``); other text unchanged."""
+    url = _URL_PASSWORD.sub(lambda m: f"{m['head']}***{m['at']}", url)
+    return _QUERY_PASSWORD.sub(r"\1***", url)
 
 
 def redact(text: str) -> str:

@@ -29,21 +29,23 @@ import polars as pl
 
 from hdi import config
 from hdi.decode.dbn import decode_file, frame_schema, symbology_frame
-from hdi.errors import ConfigError, DecodeError, HdiError, StoreError
+from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError
 from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
 from hdi.recipe.load import load_recipe
 from hdi.recipe.model import Recipe
 from hdi.report import ChunkOutcome, Event, IngestReport
-from hdi.source.chunks import Request, iso, plan_chunks
+from hdi.source.chunks import Request, plan_chunks
 from hdi.source.files import DbnFile, open_dbn
 from hdi.store import Store, open_store
 from hdi.store.ledger import DONE, FAILED, ChunkRecord, RunRecord
+from hdi.update import update_ranges, when
 from hdi.validate.quarantine import check_writable, enforce_failure_rate, write_quarantine
 from hdi.validate.split import SplitResult, split
 
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 1_000_000
+PREFETCH = 2  # chunk downloads in flight while a chunk loads (see _prefetch)
 STORE_ATTEMPTS = 4  # a transient store error (database restarted, concurrent writer) retries the chunk
 
 
@@ -121,7 +123,10 @@ def ingest(
         raise ConfigError("no recipe given: pass --recipe PATH (or --resume RUN_ID)")
     r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     params["recipe"] = str(Path(r.path).absolute())
-    r = r.with_overrides(start=params["start"], end=params["end"], symbols=params["symbols"])
+    end_given = params["end"]
+    if params.get("update") and end_given is None and params["start"] is not None:
+        end_given = "9999-12-31"  # --update ends at the available end; this only keeps start < end valid
+    r = r.with_overrides(start=params["start"], end=end_given, symbols=params["symbols"])
     compiled = _compile(r)
     rhash = recipe_hash(r)
     files = [Path(f) for f in params["from_files"]]
@@ -129,15 +134,21 @@ def ingest(
     source = None if files else _databento(r)
     qroot = config.quarantine_dir()
     if not dry_run:
-        check_writable(qroot)
+        check_writable(qroot)  # a local check: before anything is asked of Databento
+    if source is not None:  # before the store is touched: a bad range or key creates no empty store
+        _check_available(r, source, params, update=update or "ranges" in params)
+    if not dry_run:
         st.migrate()
+    ranges = params.get("ranges")  # a resumed --update run repeats its own ranges
+    if ranges is None and update and source is not None:
+        ranges = params["ranges"] = update_ranges(st, r, source, r.source.end if params["end"] else None)
+    if ranges:  # symbology.resolve covers the update's window
+        r = r.with_overrides(start=min(when(g["start"]) for g in ranges), end=max(when(g["end"]) for g in ranges))
     run = RunRecord(run_id=resume or new_run_id(), recipe=r.name, recipe_hash=rhash, command=command,
                     params=json.dumps(params, sort_keys=True))
     report = IngestReport(run_id=run.run_id, recipe=str(r.path), store=st.display_url, table=r.target.table,
                           dry_run=dry_run)
-    if update and not files and source is not None:
-        r = _updated(st, r, source)
-    chunks = _plan(r, rhash, opened)
+    chunks = _plan(r, rhash, opened, ranges)
     done = _done(st, [c.chunk_id for c in chunks]) if not refresh else set()
     emit(Event("plan", total=len(chunks)))
     log.info("run %s: recipe %s, %d chunks (%d already done), store %s", run.run_id, r.path, len(chunks),
@@ -152,14 +163,14 @@ def ingest(
             report.chunks.append(outcome)
             emit(Event("chunk_end", label=c.label, outcome=outcome))
     if dry_run:
+        known = _resolve_symbology(st, r, source, write=False) if source is not None and todo else set()
         for c in todo:
-            report.chunks.append(_estimate(c, source, opened))
+            report.chunks.append(_estimate(c, source, opened, known))
             emit(Event("chunk_end", label=c.label, outcome=report.chunks[-1]))
     else:
-        if source is not None and todo:
-            _resolve_symbology(st, r, source)
+        known = _resolve_symbology(st, r, source) if source is not None and todo else set()
         loader = _Loader(st, r, compiled, rhash, run.run_id, qroot, source, refresh, emit, batch_rows,
-                         {str(f.path): f for f in opened})
+                         {str(f.path): f for f in opened}, known)
         for c, fetched in _prefetch(todo, loader.fetch):
             emit(Event("chunk_start", label=c.label))
             outcome = loader.load(c, fetched)
@@ -203,6 +214,42 @@ def _databento(r: Recipe) -> Any:
     return DatabentoSource(r.source.gateway)
 
 
+def _check_available(r: Recipe, source: Any, params: dict[str, Any], *, update: bool) -> None:
+    """Before anything is written: the API key is accepted, each dataset exists, and the range
+    lies within the dataset's available range (Databento answers 422 otherwise, chunk by chunk).
+
+    A transient failure here (5xx, network) is only logged: the chunks retry on their own.
+    """
+    from hdi.recipe.checks import show_when
+
+    for dataset in dict.fromkeys(rq.dataset for rq in r.source.requests):
+        try:
+            first, last = source.dataset_range(dataset)
+        except HdiError as e:
+            if e.transient:
+                log.warning("could not check the available range of %s: %s", dataset, e.message)
+                continue
+            raise
+        if update:
+            continue
+        start, end = r.source.start, r.source.end
+        s_name = "--start" if params.get("start") else "source.start"
+        e_name = "--end" if params.get("end") else "source.end"
+        avail = f"({dataset} has data from {show_when(first)} to {show_when(last)}, end exclusive)"
+        if start >= last:
+            raise ConfigError(f"{r.path}: {s_name} {show_when(start)} is after the available end of {dataset} {avail}; "
+                              f"Databento answers 422 data_start_after_available_end; allowed: a start before "
+                              f"{show_when(last)} (or --update to fetch up to the available end)")
+        if end > last:
+            raise ConfigError(f"{r.path}: {e_name} {show_when(end)} is after the available end of {dataset} {avail}; "
+                              f"Databento answers 422 data_end_after_available_end; allowed: an end at or before "
+                              f"{show_when(last)} (or --update to fetch up to the available end)")
+        if start < first:
+            raise ConfigError(f"{r.path}: {s_name} {show_when(start)} is before the available start of {dataset} "
+                              f"{avail}; Databento answers 422 data_start_before_available_start; allowed: a start "
+                              f"at or after {show_when(first)}")
+
+
 def _open_for(path: Path, r: Recipe) -> DbnFile:
     try:
         f = open_dbn(path)
@@ -213,6 +260,7 @@ def _open_for(path: Path, r: Recipe) -> DbnFile:
     if f.schema != r.source.schema:
         raise DecodeError(f"{path}: the file holds schema '{f.schema}' but recipe {r.path} reads "
                           f"'{r.source.schema}'; use a recipe for {f.schema}")
+    f.verify()  # a corrupt or truncated file is refused before anything loads, not half-loaded
     return f
 
 
@@ -228,7 +276,8 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _plan(r: Recipe, rhash: str, files: list[DbnFile]) -> list[_Chunk]:
+def _plan(r: Recipe, rhash: str, files: list[DbnFile], ranges: list[dict[str, Any]] | None = None) -> list[_Chunk]:
+    """Chunks: one per file; else the recipe's requests (or ``--update``'s ranges) cut by period and symbols."""
     out: list[_Chunk] = []
     for f in files:
         m = f.metadata
@@ -240,8 +289,11 @@ def _plan(r: Recipe, rhash: str, files: list[DbnFile]) -> list[_Chunk]:
     if files:
         return out
     src = r.source
-    for rq in src.requests:
-        for req in plan_chunks(rq.dataset, src.schema, rq.stype_in, rq.symbols, src.start, src.end,
+    wanted = ([(g["dataset"], g["stype_in"], g["symbols"], when(g["start"]), when(g["end"])) for g in ranges]
+              if ranges is not None else
+              [(rq.dataset, rq.stype_in, rq.symbols, src.start, src.end) for rq in src.requests])
+    for dataset, stype_in, symbols, start, end in wanted:
+        for req in plan_chunks(dataset, src.schema, stype_in, symbols, start, end,
                                period=src.chunk.period, max_symbols=src.chunk.max_symbols):
             out.append(_Chunk(_chunk_id(req, rhash), req))
     return out
@@ -254,58 +306,64 @@ def _done(st: Store, chunk_ids: list[str]) -> set[str]:
     return set(ledger["chunk_id"].to_list()) if ledger is not None else set()
 
 
-def _updated(st: Store, r: Recipe, source: Any) -> Recipe:
-    """Each request from its last loaded end (ledger) to the dataset's available end."""
-    ledger = st.chunks(status=DONE)
-    requests, starts = [], []
-    for rq in r.source.requests:
-        _, avail_end = source.dataset_range(rq.dataset)
-        mine = ledger.filter((pl.col("dataset") == rq.dataset) & (pl.col("schema") == r.source.schema))
-        ends = []
-        for s in rq.symbols:
-            hit = mine.filter(pl.col("symbols").str.split(",").list.contains(s))
-            ends.append(hit["end_ts"].max() if hit.height else r.source.start)
-        starts.append(min(ends))
-        requests.append((rq, avail_end))
-    new_start = min(starts)
-    new_end = min(e for _, e in requests)
-    if new_start >= new_end:
-        log.info("update: everything up to %s is loaded already", iso(new_end))
-        new_end = new_start + dt.timedelta(microseconds=1)
-    return r.with_overrides(start=new_start, end=new_end)
-
-
-def _resolve_symbology(st: Store, r: Recipe, source: Any) -> None:
+def _resolve_symbology(st: Store, r: Recipe, source: Any, *, write: bool = True) -> set[tuple[str, str]]:
     """Store ``symbology.resolve``'s intervals for every request (the DBN metadata of each chunk
-    adds its own); a failure here only costs the extra intervals, so it is logged, not fatal."""
+    adds its own; ``write=False`` stores nothing); a failure here only costs the extra intervals,
+    so it is logged, not fatal.
+
+    Returns the (dataset, symbol) pairs that resolve somewhere in the recipe's range."""
     start, end = r.source.start.date(), (r.source.end - dt.timedelta(microseconds=1)).date() + dt.timedelta(days=1)
+    known: set[tuple[str, str]] = set()
     for rq in r.source.requests:
         try:
-            st.write_symbology(source.resolve(rq.dataset, rq.symbols, rq.stype_in, start, end))
+            frame = source.resolve(rq.dataset, rq.symbols, rq.stype_in, start, end)
+            if write:
+                st.write_symbology(frame)
+            known |= {(rq.dataset, s) for s in frame.get_column("symbol").unique().to_list()}
         except HdiError as e:
             log.warning("symbology.resolve for %s failed (the chunks' own mappings are still stored): %s",
                         rq.label(), e.message)
+    # A symbol the store already maps (an earlier run loaded it) is real too: a window in which it
+    # resolves nowhere (a scheduled --update over a weekend, for an equity) has no data; not a failure.
+    stored = st.symbology([s for rq in r.source.requests for s in rq.symbols])
+    known |= set(stored.select("dataset", "symbol").iter_rows())
+    return known
 
 
-def _estimate(c: _Chunk, source: Any, files: list[DbnFile]) -> ChunkOutcome:
+def _resolves_nowhere(e: SourceError) -> bool:
+    """Databento's 422 for a window in which none of the requested symbols maps to an instrument
+    ("None of the symbols could be resolved"; e.g. a Saturday for futures)."""
+    text = e.message.lower()
+    return e.http_status == 422 and "symbology_invalid_request" in text and "resolve" in text
+
+
+def _estimate(c: _Chunk, source: Any, files: list[DbnFile], known: set[tuple[str, str]]) -> ChunkOutcome:
     if c.file is not None:
         f = next(f for f in files if f.path == c.file)
         return ChunkOutcome(c.chunk_id, c.label, "estimated", record_count=f.record_count_hint, cost_usd=0.0)
     try:
         est = source.estimate(c.request)
     except HdiError as e:
+        q = c.request
+        if isinstance(e, SourceError) and _resolves_nowhere(e) and all((q.dataset, s) in known for s in q.symbols):
+            return ChunkOutcome(c.chunk_id, c.label, "estimated", record_count=0, billable_bytes=0, cost_usd=0.0)
         return ChunkOutcome(c.chunk_id, c.label, "failed", error=config.redact(e.message))
     return ChunkOutcome(c.chunk_id, c.label, "estimated", record_count=est.record_count,
                         billable_bytes=est.billable_bytes, cost_usd=est.cost_usd)
 
 
-def _prefetch(chunks: list[_Chunk], fetch: Callable[[_Chunk], tuple[Path, float]],
-              ) -> Iterator[tuple[_Chunk, Future[tuple[Path, float]]]]:
-    """Download the next chunk while the current one loads (network and CPU overlap)."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hdi-fetch") as pool:
-        futures: list[Future[tuple[Path, float]]] = []
+def _prefetch(chunks: list[_Chunk], fetch: Callable[[_Chunk], tuple[Path | None, float]],
+              ) -> Iterator[tuple[_Chunk, Future[tuple[Path | None, float]]]]:
+    """Download the next chunks while the current one loads (network and CPU overlap).
+
+    ``PREFETCH`` downloads run at once: a chunk of daily bars loads in ~40 ms but takes two HTTP
+    round trips (get_cost, get_range) to fetch, so one download at a time left the loader waiting.
+    Two keep Databento's metadata calls (get_cost) well under its 20 requests/s limit.
+    """
+    with ThreadPoolExecutor(max_workers=PREFETCH, thread_name_prefix="hdi-fetch") as pool:
+        futures: list[Future[tuple[Path | None, float]]] = []
         for i, c in enumerate(chunks):
-            while len(futures) <= i + 1 and len(futures) < len(chunks):
+            while len(futures) <= i + PREFETCH and len(futures) < len(chunks):
                 futures.append(pool.submit(fetch, chunks[len(futures)]))
             yield c, futures[i]
 
@@ -314,20 +372,33 @@ def _prefetch(chunks: list[_Chunk], fetch: Callable[[_Chunk], tuple[Path, float]
 class _Loader:
     def __init__(self, st: Store, r: Recipe, compiled: CompiledRecipe, rhash: str, run_id: str, qroot: Path,
                  source: Any, refresh: bool, emit: Callable[[Event], None], batch_rows: int,
-                 files: dict[str, DbnFile]) -> None:
+                 files: dict[str, DbnFile], resolved: set[tuple[str, str]] | None = None) -> None:
         self.st, self.r, self.compiled, self.rhash, self.run_id = st, r, compiled, rhash, run_id
         self.qroot, self.source, self.refresh, self.emit, self.batch_rows = qroot, source, refresh, emit, batch_rows
         self.table = r.target.table
         self.files = files
         self.by_day = any(s.op == "resample" for s in r.transform)
+        self.resolved = resolved or set()  # (dataset, symbol) resolving somewhere in the recipe's range
 
-    def fetch(self, c: _Chunk) -> tuple[Path, float]:
-        """The chunk's DBN file and what downloading it cost (0 for a file on disk or a cache hit)."""
+    def fetch(self, c: _Chunk) -> tuple[Path | None, float]:
+        """The chunk's DBN file and what downloading it cost (0 for a file on disk or a cache hit).
+
+        None for a window in which symbols that resolve elsewhere in the range map to nothing
+        (Databento answers 422, e.g. for a Saturday): a chunk without data, not a failure.
+        """
         if c.file is not None:
             return c.file, 0.0
-        cached = not self.refresh and self.source.is_cached(c.request)
-        cost = 0.0 if cached else self.source.cost(c.request)
-        return self.source.fetch(c.request, refresh=self.refresh), cost
+        try:
+            cached = not self.refresh and self.source.is_cached(c.request)
+            cost = 0.0 if cached else self.source.cost(c.request)
+            return self.source.fetch(c.request, refresh=self.refresh), cost
+        except SourceError as e:
+            q = c.request
+            if not (_resolves_nowhere(e) and all((q.dataset, s) in self.resolved for s in q.symbols)):
+                raise
+            log.info("%s: no symbol maps to an instrument in this window (Databento 422); a chunk without "
+                     "data", c.label)
+            return None, 0.0
 
     def _record(self, c: _Chunk) -> ChunkRecord:
         q = c.request
@@ -336,7 +407,7 @@ class _Loader:
                            start_ts=q.start, end_ts=q.end, target_table=self.table,
                            source=str(c.file) if c.file else "databento")
 
-    def load(self, c: _Chunk, fetched: Future[tuple[Path, float]]) -> ChunkOutcome:
+    def load(self, c: _Chunk, fetched: Future[tuple[Path | None, float]]) -> ChunkOutcome:
         t0 = time.perf_counter()
         rec = self._record(c)
         outcome = ChunkOutcome(c.chunk_id, c.label, "done")
@@ -377,18 +448,22 @@ class _Loader:
         outcome.seconds = time.perf_counter() - t0
         return outcome
 
-    def _load(self, c: _Chunk, path: Path, rec: ChunkRecord) -> None:
-        f = self.files.get(str(path)) or open_dbn(path)
-        dataset, ts = c.request.dataset, _index_ts(f)
+    def _load(self, c: _Chunk, path: Path | None, rec: ChunkRecord) -> None:
+        f = None if path is None else self.files.get(str(path)) or open_dbn(path)
+        dataset = c.request.dataset
+        ts = _index_ts(c.request.schema)
         totals = SplitResult(good=pl.DataFrame(), bad=pl.DataFrame(), rows_in=0, rows_good=0, rows_bad=0)
         qpaths: list[str] = []
         counts: list[pl.DataFrame] = []
         rec.rows_fetched = rec.rows_quarantined = 0
         rec.quarantine_path = None
         with self.st.transaction(chunk=rec) as txn:
-            txn.add_symbology(symbology_frame(f.metadata, dataset))
-            for n, batch in enumerate(self._batches(f, ts)):
-                counts.append(batch.group_by("symbol", pl.col(ts).dt.date().alias("day")).len("rows_fetched"))
+            if f is not None:
+                txn.add_symbology(symbology_frame(f.metadata, dataset))
+            for n, batch in enumerate(self._batches(f, ts) if f is not None else ()):
+                # select first: grouping the whole batch is ~5x slower (every column is carried)
+                counts.append(batch.select("symbol", pl.col(ts).dt.date().alias("day"))
+                              .group_by("symbol", "day").len("rows_fetched"))
                 out = self.compiled.fn(batch.with_columns(pl.lit(dataset).alias("dataset")).lazy()).collect()
                 res = split(out, self.table, start=c.request.start, end=c.end,
                             allow_non_positive_prices=self.r.validate.allow_non_positive_prices)
@@ -410,7 +485,7 @@ class _Loader:
             enforce_failure_rate(totals, self.r.validate.max_failure_rate, where=c.label,
                                  quarantine_path=rec.quarantine_path)
             txn.write("ingest_days", _days(c, counts, rec), on_conflict="update")
-        if f.issues:
+        if f is not None and f.issues:
             log.warning("%s: %s", path, "; ".join(f.issues))
 
     def _batches(self, f: DbnFile, ts: str) -> Iterator[pl.DataFrame]:
@@ -422,9 +497,9 @@ class _Loader:
         yield from regroup(decode_file(f, chunk_rows=self.batch_rows), ts, by_day=self.by_day)
 
 
-def _index_ts(f: DbnFile) -> str:
+def _index_ts(schema: str) -> str:
     """The timestamp Databento indexes (and maps symbols) by: ts_recv when the schema has it."""
-    return "ts_recv" if "ts_recv" in frame_schema(f.schema) else "ts_event"
+    return "ts_recv" if "ts_recv" in frame_schema(schema) else "ts_event"
 
 
 def _days(c: _Chunk, counts: list[pl.DataFrame], rec: ChunkRecord) -> pl.DataFrame:
@@ -444,25 +519,31 @@ def _days(c: _Chunk, counts: list[pl.DataFrame], rec: ChunkRecord) -> pl.DataFra
 
 
 def regroup(frames: Iterable[pl.DataFrame], column: str, *, by_day: bool = False) -> Iterator[pl.DataFrame]:
-    """Move the trailing rows that share the last key (timestamp, or its UTC day) to the next frame."""
-    carry: pl.DataFrame | None = None
+    """Move the trailing rows that share the last key (timestamp, or its UTC day) to the next frame.
+
+    A frame is held until the next one arrives, so the last frame goes out whole (no extra batch).
+    """
+    pending: pl.DataFrame | None = None
     for frame in frames:
-        if carry is not None and carry.height:
-            frame = pl.concat([carry, frame], rechunk=False)
         if frame.height == 0:
             continue
-        key = frame.get_column(column)
+        if pending is None:
+            pending = frame
+            continue
+        key = pending.get_column(column)
         if by_day:
             key = key.dt.date()
+        # Compare the physical integers: key[-1] of a ns timestamp is a Python datetime (µs), which
+        # would equal no row and let records sharing a nanosecond straddle two batches.
+        key = key.to_physical()
         last = key[-1]
         same = (key == last) if last is not None else key.is_null()
-        tail = int(same.reverse().arg_min() or 0) if not same.all() else frame.height
-        carry = frame.tail(tail) if tail else None
-        head = frame.head(frame.height - tail)
-        if head.height:
-            yield head
-    if carry is not None and carry.height:
-        yield carry
+        tail = int(same.reverse().arg_min() or 0) if not same.all() else pending.height
+        if pending.height > tail:
+            yield pending.head(pending.height - tail)
+        pending = pl.concat([pending.tail(tail), frame], rechunk=False)
+    if pending is not None:
+        yield pending
 
 
 def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:

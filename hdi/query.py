@@ -124,7 +124,8 @@ def read_statistics(symbols: str | Sequence[str], start: object, end: object, st
     if not latest or df.height == 0:
         return df
     by = ["symbol", "dataset", "instrument_id", "stat_type", "effective_date_utc"]
-    last = df.sort([*by, "ts_recv_ns", "rec_ordinal"]).group_by(by, maintain_order=True).last()
+    # ties on ts_recv (a publication and its delete in one packet) go by the venue's sequence
+    last = df.sort([*by, "ts_recv_ns", "sequence", "rec_ordinal"]).group_by(by, maintain_order=True).last()
     return (last.filter(pl.col("update_action") != 2).select(df.columns)
             .sort(["symbol", "effective_date_utc", "stat_type", "instrument_id"]))
 
@@ -133,12 +134,21 @@ def read_definitions(symbols: str | Sequence[str], start: object, end: object, s
                      dataset: str | None = None, prices: str = "float") -> pl.DataFrame:
     """Instrument definitions received in [start, end), each with its validity interval.
 
-    ``valid_from`` is the definition's ``received_timestamp_utc``; ``valid_to`` the next definition
-    of the same instrument (null for the latest one).
+    ``valid_from`` is the definition's ``received_timestamp_utc``; ``valid_to`` the next stored
+    definition of the same instrument, received in the window or after it (null for the latest one).
     """
     df = read_table("instruments", symbols, start, end, store, dataset=dataset, prices=prices)
     by = ["dataset", "instrument_id"]
-    nxt = (df.select(*by, "received_timestamp_utc").unique().sort([*by, "received_timestamp_utc"])
+    times = df.select(*by, "received_timestamp_utc")
+    if df.height:
+        from hdi.store import open_store
+
+        no_bound = pl.lit(None, pl.Datetime("ns", "UTC"))
+        sel = df.select(*by).unique().with_columns(from_ts=no_bound, to_ts=no_bound)
+        later = open_store(store).select("instruments", start=parse_range(start, end, error=QueryError)[1],
+                                         selections=sel, columns=[*by, "received_timestamp_utc"])
+        times = pl.concat([times, later.group_by(by).agg(pl.col("received_timestamp_utc").min())])
+    nxt = (times.unique().sort([*by, "received_timestamp_utc"])
            .with_columns(pl.col("received_timestamp_utc").shift(-1).over(by).alias("valid_to")))
     return (df.join(nxt, on=[*by, "received_timestamp_utc"], how="left")
             .with_columns(pl.col("received_timestamp_utc").alias("valid_from")))

@@ -165,7 +165,7 @@ def _select(requests: tuple[Request, ...], symbols: Sequence[str] | str) -> tupl
         if s not in known:
             raise Problem(f"--symbols '{s}' is in none of the recipe's requests "
                           f"({'; '.join(r.label() for r in requests)})",
-                          allowed_list(sorted(known)), did_you_mean(s, known))
+                          allowed_list(sorted(known)), did_you_mean(s, sorted(known)))
     out = []
     for r in requests:
         keep = tuple(s for s in r.symbols if s in wanted)

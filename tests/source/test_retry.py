@@ -117,7 +117,7 @@ def test_connection_refused_is_retried_then_reported(gateway, tmp_path, monkeypa
     client = DatabentoSource().client
     waits = Waits()
     with pytest.raises(SourceError) as info:
-        call_with_retry(lambda: client.metadata.list_datasets(), policy=RetryPolicy(attempts=2, jitter=0),
+        call_with_retry(lambda: client.metadata.list_datasets(), policy=RetryPolicy(attempts=2, base_delay=0.5, jitter=0),
                         what="list_datasets", sleep=waits)
     assert str(info.value).startswith("list_datasets failed after 2 attempts: connection error: ")
     assert info.value.transient is True and info.value.http_status is None and waits == [0.5]
