@@ -1,4 +1,4 @@
-"""What a store holds: table sizes, coverage and gaps per (schema, symbol), quarantine, recent runs.
+"""What a store holds: table sizes, stored rows and coverage per symbol, quarantine, recent runs.
 
 Coverage comes from the ledger's ``ingest_days``: every UTC day a done chunk fetched, with the
 number of records the source had for each requested symbol. So:
@@ -8,11 +8,18 @@ number of records the source had for each requested symbol. So:
   **no data**;
 - a day inside the symbol's span that is not listed was never fetched (a chunk failed, was skipped,
   or the range was never asked for): **missing**. The two are never confused.
+
+Stored rows per (dataset, table, granularity, symbol) come from one grouped query per table (rows,
+first and last time per instrument and UTC day), mapped to symbols through the symbology table
+(a continuous symbol counts each contract on its own days); an instrument no symbol maps is shown
+by its id.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,7 @@ class StatusReport:
     store: str
     tables: pl.DataFrame  # table, rows, first, last
     coverage: pl.DataFrame  # dataset, schema, symbol, first_day, last_day, rows_fetched, days_*, missing, no_data
+    symbols: pl.DataFrame  # dataset, table, granularity, symbol, rows, days, first, last (stored rows)
     quarantine: pl.DataFrame  # run_id, table, files, rows, latest_path, latest_mtime
     runs: pl.DataFrame
     failed_chunks: pl.DataFrame
@@ -40,8 +48,8 @@ class StatusReport:
             return [{k: _jsonable(v) for k, v in r.items()} for r in df.iter_rows(named=True)]
 
         return {"store": self.store, "edition": self.edition, "tables": rows(self.tables),
-                "coverage": rows(self.coverage), "quarantine": rows(self.quarantine), "runs": rows(self.runs),
-                "failed_chunks": rows(self.failed_chunks)}
+                "symbols": rows(self.symbols), "coverage": rows(self.coverage), "quarantine": rows(self.quarantine),
+                "runs": rows(self.runs), "failed_chunks": rows(self.failed_chunks)}
 
 
 def _jsonable(v: Any) -> Any:
@@ -53,20 +61,32 @@ def _jsonable(v: Any) -> Any:
 
 
 def status(store: str | None = None, *, quarantine_dir: str | Path | None = None, runs: int = 10) -> StatusReport:
-    """Summarise a store (default: ``HDI_STORE``, else the embedded DuckDB file)."""
+    """Summarise a store (default: ``HDI_STORE``, else the embedded DuckDB file).
+
+    Args:
+        store: the store URL.
+        quarantine_dir: the quarantine folder (default ``hdi.config.quarantine_dir()``).
+        runs: how many recent runs to list, newest first.
+
+    Returns:
+        A :class:`StatusReport`; ``to_dict()`` gives its JSON form (``hdi status --format json``).
+    """
     st = open_store(store)
-    tables = _tables(st)
+    daily = _daily(st)
+    tables = _tables(st, daily)
     days = st.query("SELECT * FROM ingest_days") if st.has_table("ingest_days") else None
-    failed = st.chunks(status="failed")
+    failed = _still_failed(st.chunks(status="failed"), days)
     coverage = _coverage(days, failed)
     from hdi.validate.quarantine import quarantine_summary
 
     q = quarantine_summary(config.quarantine_dir(quarantine_dir))
     edition = {"kind": st.kind}
-    if st.kind == "timescale":
-        st.migrate()  # reads the extension version and license
-        edition |= {"timescaledb": getattr(st, "timescaledb_version", None), "license": getattr(st, "license", None)}
-    return StatusReport(store=st.display_url, tables=tables, coverage=coverage, quarantine=q,
+    if st.kind == "timescale":  # read only: a status never creates tables
+        version, license_ = st.query("SELECT (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') "
+                                     "AS v, current_setting('timescaledb.license', true) AS l").row(0)
+        edition |= {"timescaledb": version, "license": license_}
+    return StatusReport(store=st.display_url, tables=tables, coverage=coverage, symbols=_symbols(st, daily),
+                        quarantine=q,
                         runs=st.runs(limit=runs), failed_chunks=failed.select(
                             "chunk_id", "run_id", "dataset", "schema", "symbols", "start_ts", "end_ts", "error"),
                         edition=edition)
@@ -78,16 +98,65 @@ def _utc(v: Any) -> dt.datetime | None:
     return v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
 
 
-def _tables(st: Any) -> pl.DataFrame:
-    out = []
+_DAILY_SCHEMA = {"table": pl.String, "dataset": pl.String, "instrument_id": pl.Int64, "granularity": pl.String,
+                 "day": pl.Date, "rows": pl.Int64, "first": pl.Datetime("us", "UTC"), "last": pl.Datetime("us", "UTC")}
+
+
+def _daily(st: Any) -> pl.DataFrame:
+    """Rows, first and last time per (table, dataset, instrument, granularity, UTC day)."""
+    parts = []
     for name, t in DATA_TABLES.items():
         if not st.has_table(name):
             continue
         tc = ident(t.time_column)
-        n, lo, hi = st.query(f"SELECT count(*) AS n, min({tc}) AS lo, max({tc}) AS hi FROM {ident(name)}").row(0)
-        out.append({"table": name, "rows": int(n), "first": _utc(lo), "last": _utc(hi)})
-    return pl.DataFrame(out, schema={"table": pl.String, "rows": pl.Int64, "first": pl.Datetime("us", "UTC"),
-                                     "last": pl.Datetime("us", "UTC")})
+        gran = "granularity" if "granularity" in t.names else "CAST(NULL AS VARCHAR)"
+        got = st.query(f"SELECT dataset, instrument_id, {gran} AS granularity, CAST(timezone('UTC', {tc}) AS DATE) "
+                       f"AS day, count(*) AS n, min({tc}) AS lo, max({tc}) AS hi FROM {ident(name)} GROUP BY 1, 2, 3, 4")
+        parts.append(got.select(
+            pl.lit(name).alias("table"), pl.col("dataset").cast(pl.String), pl.col("instrument_id").cast(pl.Int64),
+            pl.col("granularity").cast(pl.String), pl.col("day").cast(pl.Date), pl.col("n").cast(pl.Int64).alias("rows"),
+            *[_utc_col(pl.col(c), got.schema[c]).alias(a) for c, a in (("lo", "first"), ("hi", "last"))]))
+    return pl.concat(parts) if parts else pl.DataFrame(schema=_DAILY_SCHEMA)
+
+
+def _utc_col(e: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    if isinstance(dtype, pl.Datetime):
+        e = e.dt.replace_time_zone("UTC") if dtype.time_zone is None else e.dt.convert_time_zone("UTC")
+        return e.dt.cast_time_unit("us")
+    return e.cast(pl.Datetime("us", "UTC"))
+
+
+def _tables(st: Any, daily: pl.DataFrame) -> pl.DataFrame:
+    """Every data table the store has: rows, first and last time (0 rows for an empty one)."""
+    present = [name for name in DATA_TABLES if st.has_table(name)]
+    sums = daily.group_by("table").agg(pl.col("rows").sum(), pl.col("first").min(), pl.col("last").max())
+    return (pl.DataFrame({"table": present}, schema={"table": pl.String})
+            .join(sums, on="table", how="left", maintain_order="left")
+            .with_columns(pl.col("rows").fill_null(0)))
+
+
+_SYMBOLS_SCHEMA = {"dataset": pl.String, "table": pl.String, "granularity": pl.String, "symbol": pl.String,
+                   "rows": pl.Int64, "days": pl.UInt32, "first": pl.Datetime("us", "UTC"),
+                   "last": pl.Datetime("us", "UTC")}
+
+
+def _symbols(st: Any, daily: pl.DataFrame) -> pl.DataFrame:
+    """Stored rows per (dataset, table, granularity, symbol), through the symbology table's intervals."""
+    if daily.height == 0:
+        return pl.DataFrame(schema=_SYMBOLS_SCHEMA)
+    sym = st.symbology().select("dataset", "symbol", "instrument_id", "start_date", "end_date")
+    keys = ["table", "dataset", "instrument_id", "granularity", "day"]
+    named = (daily.join(sym, on=["dataset", "instrument_id"], how="inner")
+             .filter((pl.col("day") >= pl.col("start_date")) & (pl.col("day") < pl.col("end_date")))
+             .unique([*keys, "symbol"]))  # overlapping intervals of one symbol count a day once
+    unnamed = daily.join(named.select(keys).unique(), on=keys, how="anti", nulls_equal=True).with_columns(
+        pl.col("instrument_id").cast(pl.String).alias("symbol"))
+    both = pl.concat([named.select(*keys, "symbol", "rows", "first", "last"),
+                      unnamed.select(*keys, "symbol", "rows", "first", "last")])
+    return (both.group_by("dataset", "table", "granularity", "symbol")
+            .agg(pl.col("rows").sum(), pl.col("day").n_unique().cast(pl.UInt32).alias("days"),
+                 pl.col("first").min(), pl.col("last").max())
+            .sort("dataset", "table", "granularity", "symbol", nulls_last=True).select(list(_SYMBOLS_SCHEMA)))
 
 
 _COVERAGE_SCHEMA = {
@@ -108,23 +177,45 @@ def _ranges(days: list[dt.date]) -> list[str]:
     return [a.isoformat() if a == b else f"{a.isoformat()}..{b.isoformat()}" for a, b in out]  # type: ignore[misc]
 
 
+def _still_failed(failed: pl.DataFrame, days: pl.DataFrame | None) -> pl.DataFrame:
+    """Failed chunks with a (symbol, day) not fetched since: a chunk whose days a later chunk (of
+    another range, e.g. the next ``--update``) fetched is repaired, no longer a failure."""
+    if failed.height == 0 or days is None or days.height == 0:
+        return failed
+    cells = (failed.with_row_index("_i")
+             .select("_i", "dataset", "schema", pl.col("symbols").str.split(",").alias("symbol"),
+                     pl.date_ranges(pl.col("start_ts").dt.date(),
+                                    (pl.col("end_ts") - pl.duration(microseconds=1)).dt.date()).alias("day"))
+             .explode("symbol").explode("day"))
+    open_ = cells.join(days.select("dataset", "schema", "symbol", pl.col("day").cast(pl.Date)),
+                       on=["dataset", "schema", "symbol", "day"], how="anti")
+    return failed.with_row_index("_i").filter(pl.col("_i").is_in(open_["_i"].unique().implode())).drop("_i")
+
+
 def _coverage(days: pl.DataFrame | None, failed: pl.DataFrame) -> pl.DataFrame:
-    if days is None or days.height == 0:
-        return pl.DataFrame(schema=_COVERAGE_SCHEMA)
-    days = days.with_columns(pl.col("day").cast(pl.Date))
-    # days of failed chunks count into the span, so a failed range shows as missing
-    spans = []
+    days = (days.select("dataset", "schema", "symbol", pl.col("day").cast(pl.Date), "rows_fetched")
+            if days is not None else pl.DataFrame(schema={"dataset": pl.String, "schema": pl.String,
+                                                          "symbol": pl.String, "day": pl.Date,
+                                                          "rows_fetched": pl.Int64}))
+    # days of failed chunks count into the span, so a failed range shows as missing (even when no
+    # chunk of the symbol was ever done)
+    spans: dict[tuple[str, str, str], tuple[dt.date, dt.date]] = {}
     for r in failed.iter_rows(named=True):
+        lo, hi = r["start_ts"].date(), (r["end_ts"] - dt.timedelta(microseconds=1)).date()
         for s in str(r["symbols"]).split(","):
-            spans.append({"dataset": r["dataset"], "schema": r["schema"], "symbol": s,
-                          "lo": r["start_ts"].date(), "hi": (r["end_ts"] - dt.timedelta(microseconds=1)).date()})
+            k = (r["dataset"], r["schema"], s)
+            a, b = spans.get(k, (lo, hi))
+            spans[k] = (min(a, lo), max(b, hi))
+    groups = dict(days.group_by("dataset", "schema", "symbol"))
     out = []
-    for (ds, sch, sym), g in days.group_by("dataset", "schema", "symbol", maintain_order=True):
-        fetched = dict(zip(g["day"].to_list(), g["rows_fetched"].to_list(), strict=True))
-        lo, hi = min(fetched), max(fetched)
-        for sp in spans:
-            if (sp["dataset"], sp["schema"], sp["symbol"]) == (ds, sch, sym):
-                lo, hi = min(lo, sp["lo"]), max(hi, sp["hi"])
+    for key in sorted(set(groups) | set(spans)):
+        ds, sch, sym = key
+        g = groups.get(key)
+        fetched = dict(zip(g["day"].to_list(), g["rows_fetched"].to_list(), strict=True)) if g is not None else {}
+        bounds = [d for d in (min(fetched, default=None), max(fetched, default=None)) if d is not None]
+        if key in spans:
+            bounds += list(spans[key])
+        lo, hi = min(bounds), max(bounds)
         span = [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
         missing = [d for d in span if d not in fetched]
         no_data = [d for d, n in fetched.items() if n == 0]
@@ -133,3 +224,15 @@ def _coverage(days: pl.DataFrame | None, failed: pl.DataFrame) -> pl.DataFrame:
                     "days_no_data": len(no_data), "days_missing": len(missing),
                     "missing": _ranges(missing), "no_data": _ranges(no_data)})
     return pl.DataFrame(out, schema=_COVERAGE_SCHEMA).sort("dataset", "schema", "symbol")
+
+
+class _CallableModule(types.ModuleType):
+    """``hdi.status`` is both this module and the public function: importing the module first
+    (``from hdi.status import StatusReport``) binds the module to ``hdi.status``, so calling it
+    must still work."""
+
+    def __call__(self, store: str | None = None, **kwargs: Any) -> StatusReport:
+        return status(store, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

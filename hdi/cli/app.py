@@ -70,13 +70,16 @@ def ingest(
     refresh: Annotated[bool, typer.Option("--refresh", help="Download and load again even chunks that are "
                                           "cached or already done.")] = False,
     resume: Annotated[str | None, typer.Option(metavar="RUN_ID", help="Continue a run with its own recipe and "
-                                               "parameters (re-runs resume on their own too).")] = None,
-    update: Annotated[bool, typer.Option("--update", help="Extend each request from its last loaded time to "
-                                         "the end of the dataset's available range.")] = False,
+                                               "parameters, no --recipe needed (an --update run keeps its "
+                                               "ranges); plain re-runs resume on their own too.")] = None,
+    update: Annotated[bool, typer.Option("--update", help="Extend each symbol from where this recipe's data "
+                                         "ends (that last day fetched again whole, failed chunks retried) to "
+                                         "the end of the dataset's available range (or --end); symbols never "
+                                         "loaded start at --start (default: the recipe's start).")] = False,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: "
                                                   "when stderr is a terminal).")] = None,
     log_file: Annotated[Path | None, typer.Option(metavar="PATH", help="Log file (default: "
-                                                  "data/logs/hdi-<run>.log).")] = None,
+                                                  "data/logs/hdi-<time>-<pid>.log).")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Fetch, decode, transform, validate and store a recipe's data, chunk by chunk.
@@ -144,12 +147,16 @@ def _read(q: object, schema: str, symbols: str, start: str, end: str, store: str
 @app.command()
 def status(
     store: StoreOpt = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    format: Annotated[str, typer.Option("--format", "-f", help="table (text sections) or json (every "
+                                        "field, every day list in full).")] = "table",
     runs: Annotated[int, typer.Option(help="Recent runs to show.")] = 10,
 ) -> None:
-    """What is stored: rows per table, coverage and gaps per (schema, symbol), quarantine, recent runs.
+    """What is stored: rows per table and per symbol (first/last time), coverage and gaps per
+    (dataset, schema, symbol), quarantine files, recent runs and failed chunks.
 
-    A day fetched with no records is "no data"; a day never fetched is "missing".
+    A day fetched whose source had no records (a holiday, a no-trade day) is "no data"; a day never
+    fetched (a failed chunk, a range never asked for) is "MISSING". A run marked running* has no
+    end recorded: it still runs, or was killed; `hdi ingest --resume RUN_ID` finishes it.
     """
     from hdi.status import status as get_status
 

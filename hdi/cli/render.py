@@ -196,8 +196,9 @@ def write_frame(frame: pl.DataFrame, *, format: str, output: Path | None, limit:
     if fmt == "csv":
         sys.stdout.write(frame.write_csv())
         return
-    width = max(out.size.width, 120)
-    with pl.Config(tbl_rows=limit, tbl_cols=-1, tbl_width_chars=width, fmt_str_lengths=60,
+    # Every column at its natural width, one line per row (tick tables have 20+ columns: fitted to
+    # the terminal, each would be squeezed to a few unreadable characters); pipe to `less -S`.
+    with pl.Config(tbl_rows=limit, tbl_cols=-1, tbl_width_chars=-1, fmt_str_lengths=60,
                    tbl_hide_dataframe_shape=True, fmt_table_cell_list_len=5):
         print(frame.head(limit))
     more = frame.height - min(limit, frame.height)
@@ -210,34 +211,18 @@ def _check_writable(path: Path) -> None:
     if path.is_dir():
         raise ConfigError(f"output {path} is a directory; give a file path")
     if not parent.is_dir():
-        raise ConfigError(f"output {path}: folder {parent} does not exist")
+        why = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise ConfigError(f"output {path}: folder {parent} {why}")
     if not os.access(parent, os.W_OK):
         raise ConfigError(f"output {path}: folder {parent} is not writable")
 
 
 def status(report: Any, *, as_json: bool) -> None:
+    """``hdi status``: JSON, or compact text sections fitted to the terminal (80 to 100 columns)."""
     if as_json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
         return
-    out.print(f"[bold]store[/] {report.store}  {report.edition}", markup=True)
-    out.print(_table("tables", report.tables))
-    cov = report.coverage.with_columns(
-        pl.col("missing").list.join(", "), pl.col("no_data").list.join(", "))
-    out.print(_table("coverage (missing = never fetched; no data = fetched, the source had nothing)", cov))
-    out.print(_table("quarantine", report.quarantine))
-    out.print(_table("recent runs", report.runs.select(
-        "run_id", "recipe", "status", "started_at", "finished_at", "chunks_done", "chunks_skipped",
-        "chunks_failed", "rows_loaded", "rows_quarantined", "error")))
-    if report.failed_chunks.height:
-        out.print(_table("failed chunks (a re-run retries them)", report.failed_chunks))
+    from hdi.cli.status_view import lines
 
-
-def _table(title: str, df: pl.DataFrame) -> Table:
-    t = Table(title=title, title_justify="left")
-    for c in df.columns:
-        t.add_column(c, overflow="fold")
-    for row in df.iter_rows():
-        t.add_row(*["" if v is None else str(v) for v in row])
-    if df.height == 0:
-        t.add_row(*["—"] * len(df.columns)) if df.columns else None
-    return t
+    for text, heading in lines(report, width=max(80, min(out.size.width, 100))):
+        out.print(text, markup=False, style="bold" if heading else None)
