@@ -186,6 +186,9 @@ def main() -> None:
                       f"peak RSS {r['peak_rss_mib']:6.0f} MiB (after imports {r['base_rss_mib']:.0f})")
             ratio = results["to_df"]["best"] / results["hdi"]["best"]
             print(f"  decode_file is {ratio:.1f}x faster than to_df() (target >= 8x)")
+            print("RESULT " + json.dumps({"name": f"decode {schema} {args.records // 10**6}M: decode_file / to_df()",
+                                          "value": ratio, "unit": "x", "target": ">= 8", "ok": ratio >= 8,
+                                          "note": f"best of {RUNS}"}), flush=True)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ from hdi.prices import fixed_to_decimal  # noqa: E402
 from hdi.store import close_all, open_store  # noqa: E402
 from hdi.tables import OHLCV  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import result as report_result  # noqa: E402
+
 UTC = dt.UTC
 
 
@@ -134,6 +137,8 @@ def write_ratio(base_url: str, n: int, repeat: int) -> None:
     print(f"  raw adbc_ingest, plain unindexed table : {raw:>12,.0f} rows/s  (median of {repeat})")
     print(f"  hdi store.write, hypertable + key index: {api:>12,.0f} rows/s  (median of {repeat})")
     print(f"  ratio store / raw                      : {api / raw:>12.2f}x   (target >= 0.40)")
+    report_result("store.write 2M bars -> timescale / raw adbc_ingest", api / raw, "x", ">= 0.40", api / raw >= 0.4,
+           f"store {api:,.0f} rows/s; raw {raw:,.0f} rows/s")
 
 
 def duckdb_write(n: int) -> None:
@@ -159,13 +164,15 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=2_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--reads", type=int, default=200)
+    ap.add_argument("--no-timescale", action="store_true", help="DuckDB only")
     a = ap.parse_args()
-    ts = timescale_url(a.timescale)
+    ts = None if a.no_timescale else timescale_url(a.timescale)
     print("== read_bars: 1 month of daily bars, 1 symbol, warm (target median <= 10 ms; PRD < 5 s)")
     with tempfile.TemporaryDirectory() as d:
         med, p95, rows = read_latency(f"duckdb://{d}/read.duckdb", a.reads)
         close_all()
     print(f"  duckdb    : median {med:6.2f} ms  p95 {p95:6.2f} ms  ({rows} rows, {a.reads} calls)")
+    report_result("store_bench read_bars warm, duckdb (median)", med, "ms", "<= 10 ms", med <= 10, f"p95 {p95:.2f} ms")
     if ts:
         schema = f"hdi_bench_{uuid.uuid4().hex[:8]}"
         admin(ts, f"CREATE SCHEMA {schema}")
@@ -175,6 +182,7 @@ def main() -> None:
             close_all()
             admin(ts, f"DROP SCHEMA {schema} CASCADE")
         print(f"  timescale : median {med:6.2f} ms  p95 {p95:6.2f} ms  ({rows} rows, {a.reads} calls)")
+        report_result("store_bench read_bars warm, timescale (median)", med, "ms", "<= 10 ms", med <= 10, f"p95 {p95:.2f} ms")
     print(f"== write {a.rows:,} 1m bar rows")
     duckdb_write(a.rows)
     if ts:

@@ -1,0 +1,183 @@
+"""PRD NFR4b: retrieve 1 month of daily bars for one symbol. PRD: < 5 s. Targets here:
+
+- ``hdi.read_bars("CL.c.0", start, end, store=...)`` in process, warm: median <= 10 ms;
+- ``hdi query --schema ohlcv-1d --symbols CL.c.0 --start ... --end ... --format parquet --output F``
+  as a whole process (interpreter start to exit): <= 0.8 s wall;
+
+on both stores, each filled with 1 year of daily bars for 5 continuous futures through the real
+pipeline (``hdi.pipeline.ingest(recipes/ohlcv_1d.yaml, from_files=[a generated DBN file])``).
+Baselines measured in the same run: the same rows by one hand-written SQL query on an open
+connection (``read_bars`` adds symbol resolution and typing on top), and process floors
+(``python -c pass``, ``python -c "import polars"``, ``hdi --version``). The import audit runs
+``hdi query`` under ``python -X importtime`` and lists the heaviest imports and any module the
+query path must not load (patito, databento, the recipe engine, the pipeline, the gateway).
+
+Usage: .venv/bin/python benchmarks/nfr4b_query.py [--reads 200] [--runs 7] [--timescale URL]
+       [--no-timescale] [--no-duckdb]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    HDI,
+    PYTHON,
+    ROOT,
+    best_median,
+    fresh_schema,
+    load_average,
+    result,
+    run_process,
+    timescale_url,
+)
+from _dbn import FUTURES, write_ohlcv_1d  # noqa: E402
+
+SYMBOL, START, END = "CL.c.0", "2024-03-01", "2024-04-01"
+EXPECTED_ROWS = 21  # weekdays in March 2024
+FORBIDDEN = ("patito", "databento", "hdi.recipe", "hdi.pipeline", "hdi.testing", "hdi.validate", "hdi.decode")
+READ_TARGET_MS, QUERY_TARGET_S = 10.0, 0.8
+
+
+def fill(store: str, path: Path) -> None:
+    from hdi.pipeline import ingest
+
+    report = ingest(ROOT / "recipes" / "ohlcv_1d.yaml", from_files=[path], store=store)
+    assert report.ok and report.rows_loaded > 1000, report
+
+
+def read_latency(store: str, reads: int) -> tuple[float, float, float]:
+    """(median ms, p95 ms, raw-SQL median ms) of warm calls; 5 warm-up calls are not timed."""
+    import hdi
+    from hdi.store import open_store
+
+    times = []
+    for i in range(reads + 5):
+        t0 = time.perf_counter()
+        df = hdi.read_bars(SYMBOL, START, END, store=store)
+        if i >= 5:
+            times.append(time.perf_counter() - t0)
+        assert df.height == EXPECTED_ROWS, df.height
+    times.sort()
+    st = open_store(store)
+    iid = FUTURES[SYMBOL][0]
+    lo, hi = dt.datetime.fromisoformat(START).replace(tzinfo=dt.UTC), dt.datetime.fromisoformat(END).replace(tzinfo=dt.UTC)
+    sql = ("SELECT * FROM ohlcv WHERE instrument_id = $1 AND granularity = '1d' AND bar_timestamp_utc >= $2 "
+           "AND bar_timestamp_utc < $3 ORDER BY bar_timestamp_utc")
+    raw = []
+    for i in range(reads + 5):
+        t0 = time.perf_counter()
+        df = st.query(sql, [iid, lo, hi])
+        if i >= 5:
+            raw.append(time.perf_counter() - t0)
+        assert df.height == EXPECTED_ROWS, df.height
+    return statistics.median(times) * 1e3, times[int(len(times) * 0.95) - 1] * 1e3, statistics.median(raw) * 1e3
+
+
+def query_process(store: str, out: Path, runs: int, env: dict[str, str]) -> list[float]:
+    cmd = [HDI, "query", "--schema", "ohlcv-1d", "--symbols", SYMBOL, "--start", START, "--end", END,
+           "--format", "parquet", "--output", str(out), "--store", store]
+    walls = []
+    for _ in range(runs):
+        out.unlink(missing_ok=True)
+        walls.append(run_process(cmd, env=env).wall)
+        import polars as pl
+
+        assert pl.read_parquet(out).height == EXPECTED_ROWS
+    return walls
+
+
+def import_audit(store: str, out: Path, env: dict[str, str]) -> str:
+    """Total import time of one `hdi query`, its heaviest top-level imports, forbidden modules loaded."""
+    m = run_process([PYTHON, "-X", "importtime", "-m", "hdi", "query", "--schema", "ohlcv-1d", "--symbols", SYMBOL,
+                     "--start", START, "--end", END, "--format", "parquet", "--output", str(out), "--store", store],
+                    env=env)
+    tops: dict[str, int] = {}
+    loaded = set()
+    for line in m.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cum, name = line.split("|")
+        mod = name.strip()
+        loaded.add(mod)
+        if not name.startswith("  ") and cum.strip().isdigit():  # top-level import (depth 0)
+            top = mod.split(".")[0]
+            tops[top] = tops.get(top, 0) + int(cum)
+    total = sum(tops.values()) / 1e6
+    heavy = ", ".join(f"{k} {v / 1e3:.0f} ms" for k, v in sorted(tops.items(), key=lambda kv: -kv[1])[:7])
+    bad = sorted({f for f in FORBIDDEN for mod in loaded if mod == f or mod.startswith(f + ".")})
+    extra = sorted(m for m in ("pandas", "pyarrow", "duckdb", "adbc_driver_manager.dbapi") if m in loaded)
+    return (f"imports {total:.2f} s: {heavy}\n      loaded: {', '.join(extra) or 'no pandas/pyarrow'}; "
+            f"forbidden modules loaded: {', '.join(bad) or 'none'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reads", type=int, default=200, help="timed read_bars calls per store (default 200)")
+    ap.add_argument("--runs", type=int, default=7, help="timed `hdi query` processes per store (default 7)")
+    ap.add_argument("--timescale", help="TimescaleDB URL (default HDI_BENCH_TIMESCALE_URL or the local cluster)")
+    ap.add_argument("--no-timescale", action="store_true")
+    ap.add_argument("--no-duckdb", action="store_true")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hdi-bench-nfr4b-") as d:
+        tmp = Path(d)
+        env = {"HDI_DATA_DIR": str(tmp / "data")}
+        os.environ.update(env)
+        bars = tmp / "ohlcv-1d.dbn.zst"
+        write_ohlcv_1d(bars)
+        floors = {name: min(run_process(cmd).wall for _ in range(3)) for name, cmd in (
+            ("python -c pass", [PYTHON, "-c", "pass"]), ("python -c 'import polars'", [PYTHON, "-c", "import polars"]),
+            ("hdi --version", [HDI, "--version"]))}
+        print(f"NFR4b: {SYMBOL} daily bars [{START}, {END}) ({EXPECTED_ROWS} rows) from 1 year x 5 symbols; "
+              f"load average {load_average()} (2 cores, shared)")
+        print("  process floors (best of 3): " + "; ".join(f"{k} {v:.2f} s" for k, v in floors.items()))
+        stores = []
+        if not a.no_duckdb:
+            stores.append(("duckdb", f"duckdb:///{tmp}/bars.duckdb", None))
+        ts = None if a.no_timescale else timescale_url(a.timescale)
+        if ts:
+            stores.append(("timescale", None, ts))
+        elif not a.no_timescale:
+            print("  timescale: no URL (run `make db-up`, or pass --timescale)")
+        for label, url, base in stores:
+            if base is not None:
+                with fresh_schema(base) as (url, _):
+                    run_store(label, url, bars, tmp, a, env)
+            else:
+                run_store(label, url, bars, tmp, a, env)
+
+
+def run_store(label: str, url: str, bars: Path, tmp: Path, a: argparse.Namespace, env: dict[str, str]) -> None:
+    from hdi.store import close_all
+
+    fill(url, bars)
+    close_all()
+    med, p95, raw = read_latency(url, a.reads)
+    close_all()  # DuckDB allows one process per file: release it for the `hdi query` processes
+    walls = query_process(url, tmp / f"{label}.parquet", a.runs, env)
+    audit = import_audit(url, tmp / f"{label}.parquet", env)
+    b, m = best_median(walls)
+    print(f"== {label}")
+    print(f"  read_bars warm      : median {med:6.2f} ms  p95 {p95:6.2f} ms  ({a.reads} calls; target median <= "
+          f"{READ_TARGET_MS:.0f} ms {'MET' if med <= READ_TARGET_MS else 'MISSED'})")
+    print(f"  same rows, raw SQL  : median {raw:6.2f} ms  (read_bars / raw = {med / raw:.1f}x)")
+    print(f"  hdi query -> parquet: best {b:.2f} s  median {m:.2f} s  ({a.runs} processes; target <= "
+          f"{QUERY_TARGET_S} s {'MET' if m <= QUERY_TARGET_S else 'MISSED'}; PRD < 5 s: {5 / m:.0f}x under)")
+    print(f"    {audit}")
+    result(f"NFR4b read_bars warm, {label} (median)", med, "ms", f"<= {READ_TARGET_MS:.0f} ms",
+           med <= READ_TARGET_MS, f"p95 {p95:.2f} ms; raw SQL {raw:.2f} ms")
+    result(f"NFR4b hdi query parquet, {label} (median wall)", m, "s", f"<= {QUERY_TARGET_S} s",
+           m <= QUERY_TARGET_S, f"best {b:.2f} s; PRD < 5 s")
+
+
+if __name__ == "__main__":
+    main()

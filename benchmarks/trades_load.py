@@ -1,0 +1,227 @@
+"""Trades end to end (issue 4): ``hdi.pipeline.ingest(recipes/trades.yaml, from_files=[a DBN file])``
+(decode -> recipe -> validate -> idempotent load, with the ledger) against baselines measured in the
+same run on the same machine:
+
+- TimescaleDB: target >= 0.4x the rate of a raw ``adbc_ingest`` of the same final Arrow rows into an
+  unindexed plain table (CHECKPOINT before each load). Also the ratio against
+  ``pandas.DataFrame.to_sql`` (SQLAlchemy + psycopg, the PRD's path) on a subset, per row.
+- DuckDB: target >= 1 M rows/s for the same pipeline; the raw ``INSERT ... SELECT`` of the final rows
+  into an unindexed table is printed beside it.
+
+Each pipeline run loads into a fresh store (new schema / new file); rates are rows / wall seconds of
+the ``ingest`` call (process start and imports excluded: a warm-up ingest runs first). Best and median
+of ``--repeat`` runs are printed; ratios use the medians. A re-run with ``refresh=True`` (every row
+already present: the merge path) is timed once per store.
+
+Usage: .venv/bin/python benchmarks/trades_load.py [--trades 2000000] [--repeat 3] [--to-sql-rows 100000]
+       [--timescale URL] [--no-timescale] [--no-duckdb]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import ROOT, admin, best_median, fresh_schema, load_average, result, timescale_url  # noqa: E402
+from _dbn import write_trades  # noqa: E402
+
+RECIPE = ROOT / "recipes" / "trades.yaml"
+
+
+def final_rows(path: Path):  # noqa: ANN201 - polars frame
+    """The rows the pipeline stores for this file: decode -> recipe -> split, every batch, concatenated."""
+    import polars as pl
+
+    from hdi.decode.dbn import decode_file
+    from hdi.pipeline import check_recipe
+    from hdi.source.files import open_dbn
+    from hdi.validate.split import split
+
+    compiled = check_recipe(RECIPE)
+    f = open_dbn(path)
+    dataset = f.metadata.dataset
+    good = []
+    for batch in decode_file(f):
+        out = compiled.fn(batch.with_columns(pl.lit(dataset).alias("dataset")).lazy()).collect()
+        good.append(split(out, "trades").good)
+    return pl.concat(good)
+
+
+def plain_ddl(name: str, backend: str) -> str:
+    from hdi.store.schema import SQL_TYPES
+    from hdi.tables import TRADES
+
+    cols = ", ".join(f'"{c.name}" {SQL_TYPES[backend][c.type]}' for c in TRADES.columns)
+    return f"CREATE TABLE {name} ({cols})"
+
+
+def pipeline_run(path: Path, store: str, refresh: bool = False) -> tuple[float, object]:
+    from hdi.pipeline import ingest
+
+    t0 = time.perf_counter()
+    report = ingest(RECIPE, from_files=[path], store=store, refresh=refresh)
+    return time.perf_counter() - t0, report
+
+
+def warm_up(tmp: Path) -> None:
+    """One small ingest so that imports and first-use costs are not in the timed runs."""
+    from hdi.store import close_all
+
+    small = tmp / "warm.dbn.zst"
+    write_trades(small, 20_000, seed=9)
+    pipeline_run(small, f"duckdb:///{tmp}/warm.duckdb")
+    close_all()
+
+
+def duckdb_bench(path: Path, frame, tmp: Path, repeat: int) -> None:  # noqa: ANN001
+    import duckdb
+
+    from hdi.store import close_all
+    from hdi.store.schema import conform
+    from hdi.tables import TRADES
+
+    n = frame.height
+    raw_times, times = [], []
+    rows = conform(frame, TRADES, backend="duckdb")  # noqa: F841 - read by the SQL (replacement scan)
+    for i in range(repeat):
+        db = tmp / f"raw{i}.duckdb"
+        con = duckdb.connect(str(db))
+        con.execute(plain_ddl("raw_plain", "duckdb"))
+        con.execute("CHECKPOINT")
+        t0 = time.perf_counter()
+        con.execute("INSERT INTO raw_plain SELECT * FROM rows")
+        raw_times.append(time.perf_counter() - t0)
+        con.close()
+        db.unlink()
+        url = f"duckdb:///{tmp}/hdi{i}.duckdb"
+        secs, report = pipeline_run(path, url)
+        assert report.ok and report.rows_loaded == n, (report.rows_loaded, n)
+        times.append(secs)
+        if i == repeat - 1:
+            again, rep2 = pipeline_run(path, url, refresh=True)
+            assert rep2.ok and rep2.rows_loaded == 0 and rep2.rows_already_present == n, rep2
+        close_all()
+        Path(f"{tmp}/hdi{i}.duckdb").unlink()
+    raw_b, raw_m = best_median(raw_times)
+    b, m = best_median(times)
+    print(f"  raw INSERT of the final rows, plain table : best {n / raw_b:>12,.0f} rows/s  median {n / raw_m:>12,.0f}")
+    print(f"  hdi ingest (decode..load, ledger)         : best {n / b:>12,.0f} rows/s  median {n / m:>12,.0f}"
+          f"   ({m:.2f} s median of {repeat})")
+    print(f"  ratio hdi / raw INSERT (medians)          : {raw_m / m:>12.2f}x")
+    print(f"  re-run, refresh=True (every row present)  : {n / again:>12,.0f} rows/s   ({again:.2f} s, merge path)")
+    print(f"  target >= 1,000,000 rows/s (median)       : {'MET' if n / m >= 1e6 else 'MISSED'}")
+    result("trades->duckdb rows/s (median)", n / m, "rows/s", ">= 1,000,000", n / m >= 1e6,
+           f"best {n / b:,.0f}; raw INSERT {n / raw_m:,.0f}")
+
+
+def timescale_bench(path: Path, frame, base: str, repeat: int, to_sql_rows: int) -> None:  # noqa: ANN001
+    import adbc_driver_postgresql.dbapi as pg
+
+    from hdi.store import close_all, open_store
+    from hdi.store.schema import conform
+    from hdi.tables import TRADES
+
+    n = frame.height
+    arrow = conform(frame, TRADES, backend="timescale").to_arrow()
+    raw_times, times = [], []
+    for i in range(repeat):
+        with fresh_schema(base) as (url, schema):
+            admin(url, plain_ddl(f"{schema}.raw_plain", "timescale"), "CHECKPOINT")
+            with pg.connect(url) as c, c.cursor() as cur:
+                t0 = time.perf_counter()
+                cur.adbc_ingest("raw_plain", arrow, mode="append", db_schema_name=schema)
+                c.commit()
+                raw_times.append(time.perf_counter() - t0)
+            admin(url, f"DROP TABLE {schema}.raw_plain")
+            open_store(url).migrate()
+            admin(url, "CHECKPOINT")
+            secs, report = pipeline_run(path, url)
+            assert report.ok and report.rows_loaded == n, (report.rows_loaded, n)
+            times.append(secs)
+            if i == repeat - 1:
+                again, rep2 = pipeline_run(path, url, refresh=True)
+                assert rep2.ok and rep2.rows_loaded == 0 and rep2.rows_already_present == n, rep2
+                pd_rate = to_sql_rate(url, schema, frame, to_sql_rows) if to_sql_rows else None
+            close_all()
+    raw_b, raw_m = best_median(raw_times)
+    b, m = best_median(times)
+    ratio = raw_m / m
+    print(f"  raw adbc_ingest, plain unindexed table    : best {n / raw_b:>12,.0f} rows/s  median {n / raw_m:>12,.0f}")
+    print(f"  hdi ingest (decode..load, ledger)         : best {n / b:>12,.0f} rows/s  median {n / m:>12,.0f}"
+          f"   ({m:.2f} s median of {repeat})")
+    print(f"  ratio hdi / raw adbc_ingest (medians)     : {ratio:>12.2f}x   (target >= 0.40: "
+          f"{'MET' if ratio >= 0.4 else 'MISSED'})")
+    print(f"  re-run, refresh=True (every row present)  : {n / again:>12,.0f} rows/s   ({again:.2f} s, merge path)")
+    result("trades->timescale / raw adbc_ingest", ratio, "x", ">= 0.40", ratio >= 0.4,
+           f"hdi {n / m:,.0f} rows/s; raw {n / raw_m:,.0f} rows/s")
+    if pd_rate:
+        print(f"  pandas.to_sql (SQLAlchemy+psycopg), {to_sql_rows:,} rows: {pd_rate:>10,.0f} rows/s -> "
+              f"{n / pd_rate:,.1f} s for {n:,} rows extrapolated")
+        print(f"  ratio hdi / pandas.to_sql (per row)       : {n / m / pd_rate:>12.1f}x")
+        result("trades->timescale / pandas.to_sql", n / m / pd_rate, "x", "(report)", None,
+               f"to_sql {pd_rate:,.0f} rows/s on {to_sql_rows:,} rows")
+
+
+def to_sql_rate(url: str, schema: str, frame, rows: int) -> float:  # noqa: ANN001
+    """pandas.DataFrame.to_sql (method=None, chunksize=10000: the fastest to_sql variant measured in
+    reference/libs.md) of the first ``rows`` final rows into a plain table with the same column types."""
+    import warnings
+    from urllib.parse import urlsplit, urlunsplit
+
+    import sqlalchemy
+
+    warnings.simplefilter("ignore")
+    sub = frame.head(rows).to_pandas()
+    parts = urlsplit(url)
+    engine = sqlalchemy.create_engine(urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, "", "")))
+    admin(url, plain_ddl(f"{schema}.pandas_plain", "timescale"), "CHECKPOINT")
+    t0 = time.perf_counter()
+    numeric = {c: sqlalchemy.Numeric(19, 9) for c, t in frame.schema.items() if t.is_decimal()}
+    sub.to_sql("pandas_plain", engine, schema=schema, if_exists="append", index=False, chunksize=10_000,
+               dtype=numeric)
+    secs = time.perf_counter() - t0
+    engine.dispose()
+    got = admin(url, f"SELECT count(*) FROM {schema}.pandas_plain")[0][0]
+    assert got == rows, (got, rows)
+    return rows / secs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trades", type=int, default=2_000_000, help="trades in the DBN file (default 2,000,000)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per store (default 3)")
+    ap.add_argument("--to-sql-rows", type=int, default=100_000, help="rows for the pandas.to_sql baseline (0: skip)")
+    ap.add_argument("--timescale", help="TimescaleDB URL (default HDI_BENCH_TIMESCALE_URL or the local cluster)")
+    ap.add_argument("--no-timescale", action="store_true")
+    ap.add_argument("--no-duckdb", action="store_true")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hdi-bench-trades-") as d:
+        tmp = Path(d)
+        os.environ["HDI_DATA_DIR"] = str(tmp / "data")
+        path = tmp / "trades.dbn.zst"
+        t0 = time.perf_counter()
+        size = write_trades(path, a.trades)
+        print(f"trades file: {a.trades:,} trades, {size / 2**20:.1f} MiB zst, written in {time.perf_counter() - t0:.1f} s; "
+              f"load average {load_average()} (2 cores, shared)")
+        warm_up(tmp)
+        frame = final_rows(path)
+        print(f"final rows: {frame.height:,} ({frame.estimated_size() / 2**20:.0f} MiB in Polars)")
+        if not a.no_duckdb:
+            print(f"== DuckDB (target >= 1 M rows/s), {a.repeat} runs")
+            duckdb_bench(path, frame, tmp, a.repeat)
+        ts = None if a.no_timescale else timescale_url(a.timescale)
+        if ts:
+            print(f"== TimescaleDB (target >= 0.4x raw adbc_ingest), {a.repeat} runs")
+            timescale_bench(path, frame, ts, a.repeat, a.to_sql_rows)
+        elif not a.no_timescale:
+            print("== TimescaleDB: no URL (run `make db-up`, or pass --timescale)")
+
+
+if __name__ == "__main__":
+    main()
