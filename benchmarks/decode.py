@@ -26,26 +26,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
+from _dbn import Interval, Mapping  # benchmarks/ is on sys.path when run as a script
+from _dbn import ns as _ns
 
 RUNS = 3
-
-
-class Interval(NamedTuple):
-    start_date: dt.date
-    end_date: dt.date
-    symbol: str
-
-
-class Mapping(NamedTuple):
-    raw_symbol: str
-    intervals: list[Interval]
-
-
-def _ns(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 10**9
 
 
 def write_trades(path: Path, n: int) -> None:

@@ -329,6 +329,29 @@ class Store(ABC):
         return normalise(self._fetch(sql, [int(limit)]), INGEST_RUNS, INGEST_RUNS.names)
 
 
+def overlap_probe(table: Table, frame: pl.DataFrame) -> tuple[str, list[Any]]:
+    """SQL and parameters asking whether any stored row could share a key with ``frame``.
+
+    Cheap and conservative: the frame's time range and instrument range, narrowed by every text key
+    column that holds one value in the frame (dataset, granularity). No row found means the batch
+    can be appended as it is.
+    """
+    tc = table.time_column
+    lo, hi = time_bounds(frame, tc)
+    sql = f"SELECT 1 FROM {ident(table.name)} WHERE {ident(tc)} >= $1 AND {ident(tc)} < $2"
+    params: list[Any] = [lo, hi]
+    if "instrument_id" in table.key:
+        ilo, ihi = frame.select(pl.col("instrument_id").min().alias("lo"),
+                                pl.col("instrument_id").max().alias("hi")).row(0)
+        sql += " AND instrument_id BETWEEN $3 AND $4"
+        params += [int(ilo), int(ihi)]
+    for k in table.key:
+        if table.column(k).type is ColType.TEXT and frame.get_column(k).n_unique() == 1:
+            params.append(frame.get_column(k)[0])
+            sql += f" AND {ident(k)} = ${len(params)}"
+    return sql + " LIMIT 1", params
+
+
 def time_bounds(frame: pl.DataFrame, column: str) -> tuple[Any, Any]:
     """[lo, hi) covering every value of a time column, as Python values (µs precision).
 

@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from hdi.errors import StoreError
-from hdi.store.base import Store, Transaction, WriteResult, time_bounds
+from hdi.store.base import Store, Transaction, WriteResult, overlap_probe, time_bounds
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import conform, ident
 from hdi.tables import Table
@@ -224,17 +224,8 @@ class _DuckTxn(Transaction):
         return WriteResult(table.name, n, inserted, n - inserted, "merge")
 
     def _overlaps(self, table: Table, frame: pl.DataFrame) -> bool:
-        """Whether any stored row could share a key with the frame (cheap, conservative)."""
-        tc = table.time_column
-        lo, hi = time_bounds(frame, tc)
-        sql = f"SELECT 1 FROM {ident(table.name)} WHERE {ident(tc)} >= $1 AND {ident(tc)} < $2"
-        params: list[Any] = [lo, hi]
-        if "instrument_id" in table.key:
-            ilo, ihi = frame.select(pl.col("instrument_id").min().alias("lo"),
-                                    pl.col("instrument_id").max().alias("hi")).row(0)
-            sql += " AND instrument_id BETWEEN $3 AND $4"
-            params += [ilo, ihi]
-        return bool(self.con.execute(sql + " LIMIT 1", params).fetchall())
+        sql, params = overlap_probe(table, frame)
+        return bool(self.con.execute(sql, params).fetchall())
 
     def upsert(self, table: Table, row: dict[str, Any]) -> None:
         cols = table.names

@@ -23,7 +23,7 @@ import polars as pl
 
 from hdi.errors import ConcurrentWriteError, StoreError
 from hdi.prices import fixed_to_decimal
-from hdi.store.base import Store, Transaction, WriteResult, time_bounds
+from hdi.store.base import Store, Transaction, WriteResult, overlap_probe
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import conform, ident
 from hdi.store.timescale_adbc import Database
@@ -266,20 +266,8 @@ class _PgTxn(Transaction):
             raise self._fail("write", e) from None
 
     def _overlaps(self, table: Table, frame: pl.DataFrame) -> bool:
-        tc = table.time_column
-        lo, hi = time_bounds(frame, tc)
-        sql = f"SELECT 1 FROM {ident(table.name)} WHERE {ident(tc)} >= $1 AND {ident(tc)} < $2"
-        params: list[Any] = [lo, hi]
-        if "instrument_id" in table.key:
-            ilo, ihi = frame.select(pl.col("instrument_id").min().alias("lo"),
-                                    pl.col("instrument_id").max().alias("hi")).row(0)
-            sql += " AND instrument_id BETWEEN $3 AND $4"
-            params += [int(ilo), int(ihi)]
-        for k in table.key:  # a single-valued text key column (granularity, dataset) narrows it
-            if table.column(k).type is ColType.TEXT and frame.get_column(k).n_unique() == 1:
-                params.append(frame.get_column(k)[0])
-                sql += f" AND {ident(k)} = ${len(params)}"
-        self.cur.execute(sql + " LIMIT 1", parameters=tuple(params))
+        sql, params = overlap_probe(table, frame)
+        self.cur.execute(sql, parameters=tuple(params))
         return bool(self.cur.fetchall())
 
     def _merge(self, table: Table, arrow: Any, on_conflict: str) -> int:
