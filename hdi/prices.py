@@ -19,8 +19,3 @@ def fixed_to_decimal(expr: pl.Expr, precision: int = 19, scale: int = PRICE_SCAL
     """Int64 fixed-point (1e-9) -> exact ``Decimal(precision, scale)``; nulls stay null."""
     unit = pl.lit(Decimal("0.000000001"), dtype=pl.Decimal(10, 9))
     return (expr.cast(pl.Decimal(38, 0)) * unit).cast(pl.Decimal(precision, scale))
-
-
-def decimal_to_fixed(expr: pl.Expr) -> pl.Expr:
-    """Exact ``Decimal(p, 9)`` -> Int64 fixed-point (value * 1e9)."""
-    return (expr.cast(pl.Decimal(38, 9)) * pl.lit(FIXED_SCALE, dtype=pl.Decimal(38, 0))).cast(pl.Int64)

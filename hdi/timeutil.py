@@ -41,7 +41,3 @@ def parse_range(start: object, end: object, *, error: type[HdiError] = ConfigErr
         raise error(f"{names[0]} {s.isoformat()} is not before {names[1]} {e.isoformat()} "
                     f"({names[1]} is exclusive)")
     return s, e
-
-
-def day_floor(t: dt.datetime) -> dt.datetime:
-    return dt.datetime(t.year, t.month, t.day, tzinfo=UTC)

@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from decimal import Decimal
 from typing import Any
 
 import polars as pl
 
+from hdi.prices import fixed_to_decimal
 from hdi.recipe.args import Arg
 from hdi.recipe.checks import show_when
 from hdi.recipe.ops import Ctx, StepFn, register
 
 # DBN fixed-point: 1 unit = 1e-9. int64 -> Decimal(38,0) * 1e-9 (Decimal(10,9)) is exact; the float
 # path (col * 1e-9) is not, and Decimal / Decimal keeps scale 0 (reference/libs.md).
-_NANO = pl.lit(Decimal("1e-9"), dtype=pl.Decimal(10, 9))
 _FIXED_OK = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32)
 
 
 def fixed_to_decimal_expr(col: str | pl.Expr, precision: int = 19, scale: int = 9) -> pl.Expr:
     """Exact int fixed-point (value * 1e9) -> Decimal(precision, scale); null stays null."""
-    c = pl.col(col) if isinstance(col, str) else col
-    return (c.cast(pl.Decimal(38, 0)) * _NANO).cast(pl.Decimal(precision, scale))
+    return fixed_to_decimal(pl.col(col) if isinstance(col, str) else col, precision, scale)
 
 
 def _parse_fixed(a: Arg) -> dict[str, Any]:

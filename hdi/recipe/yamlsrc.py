@@ -8,7 +8,6 @@ which PyYAML silently resolves to the last one, are an error here.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -117,8 +116,3 @@ def parse_yaml(text: str, name: str = "<recipe>") -> Any:
         second = starts[1] if len(starts) > 1 else 1
         raise YamlProblem(second, "a recipe file holds one YAML document, found several ('---')")
     return docs[0] if docs else None
-
-
-def read_yaml(path: Path) -> Any:
-    """Read and parse a YAML file (UTF-8). See :func:`parse_yaml`."""
-    return parse_yaml(path.read_text(encoding="utf-8"), str(path))
