@@ -12,7 +12,6 @@ from decimal import Decimal
 import polars as pl
 
 PRICE_SCALE = 9
-FIXED_SCALE = 10**PRICE_SCALE
 
 
 def fixed_to_decimal(expr: pl.Expr, precision: int = 19, scale: int = PRICE_SCALE) -> pl.Expr:
