@@ -216,3 +216,47 @@ def test_a_failed_commit_leaves_no_partial_files(source, gateway, monkeypatch, t
     assert str(info.value).startswith(f"could not move the download of {ES_DAY.describe()} into the raw cache "
                                       f"{cache.folder(ES_DAY)}: ")
     assert files(cache.root) == [] and get_ranges(gateway) == 1
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path):
+    """A 2 MiB tmpfs (root only; skipped where mounting is not permitted); unmounted afterwards."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_disk_that_fills_up_at_the_sidecar_fails_at_once_and_leaves_nothing(gateway, cached, tmpfs):
+    """The download fits exactly, its sidecar does not: one local error naming the folder, no retry,
+    and neither the download nor any temporary file stays behind."""
+    import os
+
+    from hdi.errors import SourceError
+
+    _, original = cached
+    cache = RawCache(tmpfs / "raw")
+    cache.folder(ES_DAY).mkdir(parents=True)
+    page = os.statvfs(tmpfs).f_bsize
+    need = -(-len(original) // page)  # pages the download takes
+    free = os.statvfs(tmpfs).f_bavail
+    (tmpfs / "filler").write_bytes(b"\0" * (free - need) * page)
+    assert os.statvfs(tmpfs).f_bavail == need
+    with pytest.raises(SourceError) as info:
+        DatabentoSource(retry=FAST, cache_dir=cache.root).fetch(ES_DAY)
+    assert str(info.value) == (f"no space left on device: cannot write the download of {ES_DAY.describe()} to the "
+                               f"raw cache {cache.folder(ES_DAY)} (HDI_CACHE_DIR); free space there or point "
+                               "HDI_CACHE_DIR at a larger disk")
+    assert info.value.transient is False and get_ranges(gateway) == 2  # the cached fixture's + this one
+    assert files(cache.root) == []
