@@ -137,8 +137,7 @@ class RawCache:
             return f"it cannot be read: {exc.strerror or exc}"
         problem = _file_problem(side, info)
         if problem is None and "sha256" not in side:  # a sidecar from before hashes: add it now
-            self._write_sidecar(request, {**side, "file_bytes": info.file_bytes, "sha256": info.sha256},
-                                best_effort=True)
+            self._add_hash(request, {**side, "file_bytes": info.file_bytes, "sha256": info.sha256})
         return problem
 
     def temp_path(self, request: Request, suffix: str = "") -> Path:
@@ -173,15 +172,17 @@ class RawCache:
         self._checked[final] = _stamp(final.stat())
         return final
 
-    def _write_sidecar(self, request: Request, sidecar: dict[str, Any], *, best_effort: bool = False) -> None:
-        side_tmp = self.temp_path(request, ".json")
+    def _add_hash(self, request: Request, sidecar: dict[str, Any]) -> None:
+        """Rewrite an old sidecar with the file's size and hash; a failure only costs the next hit a
+        check without them."""
+        side_tmp = None
         try:
+            side_tmp = self.temp_path(request, ".json")
             side_tmp.write_text(json.dumps(sidecar, indent=1), encoding="utf-8")
             os.replace(side_tmp, self.sidecar_for(request))
         except OSError as exc:
-            self.discard(side_tmp)
-            if not best_effort:
-                raise
+            if side_tmp is not None:
+                self.discard(side_tmp)
             logger.info("could not add the hash to %s: %s", self.sidecar_for(request), exc)
 
     @staticmethod

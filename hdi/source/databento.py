@@ -222,7 +222,6 @@ class DatabentoSource:
         return list(self._call("list_datasets", lambda: self.client.metadata.list_datasets()))
 
 
-
 def _local_cause(exc: BaseException, tmp: Path) -> OSError | None:
     """The local disk error behind ``exc`` (the client re-raises a failed write as ``BentoError(
     "Error streaming response: ...") from None``, which keeps the OSError as its context)."""
