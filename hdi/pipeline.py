@@ -34,6 +34,7 @@ from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
 from hdi.recipe.load import load_recipe
 from hdi.recipe.model import Recipe
 from hdi.report import ChunkOutcome, Event, IngestReport
+from hdi.source.cache import check_complete
 from hdi.source.chunks import Request, plan_chunks
 from hdi.source.files import DbnFile, open_dbn
 from hdi.store import Store, open_store
@@ -455,12 +456,14 @@ class _Loader:
         totals = SplitResult(good=pl.DataFrame(), bad=pl.DataFrame(), rows_in=0, rows_good=0, rows_bad=0)
         qpaths: list[str] = []
         counts: list[pl.DataFrame] = []
+        decoded = 0
         rec.rows_fetched = rec.rows_quarantined = 0
         rec.quarantine_path = None
         with self.st.transaction(chunk=rec) as txn:
             if f is not None:
                 txn.add_symbology(symbology_frame(f.metadata, dataset))
             for n, batch in enumerate(self._batches(f, ts) if f is not None else ()):
+                decoded += batch.height
                 # select first: grouping the whole batch is ~5x slower (every column is carried)
                 counts.append(batch.select("symbol", pl.col(ts).dt.date().alias("day"))
                               .group_by("symbol", "day").len("rows_fetched"))
@@ -481,6 +484,8 @@ class _Loader:
                     rec.quarantine_path = qpaths[0] if len(qpaths) == 1 else str(Path(qpaths[0]).parent)
                 txn.write(self.table, res.good, on_conflict=self.r.target.on_conflict)
                 self.emit(Event("rows", label=c.label, rows=totals.rows_in))
+            if f is not None:  # never done with fewer records than the source delivered: roll back
+                check_complete(f, decoded)
             # Rolls the whole chunk back (its bad rows stay in quarantine) when too many rows failed.
             enforce_failure_rate(totals, self.r.validate.max_failure_rate, where=c.label,
                                  quarantine_path=rec.quarantine_path)

@@ -2,13 +2,17 @@
 
 :class:`DatabentoSource` downloads one :class:`Request` at a time with the synchronous client
 (``get_range_async`` has a 100 s *total* timeout), retrying transient failures, into the raw cache
-(a cache hit makes no HTTP call at all). It also answers cost estimates, symbology, dataset
+(a cache hit makes no HTTP call at all, and is read in full and checked against its sidecar before
+it is returned; a damaged file is discarded and downloaded again). A local write failure (a full
+cache disk) fails at once with one line naming the folder, never retried as a network error. It
+also answers cost estimates, symbology, dataset
 ranges and schema lists. The API key comes from ``DATABENTO_API_KEY`` only and never reaches a
 message or a log line.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -20,8 +24,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from hdi import config
 from hdi.config import redact
 from hdi.errors import SourceError
-from hdi.source.cache import RawCache, verify
+from hdi.source.cache import RawCache, public_source
 from hdi.source.chunks import Request, plan_chunks
+from hdi.source.dbncheck import Verified, verify
 from hdi.source.retry import RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
@@ -31,6 +36,8 @@ __all__ = ["DatabentoSource", "Estimate", "Request", "RetryPolicy", "plan_chunks
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# errors of the local disk, not the network: retrying cannot help
+_LOCAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,8 @@ class DatabentoSource:
         self._swept = False
 
     def __repr__(self) -> str:  # the key stays out of reprs too
-        return f"DatabentoSource(gateway={self.gateway!r}, cache={str(self.cache.root)!r})"
+        gateway = public_source(self.gateway) if self.gateway else None
+        return f"DatabentoSource(gateway={gateway!r}, cache={str(self.cache.root)!r})"
 
     @property
     def client(self) -> Any:
@@ -105,17 +113,20 @@ class DatabentoSource:
         Raises:
             SourceError: the download failed after retries, or the file does not answer the request.
         """
-        cached = self.cache.get(request)
-        if cached is not None and not refresh:
+        if not refresh and (cached := self.cache.get(request)) is not None:
             logger.info("cache hit %s -> %s", request.describe(), cached)
             return cached
         if not self._swept:
             self.cache.sweep()
             self._swept = True
         what = f"get_range {request.describe()}"
+        folder = self.cache.folder(request)
 
-        def attempt() -> tuple[Path, Any]:
-            tmp = self.cache.temp_path(request)
+        def attempt() -> tuple[Path, Verified] | SourceError:
+            try:
+                tmp = self.cache.temp_path(request)
+            except OSError as exc:
+                return _local_error(exc, request, folder)
             try:
                 self.client.timeseries.get_range(
                     dataset=request.dataset, schema=request.schema, stype_in=request.stype_in,
@@ -123,19 +134,27 @@ class DatabentoSource:
                     end=request.end, path=tmp,
                 )
                 return tmp, verify(tmp, request)
-            except BaseException:
+            except BaseException as exc:
                 self.cache.discard(tmp)
-                raise
+                local = _local_cause(exc, tmp)
+                if local is None:
+                    raise
+                return _local_error(local, request, folder)  # returned, not raised: never retried
 
         t0 = time.perf_counter()
-        tmp, info = call_with_retry(attempt, policy=self.retry, what=what)
+        result = call_with_retry(attempt, policy=self.retry, what=what)
+        if isinstance(result, SourceError):
+            raise result
+        tmp, info = result
         try:
-            path = self.cache.commit(request, tmp, info, source=self.gateway or "databento")
+            path = self.cache.commit(request, tmp, info, source=self.gateway)
         except OSError as exc:
-            self.cache.discard(tmp)
-            raise SourceError(f"could not move the download of {request.describe()} into the cache "
-                              f"{self.cache.folder(request)}: {exc}") from exc
-        logger.info(redact(f"{what}: {info.records} records, {path.stat().st_size} bytes in "
+            local = _local_cause(exc, tmp)
+            if local is not None:
+                raise _local_error(local, request, folder) from None
+            raise SourceError(f"could not move the download of {request.describe()} into the raw cache "
+                              f"{folder}: {exc}") from None
+        logger.info(redact(f"{what}: {info.records} records, {info.file_bytes} bytes in "
                            f"{time.perf_counter() - t0:.3f}s -> {path}"))
         return path
 
@@ -161,7 +180,8 @@ class DatabentoSource:
         return float(self._call(f"get_cost {request.describe()}", lambda: self.client.metadata.get_cost(**kw)))
 
     def is_cached(self, request: Request) -> bool:
-        """Whether ``fetch`` would be served from the raw cache (no download, no cost)."""
+        """Whether ``fetch`` would be served from the raw cache (no download, no cost): the file is
+        there and checks out against its sidecar (a damaged one is discarded here)."""
         return self.cache.get(request) is not None
 
     def resolve(self, dataset: str, symbols: Iterable[str], stype_in: str, start_date: date | str,
@@ -201,3 +221,25 @@ class DatabentoSource:
         """Datasets the key can read."""
         return list(self._call("list_datasets", lambda: self.client.metadata.list_datasets()))
 
+
+def _local_cause(exc: BaseException, tmp: Path) -> OSError | None:
+    """The local disk error behind ``exc`` (the client re-raises a failed write as ``BentoError(
+    "Error streaming response: ...") from None``, which keeps the OSError as its context)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and (cur.errno in _LOCAL_ERRNOS or cur.filename == str(tmp)):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _local_error(exc: OSError, request: Request, folder: Path) -> SourceError:
+    """One terminal line: what the disk said, the folder, and what to do."""
+    where = f"cannot write the download of {request.describe()} to the raw cache {folder} (HDI_CACHE_DIR)"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return SourceError(f"no space left on device: {where}; free space there or point HDI_CACHE_DIR at a "
+                           "larger disk", transient=False)
+    what = (exc.strerror or type(exc).__name__).lower()
+    return SourceError(f"{what}: {where}; check that folder or point HDI_CACHE_DIR elsewhere", transient=False)

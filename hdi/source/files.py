@@ -87,6 +87,7 @@ class DbnFile:
             ``DBNStore`` reads by upgrading each record).
         compressed: whether the file is zstd-compressed.
         issues: one line per problem found so far (a stream cut short, an incomplete last record).
+        verified_records: the whole records :meth:`verify` counted (single-schema files), else None.
     """
 
     def __init__(
@@ -103,6 +104,7 @@ class DbnFile:
         self._payload_bytes = payload_bytes
         self._mixed = mixed
         self._warn_on_read: tuple[str, ...] = ()
+        self.verified_records: int | None = None
 
     def __repr__(self) -> str:
         return f"DbnFile({str(self.path)!r}, schema={self.schema!r}, version={self.metadata.version})"
@@ -215,6 +217,7 @@ class DbnFile:
                 raise DecodeError(f"{self.path}: file is truncated: its last {self.schema} record is incomplete "
                                   f"({extra} of {size} bytes, after {(total - self._metadata_bytes) // size} "
                                   "whole records); download the file again")
+            self.verified_records = (total - self._metadata_bytes) // size
 
     def _note_incomplete_record(self, records: int, dropped: int) -> None:
         msg = (f"{self.path}: the last record is incomplete (file truncated): {dropped} bytes dropped after "
