@@ -99,8 +99,11 @@ def wait_for(cond, what: str, run: Run | None = None, timeout: float = 90) -> No
 
 def hdi(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HDI_NO_PROGRESS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([str(Path(sys.executable).parent / "hdi"), *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    try:
+        return subprocess.run([str(Path(sys.executable).parent / "hdi"), *map(str, args)], env=env,
+                              capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:  # not raised as is: its message holds the command (a store URL)
+        pytest.fail(f"hdi {args[0]} did not finish within 300 s")
 
 
 def expected(recipe: Path, start: str, end: str, url: str, **kw) -> dict[str, int]:
