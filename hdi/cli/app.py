@@ -85,9 +85,9 @@ def ingest(
     """Fetch, decode, transform, validate and store a recipe's data, chunk by chunk.
 
     A re-run skips chunks already loaded by the same recipe and retries failed ones; nothing is
-    stored twice. Exit code 1 when any chunk failed, 2 for bad arguments; 130 (SIGINT, Ctrl-C) or
-    143 (SIGTERM) when stopped: the chunk in flight is rolled back, the run is recorded interrupted
-    (a second Ctrl-C exits at once).
+    stored twice. Exit code 1 when any chunk failed (or on an error before loading), 2 for a
+    malformed command line, 130 (SIGINT, Ctrl-C) or 143 (SIGTERM) when stopped: the chunk in flight
+    is rolled back and the run recorded interrupted (a second Ctrl-C exits at once).
     """
     from hdi.interrupt import Interrupted, exit_code
     from hdi.pipeline import ingest as run_ingest
