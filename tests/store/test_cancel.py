@@ -39,13 +39,12 @@ def test_cancel_stops_the_running_write_and_nothing_is_committed(store, make_tra
     cancels: list[float] = []
 
     def cancel_until_done() -> None:  # cancels while the write is being prepared are no-ops
-        while not done.wait(0.02):
+        while not done.wait(0.01):
             if "txn" in current:
                 current["txn"].cancel()
                 cancels.append(time.monotonic())
 
     t = threading.Thread(target=cancel_until_done)
-    t0 = time.monotonic()
     with pytest.raises(StoreError) as err:
         with store.transaction() as txn:
             current["txn"] = txn
@@ -57,8 +56,8 @@ def test_cancel_stops_the_running_write_and_nothing_is_committed(store, make_tra
     assert txn.cancelled
     message = str(err.value)
     assert "Interrupted" in message or "canceling statement due to user request" in message, message
-    assert stopped - max(c for c in cancels if c < stopped) < 0.5  # the statement stopped right after a cancel
-    assert stopped - t0 < 30
+    # the statement stopped, and the transaction rolled back, soon after a cancel (2 s: a loaded machine)
+    assert cancels and stopped - max(c for c in cancels if c < stopped) < 2.0
     assert _count(store) == 0  # nothing of the cancelled transaction
     r = store.write("trades", frame.head(10))  # the store takes writes again
     assert r.inserted == 10 and _count(store) == 10
