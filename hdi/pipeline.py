@@ -21,13 +21,13 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from hdi import config
+from hdi import config, interrupt
 from hdi.decode.dbn import decode_file, frame_schema, symbology_frame
 from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError
 from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
@@ -82,6 +82,7 @@ def _compile(recipe: Recipe) -> CompiledRecipe:
     return compile_recipe(recipe, schema)
 
 
+@interrupt.guarded  # SIGINT/SIGTERM stop the run cleanly (see hdi.interrupt)
 def ingest(
     recipe: str | Path | Recipe | None = None, *, start: object = None, end: object = None,
     symbols: Sequence[str] | str | None = None, from_files: Sequence[str | Path] | None = None,
@@ -106,7 +107,9 @@ def ingest(
         command: how the run was started, recorded in the ledger (no secrets).
 
     Returns:
-        The run's report; ``report.ok`` is False when any chunk failed.
+        The run's report; ``report.ok`` is False when any chunk failed. On SIGINT/SIGTERM (in the
+        main thread) the chunk in flight is rolled back, no further chunk starts, the run is
+        recorded ``interrupted`` and ``report.interrupted`` names the signal.
 
     Raises:
         HdiError: a problem found before any chunk is loaded (bad recipe, missing API key,
@@ -150,6 +153,7 @@ def ingest(
     report = IngestReport(run_id=run.run_id, recipe=str(r.path), store=st.display_url, table=r.target.table,
                           dry_run=dry_run)
     chunks = _plan(r, rhash, opened, ranges)
+    report.planned = len(chunks)
     done = _done(st, [c.chunk_id for c in chunks]) if not refresh else set()
     emit(Event("plan", total=len(chunks)))
     log.info("run %s: recipe %s, %d chunks (%d already done), store %s", run.run_id, r.path, len(chunks),
@@ -169,14 +173,20 @@ def ingest(
             report.chunks.append(_estimate(c, source, opened, known))
             emit(Event("chunk_end", label=c.label, outcome=report.chunks[-1]))
     else:
-        known = _resolve_symbology(st, r, source) if source is not None and todo else set()
-        loader = _Loader(st, r, compiled, rhash, run.run_id, qroot, source, refresh, emit, batch_rows,
-                         {str(f.path): f for f in opened}, known)
-        for c, fetched in _prefetch(todo, loader.fetch):
-            emit(Event("chunk_start", label=c.label))
-            outcome = loader.load(c, fetched)
-            report.chunks.append(outcome)
-            emit(Event("chunk_end", label=c.label, outcome=outcome))
+        try:
+            known = _resolve_symbology(st, r, source) if source is not None and todo else set()
+            loader = _Loader(st, r, compiled, rhash, run.run_id, qroot, source, refresh, emit, batch_rows,
+                             {str(f.path): f for f in opened}, known)
+            for c, fetched in _prefetch(todo, loader.fetch):
+                interrupt.check()  # no chunk starts after SIGINT/SIGTERM
+                emit(Event("chunk_start", label=c.label))
+                outcome = loader.load(c, fetched)
+                report.chunks.append(outcome)
+                emit(Event("chunk_end", label=c.label, outcome=outcome))
+        except interrupt.Interrupted as e:  # the chunk in flight was rolled back
+            report.interrupted = e.name
+            log.warning("run %s interrupted by %s: %d of %d chunks not loaded; `hdi ingest --resume %s` "
+                        "finishes it", run.run_id, e.name, report.chunks_left, report.planned, run.run_id)
     report.seconds = time.perf_counter() - t0
     if not dry_run:
         _finish(st, run, report)
@@ -361,7 +371,7 @@ def _prefetch(chunks: list[_Chunk], fetch: Callable[[_Chunk], tuple[Path | None,
     round trips (get_cost, get_range) to fetch, so one download at a time left the loader waiting.
     Two keep Databento's metadata calls (get_cost) well under its 20 requests/s limit.
     """
-    with ThreadPoolExecutor(max_workers=PREFETCH, thread_name_prefix="hdi-fetch") as pool:
+    with interrupt.DaemonPool(PREFETCH, "hdi-fetch") as pool:  # daemon threads: a download never delays an exit
         futures: list[Future[tuple[Path | None, float]]] = []
         for i, c in enumerate(chunks):
             while len(futures) <= i + PREFETCH and len(futures) < len(chunks):
@@ -415,7 +425,7 @@ class _Loader:
         for attempt in range(1, STORE_ATTEMPTS + 1):
             outcome.attempts = rec.attempts = attempt
             try:
-                path, cost = fetched.result() if attempt == 1 else self.fetch(c)
+                path, cost = interrupt.result(fetched) if attempt == 1 else self.fetch(c)
                 rec.cost_usd = (rec.cost_usd or 0.0) + cost
                 self._load(c, path, rec)
                 rec.status, rec.error = DONE, None
@@ -426,7 +436,7 @@ class _Loader:
                     log.warning("chunk %s: %s; retrying in %.0f s (attempt %d of %d)", c.label, e.message, wait,
                                 attempt + 1, STORE_ATTEMPTS)
                     self.emit(Event("retry", label=c.label, message=e.message))
-                    time.sleep(wait)
+                    interrupt.sleep(wait)
                     continue
                 rec.status, rec.error = FAILED, e.message
             except HdiError as e:
@@ -459,10 +469,12 @@ class _Loader:
         decoded = 0
         rec.rows_fetched = rec.rows_quarantined = 0
         rec.quarantine_path = None
-        with self.st.transaction(chunk=rec) as txn:
+        # A signal cancels the running statement; the transaction then rolls back (hdi.interrupt).
+        with self.st.transaction(chunk=rec) as txn, interrupt.cancelling(txn.cancel):
             if f is not None:
                 txn.add_symbology(symbology_frame(f.metadata, dataset))
             for n, batch in enumerate(self._batches(f, ts) if f is not None else ()):
+                interrupt.check()
                 decoded += batch.height
                 # select first: grouping the whole batch is ~5x slower (every column is carried)
                 counts.append(batch.select("symbol", pl.col(ts).dt.date().alias("day"))
@@ -470,6 +482,7 @@ class _Loader:
                 out = self.compiled.fn(batch.with_columns(pl.lit(dataset).alias("dataset")).lazy()).collect()
                 res = split(out, self.table, start=c.request.start, end=c.end,
                             allow_non_positive_prices=self.r.validate.allow_non_positive_prices)
+                interrupt.check()
                 if res.rows_bad:
                     q = write_quarantine(res.bad, root=self.qroot, run_id=self.run_id, table=self.table,
                                          chunk_id=f"{c.chunk_id}-{n}", recipe=self.r.name,
@@ -489,6 +502,7 @@ class _Loader:
             # Rolls the whole chunk back (its bad rows stay in quarantine) when too many rows failed.
             enforce_failure_rate(totals, self.r.validate.max_failure_rate, where=c.label,
                                  quarantine_path=rec.quarantine_path)
+            interrupt.check()  # a signal before the ledger row: the chunk rolls back whole
             txn.write("ingest_days", _days(c, counts, rec), on_conflict="update")
         if f is not None and f.issues:
             log.warning("%s: %s", path, "; ".join(f.issues))
@@ -559,10 +573,13 @@ def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:
     run.rows_fetched, run.rows_loaded = report.rows_fetched, report.rows_loaded
     run.rows_quarantined, run.rows_already_present = report.rows_quarantined, report.rows_already_present
     run.cost_usd = report.cost_usd
-    run.status = "succeeded" if report.ok else "failed"
+    run.status = "interrupted" if report.interrupted else "succeeded" if report.ok else "failed"
     if report.count("failed"):
         first = next(c for c in report.chunks if c.status == "failed")
         run.error = f"{report.count('failed')} chunk(s) failed; first: {first.error}"
+    if report.interrupted:
+        run.error = "; ".join(filter(None, [f"interrupted by {report.interrupted}: {report.chunks_left} of "
+                                            f"{report.planned} chunk(s) not loaded", run.error]))
     try:
         st.save_run(run)
     except HdiError as e:

@@ -46,6 +46,8 @@ class IngestReport:
     seconds: float = 0.0
     log_file: str | None = None
     error: str | None = None  # a run-level failure (e.g. validation threshold)
+    planned: int = 0  # chunks planned (done before, loaded, failed or not reached)
+    interrupted: str | None = None  # "SIGINT" / "SIGTERM": the run stopped; the chunk in flight rolled back
 
     def _sum(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.chunks)
@@ -79,8 +81,13 @@ class IngestReport:
         return self.rows_quarantined / self.rows_fetched if self.rows_fetched else 0.0
 
     @property
+    def chunks_left(self) -> int:
+        """Planned chunks with no outcome: not reached because the run was interrupted."""
+        return max(0, self.planned - len(self.chunks))
+
+    @property
     def ok(self) -> bool:
-        return self.error is None and self.count("failed") == 0
+        return self.error is None and self.count("failed") == 0 and self.interrupted is None
 
 
 @dataclass(frozen=True)

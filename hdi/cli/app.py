@@ -85,8 +85,11 @@ def ingest(
     """Fetch, decode, transform, validate and store a recipe's data, chunk by chunk.
 
     A re-run skips chunks already loaded by the same recipe and retries failed ones; nothing is
-    stored twice. Exit code 1 when any chunk failed.
+    stored twice. Exit code 1 when any chunk failed (or on an error before loading), 2 for a
+    malformed command line, 130 (SIGINT, Ctrl-C) or 143 (SIGTERM) when stopped: the chunk in flight
+    is rolled back and the run recorded interrupted (a second Ctrl-C exits at once).
     """
+    from hdi.interrupt import Interrupted, exit_code
     from hdi.pipeline import ingest as run_ingest
 
     log_path = render.setup_logging(verbose=verbose, log_file=log_file)
@@ -99,8 +102,15 @@ def ingest(
             )
     except HdiError as e:
         raise _fail(e) from None
+    except Interrupted as e:  # before the run's first chunk: nothing was loaded
+        render.error(f"interrupted by {e.name} before any chunk was loaded")
+        raise typer.Exit(e.exit_code) from None
     report.log_file = str(log_path)
     render.ingest_summary(report)
+    if report.interrupted:
+        render.error(f"interrupted by {report.interrupted}: the chunk in flight was rolled back, {report.chunks_left} "
+                     f"of {report.planned} chunks not loaded; `hdi ingest --resume {report.run_id}` finishes the run")
+        raise typer.Exit(exit_code(report.interrupted))
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -199,3 +209,9 @@ def main() -> None:
     except KeyboardInterrupt:
         render.error("interrupted")
         sys.exit(130)
+    except SystemExit as e:
+        if e.code in (130, 143):  # an interrupted ingest, recorded and reported: exit without the teardown
+            from hdi.interrupt import exit_now
+
+            exit_now(e.code)
+        raise

@@ -138,8 +138,9 @@ def ingest_summary(r: IngestReport) -> None:
     t.add_row("recipe", r.recipe)
     t.add_row("store", r.store)
     t.add_row("table", r.table)
-    t.add_row("chunks", f"{len(r.chunks)} planned: {r.count('done')} loaded, {r.count('skipped')} already done, "
-                        f"{r.count('failed')} failed" + (f", {r.count('estimated')} estimated" if r.dry_run else ""))
+    t.add_row("chunks", f"{r.planned or len(r.chunks)} planned: {r.count('done')} loaded, {r.count('skipped')} already done, "
+                        f"{r.count('failed')} failed" + (f", {r.count('estimated')} estimated" if r.dry_run else "")
+              + (f", {r.chunks_left} not loaded (interrupted by {r.interrupted})" if r.interrupted else ""))
     if r.dry_run:
         records = sum(c.record_count or 0 for c in r.chunks)
         size = sum(c.billable_bytes or 0 for c in r.chunks)
