@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from hdi.cli import render
+from hdi.cli.quarantine_cmd import quarantine_app
 from hdi.errors import ConfigError, HdiError
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 recipes_app = typer.Typer(help="Work with recipe files.", no_args_is_help=True)
 app.add_typer(recipes_app, name="recipes")
+app.add_typer(quarantine_app, name="quarantine")
 
 StoreOpt = Annotated[str | None, typer.Option(
     "--store", metavar="URL", help="Store URL: duckdb:///path/file.duckdb or postgresql://user:pass@host:port/db. "
