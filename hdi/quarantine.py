@@ -73,6 +73,18 @@ def _replayed(st: Store, run_ids: list[str] | None = None) -> pl.DataFrame:
     return st.query(sql, params).select(pl.col(c).cast(t) for c, t in schema.items())
 
 
+def with_replays(st: Store, summary: pl.DataFrame) -> pl.DataFrame:
+    """``quarantine_summary`` (per run and table) with ``replayed`` and ``open`` row counts (for ``hdi status``)."""
+    counts = pl.DataFrame(schema={"run_id": pl.String(), "table": pl.String(), "replayed": pl.Int64()})
+    if summary.height and st.has_table(QUARANTINE_REPLAYS.name):
+        counts = (st.query('SELECT "quarantine_run_id" AS run_id, "target_table" AS "table", count(*) AS replayed '
+                           'FROM "quarantine_replays" GROUP BY 1, 2')
+                  .cast({"run_id": pl.String, "table": pl.String, "replayed": pl.Int64}))
+    return (summary.join(counts, on=["run_id", "table"], how="left", maintain_order="left")
+            .with_columns(pl.col("replayed").fill_null(0))
+            .with_columns(open=pl.col("rows") - pl.col("replayed")))
+
+
 def _top_reasons(reasons: pl.Series, n: int = 3) -> str:
     counts = (reasons.drop_nulls().str.split(";").explode().value_counts(name="n")
               .sort(["n", REASONS], descending=[True, False]))

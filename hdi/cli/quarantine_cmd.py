@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from hdi.cli import render
 from hdi.errors import ConfigError, HdiError
@@ -119,15 +118,11 @@ def replay(
     if not report.files:
         print("nothing to replay: no open quarantined rows", file=sys.stderr)
         return
-    t = Table(title=f"hdi quarantine replay — {report.replay_id}")
-    for col in ("run", "file", "open", "replayed", "new", "already stored", "still failing", "why"):
-        t.add_column(col, justify="left" if col in ("run", "file", "why") else "right",
-                     no_wrap=col == "run", min_width=23 if col == "run" else None)
-    for f in report.files:
+    for f in report.files:  # plain lines, readable at 80 columns
         why = ", ".join(f"{k} ({v})" for k, v in sorted(f.reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
-        t.add_row(f.run_id, f.file, f"{f.open_before:,}", f"{f.replayed:,}", f"{f.loaded:,}",
-                  f"{f.already_present:,}", f"{f.still_failing:,}", why)
-    render.err.print(t)
-    render.err.print(f"store {report.store}: {report.replayed:,} of {report.open_before:,} open rows replayed "
+        render.err.print(f"{f.run_id} {f.file}: {f.open_before:,} open, {f.replayed:,} replayed ({f.loaded:,} new, "
+                         f"{f.already_present:,} already stored), {f.still_failing:,} still failing"
+                         + (f": {why}" if why else ""), markup=False)
+    render.err.print(f"replay {report.replay_id} into {report.store}: {report.replayed:,} of {report.open_before:,} open rows replayed "
                      f"({report.loaded:,} new, {report.already_present:,} already stored), "
-                     f"{report.still_failing:,} still failing and open, {report.seconds:.2f} s")
+                     f"{report.still_failing:,} still failing and open, {report.seconds:.2f} s", markup=False)

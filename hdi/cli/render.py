@@ -151,7 +151,7 @@ def ingest_summary(r: IngestReport) -> None:
                           f"quarantined, {r.rows_already_present:,} already present")
         t.add_row("failure rate", f"{r.failure_rate:.4%} of fetched rows failed validation (PRD target < 1%)")
     if r.rows_left_out:
-        t.add_row("left out", f"{r.rows_left_out:,} file records outside --start/--end/--symbols"
+        t.add_row("left out", f"{r.rows_left_out:,} records of the files outside --start/--end/--symbols"
                               + (" (not counted above)" if not r.dry_run else ""))
     t.add_row("cost", f"${r.cost_usd:,.2f}")
     t.add_row("elapsed", f"{r.seconds:.2f} s")

@@ -48,7 +48,7 @@ def test_start_end_symbols_filter_a_files_records_and_say_how_many_were_left_out
             "--start", "2020-04-17", "--end", "2020-04-21", "--symbols", "SPY", "--no-progress"]
     res = cli(*args)
     assert res.exit_code == 0, res.stderr
-    assert "8 file records outside --start/--end/--symbols" in " ".join(res.stderr.split())
+    assert "8 records of the files outside --start/--end/--symbols" in " ".join(res.stderr.split())
     assert _stored(any_store_url) == [("SPY", dt.date(2020, 4, 17)), ("SPY", dt.date(2020, 4, 20))]
     close = hdi.read_bars("SPY", "2020-04-17", "2020-04-18", store=any_store_url, prices="decimal")["close_price"]
     assert close.to_list() == [Decimal("100.10")]

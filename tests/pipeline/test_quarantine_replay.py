@@ -85,6 +85,7 @@ def test_replay_loads_rows_that_pass_the_fixed_rule_exactly_once(quarantined):
     listed = hdi.quarantine_list(url)
     assert listed.select("rows", "replayed", "open", "status").rows() == [(3, 2, 1, "open")]
     assert listed["top_reasons"][0] == "high_price<max(open,close,low) (1)"
+    assert hdi.status(url).quarantine.select("rows", "replayed", "open").rows() == [(3, 2, 1)]
     shown = hdi.quarantine_show(run, store=url)
     assert shown.select("_status", "_row", "_replay_id").rows() == [
         ("replayed", 0, fixed.replay_id), ("replayed", 1, fixed.replay_id), ("open", 2, None)]
