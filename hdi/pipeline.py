@@ -95,9 +95,13 @@ def ingest(
 
     Args:
         recipe: the recipe file (or a loaded Recipe). May be omitted with ``resume``.
-        start, end: override the recipe's range ([start, end), UTC dates or ISO timestamps).
-        symbols: override the recipe's symbols.
-        from_files: ingest these DBN files (``.dbn`` / ``.dbn.zst``) instead of calling Databento.
+        start, end: override the recipe's range ([start, end), UTC dates or ISO timestamps); with
+            ``from_files``, keep only the files' records in [start, end) (the rest are counted in
+            ``report.rows_left_out``).
+        symbols: override the recipe's symbols; with ``from_files``, keep only these symbols' records.
+        from_files: ingest DBN files (``.dbn`` / ``.dbn.zst``), folders of them or globs instead of
+            calling Databento; each file is loaded whole (the recipe's range and requests do not
+            apply) unless ``start``/``end``/``symbols`` are given.
         store: store URL (default ``HDI_STORE``, else the embedded DuckDB file).
         dry_run: print what would be fetched (records, bytes, cost per chunk); download nothing.
         refresh: download and load chunks again even when cached or done.
