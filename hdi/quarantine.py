@@ -309,8 +309,8 @@ def quarantine_replay(
 
     Args:
         run_id: the run whose quarantine to replay (see :func:`quarantine_list`).
-        all_runs: replay every run's open rows instead (each with its own recorded recipe unless
-            ``recipe`` is given).
+        all_runs: replay every run's open rows instead (each with its own recorded recipe; with
+            ``recipe``, the rows bound for that recipe's table).
         recipe: the recipe whose ``validate`` section and target to use (default: the recipe each
             run recorded). Its target table must be the one the rows were bound for.
         store: the store to load into (default ``HDI_STORE``); it holds the replay ledger.
@@ -351,6 +351,8 @@ def quarantine_replay(
             path = _recorded_recipe(st, run)
             r = recipes.get(path) or recipes.setdefault(path, load_recipe(path))
         table = str(frame.get_column("_table")[0]) if "_table" in frame.columns else f.name.split("-", 1)[0]
+        if all_runs and given is not None and table != given.target.table:
+            continue  # --all --recipe R: the runs' rows bound for R's table
         if r.target.table != table:
             raise ConfigError(f"{f}: its rows were bound for table '{table}' but recipe {r.path} targets "
                               f"'{r.target.table}'; pass a recipe for {table} with --recipe")

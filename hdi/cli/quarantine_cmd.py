@@ -94,7 +94,8 @@ def show(
 @quarantine_app.command("replay")
 def replay(
     run: Annotated[str | None, typer.Argument(metavar="RUN", help="The run whose quarantine to replay.")] = None,
-    all_runs: Annotated[bool, typer.Option("--all", help="Replay the open rows of every run.")] = False,
+    all_runs: Annotated[bool, typer.Option("--all", help="Replay the open rows of every run (with --recipe: "
+                                           "those bound for its table).")] = False,
     recipe: Annotated[Path | None, typer.Option("--recipe", "-r", metavar="PATH", help="Validate with this "
                                                 "recipe (default: the recipe each run recorded); its target "
                                                 "table must be the rows' table.")] = None,
