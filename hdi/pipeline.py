@@ -213,6 +213,9 @@ def _resumed(st: Store, run_id: str, recipe: object, params: dict[str, Any]) -> 
     if runs.height == 0:
         raise ConfigError(f"--resume {run_id}: no such run in {st.display_url} (see `hdi status` for recent runs)")
     saved = json.loads(runs["params"][0] or "{}")
+    if "replay" in saved:  # an `hdi quarantine replay` run: nothing to fetch
+        raise ConfigError(f"--resume {run_id}: that run is a quarantine replay; allowed: an ingest run "
+                          "(run `hdi quarantine replay` again to continue a replay)")
     given = {k: v for k, v in params.items() if v not in (None, [], False)}
     merged = {**saved, **given}
     return recipe or saved.get("recipe"), merged

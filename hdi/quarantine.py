@@ -335,7 +335,7 @@ def quarantine_replay(
     st = open_store(store)
     files = _files(root_path, None) if all_runs else _run_files(root_path, run_id or "")
     runs = list(dict.fromkeys(_run_of(f) for f in files))
-    done = _replayed(st, runs) if runs else _replayed(st, [])
+    done = _replayed(st, runs)
     given = load_recipe(recipe) if recipe is not None else None
     recipes: dict[str, Any] = {}
     plan: list[tuple[Path, pl.DataFrame, Any]] = []

@@ -98,6 +98,8 @@ def test_replay_loads_rows_that_pass_the_fixed_rule_exactly_once(quarantined):
                              (run, shown["_file"][0], 1, fixed.replay_id, "ohlcv")]
     runs = st.runs(limit=10).filter(pl.col("run_id") == fixed.replay_id)
     assert runs.select("status", "rows_fetched", "rows_loaded", "rows_quarantined").rows() == [("succeeded", 3, 2, 1)]
+    with pytest.raises(ConfigError, match=f"--resume {fixed.replay_id}: that run is a quarantine replay"):
+        ingest(resume=fixed.replay_id, store=url)
     # The quarantine file itself is never changed.
     assert pl.read_parquet(config.quarantine_dir() / f"run={run}" / shown["_file"][0]).height == 3
 
