@@ -30,13 +30,14 @@ import polars as pl
 from hdi import config, interrupt
 from hdi.decode.dbn import decode_file, frame_schema, symbology_frame
 from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError
+from hdi.filewindow import FileWindow, check_symbols, estimate_file, file_request, file_window
 from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
 from hdi.recipe.load import load_recipe
 from hdi.recipe.model import Recipe
 from hdi.report import ChunkOutcome, Event, IngestReport
 from hdi.source.cache import check_complete
 from hdi.source.chunks import Request, plan_chunks
-from hdi.source.files import DbnFile, open_dbn
+from hdi.source.files import DbnFile, expand_paths, open_dbn
 from hdi.store import Store, open_store
 from hdi.store.ledger import DONE, FAILED, ChunkRecord, RunRecord
 from hdi.update import update_ranges, when
@@ -58,6 +59,7 @@ class _Chunk:
     request: Request
     file: Path | None = None
     bounded: bool = True  # False for a file whose metadata has no end: no upper bound on its records
+    keep: FileWindow | None = None  # a file's records outside --start/--end/--symbols are left out
 
     @property
     def end(self) -> dt.datetime | None:
@@ -94,9 +96,13 @@ def ingest(
 
     Args:
         recipe: the recipe file (or a loaded Recipe). May be omitted with ``resume``.
-        start, end: override the recipe's range ([start, end), UTC dates or ISO timestamps).
-        symbols: override the recipe's symbols.
-        from_files: ingest these DBN files (``.dbn`` / ``.dbn.zst``) instead of calling Databento.
+        start, end: override the recipe's range ([start, end), UTC dates or ISO timestamps); with
+            ``from_files``, keep only the files' records in [start, end) (the rest are counted in
+            ``report.rows_left_out``).
+        symbols: override the recipe's symbols; with ``from_files``, keep only these symbols' records.
+        from_files: ingest DBN files (``.dbn`` / ``.dbn.zst``), folders of them or globs instead of
+            calling Databento; each file is loaded whole (the recipe's range and requests do not
+            apply) unless ``start``/``end``/``symbols`` are given.
         store: store URL (default ``HDI_STORE``, else the embedded DuckDB file).
         dry_run: print what would be fetched (records, bytes, cost per chunk); download nothing.
         refresh: download and load chunks again even when cached or done.
@@ -119,7 +125,7 @@ def ingest(
     emit = on_event or (lambda e: None)
     st = open_store(store)
     params: dict[str, Any] = {"start": _text(start), "end": _text(end), "symbols": _symbols(symbols),
-                              "from_files": [str(Path(f).absolute()) for f in from_files or []],
+                              "from_files": [str(f.absolute()) for f in expand_paths(list(from_files or []))],
                               "update": update}
     if resume is not None:
         recipe, params = _resumed(st, resume, recipe, params)
@@ -130,11 +136,15 @@ def ingest(
     end_given = params["end"]
     if params.get("update") and end_given is None and params["start"] is not None:
         end_given = "9999-12-31"  # --update ends at the available end; this only keeps start < end valid
-    r = r.with_overrides(start=params["start"], end=end_given, symbols=params["symbols"])
+    files = [Path(f) for f in params["from_files"]]
+    window = file_window(params) if files else None  # files are loaded whole unless a window is given
+    if not files:
+        _check_requests(r)
+        r = r.with_overrides(start=params["start"], end=end_given, symbols=params["symbols"])
     compiled = _compile(r)
     rhash = recipe_hash(r)
-    files = [Path(f) for f in params["from_files"]]
     opened = [_open_for(f, r) for f in files]  # every file checked before anything loads
+    check_symbols(window, opened)
     source = None if files else _databento(r)
     qroot = config.quarantine_dir()
     if not dry_run:
@@ -152,7 +162,7 @@ def ingest(
                     params=json.dumps(params, sort_keys=True))
     report = IngestReport(run_id=run.run_id, recipe=str(r.path), store=st.display_url, table=r.target.table,
                           dry_run=dry_run)
-    chunks = _plan(r, rhash, opened, ranges)
+    chunks, excluded = _plan(r, rhash, opened, ranges, window)
     report.planned = len(chunks)
     done = _done(st, [c.chunk_id for c in chunks]) if not refresh else set()
     emit(Event("plan", total=len(chunks)))
@@ -162,6 +172,7 @@ def ingest(
         run.chunks_total = len(chunks)
         st.save_run(run)
     todo = [c for c in chunks if c.chunk_id not in done]
+    report.chunks.extend(excluded)
     for c in chunks:
         if c.chunk_id in done:
             outcome = ChunkOutcome(c.chunk_id, c.label, "skipped")
@@ -212,9 +223,22 @@ def _resumed(st: Store, run_id: str, recipe: object, params: dict[str, Any]) -> 
     if runs.height == 0:
         raise ConfigError(f"--resume {run_id}: no such run in {st.display_url} (see `hdi status` for recent runs)")
     saved = json.loads(runs["params"][0] or "{}")
+    if "replay" in saved:  # an `hdi quarantine replay` run: nothing to fetch
+        raise ConfigError(f"--resume {run_id}: that run is a quarantine replay; allowed: an ingest run "
+                          "(run `hdi quarantine replay` again to continue a replay)")
     given = {k: v for k, v in params.items() if v not in (None, [], False)}
     merged = {**saved, **given}
     return recipe or saved.get("recipe"), merged
+
+
+def _check_requests(r: Recipe) -> None:
+    """A recipe without a range or requests reads files only."""
+    src = r.source
+    missing = [k for k, absent in (("source.start", src.start is None), ("source.end", src.end is None),
+                                   ("source.requests", not src.requests)) if absent]
+    if missing:
+        raise ConfigError(f"{r.path}: the recipe has no {', '.join(missing)}, so it can only read DBN files; "
+                          "allowed: --from-file F, or a recipe with source.start, source.end and source.requests")
 
 
 def _databento(r: Recipe) -> Any:
@@ -287,18 +311,23 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _plan(r: Recipe, rhash: str, files: list[DbnFile], ranges: list[dict[str, Any]] | None = None) -> list[_Chunk]:
-    """Chunks: one per file; else the recipe's requests (or ``--update``'s ranges) cut by period and symbols."""
+def _plan(r: Recipe, rhash: str, files: list[DbnFile], ranges: list[dict[str, Any]] | None = None,
+          window: FileWindow | None = None) -> tuple[list[_Chunk], list[ChunkOutcome]]:
+    """Chunks: one per file (narrowed to ``window``); else the recipe's requests (or ``--update``'s
+    ranges) cut by period and symbols. Also the outcomes of files the window leaves out entirely."""
     out: list[_Chunk] = []
+    excluded: list[ChunkOutcome] = []
     for f in files:
-        m = f.metadata
-        bounded = m.end is not None and m.end > m.start
-        end = m.end if bounded else m.start + dt.timedelta(days=1)
-        req = Request(m.dataset or "unknown", f.schema, m.stype_in or "instrument_id",
-                      tuple(m.symbols) or ("ALL_SYMBOLS",), m.start, end)
-        out.append(_Chunk(_chunk_id(req, rhash, _file_digest(f.path)), req, f.path, bounded))
+        req, bounded = file_request(f, window)
+        if req is None:
+            n = f.verified_records or 0
+            excluded.append(ChunkOutcome(f"file:{f.path.name}", f"{f.path} (outside --start/--end/--symbols)",
+                                         "excluded", rows_left_out=n))
+            continue
+        digest = _file_digest(f.path) + ("" if window is None else f"|{window}")
+        out.append(_Chunk(_chunk_id(req, rhash, digest), req, f.path, bounded, keep=window))
     if files:
-        return out
+        return out, excluded
     src = r.source
     wanted = ([(g["dataset"], g["stype_in"], g["symbols"], when(g["start"]), when(g["end"])) for g in ranges]
               if ranges is not None else
@@ -307,7 +336,7 @@ def _plan(r: Recipe, rhash: str, files: list[DbnFile], ranges: list[dict[str, An
         for req in plan_chunks(dataset, src.schema, stype_in, symbols, start, end,
                                period=src.chunk.period, max_symbols=src.chunk.max_symbols):
             out.append(_Chunk(_chunk_id(req, rhash), req))
-    return out
+    return out, excluded
 
 
 def _done(st: Store, chunk_ids: list[str]) -> set[str]:
@@ -350,8 +379,7 @@ def _resolves_nowhere(e: SourceError) -> bool:
 
 def _estimate(c: _Chunk, source: Any, files: list[DbnFile], known: set[tuple[str, str]]) -> ChunkOutcome:
     if c.file is not None:
-        f = next(f for f in files if f.path == c.file)
-        return ChunkOutcome(c.chunk_id, c.label, "estimated", record_count=f.record_count_hint, cost_usd=0.0)
+        return estimate_file(c.chunk_id, c.label, next(f for f in files if f.path == c.file), c.keep)
     try:
         est = source.estimate(c.request)
     except HdiError as e:
@@ -427,7 +455,7 @@ class _Loader:
             try:
                 path, cost = interrupt.result(fetched) if attempt == 1 else self.fetch(c)
                 rec.cost_usd = (rec.cost_usd or 0.0) + cost
-                self._load(c, path, rec)
+                outcome.rows_left_out = self._load(c, path, rec)
                 rec.status, rec.error = DONE, None
                 break
             except StoreError as e:
@@ -459,14 +487,15 @@ class _Loader:
         outcome.seconds = time.perf_counter() - t0
         return outcome
 
-    def _load(self, c: _Chunk, path: Path | None, rec: ChunkRecord) -> None:
+    def _load(self, c: _Chunk, path: Path | None, rec: ChunkRecord) -> int:
+        """Load the chunk in one transaction; returns the records ``c.keep`` left out."""
         f = None if path is None else self.files.get(str(path)) or open_dbn(path)
         dataset = c.request.dataset
         ts = _index_ts(c.request.schema)
         totals = SplitResult(good=pl.DataFrame(), bad=pl.DataFrame(), rows_in=0, rows_good=0, rows_bad=0)
         qpaths: list[str] = []
         counts: list[pl.DataFrame] = []
-        decoded = 0
+        decoded = left_out = 0
         rec.rows_fetched = rec.rows_quarantined = 0
         rec.quarantine_path = None
         # A signal cancels the running statement; the transaction then rolls back (hdi.interrupt).
@@ -476,6 +505,10 @@ class _Loader:
             for n, batch in enumerate(self._batches(f, ts) if f is not None else ()):
                 interrupt.check()
                 decoded += batch.height
+                if c.keep is not None:  # --start/--end/--symbols given with files: a filter
+                    before = batch.height
+                    batch = batch.filter(c.keep.filter(ts))
+                    left_out += before - batch.height
                 # select first: grouping the whole batch is ~5x slower (every column is carried)
                 counts.append(batch.select("symbol", pl.col(ts).dt.date().alias("day"))
                               .group_by("symbol", "day").len("rows_fetched"))
@@ -506,6 +539,9 @@ class _Loader:
             txn.write("ingest_days", _days(c, counts, rec), on_conflict="update")
         if f is not None and f.issues:
             log.warning("%s: %s", path, "; ".join(f.issues))
+        if left_out:
+            log.info("%s: %d records outside --start/--end/--symbols left out", c.label, left_out)
+        return left_out
 
     def _batches(self, f: DbnFile, ts: str) -> Iterator[pl.DataFrame]:
         """Decoded batches that never split a group the recipe treats as one.

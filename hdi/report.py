@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
-ChunkStatus = Literal["done", "skipped", "failed", "estimated"]
+ChunkStatus = Literal["done", "skipped", "failed", "estimated", "excluded"]
 
 
 @dataclass
@@ -30,6 +30,12 @@ class ChunkOutcome:
     error: str | None = None
     attempts: int = 0
     seconds: float = 0.0
+    # --from-file: records outside --start/--end/--symbols (a file the window misses entirely is
+    # "excluded"); a dry run also gives the file's symbols and first/last record time (index time)
+    rows_left_out: int = 0
+    symbols: str | None = None
+    first_ts: dt.datetime | None = None
+    last_ts: dt.datetime | None = None
 
 
 @dataclass
@@ -67,6 +73,10 @@ class IngestReport:
     @property
     def rows_already_present(self) -> int:
         return self._sum("rows_already_present")
+
+    @property
+    def rows_left_out(self) -> int:
+        return self._sum("rows_left_out")
 
     @property
     def cost_usd(self) -> float:
