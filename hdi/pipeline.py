@@ -6,9 +6,12 @@ store transaction together with its symbology and its ledger row, streaming boun
 
     fetch (retried, cached) -> decode batch -> recipe -> split good/bad -> quarantine bad -> write good
 
-A chunk whose rows fail validation above the recipe's ``max_failure_rate`` is rolled back and
-marked failed (its bad rows stay in quarantine). A failed chunk never stops the others; the run
-fails when any chunk failed, and a re-run retries exactly those.
+Good rows always commit with the chunk; bad rows go to quarantine. The recipe's
+``max_failure_rate`` is judged over the run and per symbol (:mod:`hdi.validate.budget`): over it,
+the run reports the symbols (``report.budget``) and ends ``over_budget``, unless the recipe says
+``on_budget_exceeded: rollback`` (a chunk above the rate is then rolled back and marked failed).
+A failed chunk never stops the others; the run fails when any chunk failed, and a re-run retries
+exactly those.
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ from hdi.source.chunks import Request, plan_chunks
 from hdi.source.files import DbnFile, open_dbn
 from hdi.store import Store, open_store
 from hdi.store.ledger import DONE, FAILED, ChunkRecord, RunRecord
+from hdi.tables import DATA_TABLES
 from hdi.update import update_ranges, when
+from hdi.validate.budget import Budget, label_rows, rows_per_symbol, symbol_map, write_verdict
+from hdi.validate.price_rules import PriceRule
 from hdi.validate.quarantine import check_writable, enforce_failure_rate, write_quarantine
 from hdi.validate.split import SplitResult, split
 
@@ -177,6 +183,7 @@ def ingest(
             outcome = loader.load(c, fetched)
             report.chunks.append(outcome)
             emit(Event("chunk_end", label=c.label, outcome=outcome))
+        report.budget = _judge(loader.budget, qroot, run.run_id, st.display_url, r.name)
     report.seconds = time.perf_counter() - t0
     if not dry_run:
         _finish(st, run, report)
@@ -380,6 +387,9 @@ class _Loader:
         self.files = files
         self.by_day = any(s.op == "resample" for s in r.transform)
         self.resolved = resolved or set()  # (dataset, symbol) resolving somewhere in the recipe's range
+        self.budget = Budget(r.validate.max_failure_rate)  # rows validated and quarantined, done chunks only
+        self.price_rule = PriceRule(st, r.validate.allow_non_positive_prices)
+        self.time_column = DATA_TABLES[self.table].time_column
 
     def fetch(self, c: _Chunk) -> tuple[Path | None, float]:
         """The chunk's DBN file and what downloading it cost (0 for a file on disk or a cache hit).
@@ -417,8 +427,9 @@ class _Loader:
             try:
                 path, cost = fetched.result() if attempt == 1 else self.fetch(c)
                 rec.cost_usd = (rec.cost_usd or 0.0) + cost
-                self._load(c, path, rec)
+                chunk_budget = self._load(c, path, rec)
                 rec.status, rec.error = DONE, None
+                self.budget.add(chunk_budget)
                 break
             except StoreError as e:
                 if e.transient and attempt < STORE_ATTEMPTS:
@@ -449,7 +460,7 @@ class _Loader:
         outcome.seconds = time.perf_counter() - t0
         return outcome
 
-    def _load(self, c: _Chunk, path: Path | None, rec: ChunkRecord) -> None:
+    def _load(self, c: _Chunk, path: Path | None, rec: ChunkRecord) -> Budget:
         f = None if path is None else self.files.get(str(path)) or open_dbn(path)
         dataset = c.request.dataset
         ts = _index_ts(c.request.schema)
@@ -459,19 +470,23 @@ class _Loader:
         decoded = 0
         rec.rows_fetched = rec.rows_quarantined = 0
         rec.quarantine_path = None
+        budget = Budget(self.r.validate.max_failure_rate)
         with self.st.transaction(chunk=rec) as txn:
             if f is not None:
                 txn.add_symbology(symbology_frame(f.metadata, dataset))
             for n, batch in enumerate(self._batches(f, ts) if f is not None else ()):
                 decoded += batch.height
                 # select first: grouping the whole batch is ~5x slower (every column is carried)
-                counts.append(batch.select("symbol", pl.col(ts).dt.date().alias("day"))
-                              .group_by("symbol", "day").len("rows_fetched"))
+                counts.append(batch.select("symbol", "instrument_id", pl.col(ts).dt.date().alias("day"))
+                              .group_by("symbol", "instrument_id", "day").len("rows_fetched"))
                 out = self.compiled.fn(batch.with_columns(pl.lit(dataset).alias("dataset")).lazy()).collect()
                 res = split(out, self.table, start=c.request.start, end=c.end,
-                            allow_non_positive_prices=self.r.validate.allow_non_positive_prices)
-                if res.rows_bad:
-                    q = write_quarantine(res.bad, root=self.qroot, run_id=self.run_id, table=self.table,
+                            allow_non_positive_prices=self.price_rule.for_frame(self.table, dataset, out))
+                mapping = symbol_map(counts[-1])
+                bad = res.bad.with_columns(label_rows(res.bad, self.time_column, mapping)) if res.rows_bad else None
+                budget.count(dataset, c.request.schema, rows_per_symbol(out, self.time_column, mapping), bad)
+                if bad is not None:
+                    q = write_quarantine(bad, root=self.qroot, run_id=self.run_id, table=self.table,
                                          chunk_id=f"{c.chunk_id}-{n}", recipe=self.r.name,
                                          source=str(c.file) if c.file else c.request.describe())
                     qpaths.append(str(q))
@@ -486,12 +501,13 @@ class _Loader:
                 self.emit(Event("rows", label=c.label, rows=totals.rows_in))
             if f is not None:  # never done with fewer records than the source delivered: roll back
                 check_complete(f, decoded)
-            # Rolls the whole chunk back (its bad rows stay in quarantine) when too many rows failed.
-            enforce_failure_rate(totals, self.r.validate.max_failure_rate, where=c.label,
-                                 quarantine_path=rec.quarantine_path)
+            if self.r.validate.on_budget_exceeded == "rollback":  # the recipe's opt-in: the whole chunk
+                enforce_failure_rate(totals, self.r.validate.max_failure_rate, where=c.label,
+                                     quarantine_path=rec.quarantine_path)
             txn.write("ingest_days", _days(c, counts, rec), on_conflict="update")
         if f is not None and f.issues:
             log.warning("%s: %s", path, "; ".join(f.issues))
+        return budget
 
     def _batches(self, f: DbnFile, ts: str) -> Iterator[pl.DataFrame]:
         """Decoded batches that never split a group the recipe treats as one.
@@ -551,6 +567,18 @@ def regroup(frames: Iterable[pl.DataFrame], column: str, *, by_day: bool = False
         yield pending
 
 
+def _judge(budget: Budget, qroot: Path, run_id: str, store: str, recipe: str) -> Any:
+    """The run's quarantine budget verdict, written beside its quarantined rows for ``hdi status``."""
+    verdict = budget.verdict()
+    try:
+        write_verdict(verdict, root=qroot, run_id=run_id, store=store, recipe=recipe)
+    except OSError as e:  # the rows are loaded and quarantined already: say so, do not fail the run
+        log.error("run %s: could not write its quarantine budget to %s: %s", run_id, qroot, e.strerror or e)
+    for s in verdict.over_symbols:
+        log.warning("over quarantine budget: %s", s.describe(verdict.max_rate))
+    return verdict
+
+
 def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:
     run.finished_at = dt.datetime.now(dt.UTC)
     run.chunks_done = report.count("done")
@@ -559,10 +587,12 @@ def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:
     run.rows_fetched, run.rows_loaded = report.rows_fetched, report.rows_loaded
     run.rows_quarantined, run.rows_already_present = report.rows_quarantined, report.rows_already_present
     run.cost_usd = report.cost_usd
-    run.status = "succeeded" if report.ok else "failed"
+    run.status = "failed" if not report.ok else "over_budget" if report.over_budget else "succeeded"
     if report.count("failed"):
         first = next(c for c in report.chunks if c.status == "failed")
         run.error = f"{report.count('failed')} chunk(s) failed; first: {first.error}"
+    if report.over_budget:
+        run.error = "; ".join(filter(None, [run.error, report.budget.message()]))
     try:
         st.save_run(run)
     except HdiError as e:
