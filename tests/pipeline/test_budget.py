@@ -11,7 +11,6 @@ from pathlib import Path
 import databento_dbn as dbn
 import numpy as np
 import polars as pl
-import pytest
 
 import hdi
 from hdi import config
@@ -196,3 +195,28 @@ def test_a_symbol_over_budget_is_named_even_when_the_run_is_within_it(gateway, t
                           "high_price<max(open,close,low)": cl.quarantined}
     q = pl.read_parquet(list(config.quarantine_dir().rglob("*.parquet")))
     assert set(q["_symbol"]) == {"CL.c.0"} and q.height == cl.quarantined
+
+
+def test_the_price_rule_follows_an_ingested_definition_before_the_dataset(gateway, any_store_url, recipes_dir,
+                                                                          tmp_path):
+    """A dataset hdi does not know defaults to > 0; an instrument whose definition says future may
+    trade below zero there, one without a definition may not."""
+    assert ingest(recipes_dir / "definitions.yaml", start="2024-03-04", end="2024-03-05", symbols="CL.c.0",
+                  store=any_store_url).ok
+    st = open_store(any_store_url)
+    defs = st.select("instruments")
+    assert set(defs["instrument_class"]) == {"F"}
+    fut = int(defs["instrument_id"][0])
+    st.write("instruments", defs.with_columns(pl.lit("ZZZZ.NEW").alias("dataset")))
+    bars = [(dt.date(2024, 3, 4), "-1.00", "0.50", "-2.00", "0.00", 10)]
+    with_def = write_bars(tmp_path / "f.dbn", bars, dataset="ZZZZ.NEW", symbol="ZF", iid=fut)
+    without = write_bars(tmp_path / "u.dbn", bars, dataset="ZZZZ.NEW", symbol="ZU", iid=fut + 1)
+    r = ingest(recipes_dir / "ohlcv_1d.yaml", from_files=[with_def, without], store=any_store_url)
+    assert [(c.rows_loaded, c.rows_quarantined) for c in r.chunks] == [(1, 0), (0, 1)]
+    assert r.budget.over_symbols[0].symbol == "ZU"
+    assert r.budget.over_symbols[0].reasons == {"open_price<=0": 1, "low_price<=0": 1, "close_price<=0": 1}
+
+
+def test_ingest_help_documents_the_over_budget_exit_code(cli):
+    text = " ".join(cli("ingest", "--help").stdout.split())
+    assert "3 every good row is stored but more rows were quarantined than the recipe's max_failure_rate" in text
