@@ -32,6 +32,7 @@ import polars as pl
 
 from hdi import config
 from hdi.decode.dbn import decode_file, frame_schema, symbology_frame
+from hdi.decode.symbols import SymbolMapper
 from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError
 from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
 from hdi.recipe.load import load_recipe
@@ -44,7 +45,7 @@ from hdi.store import Store, open_store
 from hdi.store.ledger import DONE, FAILED, ChunkRecord, RunRecord
 from hdi.tables import DATA_TABLES
 from hdi.update import update_ranges, when
-from hdi.validate.budget import Budget, label_rows, rows_per_symbol, symbol_map, write_verdict
+from hdi.validate.budget import Budget, label_rows, rows_per_symbol, write_verdict
 from hdi.validate.price_rules import PriceRule
 from hdi.validate.quarantine import check_writable, enforce_failure_rate, write_quarantine
 from hdi.validate.split import SplitResult, split
@@ -471,20 +472,20 @@ class _Loader:
         rec.rows_fetched = rec.rows_quarantined = 0
         rec.quarantine_path = None
         budget = Budget(self.r.validate.max_failure_rate)
+        mapper = SymbolMapper(f.metadata) if f is not None else None  # rows -> requested symbols, for the budget
         with self.st.transaction(chunk=rec) as txn:
             if f is not None:
                 txn.add_symbology(symbology_frame(f.metadata, dataset))
             for n, batch in enumerate(self._batches(f, ts) if f is not None else ()):
                 decoded += batch.height
                 # select first: grouping the whole batch is ~5x slower (every column is carried)
-                counts.append(batch.select("symbol", "instrument_id", pl.col(ts).dt.date().alias("day"))
-                              .group_by("symbol", "instrument_id", "day").len("rows_fetched"))
+                counts.append(batch.select("symbol", pl.col(ts).dt.date().alias("day"))
+                              .group_by("symbol", "day").len("rows_fetched"))
                 out = self.compiled.fn(batch.with_columns(pl.lit(dataset).alias("dataset")).lazy()).collect()
                 res = split(out, self.table, start=c.request.start, end=c.end,
                             allow_non_positive_prices=self.price_rule.for_frame(self.table, dataset, out))
-                mapping = symbol_map(counts[-1])
-                bad = res.bad.with_columns(label_rows(res.bad, self.time_column, mapping)) if res.rows_bad else None
-                budget.count(dataset, c.request.schema, rows_per_symbol(out, self.time_column, mapping), bad)
+                bad = res.bad.with_columns(label_rows(res.bad, self.time_column, mapper)) if res.rows_bad else None
+                budget.count(dataset, c.request.schema, rows_per_symbol(out, self.time_column, mapper), bad)
                 if bad is not None:
                     q = write_quarantine(bad, root=self.qroot, run_id=self.run_id, table=self.table,
                                          chunk_id=f"{c.chunk_id}-{n}", recipe=self.r.name,

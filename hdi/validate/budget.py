@@ -14,8 +14,9 @@ run is written beside its quarantined rows (``<quarantine>/run=<id>/budget.json`
 ``hdi status`` can mark the symbols while their quarantined rows are still open
 (:func:`open_quarantine`), and the run's row in the ledger says ``over_budget``.
 
-Rows are attributed to the symbol that was requested (``CL.c.0``) through the decoded batch's
-(instrument_id, UTC day) -> symbol mapping; a row no requested symbol maps gets its instrument id.
+Rows are attributed to the symbol that was requested (``CL.c.0``) by their instrument and UTC day,
+through the chunk file's symbol mappings, exactly as the decoder labels records; a row no
+requested symbol maps gets its instrument id.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 MIN_POPULATION = 1_000
@@ -39,42 +41,59 @@ _IID, _DAY = "__hdi_iid", "__hdi_day"
 
 
 # ------------------------------------------------------------------------ attributing rows to symbols
-def symbol_map(counts: pl.DataFrame) -> pl.DataFrame:
-    """(instrument_id, day) -> symbol from a decoded batch's ``symbol, instrument_id, day`` groups."""
-    return (counts.select(pl.col("instrument_id").cast(pl.Int64, strict=False).alias(_IID),
-                          pl.col("day").alias(_DAY), "symbol")
-            .drop_nulls("symbol").unique([_IID, _DAY], keep="first", maintain_order=True))
+_NS_PER_DAY = 86_400_000_000_000
 
 
-def _keys(frame: pl.DataFrame, time_column: str) -> pl.DataFrame:
+def _ids_and_times(frame: pl.DataFrame, time_column: str) -> pl.DataFrame:
     iid = (pl.col("instrument_id").cast(pl.Int64, strict=False) if "instrument_id" in frame.columns
            else pl.lit(None, pl.Int64))
-    day = (pl.col(time_column).dt.date() if time_column in frame.columns and
-           isinstance(frame.schema[time_column], pl.Datetime) else pl.lit(None, pl.Date))
-    return frame.select(iid.alias(_IID), day.alias(_DAY))
+    ts = (pl.col(time_column).dt.epoch("ns") if time_column in frame.columns and
+          isinstance(frame.schema[time_column], pl.Datetime) else pl.lit(None, pl.Int64))
+    return frame.select(iid.alias(_IID), ts.alias(_DAY))
 
 
-def _label(keys: pl.DataFrame, mapping: pl.DataFrame) -> pl.Series:
-    by_iid = mapping.unique(_IID, keep="first", maintain_order=True).select(_IID, pl.col("symbol").alias("_any"))
-    got = (keys.with_row_index("__i")
-           .join(mapping, on=[_IID, _DAY], how="left")
-           .join(by_iid, on=_IID, how="left")
-           .sort("__i"))
-    return got.select(pl.coalesce("symbol", "_any", pl.col(_IID).cast(pl.String), pl.lit("?"))).to_series()
+_VALID = (pl.col(_IID).is_between(0, 2**32 - 1) & (pl.col(_DAY) >= 0)).fill_null(False)
 
 
-def label_rows(frame: pl.DataFrame, time_column: str, mapping: pl.DataFrame) -> pl.Series:
-    """The requested symbol of every row of ``frame`` (a recipe's output or its bad rows)."""
-    return _label(_keys(frame, time_column), mapping).alias(SYMBOL_COLUMN)
+def _label(keys: pl.DataFrame, mapper: Any) -> pl.Series:
+    """The symbol of (instrument id, ns time) rows through the file's ``SymbolMapper``; a row no
+    requested symbol covers gets its instrument id, and one without an id ``?``."""
+    valid = keys.with_row_index("__i").filter(_VALID)
+    mapped = pl.Series("symbol", [], pl.String)
+    if mapper is not None and valid.height:
+        mapped = mapper.map(valid[_IID].to_numpy().astype("uint32"), valid[_DAY].to_numpy().astype("uint64"))
+    full = pl.Series("symbol", [None] * keys.height, pl.String)
+    if valid.height:
+        full = full.scatter(valid["__i"], mapped)
+    return keys.select(pl.coalesce(full, pl.col(_IID).cast(pl.String), pl.lit("?"))).to_series()
 
 
-def rows_per_symbol(frame: pl.DataFrame, time_column: str, mapping: pl.DataFrame) -> dict[str, int]:
-    """Rows of ``frame`` per requested symbol (grouped before labelling: a batch has few keys)."""
-    grouped = _keys(frame, time_column).group_by(_IID, _DAY).len("n")
-    labels = _label(grouped.select(_IID, _DAY), mapping)
+def label_rows(frame: pl.DataFrame, time_column: str, mapper: Any) -> pl.Series:
+    """The requested symbol of every row of ``frame`` (a recipe's output or its bad rows), by its
+    instrument and the UTC day of its time column, as the decoder labels records
+    (``hdi.decode.symbols.SymbolMapper`` of the chunk's file; None: by instrument id)."""
+    return _label(_ids_and_times(frame, time_column), mapper).alias(SYMBOL_COLUMN)
+
+
+def rows_per_symbol(frame: pl.DataFrame, time_column: str, mapper: Any) -> dict[str, int]:
+    """Rows of ``frame`` per requested symbol, labelled as :func:`label_rows` does: counted from
+    the mapper's segment numbers, so no string is built for the common rows."""
+    keys = _ids_and_times(frame, time_column)
+    ok = keys.select(_VALID).to_series()
+    valid = keys if ok.all() else keys.filter(ok)
     out: Counter[str] = Counter()
-    for sym, n in zip(labels.to_list(), grouped["n"].to_list(), strict=True):
-        out[sym] += int(n)
+    if valid.height:
+        iid = valid[_IID].to_numpy().astype(np.uint32)
+        if mapper is None:
+            ids, n = np.unique(iid, return_counts=True)
+            out.update({str(i): int(k) for i, k in zip(ids.tolist(), n.tolist(), strict=True)})
+        else:
+            counted = mapper.counts(iid, valid[_DAY].to_numpy().astype(np.uint64))
+            if counted.get(None):  # rows no requested symbol covers (a roll day's old contract): by id
+                counted = dict(_label(valid, mapper).value_counts().iter_rows())
+            out.update({str(k): int(v) for k, v in counted.items()})
+    if valid.height != keys.height:  # rows without an instrument id or a time
+        out.update({str(k): int(v) for k, v in _label(keys.filter(~ok), mapper).value_counts().iter_rows()})
     return dict(out)
 
 

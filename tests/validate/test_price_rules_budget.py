@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import pytest
 
-from hdi.validate.budget import MIN_POPULATION, Budget, label_rows, rows_per_symbol, symbol_map
+from hdi.decode.symbols import SymbolMapper
+from hdi.source.files import DbnMetadata, SymbolInterval
+from hdi.validate.budget import MIN_POPULATION, Budget, label_rows, rows_per_symbol
 from hdi.validate.price_rules import PriceRule, class_allows, venue_allows
 from hdi.validate.split import split
 
@@ -63,11 +67,15 @@ def test_a_small_symbol_is_not_over_when_the_run_is_within_budget():
 
 
 def test_rows_are_labelled_by_the_requested_symbol_of_their_instrument_and_day():
-    counts = pl.select(symbol=pl.lit(["CL.c.0", "CL.c.0"]).explode(), instrument_id=pl.lit([10, 11]).explode(),
-                       day=pl.date_range(pl.date(2024, 3, 1), pl.date(2024, 3, 2)))
-    out = pl.DataFrame({"instrument_id": [10, 11, 12, None], "t": [
-        "2024-03-01T00:00:00Z", "2024-03-02T00:00:00Z", "2024-03-02T00:00:00Z", None]}).with_columns(
-        pl.col("t").str.to_datetime(time_unit="ns", time_zone="UTC"))
-    m = symbol_map(counts)
-    assert label_rows(out, "t", m).to_list() == ["CL.c.0", "CL.c.0", "12", "?"]
-    assert rows_per_symbol(out, "t", m) == {"CL.c.0": 2, "12": 1, "?": 1}
+    """A roll: CL.c.0 is instrument 10 on 1 March and 11 from 2 March; 12 is no requested symbol's."""
+    meta = DbnMetadata(3, "GLBX.MDP3", "ohlcv-1d", "continuous", "instrument_id", dt.datetime(2024, 3, 1, tzinfo=dt.UTC),
+                       None, ["CL.c.0"], [], [], [SymbolInterval("CL.c.0", 10, dt.date(2024, 3, 1), dt.date(2024, 3, 2)),
+                                                 SymbolInterval("CL.c.0", 11, dt.date(2024, 3, 2), dt.date(2024, 3, 3))])
+    out = pl.DataFrame({"instrument_id": [10, 11, 12, None, 10], "t": [
+        "2024-03-01T23:59:59Z", "2024-03-02T00:00:00Z", "2024-03-02T00:00:00Z", None, "2024-03-02T00:00:00Z"]}
+    ).with_columns(pl.col("t").str.to_datetime(time_unit="ns", time_zone="UTC"), pl.col("instrument_id").cast(pl.UInt32))
+    m = SymbolMapper(meta)
+    assert label_rows(out, "t", m).to_list() == ["CL.c.0", "CL.c.0", "12", "?", "10"]
+    assert rows_per_symbol(out, "t", m) == {"CL.c.0": 2, "12": 1, "?": 1, "10": 1}
+    assert rows_per_symbol(out.head(2), "t", m) == {"CL.c.0": 2}  # every row covered: counted, not labelled
+    assert rows_per_symbol(out.head(3), "t", None) == {"10": 1, "11": 1, "12": 1}
