@@ -113,7 +113,9 @@ def ingest(
         command: how the run was started, recorded in the ledger (no secrets).
 
     Returns:
-        The run's report; ``report.ok`` is False when any chunk failed.
+        The run's report; ``report.ok`` is False when any chunk failed; ``report.over_budget`` is
+        True when more rows were quarantined than the recipe's ``max_failure_rate`` allows (every
+        good row is stored; ``report.budget.over_symbols`` says which symbols and why).
 
     Raises:
         HdiError: a problem found before any chunk is loaded (bad recipe, missing API key,
@@ -576,7 +578,7 @@ def _judge(budget: Budget, qroot: Path, run_id: str, store: str, recipe: str) ->
     except OSError as e:  # the rows are loaded and quarantined already: say so, do not fail the run
         log.error("run %s: could not write its quarantine budget to %s: %s", run_id, qroot, e.strerror or e)
     for s in verdict.over_symbols:
-        log.warning("over quarantine budget: %s", s.describe(verdict.max_rate))
+        log.info("over quarantine budget: %s", s.describe(verdict.max_rate))  # the summary shows it too
     return verdict
 
 
