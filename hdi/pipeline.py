@@ -6,9 +6,12 @@ store transaction together with its symbology and its ledger row, streaming boun
 
     fetch (retried, cached) -> decode batch -> recipe -> split good/bad -> quarantine bad -> write good
 
-A chunk whose rows fail validation above the recipe's ``max_failure_rate`` is rolled back and
-marked failed (its bad rows stay in quarantine). A failed chunk never stops the others; the run
-fails when any chunk failed, and a re-run retries exactly those.
+Good rows always commit with the chunk; bad rows go to quarantine. The recipe's
+``max_failure_rate`` is judged over the run and per symbol (:mod:`hdi.validate.budget`): over it,
+the run reports the symbols (``report.budget``) and ends ``over_budget``, unless the recipe says
+``on_budget_exceeded: rollback`` (a chunk above the rate is then rolled back and marked failed).
+A failed chunk never stops the others; the run fails when any chunk failed, and a re-run retries
+exactly those.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import polars as pl
 
 from hdi import config, interrupt
 from hdi.decode.dbn import decode_file, frame_schema, symbology_frame
+from hdi.decode.symbols import SymbolMapper
 from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError
 from hdi.filewindow import FileWindow, check_symbols, estimate_file, file_request, file_window
 from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
@@ -40,7 +44,10 @@ from hdi.source.chunks import Request, plan_chunks
 from hdi.source.files import DbnFile, expand_paths, open_dbn
 from hdi.store import Store, open_store
 from hdi.store.ledger import DONE, FAILED, ChunkRecord, RunRecord
+from hdi.tables import DATA_TABLES
 from hdi.update import update_ranges, when
+from hdi.validate.budget import Budget, label_rows, rows_per_symbol, write_verdict
+from hdi.validate.price_rules import PriceRule
 from hdi.validate.quarantine import check_writable, enforce_failure_rate, write_quarantine
 from hdi.validate.split import SplitResult, split
 
@@ -113,9 +120,11 @@ def ingest(
         command: how the run was started, recorded in the ledger (no secrets).
 
     Returns:
-        The run's report; ``report.ok`` is False when any chunk failed. On SIGINT/SIGTERM (in the
-        main thread) the chunk in flight is rolled back, no further chunk starts, the run is
-        recorded ``interrupted`` and ``report.interrupted`` names the signal.
+        The run's report; ``report.ok`` is False when any chunk failed; ``report.over_budget`` is
+        True when more rows were quarantined than the recipe's ``max_failure_rate`` allows (every
+        good row is stored; ``report.budget.over_symbols`` says which symbols and why). On
+        SIGINT/SIGTERM (in the main thread) the chunk in flight is rolled back, no further chunk
+        starts, the run is recorded ``interrupted`` and ``report.interrupted`` names the signal.
 
     Raises:
         HdiError: a problem found before any chunk is loaded (bad recipe, missing API key,
@@ -184,10 +193,10 @@ def ingest(
             report.chunks.append(_estimate(c, source, opened, known))
             emit(Event("chunk_end", label=c.label, outcome=report.chunks[-1]))
     else:
+        known = _resolve_symbology(st, r, source) if source is not None and todo else set()
+        loader = _Loader(st, r, compiled, rhash, run.run_id, qroot, source, refresh, emit, batch_rows,
+                         {str(f.path): f for f in opened}, known)
         try:
-            known = _resolve_symbology(st, r, source) if source is not None and todo else set()
-            loader = _Loader(st, r, compiled, rhash, run.run_id, qroot, source, refresh, emit, batch_rows,
-                             {str(f.path): f for f in opened}, known)
             for c, fetched in _prefetch(todo, loader.fetch):
                 interrupt.check()  # no chunk starts after SIGINT/SIGTERM
                 emit(Event("chunk_start", label=c.label))
@@ -198,6 +207,7 @@ def ingest(
             report.interrupted = e.name
             log.warning("run %s interrupted by %s: %d of %d chunks not loaded; `hdi ingest --resume %s` "
                         "finishes it", run.run_id, e.name, report.chunks_left, report.planned, run.run_id)
+        report.budget = _judge(loader.budget, qroot, run.run_id, st.display_url, r.name)
     report.seconds = time.perf_counter() - t0
     if not dry_run:
         _finish(st, run, report)
@@ -418,6 +428,9 @@ class _Loader:
         self.files = files
         self.by_day = any(s.op == "resample" for s in r.transform)
         self.resolved = resolved or set()  # (dataset, symbol) resolving somewhere in the recipe's range
+        self.budget = Budget(r.validate.max_failure_rate)  # rows validated and quarantined, done chunks only
+        self.price_rule = PriceRule(st, r.validate.allow_non_positive_prices)
+        self.time_column = DATA_TABLES[self.table].time_column
 
     def fetch(self, c: _Chunk) -> tuple[Path | None, float]:
         """The chunk's DBN file and what downloading it cost (0 for a file on disk or a cache hit).
@@ -455,8 +468,9 @@ class _Loader:
             try:
                 path, cost = interrupt.result(fetched) if attempt == 1 else self.fetch(c)
                 rec.cost_usd = (rec.cost_usd or 0.0) + cost
-                outcome.rows_left_out = self._load(c, path, rec)
+                outcome.rows_left_out, chunk_budget = self._load(c, path, rec)
                 rec.status, rec.error = DONE, None
+                self.budget.add(chunk_budget)
                 break
             except StoreError as e:
                 if e.transient and attempt < STORE_ATTEMPTS:
@@ -487,8 +501,9 @@ class _Loader:
         outcome.seconds = time.perf_counter() - t0
         return outcome
 
-    def _load(self, c: _Chunk, path: Path | None, rec: ChunkRecord) -> int:
-        """Load the chunk in one transaction; returns the records ``c.keep`` left out."""
+    def _load(self, c: _Chunk, path: Path | None, rec: ChunkRecord) -> tuple[int, Budget]:
+        """Load the chunk in one transaction; returns the records ``c.keep`` left out and the
+        chunk's quarantine budget counts."""
         f = None if path is None else self.files.get(str(path)) or open_dbn(path)
         dataset = c.request.dataset
         ts = _index_ts(c.request.schema)
@@ -498,6 +513,8 @@ class _Loader:
         decoded = left_out = 0
         rec.rows_fetched = rec.rows_quarantined = 0
         rec.quarantine_path = None
+        budget = Budget(self.r.validate.max_failure_rate)
+        mapper = SymbolMapper(f.metadata) if f is not None else None  # rows -> requested symbols, for the budget
         # A signal cancels the running statement; the transaction then rolls back (hdi.interrupt).
         with self.st.transaction(chunk=rec) as txn, interrupt.cancelling(txn.cancel):
             if f is not None:
@@ -514,10 +531,12 @@ class _Loader:
                               .group_by("symbol", "day").len("rows_fetched"))
                 out = self.compiled.fn(batch.with_columns(pl.lit(dataset).alias("dataset")).lazy()).collect()
                 res = split(out, self.table, start=c.request.start, end=c.end,
-                            allow_non_positive_prices=self.r.validate.allow_non_positive_prices)
+                            allow_non_positive_prices=self.price_rule.for_frame(self.table, dataset, out))
                 interrupt.check()
-                if res.rows_bad:
-                    q = write_quarantine(res.bad, root=self.qroot, run_id=self.run_id, table=self.table,
+                bad = res.bad.with_columns(label_rows(res.bad, self.time_column, mapper)) if res.rows_bad else None
+                budget.count(dataset, c.request.schema, rows_per_symbol(out, self.time_column, mapper), bad)
+                if bad is not None:
+                    q = write_quarantine(bad, root=self.qroot, run_id=self.run_id, table=self.table,
                                          chunk_id=f"{c.chunk_id}-{n}", recipe=self.r.name,
                                          source=str(c.file) if c.file else c.request.describe())
                     qpaths.append(str(q))
@@ -532,16 +551,16 @@ class _Loader:
                 self.emit(Event("rows", label=c.label, rows=totals.rows_in))
             if f is not None:  # never done with fewer records than the source delivered: roll back
                 check_complete(f, decoded)
-            # Rolls the whole chunk back (its bad rows stay in quarantine) when too many rows failed.
-            enforce_failure_rate(totals, self.r.validate.max_failure_rate, where=c.label,
-                                 quarantine_path=rec.quarantine_path)
+            if self.r.validate.on_budget_exceeded == "rollback":  # the recipe's opt-in: the whole chunk
+                enforce_failure_rate(totals, self.r.validate.max_failure_rate, where=c.label,
+                                     quarantine_path=rec.quarantine_path)
             interrupt.check()  # a signal before the ledger row: the chunk rolls back whole
             txn.write("ingest_days", _days(c, counts, rec), on_conflict="update")
         if f is not None and f.issues:
             log.warning("%s: %s", path, "; ".join(f.issues))
         if left_out:
             log.info("%s: %d records outside --start/--end/--symbols left out", c.label, left_out)
-        return left_out
+        return left_out, budget
 
     def _batches(self, f: DbnFile, ts: str) -> Iterator[pl.DataFrame]:
         """Decoded batches that never split a group the recipe treats as one.
@@ -601,6 +620,18 @@ def regroup(frames: Iterable[pl.DataFrame], column: str, *, by_day: bool = False
         yield pending
 
 
+def _judge(budget: Budget, qroot: Path, run_id: str, store: str, recipe: str) -> Any:
+    """The run's quarantine budget verdict, written beside its quarantined rows for ``hdi status``."""
+    verdict = budget.verdict()
+    try:
+        write_verdict(verdict, root=qroot, run_id=run_id, store=store, recipe=recipe)
+    except OSError as e:  # the rows are loaded and quarantined already: say so, do not fail the run
+        log.error("run %s: could not write its quarantine budget to %s: %s", run_id, qroot, e.strerror or e)
+    for s in verdict.over_symbols:
+        log.info("over quarantine budget: %s", s.describe(verdict.max_rate))  # the summary shows it too
+    return verdict
+
+
 def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:
     run.finished_at = dt.datetime.now(dt.UTC)
     run.chunks_done = report.count("done")
@@ -609,10 +640,13 @@ def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:
     run.rows_fetched, run.rows_loaded = report.rows_fetched, report.rows_loaded
     run.rows_quarantined, run.rows_already_present = report.rows_quarantined, report.rows_already_present
     run.cost_usd = report.cost_usd
-    run.status = "interrupted" if report.interrupted else "succeeded" if report.ok else "failed"
+    run.status = ("interrupted" if report.interrupted else "failed" if not report.ok
+                  else "over_budget" if report.over_budget else "succeeded")
     if report.count("failed"):
         first = next(c for c in report.chunks if c.status == "failed")
         run.error = f"{report.count('failed')} chunk(s) failed; first: {first.error}"
+    if report.over_budget:
+        run.error = "; ".join(filter(None, [run.error, report.budget.message()]))
     if report.interrupted:
         run.error = "; ".join(filter(None, [f"interrupted by {report.interrupted}: {report.chunks_left} of "
                                             f"{report.planned} chunk(s) not loaded", run.error]))

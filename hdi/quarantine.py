@@ -85,6 +85,12 @@ def with_replays(st: Store, summary: pl.DataFrame) -> pl.DataFrame:
             .with_columns(open=pl.col("rows") - pl.col("replayed")))
 
 
+def replayed_rows(st: Store) -> pl.DataFrame:
+    """(quarantine_run_id, file, row_index, replay_id) of every quarantined row a replay loaded into
+    ``st``: those rows are no longer open (the quarantine budget in ``hdi status`` uses this)."""
+    return _replayed(st)
+
+
 def _top_reasons(reasons: pl.Series, n: int = 3) -> str:
     counts = (reasons.drop_nulls().str.split(";").explode().value_counts(name="n")
               .sort(["n", REASONS], descending=[True, False]))
@@ -279,12 +285,24 @@ def _recorded_recipe(st: Store, run_id: str) -> str:
     return recipe
 
 
-def _revalidate(frame: pl.DataFrame, table: str, recipe: Any, start: Any, end: Any) -> Any:
-    """The ingest's own validation (``hdi.validate.split``) with the recipe's options."""
+def _revalidate(st: Store, frame: pl.DataFrame, table: str, recipe: Any, start: Any, end: Any) -> Any:
+    """The ingest's own validation (``hdi.validate.split``) with the recipe's options and the
+    ingest's price rule (the instrument's definition, else its dataset's asset class)."""
+    from hdi.validate.price_rules import PriceRule
     from hdi.validate.split import split
 
-    return split(frame, table, start=start, end=end,
-                 allow_non_positive_prices=recipe.validate.allow_non_positive_prices)
+    rule = PriceRule(st, recipe.validate.allow_non_positive_prices)
+    datasets = (frame.get_column("dataset").cast(pl.String).drop_nulls().unique().to_list()
+                if "dataset" in frame.columns and frame.height else [])
+    if len(datasets) == 1:
+        allow: Any = rule.for_frame(table, datasets[0], frame)
+    else:  # rows of several datasets (or none named): each dataset's own rule
+        allow = rule.override if rule.override is not None else False
+        for ds in datasets:
+            one = rule.for_frame(table, ds, frame.filter(pl.col("dataset").cast(pl.String) == ds))
+            allow = (pl.when(pl.col("dataset").cast(pl.String) == ds).then(one).otherwise(allow)
+                     if not isinstance(one, bool) or one else allow)
+    return split(frame, table, start=start, end=end, allow_non_positive_prices=allow)
 
 
 def _window(st: Store, frame: pl.DataFrame) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -396,8 +414,8 @@ def _replay_file(st: Store, f: Path, frame: pl.DataFrame, r: Any, replay_id: str
     out = ReplayedFile(run_id=run, file=f.name, table=table, recipe=str(r.path), rows=total,
                        open_before=frame.height)
     start, end = _window(st, frame)
-    rows = frame.drop([c for c in (*META_COLUMNS, REASONS, "_file") if c in frame.columns])
-    res = _revalidate(rows, table, r, start, end)
+    rows = frame.drop([c for c in (*META_COLUMNS, REASONS, "_file", "_symbol") if c in frame.columns])
+    res = _revalidate(st, rows, table, r, start, end)
     failed = res.bad.get_column("_row") if res.rows_bad else pl.Series("_row", [], pl.Int64)
     passed = rows.get_column("_row").filter(~rows.get_column("_row").is_in(failed.implode()))
     out.still_failing = res.rows_bad

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 ChunkStatus = Literal["done", "skipped", "failed", "estimated", "excluded"]
 
@@ -51,9 +51,10 @@ class IngestReport:
     started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     seconds: float = 0.0
     log_file: str | None = None
-    error: str | None = None  # a run-level failure (e.g. validation threshold)
+    error: str | None = None  # a run-level failure
     planned: int = 0  # chunks planned (done before, loaded, failed or not reached)
     interrupted: str | None = None  # "SIGINT" / "SIGTERM": the run stopped; the chunk in flight rolled back
+    budget: Any = None  # hdi.validate.budget.Verdict of the chunks loaded (None for a dry run)
 
     def _sum(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.chunks)
@@ -97,7 +98,15 @@ class IngestReport:
 
     @property
     def ok(self) -> bool:
+        """No chunk failed and the run was not interrupted (a run over its quarantine budget is ok:
+        every good row loaded)."""
         return self.error is None and self.count("failed") == 0 and self.interrupted is None
+
+    @property
+    def over_budget(self) -> bool:
+        """More rows were quarantined than the recipe's ``max_failure_rate`` allows (over the run,
+        or for a symbol with at least 1,000 rows); ``budget.over_symbols`` says which and why."""
+        return bool(self.budget is not None and self.budget.over)
 
 
 @dataclass(frozen=True)

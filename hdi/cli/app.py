@@ -35,6 +35,7 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log INFO line
 SCHEMAS = ("ohlcv-1s", "ohlcv-1m", "ohlcv-5m", "ohlcv-15m", "ohlcv-1h", "ohlcv-1d", "trades", "tbbo", "mbp-1",
            "statistics", "definition")
 FORMATS = ("parquet", "csv", "table")
+EXIT_OVER_BUDGET = 3  # hdi ingest: every good row stored, more rows quarantined than max_failure_rate
 
 
 def _fail(e: HdiError) -> typer.Exit:
@@ -94,9 +95,13 @@ def ingest(
     """Fetch, decode, transform, validate and store a recipe's data, chunk by chunk.
 
     A re-run skips chunks already loaded by the same recipe and retries failed ones; nothing is
-    stored twice. Exit code 1 when any chunk failed (or on an error before loading), 2 for a
-    malformed command line, 130 (SIGINT, Ctrl-C) or 143 (SIGTERM) when stopped: the chunk in flight
-    is rolled back and the run recorded interrupted (a second Ctrl-C exits at once).
+    stored twice. Rows failing validation go to quarantine; every good row is stored.
+
+    Exit codes: 0 done; 1 a chunk failed (or a bad input); 2 a malformed command line; 3 every good
+    row is stored but more rows were quarantined than the recipe's max_failure_rate allows, over the
+    run or for a symbol with at least 1,000 rows (the summary and `hdi status` name them; a re-run
+    does not count them again); 130 (SIGINT, Ctrl-C) or 143 (SIGTERM) when stopped: the chunk in
+    flight is rolled back and the run recorded interrupted (a second Ctrl-C exits at once).
     """
     from hdi.interrupt import Interrupted, exit_code
     from hdi.pipeline import ingest as run_ingest
@@ -120,7 +125,7 @@ def ingest(
         render.error(f"interrupted by {report.interrupted}: the chunk in flight was rolled back, {report.chunks_left} "
                      f"of {report.planned} chunks not loaded; `hdi ingest --resume {report.run_id}` finishes the run")
         raise typer.Exit(exit_code(report.interrupted))
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit(1 if not report.ok else EXIT_OVER_BUDGET if report.over_budget else 0)
 
 
 @app.command()

@@ -179,6 +179,17 @@ def ingest_summary(r: IngestReport) -> None:
     for c in r.chunks:
         if c.status == "failed":
             error(f"{c.label}: {c.error}")
+    if r.over_budget:
+        v = r.budget
+        error(f"over quarantine budget: {v.quarantined:,} of {v.rows:,} rows ({v.rate:.2%}) quarantined by this "
+              f"run, max_failure_rate {v.max_rate:.2%} (judged over the run, and per symbol from "
+              f"{v.min_population:,} rows); every good row is stored (exit code 3)")
+        for s in v.over_symbols:
+            error(f"  {s.describe(v.max_rate)}")
+        where = next((c.quarantine_path for c in r.chunks if c.quarantine_path), None)
+        if where:
+            error(f"  quarantined rows: {Path(where).parent if where.endswith('.parquet') else where} "
+                  "(`hdi status` marks these symbols until their quarantine is replayed)")
 
 
 def _when(value: Any) -> str:

@@ -183,8 +183,11 @@ def _transform(a: Arg, file: str) -> tuple[Step, ...]:
     return tuple(steps)
 
 
+ON_BUDGET_EXCEEDED = ("report", "rollback")
+
+
 def _validate(a: Arg) -> ValidateOptions:
-    kv = a.keys((), ("max_failure_rate", "allow_non_positive_prices"))
+    kv = a.keys((), ("max_failure_rate", "allow_non_positive_prices", "on_budget_exceeded"))
     rate = 0.01
     if "max_failure_rate" in kv:
         v = kv["max_failure_rate"].value
@@ -192,12 +195,18 @@ def _validate(a: Arg) -> ValidateOptions:
             kv["max_failure_rate"].fail(f"expected a number from 0 to 1, got {type_name(v)}",
                                         "a fraction from 0 to 1, e.g. 0.01")
         rate = float(v)
-    allow = False
+    allow = None
     if "allow_non_positive_prices" in kv:
         allow = kv["allow_non_positive_prices"].value
         if not isinstance(allow, bool):
             kv["allow_non_positive_prices"].fail(f"expected true or false, got {type_name(allow)}", "true, false")
-    return ValidateOptions(max_failure_rate=rate, allow_non_positive_prices=allow)
+    on_exceeded = "report"
+    if "on_budget_exceeded" in kv:
+        try:
+            on_exceeded = checks.choice(kv["on_budget_exceeded"].value, ON_BUDGET_EXCEEDED, "on_budget_exceeded")
+        except Problem as p:
+            _problem(kv["on_budget_exceeded"], p)
+    return ValidateOptions(max_failure_rate=rate, allow_non_positive_prices=allow, on_budget_exceeded=on_exceeded)
 
 
 def _target(a: Arg) -> Target:

@@ -49,7 +49,8 @@ INGEST_RUNS = Table(
         Column("command", _T, doc="what was run (no secrets)"),
         Column("params", _T, doc="JSON of the run's parameters (recipe, range, symbols, files), for --resume"),
         Column("started_at", _TS), Column("finished_at", _TS, True),
-        Column("status", _T, doc="running | succeeded | failed | interrupted"),
+        Column("status", _T, doc="running | succeeded | over_budget (every good row loaded; more rows "
+                                 "quarantined than the recipe's max_failure_rate) | failed | interrupted"),
         Column("chunks_total", _I), Column("chunks_done", _I), Column("chunks_skipped", _I),
         Column("chunks_failed", _I),
         Column("rows_fetched", _I), Column("rows_loaded", _I), Column("rows_quarantined", _I),
