@@ -131,7 +131,7 @@ def test_table_prints_the_first_rows_and_the_count(cli, filled):
     assert [c.strip() for c in header.strip("│").split("┆")] == want.columns  # every column, none squeezed
     rows = [line for line in lines if line.startswith("│ CL.c.0")]
     assert len(rows) == 5  # one line per row
-    assert rows[0].split("┆")[4].strip() == want["statistic_name"][0]
+    assert rows[0].split("┆")[5].strip() == want["statistic_name"][0]
     assert f"{want.height:,} rows ({want.height - 5:,} not shown" in res.stderr
 
 

@@ -1,0 +1,78 @@
+"""The contract behind each row: ``raw_symbol`` as of the row's time, from what the store knows.
+
+A query for ``ES.FUT`` or ``CL.c.0`` selects several contracts; each returned row names its own
+(``ESH4``, ``ESM4``, ``CLZ4``...) in a ``raw_symbol`` column, taken from:
+
+1. the symbology table's raw-symbol intervals (``stype_in = 'raw_symbol'``: the mappings of any
+   ingest by raw symbol, from DBN metadata or ``symbology.resolve``), for the UTC day of the row;
+2. otherwise the stored instrument definitions: the last definition of the instrument received at
+   or before the row's time (the first one received after it when none was received before);
+3. otherwise null (nothing stored names the instrument: ingest ``recipes/definitions.yaml`` for it).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from hdi.store.base import Store
+from hdi.store.schema import ident
+
+_ID_BATCH = 5_000  # instrument ids per IN (...) list
+
+
+def _raw_intervals(st: Store, ids: list[int]) -> pl.DataFrame:
+    schema = {"dataset": pl.String, "instrument_id": pl.Int64, "raw_symbol": pl.String, "start_date": pl.Date,
+              "end_date": pl.Date}
+    if not st.has_table("symbology") or not ids:
+        return pl.DataFrame(schema=schema)
+    parts = []
+    for i in range(0, len(ids), _ID_BATCH):
+        batch = ids[i:i + _ID_BATCH]
+        marks = ", ".join(f"${k + 2}" for k in range(len(batch)))
+        got = st.query(f"SELECT dataset, instrument_id, symbol AS raw_symbol, start_date, end_date FROM "
+                       f"{ident('symbology')} WHERE stype_in = $1 AND instrument_id IN ({marks})",
+                       ["raw_symbol", *batch])
+        parts.append(got.select(pl.col(c).cast(t) for c, t in schema.items()))
+    return pl.concat(parts)
+
+
+def _definitions(st: Store, ids: list[int]) -> pl.DataFrame:
+    cols = ["dataset", "instrument_id", "raw_symbol", "received_timestamp_utc"]
+    if not st.has_table("instruments") or not ids:
+        return pl.DataFrame(schema={"dataset": pl.String, "instrument_id": pl.Int64, "raw_symbol": pl.String,
+                                    "received_timestamp_utc": pl.Datetime("ns", "UTC")})
+    no_bound = pl.lit(None, pl.Datetime("ns", "UTC"))
+    sel = pl.DataFrame({"instrument_id": ids}, schema={"instrument_id": pl.Int64}).with_columns(
+        dataset=pl.lit(None, pl.String), from_ts=no_bound, to_ts=no_bound)
+    return st.select("instruments", selections=sel, columns=cols).drop_nulls("raw_symbol")
+
+
+def with_raw_symbols(st: Store, rows: pl.LazyFrame, time_column: str) -> pl.LazyFrame:
+    """``rows`` (with ``dataset``, ``instrument_id`` and ``time_column``) plus a ``raw_symbol`` column."""
+    # collected once: a lazy plan used in several branches may be run once per branch, each time
+    # in its own row order, and the row index must name the same row in every branch
+    out = rows.collect().with_row_index("_row").lazy()
+    ids = sorted(out.select(pl.col("instrument_id").unique()).collect().get_column("instrument_id").to_list())
+    ivs = _raw_intervals(st, ids)
+    defs = _definitions(st, ids)
+    raw = pl.lit(None, pl.String)
+    if ivs.height:
+        days = (out.select("_row", "dataset", "instrument_id", pl.col(time_column).dt.date().alias("_day"))
+                .join(ivs.lazy(), on=["dataset", "instrument_id"], how="inner")
+                .filter((pl.col("_day") >= pl.col("start_date")) & (pl.col("_day") < pl.col("end_date")))
+                # two raw symbols on one day (a rename): the interval that started last
+                .sort("_row", "start_date").group_by("_row").agg(pl.col("raw_symbol").last().alias("_raw_iv")))
+        out = out.join(days, on="_row", how="left")
+        raw = pl.col("_raw_iv")
+    if defs.height:
+        d = defs.lazy().sort("received_timestamp_utc").rename({"received_timestamp_utc": "_def_ts"})
+        probe = out.select("_row", "dataset", "instrument_id", pl.col(time_column).alias("_t")).sort("_t")
+        asof = [probe.join_asof(d.rename({"raw_symbol": f"_raw_{s}"}), left_on="_t", right_on="_def_ts",
+                                by=["dataset", "instrument_id"], strategy=s,
+                                check_sortedness=False).select("_row", f"_raw_{s}")
+                for s in ("backward", "forward")]
+        out = out.join(asof[0], on="_row", how="left").join(asof[1], on="_row", how="left")
+        raw = pl.coalesce(raw, pl.col("_raw_backward"), pl.col("_raw_forward"))
+    return (out.sort("_row").with_columns(raw.cast(pl.String).alias("raw_symbol"))
+            .drop([c for c in ("_row", "_raw_iv", "_raw_backward", "_raw_forward")
+                   if c in out.collect_schema().names()]))
