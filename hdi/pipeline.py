@@ -39,7 +39,7 @@ from hdi.source.chunks import Request, plan_chunks
 from hdi.source.files import DbnFile, open_dbn
 from hdi.store import Store, open_store
 from hdi.store.ledger import DONE, FAILED, ChunkRecord, RunRecord
-from hdi.update import update_ranges, when
+from hdi.update import stored_schema, update_ranges, when
 from hdi.validate.quarantine import check_writable, enforce_failure_rate, write_quarantine
 from hdi.validate.split import SplitResult, split
 
@@ -380,6 +380,7 @@ class _Loader:
         self.files = files
         self.by_day = any(s.op == "resample" for s in r.transform)
         self.resolved = resolved or set()  # (dataset, symbol) resolving somewhere in the recipe's range
+        self.schema = stored_schema(r)  # ledger and coverage name what is stored (ohlcv-5m built from 1m)
 
     def fetch(self, c: _Chunk) -> tuple[Path | None, float]:
         """The chunk's DBN file and what downloading it cost (0 for a file on disk or a cache hit).
@@ -404,7 +405,7 @@ class _Loader:
     def _record(self, c: _Chunk) -> ChunkRecord:
         q = c.request
         return ChunkRecord(chunk_id=c.chunk_id, run_id=self.run_id, recipe=self.r.name, recipe_hash=self.rhash,
-                           dataset=q.dataset, schema=q.schema, stype_in=q.stype_in, symbols=",".join(q.symbols),
+                           dataset=q.dataset, schema=self.schema, stype_in=q.stype_in, symbols=",".join(q.symbols),
                            start_ts=q.start, end_ts=q.end, target_table=self.table,
                            source=str(c.file) if c.file else "databento")
 
@@ -518,7 +519,7 @@ def _days(c: _Chunk, counts: list[pl.DataFrame], rec: ChunkRecord) -> pl.DataFra
     # Records the metadata maps to no requested symbol are not counted under any symbol.
     return (grid.join(got.drop_nulls("symbol"), on=["symbol", "day"], how="left")
             .with_columns(pl.col("rows_fetched").fill_null(0).cast(pl.Int64),
-                          dataset=pl.lit(q.dataset), schema=pl.lit(q.schema), chunk_id=pl.lit(rec.chunk_id),
+                          dataset=pl.lit(q.dataset), schema=pl.lit(rec.schema), chunk_id=pl.lit(rec.chunk_id),
                           updated_at=pl.lit(dt.datetime.now(dt.UTC), pl.Datetime("ns", "UTC")))
             .sort("symbol", "day"))
 
