@@ -348,7 +348,7 @@ def _estimate(c: _Chunk, source: Any, files: list[DbnFile], known: set[tuple[str
         q = c.request
         if isinstance(e, SourceError) and _resolves_nowhere(e) and all((q.dataset, s) in known for s in q.symbols):
             return ChunkOutcome(c.chunk_id, c.label, "estimated", record_count=0, billable_bytes=0, cost_usd=0.0)
-        return ChunkOutcome(c.chunk_id, c.label, "failed", error=config.redact(e.message))
+        return ChunkOutcome(c.chunk_id, c.label, "failed", error=_without_label(config.redact(e.message), c))
     return ChunkOutcome(c.chunk_id, c.label, "estimated", record_count=est.record_count,
                         billable_bytes=est.billable_bytes, cost_usd=est.cost_usd)
 
@@ -425,7 +425,7 @@ class _Loader:
                 if e.transient and attempt < STORE_ATTEMPTS:
                     wait = min(2.0 ** attempt, 15.0)
                     log.warning("chunk %s: %s; retrying in %.0f s (attempt %d of %d)", c.label, e.message, wait,
-                                attempt + 1, STORE_ATTEMPTS)
+                                attempt + 1, STORE_ATTEMPTS, extra={"console": False})  # the retry event shows it
                     self.emit(Event("retry", label=c.label, message=e.message))
                     time.sleep(wait)
                     continue
@@ -433,12 +433,12 @@ class _Loader:
             except HdiError as e:
                 rec.status, rec.error = FAILED, e.message
             except Exception as e:  # noqa: BLE001 - a bug or an unforeseen library error: keep the run going
-                log.exception("chunk %s failed unexpectedly", c.label)
+                log.exception("chunk %s failed unexpectedly", c.label, extra={"console": False})
                 rec.status, rec.error = FAILED, f"{type(e).__name__}: {e}"
             break
         if rec.status == FAILED:
-            rec.error = config.redact(rec.error or "")
-            log.error("chunk %s failed: %s", c.label, rec.error)
+            rec.error = _without_label(config.redact(rec.error or ""), c)
+            log.error("chunk %s failed: %s", c.label, rec.error, extra={"console": False})  # the CLI prints it once
             try:
                 self.st.record_chunk(rec)
             except HdiError as e:
@@ -503,6 +503,19 @@ class _Loader:
         yield from regroup(decode_file(f, chunk_rows=self.batch_rows), ts, by_day=self.by_day)
 
 
+def _without_label(error: str, c: _Chunk) -> str:
+    """A chunk's error without the chunk's own description: the ledger row, ``hdi status`` and every
+    line that prints the error name the chunk already (``<chunk>: <error>``)."""
+    desc = c.request.describe()
+    for what in (c.label, desc, str(c.file) if c.file else ""):
+        if what and error.startswith(f"{what}: "):
+            return error[len(what) + 2:]
+    for inside, short in ((f" {desc} failed", " failed"), (f" {desc}:", ":")):
+        if inside in error:
+            return error.replace(inside, short, 1)
+    return error.replace(desc, "this chunk", 1)
+
+
 def _index_ts(schema: str) -> str:
     """The timestamp Databento indexes (and maps symbols) by: ts_recv when the schema has it."""
     return "ts_recv" if "ts_recv" in frame_schema(schema) else "ts_event"
@@ -563,7 +576,7 @@ def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:
     run.status = "succeeded" if report.ok else "failed"
     if report.count("failed"):
         first = next(c for c in report.chunks if c.status == "failed")
-        run.error = f"{report.count('failed')} chunk(s) failed; first: {first.error}"
+        run.error = f"{report.count('failed')} chunk(s) failed; first: {first.label}: {first.error}"
     try:
         st.save_run(run)
     except HdiError as e:

@@ -125,7 +125,8 @@ def test_recent_runs_newest_first_with_their_outcome(gateway, any_store_url, mon
     assert runs.select("run_id", "status", "chunks_done", "chunks_skipped", "chunks_failed", "rows_loaded").rows() == [
         (broken.run_id, "failed", 0, 0, 1, 0), (again.run_id, "succeeded", 0, 1, 0, 0),
         (first.run_id, "succeeded", 1, 0, 0, first.rows_loaded)]
-    assert runs["error"][0].startswith("1 chunk(s) failed; first: get_range GLBX.MDP3 ohlcv-1d CL.c.0")
+    assert runs["error"][0].startswith("1 chunk(s) failed; first: GLBX.MDP3 ohlcv-1d CL.c.0 [2024-03-0")
+    assert "): get_range failed after 1 attempt" in runs["error"][0]
     assert status(any_store_url, runs=1).runs["run_id"].to_list() == [broken.run_id]
 
 

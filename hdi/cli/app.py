@@ -100,7 +100,7 @@ def ingest(
     except HdiError as e:
         raise _fail(e) from None
     report.log_file = str(log_path)
-    render.ingest_summary(report)
+    render.ingest_summary(report, shown=bar.shown)
     raise typer.Exit(0 if report.ok else 1)
 
 
