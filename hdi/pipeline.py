@@ -30,6 +30,7 @@ import polars as pl
 from hdi import config
 from hdi.decode.dbn import decode_file, frame_schema, symbology_frame
 from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError
+from hdi.rawsym import store_raw_symbols
 from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
 from hdi.recipe.load import load_recipe
 from hdi.recipe.model import Recipe
@@ -320,6 +321,8 @@ def _resolve_symbology(st: Store, r: Recipe, source: Any, *, write: bool = True)
             frame = source.resolve(rq.dataset, rq.symbols, rq.stype_in, start, end)
             if write:
                 st.write_symbology(frame)
+            if write and rq.stype_in != "raw_symbol":  # every row names its contract (CL.c.0 -> CLZ4)
+                store_raw_symbols(st, source, rq.dataset, frame, start, end)
             known |= {(rq.dataset, s) for s in frame.get_column("symbol").unique().to_list()}
         except HdiError as e:
             log.warning("symbology.resolve for %s failed (the chunks' own mappings are still stored): %s",

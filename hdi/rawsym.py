@@ -4,7 +4,9 @@ A query for ``ES.FUT`` or ``CL.c.0`` selects several contracts; each returned ro
 (``ESH4``, ``ESM4``, ``CLZ4``...) in a ``raw_symbol`` column, taken from:
 
 1. the symbology table's raw-symbol intervals (``stype_in = 'raw_symbol'``: the mappings of any
-   ingest by raw symbol, from DBN metadata or ``symbology.resolve``), for the UTC day of the row;
+   ingest by raw symbol, from DBN metadata or ``symbology.resolve``, and the raw symbols of the
+   instruments a continuous or parent request resolved to, which ``hdi ingest`` asks Databento for
+   with :func:`store_raw_symbols`), for the UTC day of the row;
 2. otherwise the stored instrument definitions: the last definition of the instrument received at
    or before the row's time (the first one received after it when none was received before);
 3. otherwise null (nothing stored names the instrument: ingest ``recipes/definitions.yaml`` for it).
@@ -12,12 +14,33 @@ A query for ``ES.FUT`` or ``CL.c.0`` selects several contracts; each returned ro
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+from typing import Any
+
 import polars as pl
 
+from hdi.errors import HdiError
 from hdi.store.base import Store
 from hdi.store.schema import ident
 
+log = logging.getLogger(__name__)
+
 _ID_BATCH = 5_000  # instrument ids per IN (...) list
+_RESOLVE_BATCH = 2_000  # symbols per symbology.resolve request (Databento's limit)
+
+
+def store_raw_symbols(st: Store, source: Any, dataset: str, resolved: pl.DataFrame, start: dt.date,
+                      end: dt.date) -> None:
+    """Store the raw symbols of the instruments ``resolved`` (a continuous or parent request's
+    symbology rows) maps to, as ``raw_symbol`` intervals; a failure costs only those names."""
+    ids = sorted(resolved.get_column("instrument_id").unique().to_list())
+    try:
+        for i in range(0, len(ids), _RESOLVE_BATCH):
+            st.write_symbology(source.raw_symbols(dataset, ids[i:i + _RESOLVE_BATCH], start, end))
+    except HdiError as e:
+        log.warning("the raw symbols of %d %s instruments could not be resolved (rows name their contract "
+                    "from stored definitions only): %s", len(ids), dataset, e.message)
 
 
 def _raw_intervals(st: Store, ids: list[int]) -> pl.DataFrame:

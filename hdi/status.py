@@ -160,7 +160,9 @@ def _symbols(st: Any, daily: pl.DataFrame) -> pl.DataFrame:
     """Stored rows per (dataset, table, granularity, symbol), through the symbology table's intervals."""
     if daily.height == 0:
         return pl.DataFrame(schema=_SYMBOLS_SCHEMA)
-    sym = st.symbology().select("dataset", "symbol", "instrument_id", "start_date", "end_date")
+    # the raw symbols hdi looked up for a continuous or parent request only name rows; not a symbol asked for
+    sym = (st.symbology().filter(pl.col("source") != "resolve_raw")
+           .select("dataset", "symbol", "instrument_id", "start_date", "end_date"))
     keys = ["table", "dataset", "instrument_id", "granularity", "day"]
     named = (daily.join(sym, on=["dataset", "instrument_id"], how="inner")
              .filter((pl.col("day") >= pl.col("start_date")) & (pl.col("day") < pl.col("end_date")))
