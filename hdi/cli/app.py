@@ -160,8 +160,9 @@ def _read(q: object, schema: str, symbols: str, start: str, end: str, store: str
 @app.command()
 def status(
     store: StoreOpt = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="table (text sections) or json (every "
-                                        "field, every day list in full).")] = "table",
+    format: Annotated[str, typer.Option("--format", "-f", help="table (text sections, times to the second) or "
+                                        "json (every field, every day list in full, times to the "
+                                        "nanosecond).")] = "table",
     runs: Annotated[int, typer.Option(help="Recent runs to show.")] = 10,
 ) -> None:
     """What is stored: rows per table and per symbol (first/last time), coverage and gaps per
