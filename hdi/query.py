@@ -85,7 +85,7 @@ def _attach_symbols(st: object, rows: pl.DataFrame, sel: pl.DataFrame, t: Table,
     order = ["symbol", tc, "instrument_id"] + [c for c in ("ts_recv_ns", "rec_ordinal") if c in t.names]
     lead = ["symbol"]
     if "raw_symbol" not in t.names:
-        out = with_raw_symbols(st, out, tc)  # type: ignore[arg-type]
+        out = with_raw_symbols(st, out, tc, sel.get_column("instrument_id").to_list())  # type: ignore[arg-type]
         lead.append("raw_symbol")
     out = out.select(*lead, *t.names).sort(order)
     if prices == "float":

@@ -70,32 +70,34 @@ def _definitions(st: Store, ids: list[int]) -> pl.DataFrame:
     return st.select("instruments", selections=sel, columns=cols).drop_nulls("raw_symbol")
 
 
-def with_raw_symbols(st: Store, rows: pl.LazyFrame, time_column: str) -> pl.LazyFrame:
-    """``rows`` (with ``dataset``, ``instrument_id`` and ``time_column``) plus a ``raw_symbol`` column."""
-    # collected once: a lazy plan used in several branches may be run once per branch, each time
-    # in its own row order, and the row index must name the same row in every branch
-    out = rows.collect().with_row_index("_row").lazy()
-    ids = sorted(out.select(pl.col("instrument_id").unique()).collect().get_column("instrument_id").to_list())
+def with_raw_symbols(st: Store, rows: pl.LazyFrame, time_column: str, ids: list[int]) -> pl.LazyFrame:
+    """``rows`` (with ``dataset``, ``instrument_id`` and ``time_column``) plus a ``raw_symbol`` column.
+
+    ``ids``: the instrument ids the rows can have (those selected). The row order is not kept.
+    """
+    ids = sorted(set(ids))
     ivs = _raw_intervals(st, ids)
     defs = _definitions(st, ids)
+    out = rows
     raw = pl.lit(None, pl.String)
-    if ivs.height:
-        days = (out.select("_row", "dataset", "instrument_id", pl.col(time_column).dt.date().alias("_day"))
+    drop = []
+    if ivs.height:  # matched per distinct (dataset, instrument, day), not per row
+        key = ["dataset", "instrument_id", "_day"]
+        out = out.with_columns(pl.col(time_column).dt.date().alias("_day"))
+        days = (out.select(key).unique()
                 .join(ivs.lazy(), on=["dataset", "instrument_id"], how="inner")
                 .filter((pl.col("_day") >= pl.col("start_date")) & (pl.col("_day") < pl.col("end_date")))
                 # two raw symbols on one day (a rename): the interval that started last
-                .sort("_row", "start_date").group_by("_row").agg(pl.col("raw_symbol").last().alias("_raw_iv")))
-        out = out.join(days, on="_row", how="left")
-        raw = pl.col("_raw_iv")
-    if defs.height:
+                .sort(*key, "start_date").group_by(key).agg(pl.col("raw_symbol").last().alias("_raw_iv")))
+        out = out.join(days, on=key, how="left")
+        raw, drop = pl.col("_raw_iv"), ["_day", "_raw_iv"]
+    if defs.height:  # the definition valid at the row's time, else the first one after it
         d = defs.lazy().sort("received_timestamp_utc").rename({"received_timestamp_utc": "_def_ts"})
-        probe = out.select("_row", "dataset", "instrument_id", pl.col(time_column).alias("_t")).sort("_t")
-        asof = [probe.join_asof(d.rename({"raw_symbol": f"_raw_{s}"}), left_on="_t", right_on="_def_ts",
-                                by=["dataset", "instrument_id"], strategy=s,
-                                check_sortedness=False).select("_row", f"_raw_{s}")
-                for s in ("backward", "forward")]
-        out = out.join(asof[0], on="_row", how="left").join(asof[1], on="_row", how="left")
+        out = out.sort(time_column)
+        for strategy in ("backward", "forward"):
+            out = out.join_asof(d.rename({"raw_symbol": f"_raw_{strategy}"}), left_on=time_column,
+                                right_on="_def_ts", by=["dataset", "instrument_id"], strategy=strategy,
+                                check_sortedness=False).drop("_def_ts")
         raw = pl.coalesce(raw, pl.col("_raw_backward"), pl.col("_raw_forward"))
-    return (out.sort("_row").with_columns(raw.cast(pl.String).alias("raw_symbol"))
-            .drop([c for c in ("_row", "_raw_iv", "_raw_backward", "_raw_forward")
-                   if c in out.collect_schema().names()]))
+        drop += ["_raw_backward", "_raw_forward"]
+    return out.with_columns(raw.cast(pl.String).alias("raw_symbol")).drop(drop)
