@@ -49,11 +49,11 @@ def _raw_intervals(st: Store, ids: list[int]) -> pl.DataFrame:
     if not st.has_table("symbology") or not ids:
         return pl.DataFrame(schema=schema)
     parts = []
-    for i in range(0, len(ids), _ID_BATCH):
-        batch = ids[i:i + _ID_BATCH]
-        marks = ", ".join(f"${k + 2}" for k in range(len(batch)))
+    for lo in range(0, len(ids), _ID_BATCH):
+        batch = ids[lo:lo + _ID_BATCH]
+        placeholders = ", ".join(f"${i + 2}" for i in range(len(batch)))
         got = st.query(f"SELECT dataset, instrument_id, symbol AS raw_symbol, start_date, end_date FROM "
-                       f"{ident('symbology')} WHERE stype_in = $1 AND instrument_id IN ({marks})",
+                       f"{ident('symbology')} WHERE stype_in = $1 AND instrument_id IN ({placeholders})",
                        ["raw_symbol", *batch])
         parts.append(got.select(pl.col(c).cast(t) for c, t in schema.items()))
     return pl.concat(parts)
