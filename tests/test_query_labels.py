@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -14,6 +15,7 @@ from hdi.errors import QueryError
 from hdi.tables import INSTRUMENTS
 
 UTC = dt.UTC
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ohlcv_1d.yaml"
 
 
 def _defs(rows: list[tuple[int, str, str, str]]) -> pl.DataFrame:
@@ -132,3 +134,34 @@ def test_an_empty_5m_read_names_the_recipe_that_builds_5m_bars(es, caplog):
     with caplog.at_level(logging.WARNING, logger="hdi.query"):  # 1d bars exist: an empty range is just empty
         assert hdi.read_bars("ES.FUT", "2024-05-01", "2024-06-01", store=es).height == 0
     assert caplog.records == []
+
+
+# ----------------------------------------------------------------------------------- through hdi ingest
+def test_a_continuous_ingest_names_each_contract_without_definitions(gateway, any_store_url):
+    """hdi ingest looks up the raw symbols of the instruments CL.c.0 resolved to: rows across the
+    2024-11-18 roll name CLZ4 then CLF5; they are queryable by raw symbol, not counted in status."""
+    from hdi.pipeline import ingest
+    from hdi.status import status
+
+    assert ingest(RECIPE, start="2024-11-14", end="2024-11-21", symbols="CL.c.0", store=any_store_url).ok
+    df = hdi.read_bars("CL.c.0", "2024-11-14", "2024-11-21", store=any_store_url)
+    before = df.filter(pl.col("bar_timestamp_utc") < dt.datetime(2024, 11, 18, tzinfo=UTC))
+    after = df.filter(pl.col("bar_timestamp_utc") >= dt.datetime(2024, 11, 18, tzinfo=UTC))
+    assert before.height and after.height
+    assert set(before["raw_symbol"]) == {"CLZ4"} and set(after["raw_symbol"]) == {"CLF5"}
+    raw = hdi.read_bars("CLF5", "2024-11-14", "2024-11-21", store=any_store_url)
+    assert raw["instrument_id"].to_list() == after["instrument_id"].to_list()
+    assert status(any_store_url).symbols["symbol"].to_list() == ["CL.c.0"]
+
+
+def test_when_the_raw_symbol_lookup_fails_the_ingest_still_loads_and_rows_say_null(gateway, any_store_url, caplog,
+                                                                                  monkeypatch):
+    from hdi.pipeline import ingest
+
+    monkeypatch.setenv("HDI_RETRY_ATTEMPTS", "1")
+    gateway.faults.status("symbology.resolve", 503, times=5, match={"stype_out": "raw_symbol"})
+    with caplog.at_level(logging.WARNING, logger="hdi.rawsym"):
+        assert ingest(RECIPE, start="2024-11-14", end="2024-11-21", symbols="CL.c.0", store=any_store_url).ok
+    assert any("raw symbols of 2 GLBX.MDP3 instruments could not be resolved" in r.getMessage() for r in caplog.records)
+    df = hdi.read_bars("CL.c.0", "2024-11-14", "2024-11-21", store=any_store_url)
+    assert df.height > 0 and df["raw_symbol"].null_count() == df.height
