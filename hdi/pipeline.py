@@ -35,6 +35,7 @@ from hdi.decode.dbn import decode_file, frame_schema, symbology_frame
 from hdi.decode.symbols import SymbolMapper
 from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError
 from hdi.filewindow import FileWindow, check_symbols, estimate_file, file_request, file_window
+from hdi.rawsym import store_raw_symbols
 from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
 from hdi.recipe.load import load_recipe
 from hdi.recipe.model import Recipe
@@ -45,7 +46,7 @@ from hdi.source.files import DbnFile, expand_paths, open_dbn
 from hdi.store import Store, open_store
 from hdi.store.ledger import DONE, FAILED, ChunkRecord, RunRecord
 from hdi.tables import DATA_TABLES
-from hdi.update import update_ranges, when
+from hdi.update import stored_schema, update_ranges, when
 from hdi.validate.budget import Budget, label_rows, rows_per_symbol, write_verdict
 from hdi.validate.price_rules import PriceRule
 from hdi.validate.quarantine import check_writable, enforce_failure_rate, write_quarantine
@@ -369,6 +370,8 @@ def _resolve_symbology(st: Store, r: Recipe, source: Any, *, write: bool = True)
             frame = source.resolve(rq.dataset, rq.symbols, rq.stype_in, start, end)
             if write:
                 st.write_symbology(frame)
+            if write and rq.stype_in != "raw_symbol":  # every row names its contract (CL.c.0 -> CLZ4)
+                store_raw_symbols(st, source, rq.dataset, frame, start, end)
             known |= {(rq.dataset, s) for s in frame.get_column("symbol").unique().to_list()}
         except HdiError as e:
             log.warning("symbology.resolve for %s failed (the chunks' own mappings are still stored): %s",
@@ -396,7 +399,7 @@ def _estimate(c: _Chunk, source: Any, files: list[DbnFile], known: set[tuple[str
         q = c.request
         if isinstance(e, SourceError) and _resolves_nowhere(e) and all((q.dataset, s) in known for s in q.symbols):
             return ChunkOutcome(c.chunk_id, c.label, "estimated", record_count=0, billable_bytes=0, cost_usd=0.0)
-        return ChunkOutcome(c.chunk_id, c.label, "failed", error=config.redact(e.message))
+        return ChunkOutcome(c.chunk_id, c.label, "failed", error=_without_label(config.redact(e.message), c))
     return ChunkOutcome(c.chunk_id, c.label, "estimated", record_count=est.record_count,
                         billable_bytes=est.billable_bytes, cost_usd=est.cost_usd)
 
@@ -431,6 +434,7 @@ class _Loader:
         self.budget = Budget(r.validate.max_failure_rate)  # rows validated and quarantined, done chunks only
         self.price_rule = PriceRule(st, r.validate.allow_non_positive_prices)
         self.time_column = DATA_TABLES[self.table].time_column
+        self.schema = stored_schema(r)  # ledger and coverage name what is stored (ohlcv-5m built from 1m)
 
     def fetch(self, c: _Chunk) -> tuple[Path | None, float]:
         """The chunk's DBN file and what downloading it cost (0 for a file on disk or a cache hit).
@@ -455,7 +459,7 @@ class _Loader:
     def _record(self, c: _Chunk) -> ChunkRecord:
         q = c.request
         return ChunkRecord(chunk_id=c.chunk_id, run_id=self.run_id, recipe=self.r.name, recipe_hash=self.rhash,
-                           dataset=q.dataset, schema=q.schema, stype_in=q.stype_in, symbols=",".join(q.symbols),
+                           dataset=q.dataset, schema=self.schema, stype_in=q.stype_in, symbols=",".join(q.symbols),
                            start_ts=q.start, end_ts=q.end, target_table=self.table,
                            source=str(c.file) if c.file else "databento")
 
@@ -476,7 +480,7 @@ class _Loader:
                 if e.transient and attempt < STORE_ATTEMPTS:
                     wait = min(2.0 ** attempt, 15.0)
                     log.warning("chunk %s: %s; retrying in %.0f s (attempt %d of %d)", c.label, e.message, wait,
-                                attempt + 1, STORE_ATTEMPTS)
+                                attempt + 1, STORE_ATTEMPTS, extra={"console": False})  # the retry event shows it
                     self.emit(Event("retry", label=c.label, message=e.message))
                     interrupt.sleep(wait)
                     continue
@@ -484,12 +488,12 @@ class _Loader:
             except HdiError as e:
                 rec.status, rec.error = FAILED, e.message
             except Exception as e:  # noqa: BLE001 - a bug or an unforeseen library error: keep the run going
-                log.exception("chunk %s failed unexpectedly", c.label)
+                log.exception("chunk %s failed unexpectedly", c.label, extra={"console": False})
                 rec.status, rec.error = FAILED, f"{type(e).__name__}: {e}"
             break
         if rec.status == FAILED:
-            rec.error = config.redact(rec.error or "")
-            log.error("chunk %s failed: %s", c.label, rec.error)
+            rec.error = _without_label(config.redact(rec.error or ""), c)
+            log.error("chunk %s failed: %s", c.label, rec.error, extra={"console": False})  # the CLI prints it once
             try:
                 self.st.record_chunk(rec)
             except HdiError as e:
@@ -534,7 +538,7 @@ class _Loader:
                             allow_non_positive_prices=self.price_rule.for_frame(self.table, dataset, out))
                 interrupt.check()
                 bad = res.bad.with_columns(label_rows(res.bad, self.time_column, mapper)) if res.rows_bad else None
-                budget.count(dataset, c.request.schema, rows_per_symbol(out, self.time_column, mapper), bad)
+                budget.count(dataset, self.schema, rows_per_symbol(out, self.time_column, mapper), bad)
                 if bad is not None:
                     q = write_quarantine(bad, root=self.qroot, run_id=self.run_id, table=self.table,
                                          chunk_id=f"{c.chunk_id}-{n}", recipe=self.r.name,
@@ -571,6 +575,19 @@ class _Loader:
         yield from regroup(decode_file(f, chunk_rows=self.batch_rows), ts, by_day=self.by_day)
 
 
+def _without_label(error: str, c: _Chunk) -> str:
+    """A chunk's error without the chunk's own description: the ledger row, ``hdi status`` and every
+    line that prints the error name the chunk already (``<chunk>: <error>``)."""
+    desc = c.request.describe()
+    for what in (c.label, desc, str(c.file) if c.file else ""):
+        if what and error.startswith(f"{what}: "):
+            return error[len(what) + 2:]
+    for inside, short in ((f" {desc} failed", " failed"), (f" {desc}:", ":")):
+        if inside in error:
+            return error.replace(inside, short, 1)
+    return error.replace(desc, "this chunk", 1)
+
+
 def _index_ts(schema: str) -> str:
     """The timestamp Databento indexes (and maps symbols) by: ts_recv when the schema has it."""
     return "ts_recv" if "ts_recv" in frame_schema(schema) else "ts_event"
@@ -587,7 +604,7 @@ def _days(c: _Chunk, counts: list[pl.DataFrame], rec: ChunkRecord) -> pl.DataFra
     # Records the metadata maps to no requested symbol are not counted under any symbol.
     return (grid.join(got.drop_nulls("symbol"), on=["symbol", "day"], how="left")
             .with_columns(pl.col("rows_fetched").fill_null(0).cast(pl.Int64),
-                          dataset=pl.lit(q.dataset), schema=pl.lit(q.schema), chunk_id=pl.lit(rec.chunk_id),
+                          dataset=pl.lit(q.dataset), schema=pl.lit(rec.schema), chunk_id=pl.lit(rec.chunk_id),
                           updated_at=pl.lit(dt.datetime.now(dt.UTC), pl.Datetime("ns", "UTC")))
             .sort("symbol", "day"))
 
@@ -644,7 +661,7 @@ def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:
                   else "over_budget" if report.over_budget else "succeeded")
     if report.count("failed"):
         first = next(c for c in report.chunks if c.status == "failed")
-        run.error = f"{report.count('failed')} chunk(s) failed; first: {first.error}"
+        run.error = f"{report.count('failed')} chunk(s) failed; first: {first.label}: {first.error}"
     if report.over_budget:
         run.error = "; ".join(filter(None, [run.error, report.budget.message()]))
     if report.interrupted:

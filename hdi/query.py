@@ -2,24 +2,33 @@
 
 Every reader takes symbols (a symbol or a list), ``start`` (inclusive) and ``end`` (exclusive) as
 dates or ISO-8601 timestamps in UTC, and an optional store URL (default: ``HDI_STORE``, else the
-embedded DuckDB file). Each returned row carries the ``symbol`` it was selected by; a continuous
-symbol over a roll returns each contract on its own days. An empty result is a typed empty frame.
+embedded DuckDB file). Each returned row carries the ``symbol`` it was selected by, the contract's
+``raw_symbol`` as of the row's time (see :mod:`hdi.rawsym`; null when nothing stored names the
+instrument) and its ``instrument_id``; a continuous symbol over a roll returns each contract on its
+own days, a parent (``ES.FUT``) every contract, each row naming its own. An empty result is a typed
+empty frame.
 
 Prices come back as Float64 by default; ``prices="decimal"`` gives the exact stored
 ``Decimal(19, 9)`` values. Timestamps are ``Datetime("ns", "UTC")``, exact to the nanosecond for
-tick tables.
+tick tables; ``tz="exchange"`` (the venue's zone) or any IANA zone (``tz="America/New_York"``) shows
+the same instants in that zone (see :mod:`hdi.tz`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import polars as pl
 
 from hdi.errors import QueryError, allowed_list, did_you_mean
+from hdi.rawsym import with_raw_symbols
 from hdi.symbols import resolve
 from hdi.tables import GRANULARITIES, TABLES, ColType, Table
 from hdi.timeutil import parse_range
+from hdi.tz import to_zone, zone_for
+
+log = logging.getLogger(__name__)
 
 PRICE_MODES = ("float", "decimal")
 
@@ -35,23 +44,38 @@ def _symbols(symbols: str | Sequence[str]) -> list[str]:
 def read_table(
     table: str, symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
     dataset: str | None = None, equals: dict[str, object] | None = None, prices: str = "float",
+    tz: str | None = None,
 ) -> pl.DataFrame:
-    """Rows of any data table for symbols in [start, end), with a leading ``symbol`` column."""
+    """Rows of any data table for symbols in [start, end), led by ``symbol`` and ``raw_symbol``."""
+    df, zone = _read_table(table, symbols, start, end, store, dataset=dataset, equals=equals, prices=prices, tz=tz)
+    return to_zone(df, zone)
+
+
+def _read_table(
+    table: str, symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
+    dataset: str | None = None, equals: dict[str, object] | None = None, prices: str = "float",
+    tz: str | None = None,
+) -> tuple[pl.DataFrame, str | None]:
+    """The rows in UTC, and the zone ``tz`` asks to show them in (None: UTC)."""
     from hdi.store import open_store
 
     if prices not in PRICE_MODES:
         raise QueryError(f"prices '{prices}' is not allowed; allowed: {allowed_list(PRICE_MODES)}")
+    zone_for(tz, ())  # a bad zone fails before anything is read
     t = TABLES[table]
     s, e = parse_range(start, end, error=QueryError)
     st = open_store(store)
     sel = resolve(st, _symbols(symbols), s, e, dataset)
     windows = sel.select("dataset", "instrument_id", "from_ts", "to_ts").unique(maintain_order=True)
     rows = st.select(t.name, start=s, end=e, selections=windows, equals=equals)
-    return _attach_symbols(rows, sel, t, prices)
+    out = _attach_symbols(st, rows, sel, t, prices)
+    datasets = set(sel.get_column("dataset").drop_nulls().to_list()) | set(out.get_column("dataset").unique().to_list())
+    return out, zone_for(tz, datasets | ({dataset} if dataset else set()))
 
 
-def _attach_symbols(rows: pl.DataFrame, sel: pl.DataFrame, t: Table, prices: str) -> pl.DataFrame:
-    """Label each row with the symbol(s) that selected it (a row can match several symbols)."""
+def _attach_symbols(st: object, rows: pl.DataFrame, sel: pl.DataFrame, t: Table, prices: str) -> pl.DataFrame:
+    """Label each row with the symbol(s) that selected it (a row can match several symbols) and,
+    unless the table has its own, the contract's raw symbol as of the row's time."""
     tc = t.time_column
     s = sel.lazy().rename({"dataset": "_sel_dataset"})
     out = rows.lazy().join(s, on="instrument_id", how="inner").filter(
@@ -59,7 +83,11 @@ def _attach_symbols(rows: pl.DataFrame, sel: pl.DataFrame, t: Table, prices: str
         & (pl.col(tc) >= pl.col("from_ts")) & (pl.col(tc) < pl.col("to_ts"))
     )
     order = ["symbol", tc, "instrument_id"] + [c for c in ("ts_recv_ns", "rec_ordinal") if c in t.names]
-    out = out.select("symbol", *t.names).sort(order)
+    lead = ["symbol"]
+    if "raw_symbol" not in t.names:
+        out = with_raw_symbols(st, out, tc, sel.get_column("instrument_id").to_list())  # type: ignore[arg-type]
+        lead.append("raw_symbol")
+    out = out.select(*lead, *t.names).sort(order)
     if prices == "float":
         cols = [c.name for c in t.columns if c.type in (ColType.PRICE, ColType.STAT)]
         out = out.with_columns(pl.col(cols).cast(pl.Float64))
@@ -75,52 +103,77 @@ def _granularity(value: str) -> str:
 
 
 def read_bars(symbols: str | Sequence[str], start: object, end: object, granularity: str = "1d",
-              store: str | None = None, *, dataset: str | None = None, prices: str = "float") -> pl.DataFrame:
+              store: str | None = None, *, dataset: str | None = None, prices: str = "float",
+              tz: str | None = None) -> pl.DataFrame:
     """OHLCV bars of one granularity (1s, 1m, 5m, 15m, 1h, 1d), labelled by bar start.
+
+    An empty result for a granularity the store holds no bars of at all logs a warning naming the
+    recipe that builds them (5m and 15m bars are built from 1m bars by their own recipes).
 
     Example:
         >>> import hdi
         >>> df = hdi.read_bars("CL.c.0", "2024-01-01", "2024-02-01")  # doctest: +SKIP
     """
-    return read_table("ohlcv", symbols, start, end, store, dataset=dataset,
-                      equals={"granularity": _granularity(granularity)}, prices=prices)
+    g = _granularity(granularity)
+    df, zone = _read_table("ohlcv", symbols, start, end, store, dataset=dataset, equals={"granularity": g},
+                           prices=prices, tz=tz)
+    if df.height == 0:
+        _hint_granularity(store, g)
+    return to_zone(df, zone)
+
+
+def _hint_granularity(store: str | None, g: str) -> None:
+    """Warn when no bar of granularity ``g`` was ever stored, naming the recipe that builds them."""
+    from hdi.store import open_store
+
+    st = open_store(store)
+    if st.has_table("ohlcv") and st.query('SELECT 1 AS x FROM "ohlcv" WHERE granularity = $1 LIMIT 1', [g]).height:
+        return
+    cmd = f"hdi ingest --recipe recipes/ohlcv_{g}.yaml"
+    if g in ("5m", "15m"):
+        log.warning("no %s bars are stored in %s: Databento publishes 1s, 1m, 1h and 1d bars only; %s bars are "
+                    "built from 1m bars by their own recipe: %s", g, st.display_url, g, cmd)
+    else:
+        log.warning("no %s bars are stored in %s; load them with: %s", g, st.display_url, cmd)
 
 
 def read_trades(symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
-                dataset: str | None = None, prices: str = "float") -> pl.DataFrame:
+                dataset: str | None = None, prices: str = "float", tz: str | None = None) -> pl.DataFrame:
     """Trades with ns timestamps and a deterministic ``trade_id``.
 
     ``trade_id`` is ``<instrument_id>-<ts_recv_ns>-<sequence>-<rec_ordinal>``: unique within a
     dataset, and the same on every re-ingest of the same data. Ranges filter on ``ts_recv``
     (``received_timestamp_utc``), as Databento's own requests do.
     """
-    df = read_table("trades", symbols, start, end, store, dataset=dataset, prices=prices)
+    df = read_table("trades", symbols, start, end, store, dataset=dataset, prices=prices, tz=tz)
     tid = pl.concat_str([pl.col(c).cast(pl.String) for c in ("instrument_id", "ts_recv_ns", "sequence",
                                                               "rec_ordinal")], separator="-")
-    return df.with_columns(tid.alias("trade_id")).select("symbol", "trade_id", *TABLES["trades"].names)
+    return df.with_columns(tid.alias("trade_id")).select("symbol", "raw_symbol", "trade_id", *TABLES["trades"].names)
 
 
 def read_tbbo(symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
-              dataset: str | None = None, prices: str = "float") -> pl.DataFrame:
+              dataset: str | None = None, prices: str = "float", tz: str | None = None) -> pl.DataFrame:
     """Each trade with the best bid and offer just before it."""
-    return read_table("tbbo", symbols, start, end, store, dataset=dataset, prices=prices)
+    return read_table("tbbo", symbols, start, end, store, dataset=dataset, prices=prices, tz=tz)
 
 
 def read_mbp1(symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
-              dataset: str | None = None, prices: str = "float") -> pl.DataFrame:
+              dataset: str | None = None, prices: str = "float", tz: str | None = None) -> pl.DataFrame:
     """Top-of-book events (mbp-1)."""
-    return read_table("mbp1", symbols, start, end, store, dataset=dataset, prices=prices)
+    return read_table("mbp1", symbols, start, end, store, dataset=dataset, prices=prices, tz=tz)
 
 
 def read_statistics(symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
-                    dataset: str | None = None, latest: bool = True, prices: str = "float") -> pl.DataFrame:
+                    dataset: str | None = None, latest: bool = True, prices: str = "float",
+                    tz: str | None = None) -> pl.DataFrame:
     """Statistics published in [start, end) (by ``ts_recv``).
 
     With ``latest=True`` (the default) one row per (instrument, statistic, effective date): the
     last publication by ``ts_recv``; when that last publication is a delete (update_action 2) the
-    statistic is withdrawn and no row is returned. ``latest=False`` returns every publication.
+    statistic is withdrawn and no row is returned. ``latest=False`` (``hdi query
+    --all-publications``) returns every publication, deletes included.
     """
-    df = read_table("statistics", symbols, start, end, store, dataset=dataset, prices=prices)
+    df = read_table("statistics", symbols, start, end, store, dataset=dataset, prices=prices, tz=tz)
     if not latest or df.height == 0:
         return df
     by = ["symbol", "dataset", "instrument_id", "stat_type", "effective_date_utc"]
@@ -131,13 +184,13 @@ def read_statistics(symbols: str | Sequence[str], start: object, end: object, st
 
 
 def read_definitions(symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
-                     dataset: str | None = None, prices: str = "float") -> pl.DataFrame:
+                     dataset: str | None = None, prices: str = "float", tz: str | None = None) -> pl.DataFrame:
     """Instrument definitions received in [start, end), each with its validity interval.
 
     ``valid_from`` is the definition's ``received_timestamp_utc``; ``valid_to`` the next stored
     definition of the same instrument, received in the window or after it (null for the latest one).
     """
-    df = read_table("instruments", symbols, start, end, store, dataset=dataset, prices=prices)
+    df, zone = _read_table("instruments", symbols, start, end, store, dataset=dataset, prices=prices, tz=tz)
     by = ["dataset", "instrument_id"]
     times = df.select(*by, "received_timestamp_utc")
     if df.height:
@@ -150,8 +203,8 @@ def read_definitions(symbols: str | Sequence[str], start: object, end: object, s
         times = pl.concat([times, later.group_by(by).agg(pl.col("received_timestamp_utc").min())])
     nxt = (times.unique().sort([*by, "received_timestamp_utc"])
            .with_columns(pl.col("received_timestamp_utc").shift(-1).over(by).alias("valid_to")))
-    return (df.join(nxt, on=[*by, "received_timestamp_utc"], how="left")
-            .with_columns(pl.col("received_timestamp_utc").alias("valid_from")))
+    return to_zone(df.join(nxt, on=[*by, "received_timestamp_utc"], how="left")
+                   .with_columns(pl.col("received_timestamp_utc").alias("valid_from")), zone)
 
 
 READERS = {

@@ -49,12 +49,23 @@ class StatusReport:
 
     def to_dict(self) -> dict[str, Any]:
         def rows(df: pl.DataFrame) -> list[dict[str, Any]]:
-            return [{k: _jsonable(v) for k, v in r.items()} for r in df.iter_rows(named=True)]
+            return [{k: _jsonable(v) for k, v in r.items()} for r in _ns_text(df).iter_rows(named=True)]
 
         return {"store": self.store, "edition": self.edition, "tables": rows(self.tables),
                 "symbols": rows(self.symbols), "coverage": rows(self.coverage), "quarantine": rows(self.quarantine),
                 "runs": rows(self.runs), "failed_chunks": rows(self.failed_chunks),
                 "over_budget": rows(self.over_budget) if self.over_budget is not None else []}
+
+
+def _ns_text(df: pl.DataFrame) -> pl.DataFrame:
+    """Timestamp columns as ISO-8601 UTC text with nanoseconds (``2024-11-18T14:30:00.123456789+00:00``):
+    a Python datetime would cut them to microseconds."""
+    exprs = []
+    for c, t in df.schema.items():
+        if isinstance(t, pl.Datetime):
+            e = pl.col(c).dt.replace_time_zone("UTC") if t.time_zone is None else pl.col(c).dt.convert_time_zone("UTC")
+            exprs.append(e.dt.cast_time_unit("ns").dt.to_string("%Y-%m-%dT%H:%M:%S%.9f%:z").alias(c))
+    return df.with_columns(exprs) if exprs else df
 
 
 def _jsonable(v: Any) -> Any:
@@ -107,19 +118,22 @@ def _utc(v: Any) -> dt.datetime | None:
 
 
 _DAILY_SCHEMA = {"table": pl.String, "dataset": pl.String, "instrument_id": pl.Int64, "granularity": pl.String,
-                 "day": pl.Date, "rows": pl.Int64, "first": pl.Datetime("us", "UTC"), "last": pl.Datetime("us", "UTC")}
+                 "day": pl.Date, "rows": pl.Int64, "first": pl.Datetime("ns", "UTC"), "last": pl.Datetime("ns", "UTC")}
 
 
 def _daily(st: Any) -> pl.DataFrame:
-    """Rows, first and last time per (table, dataset, instrument, granularity, UTC day)."""
+    """Rows, first and last time per (table, dataset, instrument, granularity, UTC day); exact to the
+    nanosecond where the table keeps its time column's nanoseconds."""
     parts = []
     for name, t in DATA_TABLES.items():
         if not st.has_table(name):
             continue
         tc = ident(t.time_column)
+        ns = dict(t.ns_columns).get(t.time_column)
+        edge = ident(ns) if ns else tc
         gran = "granularity" if "granularity" in t.names else "CAST(NULL AS VARCHAR)"
         got = st.query(f"SELECT dataset, instrument_id, {gran} AS granularity, CAST(timezone('UTC', {tc}) AS DATE) "
-                       f"AS day, count(*) AS n, min({tc}) AS lo, max({tc}) AS hi FROM {ident(name)} GROUP BY 1, 2, 3, 4")
+                       f"AS day, count(*) AS n, min({edge}) AS lo, max({edge}) AS hi FROM {ident(name)} GROUP BY 1, 2, 3, 4")
         parts.append(got.select(
             pl.lit(name).alias("table"), pl.col("dataset").cast(pl.String), pl.col("instrument_id").cast(pl.Int64),
             pl.col("granularity").cast(pl.String), pl.col("day").cast(pl.Date), pl.col("n").cast(pl.Int64).alias("rows"),
@@ -130,8 +144,10 @@ def _daily(st: Any) -> pl.DataFrame:
 def _utc_col(e: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     if isinstance(dtype, pl.Datetime):
         e = e.dt.replace_time_zone("UTC") if dtype.time_zone is None else e.dt.convert_time_zone("UTC")
-        return e.dt.cast_time_unit("us")
-    return e.cast(pl.Datetime("us", "UTC"))
+        return e.dt.cast_time_unit("ns")
+    if dtype.is_integer():  # exact nanoseconds since the epoch
+        return e.cast(pl.Int64).cast(pl.Datetime("ns")).dt.replace_time_zone("UTC")
+    return e.cast(pl.Datetime("ns", "UTC"))
 
 
 def _tables(st: Any, daily: pl.DataFrame) -> pl.DataFrame:
@@ -144,15 +160,17 @@ def _tables(st: Any, daily: pl.DataFrame) -> pl.DataFrame:
 
 
 _SYMBOLS_SCHEMA = {"dataset": pl.String, "table": pl.String, "granularity": pl.String, "symbol": pl.String,
-                   "rows": pl.Int64, "days": pl.UInt32, "first": pl.Datetime("us", "UTC"),
-                   "last": pl.Datetime("us", "UTC")}
+                   "rows": pl.Int64, "days": pl.UInt32, "first": pl.Datetime("ns", "UTC"),
+                   "last": pl.Datetime("ns", "UTC")}
 
 
 def _symbols(st: Any, daily: pl.DataFrame) -> pl.DataFrame:
     """Stored rows per (dataset, table, granularity, symbol), through the symbology table's intervals."""
     if daily.height == 0:
         return pl.DataFrame(schema=_SYMBOLS_SCHEMA)
-    sym = st.symbology().select("dataset", "symbol", "instrument_id", "start_date", "end_date")
+    # the raw symbols hdi looked up for a continuous or parent request only name rows; not a symbol asked for
+    sym = (st.symbology().filter(pl.col("source") != "resolve_raw")
+           .select("dataset", "symbol", "instrument_id", "start_date", "end_date"))
     keys = ["table", "dataset", "instrument_id", "granularity", "day"]
     named = (daily.join(sym, on=["dataset", "instrument_id"], how="inner")
              .filter((pl.col("day") >= pl.col("start_date")) & (pl.col("day") < pl.col("end_date")))

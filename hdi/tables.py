@@ -270,7 +270,8 @@ SYMBOLOGY = Table(
         _c("dataset", T), _c("stype_in", T, doc="raw_symbol, continuous, parent, instrument_id, ..."),
         _c("symbol", T, doc="the symbol as requested, e.g. CL.c.0, ESH5, ES.FUT, SPY"),
         _c("instrument_id", I64), _c("start_date", D), _c("end_date", D, doc="exclusive"),
-        _c("source", T, doc="metadata, resolve or definition"),
+        _c("source", T, doc="metadata, resolve, definition, or resolve_raw: the raw symbols (stype_in raw_symbol) "
+                            "of the instruments a continuous or parent request resolved to"),
     ),
     key=("dataset", "stype_in", "symbol", "instrument_id", "start_date", "end_date"),
     time_column="start_date",

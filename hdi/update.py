@@ -44,9 +44,12 @@ def update_ranges(st: Store, r: Recipe, source: Any, end_cap: dt.datetime | None
     Returns:
         The ranges to plan, JSON-ready: kept in the run's params so that ``--resume`` repeats them.
     """
-    ledger = st.chunks().filter((pl.col("recipe") == r.name) & (pl.col("schema") == r.source.schema))
+    # chunks are recorded under the schema stored (ohlcv-5m for 5m bars built from ohlcv-1m); a
+    # ledger written before that recorded the source schema, so both are this recipe's
+    ledger = st.chunks().filter((pl.col("recipe") == r.name)
+                                & pl.col("schema").is_in([stored_schema(r), r.source.schema]))
     ledger = ledger.with_columns(pl.col("symbols").str.split(",").alias("_symbols"))
-    fetched = (st.query("SELECT dataset, symbol, day FROM ingest_days WHERE schema = $1", [r.source.schema])
+    fetched = (st.query("SELECT dataset, symbol, day FROM ingest_days WHERE schema = $1", [stored_schema(r)])
                .with_columns(pl.col("day").cast(pl.Date)) if st.has_table("ingest_days") else None)
     out: list[dict[str, Any]] = []
     for rq in r.source.requests:
@@ -78,6 +81,18 @@ def _bar_seconds(r: Recipe) -> int | None:
         if step.op == "resample":
             secs = max(secs or 0, every_seconds(step.args["every"]) or 0)
     return secs
+
+
+def stored_schema(r: Recipe) -> str:
+    """The schema of what a recipe stores, under which its chunks and coverage are recorded: the
+    source schema, except for bars resampled to another size (``ohlcv-5m`` from ``ohlcv-1m``)."""
+    if r.target.table != "ohlcv" or not any(step.op == "resample" for step in r.transform):
+        return r.source.schema
+    secs = _bar_seconds(r) or 0
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs and secs % n == 0:
+            return f"ohlcv-{secs // n}{unit}"
+    return f"ohlcv-{secs}s"
 
 
 def complete_bars_end(r: Recipe, t: dt.datetime) -> dt.datetime:

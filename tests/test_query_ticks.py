@@ -55,10 +55,10 @@ def symbology(make_symbology) -> pl.DataFrame:
 
 
 # ----------------------------------------------------------------------------------- shapes
-READS = [("trades", hdi.read_trades, ["symbol", "trade_id", *TRADES.names]),
-         ("tbbo", hdi.read_tbbo, ["symbol", *TBBO.names]),
-         ("mbp1", hdi.read_mbp1, ["symbol", *MBP1.names]),
-         ("statistics", hdi.read_statistics, ["symbol", *STATISTICS.names]),
+READS = [("trades", hdi.read_trades, ["symbol", "raw_symbol", "trade_id", *TRADES.names]),
+         ("tbbo", hdi.read_tbbo, ["symbol", "raw_symbol", *TBBO.names]),
+         ("mbp1", hdi.read_mbp1, ["symbol", "raw_symbol", *MBP1.names]),
+         ("statistics", hdi.read_statistics, ["symbol", "raw_symbol", *STATISTICS.names]),
          ("instruments", hdi.read_definitions, ["symbol", *INSTRUMENTS.names, "valid_to", "valid_from"])]
 
 

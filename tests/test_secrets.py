@@ -255,13 +255,13 @@ def test_ident_quotes_known_tables_and_columns():
 
 
 SQL_MODULES = sorted((ROOT / "hdi" / "store").glob("*.py")) + [ROOT / "hdi" / n for n in ("status.py", "query.py",
-                                                                                          "symbols.py")]
+                                                                                          "symbols.py", "rawsym.py")]
 _SQL = re.compile(r"\b(SELECT|INSERT|DELETE|UPDATE|CREATE|DROP|WHERE|FROM|ORDER BY|AND|VALUES|CONFLICT|SET|USING|"
                   r"EXCLUDED)\b|\$|[<>=]")
 # Locals that hold SQL built only from ident(), $n placeholders and constant SQL (each checked by reading
 # the code; a new one must be reviewed the same way before it is added here).
 _SQL_LOCALS = {"MIGRATIONS_TABLE", "tc", "key", "cols", "sets", "action", "match", "placeholders", "stage", "where",
-               "exprs", "gran"}
+               "exprs", "gran", "edge"}
 _SQL_CALLS = {"ident", "key_index_name", "p"}  # p() appends a bound parameter and returns "$n"
 
 

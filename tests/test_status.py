@@ -125,7 +125,8 @@ def test_recent_runs_newest_first_with_their_outcome(gateway, any_store_url, mon
     assert runs.select("run_id", "status", "chunks_done", "chunks_skipped", "chunks_failed", "rows_loaded").rows() == [
         (broken.run_id, "failed", 0, 0, 1, 0), (again.run_id, "succeeded", 0, 1, 0, 0),
         (first.run_id, "succeeded", 1, 0, 0, first.rows_loaded)]
-    assert runs["error"][0].startswith("1 chunk(s) failed; first: get_range GLBX.MDP3 ohlcv-1d CL.c.0")
+    assert runs["error"][0].startswith("1 chunk(s) failed; first: GLBX.MDP3 ohlcv-1d CL.c.0 [2024-03-0")
+    assert "): get_range failed after 1 attempt" in runs["error"][0]
     assert status(any_store_url, runs=1).runs["run_id"].to_list() == [broken.run_id]
 
 
@@ -168,3 +169,20 @@ def test_status_never_creates_tables_in_a_timescale_store(timescale_schema_url):
     s = status(timescale_schema_url)
     assert s.edition["timescaledb"] and s.edition["license"] in ("apache", "timescale")
     assert not open_store(timescale_schema_url).has_table("ingest_runs")
+
+
+def test_5m_bars_built_from_1m_are_recorded_under_ohlcv_5m(gateway, any_store_url, monkeypatch):
+    """The 5m recipe reads ohlcv-1m but stores 5m bars: coverage, the ledger and failed chunks say
+    ohlcv-5m, and no 1m data is claimed."""
+    m5 = ROOT / "recipes" / "ohlcv_5m.yaml"
+    assert ingest(m5, start="2024-03-04", end="2024-03-06", symbols="CL.c.0", store=any_store_url).ok
+    monkeypatch.setenv("HDI_RETRY_ATTEMPTS", "1")
+    gateway.faults.status("timeseries.get_range", 503)
+    assert not ingest(m5, start="2024-03-11", end="2024-03-12", symbols="CL.c.0", store=any_store_url).ok
+    s = status(any_store_url)
+    assert s.coverage["schema"].to_list() == ["ohlcv-5m"]
+    cov = coverage(s, "CL.c.0", "ohlcv-5m")
+    assert cov["days_with_data"] == 2 and cov["missing"] == ["2024-03-06..2024-03-11"]
+    assert s.failed_chunks["schema"].to_list() == ["ohlcv-5m"]
+    assert set(open_store(any_store_url).chunks()["schema"]) == {"ohlcv-5m"}
+    assert s.symbols.select("table", "granularity").unique().rows() == [("ohlcv", "5m")]

@@ -120,7 +120,7 @@ def ingest(
         render.error(f"interrupted by {e.name} before any chunk was loaded")
         raise typer.Exit(e.exit_code) from None
     report.log_file = str(log_path)
-    render.ingest_summary(report)
+    render.ingest_summary(report, shown=bar.shown)
     if report.interrupted:
         render.error(f"interrupted by {report.interrupted}: the chunk in flight was rolled back, {report.chunks_left} "
                      f"of {report.planned} chunks not loaded; `hdi ingest --resume {report.run_id}` finishes the run")
@@ -143,26 +143,39 @@ def query(
                                                 "(e.g. GLBX.MDP3), when a symbol exists in several.")] = None,
     prices: Annotated[str, typer.Option(help="float (default) or decimal (exact DECIMAL(19,9)).")] = "float",
     limit: Annotated[int, typer.Option(help="Rows shown by --format table (files get every row).")] = 50,
+    tz: Annotated[str | None, typer.Option("--tz", metavar="ZONE", help="Show times in this zone instead of "
+                                           "UTC: 'exchange' (the venue's, e.g. America/Chicago for GLBX.MDP3) "
+                                           "or an IANA zone (America/New_York). Storage stays UTC.")] = None,
+    all_publications: Annotated[bool, typer.Option("--all-publications", help="--schema statistics: every "
+                                                   "publication (deletes included), not only the latest per "
+                                                   "statistic and day.")] = False,
 ) -> None:
-    """Read stored rows for symbols in [start, end) and write Parquet, CSV or a table."""
+    """Read stored rows for symbols in [start, end) and write Parquet, CSV or a table.
+
+    Every row names the symbol asked for (symbol), the contract (raw_symbol, as of the row's time)
+    and its instrument_id, for parent (ES.FUT) and continuous (CL.c.0) symbols too.
+    """
     from hdi import query as q
 
     render.setup_logging(verbose=False, log_file=None, to_file=False)
     try:
-        frame = _read(q, schema, symbols, start, end, store, dataset, prices)
+        if all_publications and schema.strip().lower() != "statistics":
+            raise ConfigError(f"--all-publications applies to --schema statistics only, not '{schema}'")
+        extra = {"tz": tz, **({"latest": False} if all_publications else {})}
+        frame = _read(q, schema, symbols, start, end, store, dataset, prices, **extra)
         render.write_frame(frame, format=format, output=output, limit=limit, allowed=FORMATS)
     except HdiError as e:
         raise _fail(e) from None
 
 
 def _read(q: object, schema: str, symbols: str, start: str, end: str, store: str | None, dataset: str | None,
-          prices: str) -> object:
+          prices: str, **extra: object) -> object:
     from hdi.errors import did_you_mean
 
     s = schema.strip().lower()
     if s not in SCHEMAS:
         raise ConfigError(f"--schema '{schema}' is not allowed{did_you_mean(s, SCHEMAS)}; allowed: {', '.join(SCHEMAS)}")
-    kw = {"store": store, "dataset": dataset, "prices": prices}
+    kw = {"store": store, "dataset": dataset, "prices": prices, **extra}
     if s.startswith("ohlcv-"):
         return q.read_bars(symbols, start, end, granularity=s.removeprefix("ohlcv-"), **kw)  # type: ignore[attr-defined]
     return q.READERS[s](symbols, start, end, **kw)  # type: ignore[attr-defined]
@@ -171,8 +184,9 @@ def _read(q: object, schema: str, symbols: str, start: str, end: str, store: str
 @app.command()
 def status(
     store: StoreOpt = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="table (text sections) or json (every "
-                                        "field, every day list in full).")] = "table",
+    format: Annotated[str, typer.Option("--format", "-f", help="table (text sections, times to the second) or "
+                                        "json (every field, every day list in full, times to the "
+                                        "nanosecond).")] = "table",
     runs: Annotated[int, typer.Option(help="Recent runs to show.")] = 10,
 ) -> None:
     """What is stored: rows per table and per symbol (first/last time), coverage and gaps per

@@ -48,6 +48,8 @@ def setup_logging(*, verbose: bool, log_file: Path | None, to_file: bool = True)
     console = RichHandler(console=err, show_path=False, show_time=False, markup=False)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     console.addFilter(RedactFilter())
+    # records the CLI shows in its own words (a failed chunk, once) go to the log file only
+    console.addFilter(lambda record: getattr(record, "console", True))
     root.addHandler(console)
     for noisy in ("urllib3", "requests", "databento"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -102,6 +104,7 @@ class IngestProgress:
         self.rows = 0
         self.total = 0
         self.seen = 0
+        self.shown: set[str] = set()  # chunk ids whose failure is printed already
 
     def __enter__(self) -> IngestProgress:
         self.progress.__enter__()
@@ -121,17 +124,25 @@ class IngestProgress:
             self.rows += e.outcome.rows_fetched
             if self.task is not None:
                 self.progress.update(self.task, advance=1, rows=self.rows)
-            if not self.live:
-                o = e.outcome
-                tail = f": {o.error}" if o.error else (
-                    f": {o.rows_fetched:,} fetched, {o.rows_loaded:,} loaded, {o.rows_quarantined:,} quarantined, "
-                    f"{o.rows_already_present:,} already present" if o.status == "done" else "")
+            o = e.outcome
+            if o.status == "failed":  # the one place a chunk's failure is printed, as it happens
+                self.shown.add(o.chunk_id)
+                line = f"[{self.seen}/{self.total}] failed {o.label}: {o.error}"
+                if self.live:
+                    self.progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+                else:
+                    print(line, file=sys.stderr, flush=True)
+            elif not self.live:
+                tail = (f": {o.rows_fetched:,} fetched, {o.rows_loaded:,} loaded, {o.rows_quarantined:,} quarantined, "
+                        f"{o.rows_already_present:,} already present" if o.status == "done" else "")
                 print(f"[{self.seen}/{self.total}] {o.status} {o.label}{tail}", file=sys.stderr, flush=True)
         elif e.kind == "retry":
             print(f"retrying {e.label}: {e.message}", file=sys.stderr, flush=True)
 
 
-def ingest_summary(r: IngestReport) -> None:
+def ingest_summary(r: IngestReport, shown: set[str] | frozenset[str] = frozenset()) -> None:
+    """The run's summary; a failed chunk's error is printed here unless ``shown`` (its chunk id)
+    says the progress output printed it already."""
     t = Table(title=f"hdi ingest {'(dry run) ' if r.dry_run else ''}— run {r.run_id}", show_header=False)
     t.add_column(style="bold")
     t.add_column()
@@ -167,7 +178,7 @@ def ingest_summary(r: IngestReport) -> None:
             d.add_row(c.label, "" if c.record_count is None else f"{c.record_count:,}",
                       "" if c.billable_bytes is None else f"{c.billable_bytes:,}",
                       "already done" if c.status == "skipped" else
-                      (c.error or "") if c.status == "failed" else
+                      "failed" if c.status == "failed" else
                       f"{c.rows_left_out:,} left out" if c.status == "excluded" else f"{c.cost_usd or 0:,.4f}")
         out.print(d)
         for c in r.chunks:  # files: what they really hold
@@ -176,9 +187,12 @@ def ingest_summary(r: IngestReport) -> None:
                 left = f"; {c.rows_left_out:,} left out by --start/--end/--symbols" if c.rows_left_out else ""
                 out.print(f"{c.label}: {c.record_count:,} records, symbols {c.symbols or '-'}, {span}{left}",
                           markup=False)
-    for c in r.chunks:
-        if c.status == "failed":
+    failed = [c for c in r.chunks if c.status == "failed"]
+    for c in failed:
+        if c.chunk_id not in shown:
             error(f"{c.label}: {c.error}")
+    if failed and all(c.chunk_id in shown for c in failed):
+        error(f"{len(failed)} chunk(s) failed (each error is printed above); a re-run retries them")
     if r.over_budget:
         v = r.budget
         error(f"over quarantine budget: {v.quarantined:,} of {v.rows:,} rows ({v.rate:.2%}) quarantined by this "

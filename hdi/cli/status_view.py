@@ -21,7 +21,7 @@ def _when(v: Any) -> str:
     if v is None:
         return "—"
     if isinstance(v, dt.datetime):
-        return v.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+        return v.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     return str(v)
 
 

@@ -208,6 +208,25 @@ class DatabentoSource:
         return frame.select(pl.lit(dataset).alias("dataset"), pl.lit(stype_in).alias("stype_in"), pl.all(),
                             pl.lit("resolve").alias("source"))
 
+    def raw_symbols(self, dataset: str, instrument_ids: Iterable[int], start_date: date, end_date: date,
+                    ) -> pl.DataFrame:
+        """The raw symbol (``CLZ4``) of each instrument id over UTC date intervals, from
+        ``symbology.resolve`` (instrument_id -> raw_symbol), as symbology-table rows with
+        ``stype_in = 'raw_symbol'`` and ``source = 'resolve_raw'``."""
+        import polars as pl
+
+        ids = [str(i) for i in instrument_ids]
+        what = f"symbology.resolve {dataset} instrument_id -> raw_symbol ({len(ids)} ids) [{start_date}, {end_date})"
+        out = self._call(what, lambda: self.client.symbology.resolve(
+            dataset=dataset, symbols=ids, stype_in="instrument_id", stype_out="raw_symbol", start_date=start_date,
+            end_date=end_date))
+        rows = [(iv["s"], int(iid), date.fromisoformat(iv["d0"]), date.fromisoformat(iv["d1"]))
+                for iid, ivs in out.get("result", {}).items() if iid.isdigit() for iv in ivs if iv.get("s")]
+        frame = pl.DataFrame(rows, schema={"symbol": pl.String, "instrument_id": pl.Int64, "start_date": pl.Date,
+                                           "end_date": pl.Date}, orient="row")
+        return frame.select(pl.lit(dataset).alias("dataset"), pl.lit("raw_symbol").alias("stype_in"), pl.all(),
+                            pl.lit("resolve_raw").alias("source"))
+
     def dataset_range(self, dataset: str) -> tuple[datetime, datetime]:
         """(start, end) of the data available for ``dataset``, UTC."""
         out = self._call(f"get_dataset_range {dataset}", lambda: self.client.metadata.get_dataset_range(dataset))

@@ -18,6 +18,9 @@ _T, _I, _TS, _F = ColType.TEXT, ColType.I64, ColType.TS, ColType.F64
 # ``failed`` = a terminal or exhausted-retry error, to be retried by the next run.
 DONE, FAILED = "done", "failed"
 
+_SCHEMA_DOC = ("the schema stored: the source's, except bars resampled to another size (ohlcv-5m, ohlcv-15m "
+               "built from ohlcv-1m)")
+
 INGEST_CHUNKS = Table(
     name="ingest_chunks",
     doc="One row per source chunk: what was asked, by which recipe, and how it ended.",
@@ -25,7 +28,7 @@ INGEST_CHUNKS = Table(
         Column("chunk_id", _T, doc="stable id of (request, recipe hash)"),
         Column("run_id", _T, doc="the run that last touched the chunk"),
         Column("recipe", _T), Column("recipe_hash", _T),
-        Column("dataset", _T), Column("schema", _T), Column("stype_in", _T),
+        Column("dataset", _T), Column("schema", _T, doc=_SCHEMA_DOC), Column("stype_in", _T),
         Column("symbols", _T, doc="comma-joined, as requested"),
         Column("start_ts", _TS), Column("end_ts", _TS, doc="exclusive"),
         Column("target_table", _T),
@@ -66,7 +69,7 @@ INGEST_DAYS = Table(
     doc="Per (dataset, schema, symbol, UTC day) fetched by a done chunk: how many records the source "
         "had. A day listed with 0 records was fetched and had no data; a day not listed was never fetched.",
     columns=(
-        Column("dataset", _T), Column("schema", _T), Column("symbol", _T),
+        Column("dataset", _T), Column("schema", _T, doc=_SCHEMA_DOC), Column("symbol", _T),
         Column("day", ColType.DATE), Column("rows_fetched", _I), Column("chunk_id", _T),
         Column("updated_at", _TS),
     ),

@@ -5,6 +5,10 @@ Starts ``python -m hdi.testing.gateway`` in its own process, then runs the real 
 and a Parquet file) and ``hdi status``. Everything goes under ``./data/demo`` (its own store, raw
 cache, quarantine and logs), so synthetic prices never mix with data from Databento in ``./data``.
 
+Each command is printed exactly as it runs, with ``--store`` naming the demo's store, so a query or
+status command pasted after the demo reads the same data (the ingest commands need the demo's
+gateway, which stops with the demo).
+
 Usage: python -m hdi.testing.demo [--recipe PATH] [--data-dir DIR]
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -38,12 +43,24 @@ def _start_gateway(state: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     return proc, json.loads(line)
 
 
-def _hdi(*args: str, env: dict[str, str]) -> None:
-    cmd = [sys.executable, "-m", "hdi.cli", *args]
-    print("$ hdi " + " ".join(args), flush=True)
+def _hdi_command() -> list[str]:
+    """The ``hdi`` beside this Python (``.venv/bin/hdi``, relative when under the current folder),
+    else ``python -m hdi.cli``: what a user can paste."""
+    script = Path(sys.executable).parent / "hdi"
+    if not script.is_file():
+        return [sys.executable, "-m", "hdi.cli"]
+    try:
+        return [str(script.relative_to(Path.cwd()))]
+    except ValueError:
+        return [str(script)]
+
+
+def _hdi(*args: str, env: dict[str, str], note: str = "") -> None:
+    cmd = [*_hdi_command(), *args]
+    print("$ " + shlex.join(cmd) + (f"    # {note}" if note else ""), flush=True)
     rc = subprocess.run(cmd, env=env).returncode
     if rc != 0:
-        raise SystemExit(f"demo: `hdi {' '.join(args)}` exited {rc}")
+        raise SystemExit(f"demo: `{shlex.join(cmd)}` exited {rc}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,19 +77,21 @@ def main(argv: list[str] | None = None) -> None:
            "DATABENTO_API_KEY": "db-demo-local-gateway-key", "HDI_NO_PROGRESS": "1"}
     env.pop("HDI_STORE", None)  # the demo always uses its own embedded store
     out = data / "cl_c0_2024-11.parquet"
+    store = ["--store", f"duckdb://{data / 'hdi.duckdb'}"]
+    via = "through the demo's local gateway (stops with the demo)"
     try:
         t0 = time.perf_counter()
         _say(f"ingest {a.recipe} through the local gateway at {info['url']} into {data / 'hdi.duckdb'}")
-        _hdi("ingest", "--recipe", a.recipe, env=env)
+        _hdi("ingest", "--recipe", a.recipe, *store, env=env, note=via)
         _say("run it again: every chunk is already done, nothing is downloaded or stored twice")
-        _hdi("ingest", "--recipe", a.recipe, env=env)
-        _say("query CL.c.0 over its 2024-11-18 roll (each contract on its own days)")
+        _hdi("ingest", "--recipe", a.recipe, *store, env=env, note=via)
+        _say("query CL.c.0 over its 2024-11-18 roll (each contract on its own days; raw_symbol names it)")
         _hdi("query", "--schema", "ohlcv-1d", "--symbols", "CL.c.0", "--start", "2024-11-11", "--end",
-             "2024-11-23", "--format", "table", env=env)
+             "2024-11-23", "--format", "table", *store, env=env)
         _hdi("query", "--schema", "ohlcv-1d", "--symbols", "CL.c.0", "--start", "2024-11-01", "--end",
-             "2024-12-01", "--format", "parquet", "--output", str(out), env=env)
+             "2024-12-01", "--format", "parquet", "--output", str(out), *store, env=env)
         _say("status")
-        _hdi("status", env=env)
+        _hdi("status", *store, env=env)
         print(f"\n{BANNER}\ndemo done in {time.perf_counter() - t0:.1f} s; store {data / 'hdi.duckdb'}, "
               f"Parquet {out}")
     finally:

@@ -131,7 +131,7 @@ def test_table_prints_the_first_rows_and_the_count(cli, filled):
     assert [c.strip() for c in header.strip("│").split("┆")] == want.columns  # every column, none squeezed
     rows = [line for line in lines if line.startswith("│ CL.c.0")]
     assert len(rows) == 5  # one line per row
-    assert rows[0].split("┆")[4].strip() == want["statistic_name"][0]
+    assert rows[0].split("┆")[5].strip() == want["statistic_name"][0]
     assert f"{want.height:,} rows ({want.height - 5:,} not shown" in res.stderr
 
 
@@ -189,3 +189,52 @@ def test_unknown_symbol_is_an_error_naming_it_with_a_suggestion(cli, filled):
     line = _error(cli("query", "--schema", "trades", "--symbols", "CL.c.1", "--start", TICKS[0], "--end", TICKS[1],
                       "--store", filled))
     assert line.startswith("error: symbol 'CL.c.1' is not in the store (did you mean 'CL.c.0'?); ingest it first")
+
+
+# ----------------------------------------------------------------------------------- issue 14
+@pytest.mark.parametrize("schema", list(SCHEMAS))
+def test_every_row_names_symbol_contract_and_instrument_id(cli, filled, tmp_path, schema):
+    out = tmp_path / "x.parquet"
+    assert cli(*_args(schema, filled), "--format", "parquet", "--output", out).exit_code == 0
+    got = pl.read_parquet(out)
+    assert got.height > 0 and got.select(pl.col("symbol", "raw_symbol", "instrument_id")).null_count().sum_horizontal().item() == 0
+    if schema != "definition":
+        assert got.columns[:2] == ["symbol", "raw_symbol"]
+    # CL.c.0 names real contracts (CLZ4, CLF5 around the 2024-11-18 roll), SPY itself
+    raws = set(got.filter(pl.col("symbol") == "CL.c.0")["raw_symbol"])
+    assert raws and all(r.startswith("CL") and r != "CL.c.0" for r in raws)
+    assert set(got.filter(pl.col("symbol") == "SPY")["raw_symbol"]) <= {"SPY"}
+
+
+def test_tz_exchange_writes_exchange_local_times(cli, filled):
+    res = cli(*_args("tbbo", filled), "--format", "csv", "--tz", "exchange")
+    assert res.exit_code == 0, res.stderr
+    got = pl.read_csv(io.StringIO(res.stdout))
+    # 14:30 UTC on 2024-11-18 is 08:30 in Chicago (CST, UTC-6)
+    assert got["received_timestamp_utc"].str.starts_with("2024-11-18T08:").all()
+    assert got["received_timestamp_utc"].str.ends_with("-0600").all()
+    utc = cli(*_args("tbbo", filled), "--format", "csv")
+    assert pl.read_csv(io.StringIO(utc.stdout))["received_timestamp_utc"].str.starts_with("2024-11-18T14:").all()
+
+
+def test_tz_exchange_over_two_venues_and_an_unknown_zone_are_errors(cli, filled):
+    res = cli(*_args("trades", filled), "--tz", "exchange")
+    assert res.exit_code == 1 and "different zones (EQUS.MINI America/New_York, GLBX.MDP3 America/Chicago)" in res.stderr
+    res = cli(*_args("trades", filled), "--tz", "Europe/Nowhere")
+    assert res.exit_code == 1 and "tz 'Europe/Nowhere' is not a time zone" in res.stderr
+    ny = cli(*_args("trades", filled), "--tz", "America/New_York", "--format", "csv")
+    assert ny.exit_code == 0 and "T09:3" in ny.stdout and "-0500" in ny.stdout
+
+
+def test_all_publications_returns_every_statistics_publication(cli, filled, tmp_path):
+    _, (start, end), symbols = SCHEMAS["statistics"]
+    every = hdi.read_statistics(symbols, start, end, store=filled, latest=False)
+    latest = _expected("statistics", filled)
+    assert every.height > latest.height > 0
+    out = tmp_path / "all.parquet"
+    res = cli(*_args("statistics", filled), "--all-publications", "--format", "parquet", "--output", out)
+    assert res.exit_code == 0, res.stderr
+    assert pl.read_parquet(out).equals(every)
+    res = cli(*_args("trades", filled), "--all-publications")
+    assert res.exit_code == 1
+    assert "--all-publications applies to --schema statistics only, not 'trades'" in res.stderr

@@ -53,7 +53,7 @@ def test_status_table_fits_100_columns_and_tells_missing_from_no_data(cli, store
     assert stored.split()[:5] == ["EQUS.MINI", "ohlcv", "1d", "SPY", "6"]
     assert f"{runs['run_id'][0]}  ohlcv_1d  failed" in text  # newest first, with its outcome
     assert "Failed chunks  (a re-run, or `hdi ingest --resume RUN_ID`, retries them)" in text
-    assert "EQUS.MINI ohlcv-1d SPY [2024-03-12 00:00, 2024-03-14 00:00)" in text
+    assert "EQUS.MINI ohlcv-1d SPY [2024-03-12 00:00:00, 2024-03-14 00:00:00)" in text
     assert "HTTP 502: bad_gateway" in text
     assert "Quarantine  (rows that failed validation)\n  none" in text
 
@@ -67,8 +67,8 @@ def test_status_json_has_every_section_and_every_day(cli, store_with_gaps):
     assert cov[("ohlcv-1d", "CL.c.0")]["no_data"] == ["2024-03-02", "2024-03-06", "2024-03-09"]
     assert cov[("ohlcv-1d", "SPY")]["missing"] == ["2024-03-05", "2024-03-12..2024-03-13"]
     assert {s["symbol"]: s["rows"] for s in d["symbols"]} == {"CL.c.0": 7, "SPY": 6}
-    assert {s["symbol"]: s["first"] for s in d["symbols"]} == {"CL.c.0": "2024-03-01T00:00:00+00:00",
-                                                            "SPY": "2024-03-01T00:00:00+00:00"}
+    assert {s["symbol"]: s["first"] for s in d["symbols"]} == {"CL.c.0": "2024-03-01T00:00:00.000000000+00:00",
+                                                            "SPY": "2024-03-01T00:00:00.000000000+00:00"}
     assert [r["status"] for r in d["runs"]] == ["failed", "succeeded", "succeeded"]
     assert [(f["dataset"], f["symbols"]) for f in d["failed_chunks"]] == [("EQUS.MINI", "SPY")]
     assert d["quarantine"] == [] and d["edition"]["kind"] in ("duckdb", "timescale")
@@ -97,3 +97,22 @@ def test_status_rejects_an_unknown_format(cli, tmp_path):
     result = cli("status", "--store", f"duckdb://{tmp_path / 's.duckdb'}", "--format", "xml")
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: --format 'xml' is not allowed; allowed: table, json"
+
+
+def test_times_are_shown_to_the_second_and_to_the_nanosecond_in_json(cli, any_store_url, make_trades, make_symbology):
+    ns = [1_704_201_000_123_456_789, 1_704_201_059_987_654_321]  # 2024-01-02 13:10:00.123456789, 13:10:59.98...
+    st = open_store(any_store_url)
+    st.write("trades", make_trades([{"ts_recv_ns": n} for n in ns]),
+             symbology=make_symbology([("ESH4", 1, "2024-01-02", "2024-01-03")]))
+    st.save_run(RunRecord(run_id="20240102T131000Z-abc123", recipe="trades", recipe_hash="x", command="hdi ingest",
+                          started_at=dt.datetime(2024, 1, 2, 13, 10, 7, 250_000, tzinfo=dt.UTC)))
+    text = cli("status", "--store", any_store_url).stdout
+    assert "  trades     2  2024-01-02 13:10:00  2024-01-02 13:10:59" in text  # Tables
+    assert "ESH4       2     1  2024-01-02 13:10:00  2024-01-02 13:10:59" in text  # Stored rows per symbol
+    assert "20240102T131000Z-abc123  trades  running*  2024-01-02 13:10:07" in text
+    d = json.loads(cli("status", "--store", any_store_url, "--format", "json").stdout)
+    assert [(t["first"], t["last"]) for t in d["tables"] if t["table"] == "trades"] == [
+        ("2024-01-02T13:10:00.123456789+00:00", "2024-01-02T13:10:59.987654321+00:00")]
+    assert (d["symbols"][0]["first"], d["symbols"][0]["last"]) == ("2024-01-02T13:10:00.123456789+00:00",
+                                                                  "2024-01-02T13:10:59.987654321+00:00")
+    assert d["runs"][0]["started_at"] == "2024-01-02T13:10:07.250000000+00:00"

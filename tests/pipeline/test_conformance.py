@@ -69,7 +69,8 @@ def _date(values: pd.Series) -> list:
 def _expected(schema: str, ref: pd.DataFrame, dataset: str) -> dict[str, list]:
     """What hdi must return for each column of the reader's frame, computed from to_df's output."""
     n = len(ref)
-    out: dict[str, list] = {"symbol": _text(ref["symbol"]), "dataset": [dataset] * n,
+    # every sample is requested by raw symbol: each row's raw_symbol is that symbol (definitions: their own)
+    out: dict[str, list] = {"symbol": _text(ref["symbol"]), "raw_symbol": _text(ref["symbol"]), "dataset": [dataset] * n,
                             "instrument_id": _int(ref["instrument_id"]), "publisher_id": _int(ref["publisher_id"]),
                             "data_source": ["databento"] * n}
     if schema.startswith("ohlcv-"):

@@ -122,13 +122,15 @@ def test_5xx_beyond_the_retry_budget_fails_that_chunk_only_and_the_rerun_complet
     first = cli(*args)
     assert first.exit_code == 1
     assert len(get_range_calls(gateway, GLBX_APRIL)) == 3
-    assert (f"error: {APRIL_LABEL}: get_range {APRIL_LABEL} failed after 3 attempts: HTTP 500: "
+    # printed once, the chunk described once (issue 14)
+    assert (f"] failed {APRIL_LABEL}: get_range failed after 3 attempts: HTTP 500: "
             "internal_server_error: An internal server error occurred.") in first.stderr
+    assert first.stderr.count("failed after 3 attempts") == 1
     assert rows(any_store_url) == sum(expected.values()) - expected[APRIL_LABEL]
     assert ledger(any_store_url) == {("GLBX.MDP3", "2024-03-01"): "done", ("EQUS.MINI", "2024-03-01"): "done",
                                      ("GLBX.MDP3", "2024-04-01"): "failed", ("EQUS.MINI", "2024-04-01"): "done"}
     failed = open_store(any_store_url).chunks(status="failed")
-    assert failed["error"][0].startswith(f"get_range {APRIL_LABEL} failed after 3 attempts: HTTP 500")
+    assert failed["error"][0].startswith("get_range failed after 3 attempts: HTTP 500")
     assert failed["attempts"][0] == 1  # one chunk attempt; the 3 HTTP attempts are inside it
     run = open_store(any_store_url).runs(limit=1).row(0, named=True)
     assert (run["status"], run["chunks_done"], run["chunks_failed"]) == ("failed", 3, 1)

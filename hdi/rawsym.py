@@ -1,0 +1,103 @@
+"""The contract behind each row: ``raw_symbol`` as of the row's time, from what the store knows.
+
+A query for ``ES.FUT`` or ``CL.c.0`` selects several contracts; each returned row names its own
+(``ESH4``, ``ESM4``, ``CLZ4``...) in a ``raw_symbol`` column, taken from:
+
+1. the symbology table's raw-symbol intervals (``stype_in = 'raw_symbol'``: the mappings of any
+   ingest by raw symbol, from DBN metadata or ``symbology.resolve``, and the raw symbols of the
+   instruments a continuous or parent request resolved to, which ``hdi ingest`` asks Databento for
+   with :func:`store_raw_symbols`), for the UTC day of the row;
+2. otherwise the stored instrument definitions: the last definition of the instrument received at
+   or before the row's time (the first one received after it when none was received before);
+3. otherwise null (nothing stored names the instrument: ingest ``recipes/definitions.yaml`` for it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import polars as pl
+
+from hdi.errors import HdiError
+from hdi.store.base import Store
+from hdi.store.schema import ident
+
+log = logging.getLogger(__name__)
+
+_ID_BATCH = 5_000  # instrument ids per IN (...) list
+_RESOLVE_BATCH = 2_000  # symbols per symbology.resolve request (Databento's limit)
+
+
+def store_raw_symbols(st: Store, source: Any, dataset: str, resolved: pl.DataFrame, start: dt.date,
+                      end: dt.date) -> None:
+    """Store the raw symbols of the instruments ``resolved`` (a continuous or parent request's
+    symbology rows) maps to, as ``raw_symbol`` intervals; a failure costs only those names."""
+    ids = sorted(resolved.get_column("instrument_id").unique().to_list())
+    try:
+        for i in range(0, len(ids), _RESOLVE_BATCH):
+            st.write_symbology(source.raw_symbols(dataset, ids[i:i + _RESOLVE_BATCH], start, end))
+    except HdiError as e:
+        log.warning("the raw symbols of %d %s instruments could not be resolved (rows name their contract "
+                    "from stored definitions only): %s", len(ids), dataset, e.message)
+
+
+def _raw_intervals(st: Store, ids: list[int]) -> pl.DataFrame:
+    schema = {"dataset": pl.String, "instrument_id": pl.Int64, "raw_symbol": pl.String, "start_date": pl.Date,
+              "end_date": pl.Date}
+    if not st.has_table("symbology") or not ids:
+        return pl.DataFrame(schema=schema)
+    parts = []
+    for lo in range(0, len(ids), _ID_BATCH):
+        batch = ids[lo:lo + _ID_BATCH]
+        placeholders = ", ".join(f"${i + 2}" for i in range(len(batch)))
+        got = st.query(f"SELECT dataset, instrument_id, symbol AS raw_symbol, start_date, end_date FROM "
+                       f"{ident('symbology')} WHERE stype_in = $1 AND instrument_id IN ({placeholders})",
+                       ["raw_symbol", *batch])
+        parts.append(got.select(pl.col(c).cast(t) for c, t in schema.items()))
+    return pl.concat(parts)
+
+
+def _definitions(st: Store, ids: list[int]) -> pl.DataFrame:
+    cols = ["dataset", "instrument_id", "raw_symbol", "received_timestamp_utc"]
+    if not st.has_table("instruments") or not ids:
+        return pl.DataFrame(schema={"dataset": pl.String, "instrument_id": pl.Int64, "raw_symbol": pl.String,
+                                    "received_timestamp_utc": pl.Datetime("ns", "UTC")})
+    no_bound = pl.lit(None, pl.Datetime("ns", "UTC"))
+    sel = pl.DataFrame({"instrument_id": ids}, schema={"instrument_id": pl.Int64}).with_columns(
+        dataset=pl.lit(None, pl.String), from_ts=no_bound, to_ts=no_bound)
+    return st.select("instruments", selections=sel, columns=cols).drop_nulls("raw_symbol")
+
+
+def with_raw_symbols(st: Store, rows: pl.LazyFrame, time_column: str, ids: list[int]) -> pl.LazyFrame:
+    """``rows`` (with ``dataset``, ``instrument_id`` and ``time_column``) plus a ``raw_symbol`` column.
+
+    ``ids``: the instrument ids the rows can have (those selected). The row order is not kept.
+    """
+    ids = sorted(set(ids))
+    ivs = _raw_intervals(st, ids)
+    defs = _definitions(st, ids)
+    out = rows
+    raw = pl.lit(None, pl.String)
+    drop = []
+    if ivs.height:  # matched per distinct (dataset, instrument, day), not per row
+        key = ["dataset", "instrument_id", "_day"]
+        out = out.with_columns(pl.col(time_column).dt.date().alias("_day"))
+        days = (out.select(key).unique()
+                .join(ivs.lazy(), on=["dataset", "instrument_id"], how="inner")
+                .filter((pl.col("_day") >= pl.col("start_date")) & (pl.col("_day") < pl.col("end_date")))
+                # two raw symbols on one day (a rename): the interval that started last
+                .sort(*key, "start_date").group_by(key).agg(pl.col("raw_symbol").last().alias("_raw_iv")))
+        out = out.join(days, on=key, how="left")
+        raw, drop = pl.col("_raw_iv"), ["_day", "_raw_iv"]
+    if defs.height:  # the definition valid at the row's time, else the first one after it
+        d = defs.lazy().sort("received_timestamp_utc").rename({"received_timestamp_utc": "_def_ts"})
+        out = out.sort(time_column)
+        for strategy in ("backward", "forward"):
+            out = out.join_asof(d.rename({"raw_symbol": f"_raw_{strategy}"}), left_on=time_column,
+                                right_on="_def_ts", by=["dataset", "instrument_id"], strategy=strategy,
+                                check_sortedness=False).drop("_def_ts")
+        raw = pl.coalesce(raw, pl.col("_raw_backward"), pl.col("_raw_forward"))
+        drop += ["_raw_backward", "_raw_forward"]
+    return out.with_columns(raw.cast(pl.String).alias("raw_symbol")).drop(drop)
