@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import re
 import stat
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from hdi.errors import HdiError, OutputError
 
@@ -126,15 +128,37 @@ def check_target(path: Path, *, force: bool = False, protect: Iterable[Path] = (
         raise OutputError(f"{what} {path}: folder {parent} is not writable")
 
 
-def write_atomic(path: Path, write: Callable[[Path], object], *, force: bool = False,
+class _Sink(io.BufferedWriter):
+    """The temporary file, remembering the first OS error a write or flush met: Polars wraps it in
+    its own error whose text may not say what happened (a full disk met while the Parquet footer is
+    written reads ``Invalid thrift: transport error``)."""
+
+    error: OSError | None = None
+
+    def write(self, b: Any) -> int:
+        try:
+            return super().write(b)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, force: bool = False,
                  protect: Iterable[Path] = (), what: str = "output", force_flag: str = "--force",
                  error: type[HdiError] = OutputError, check: bool = True) -> Path:
-    """Write a file through ``write(tmp_path)`` into a temporary file beside ``path``, then move it
-    into place. Returns ``path``.
+    """Write a file through ``write(file)`` into a temporary file beside ``path``, then move it into
+    place. Returns ``path``.
 
     Args:
         path: the file to produce.
-        write: writes the whole file to the path it is given (e.g. ``frame.write_parquet``).
+        write: writes the whole file to the binary file object it is given (``frame.write_parquet``).
         force: an existing regular file may be replaced (never a store, link, FIFO or device).
         protect: paths never written over (the store in use).
         what: how the file is named in messages (``output``, ``quarantine file``).
@@ -151,23 +175,28 @@ def write_atomic(path: Path, write: Callable[[Path], object], *, force: bool = F
     if check:
         check_target(path, force=force, protect=protect, what=what, force_flag=force_flag)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    sink: _Sink | None = None
     try:
-        write(tmp)
-        _sync(tmp)
+        sink = _Sink(io.FileIO(tmp, "xb"))
+        write(sink)  # type: ignore[arg-type]
+        sink.flush()
+        os.fsync(sink.fileno())
+        sink.close()
         if force:
             check_target(path, force=True, protect=protect, what=what, force_flag=force_flag)
             _keep_mode(path, tmp)
             os.replace(tmp, path)
         else:
             _link_no_clobber(tmp, path, what=what, force_flag=force_flag)
-    except HdiError:
+    except BaseException as e:  # a full disk, a Polars error, Ctrl-C: never leave the temporary file
+        if sink is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sink.close()
         _remove(tmp)
-        raise
-    except BaseException as e:  # a full disk, a polars error, Ctrl-C: never leave the temporary file
-        _remove(tmp)
-        if isinstance(e, Exception):
-            raise error(f"{what} {path} could not be written: {describe_error(e)}") from e
-        raise
+        if isinstance(e, HdiError) or not isinstance(e, Exception):
+            raise
+        cause = sink.error if sink is not None and sink.error is not None else e
+        raise error(f"{what} {path} could not be written: {describe_error(cause)}") from e
     return path
 
 
