@@ -68,6 +68,8 @@ def setup_logging(*, verbose: bool, log_file: Path | None, to_file: bool = True)
         config.check_writable_dir(path.parent, "log folder", f"set {var} to another folder")
     elif path.is_dir():
         raise OutputError(f"--log-file {path} is a directory; give a file path")
+    elif path.parent.exists() and not path.parent.is_dir():
+        raise OutputError(f"--log-file {path}: {path.parent} is a file, not a folder")
     elif is_duckdb_file(path):
         raise OutputError(f"--log-file {path} is a DuckDB database; hdi never writes into a database file: "
                           "choose another file")
