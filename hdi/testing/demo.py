@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         _hdi("query", "--schema", "ohlcv-1d", "--symbols", "CL.c.0", "--start", "2024-11-11", "--end",
              "2024-11-23", "--format", "table", env=env)
         _hdi("query", "--schema", "ohlcv-1d", "--symbols", "CL.c.0", "--start", "2024-11-01", "--end",
-             "2024-12-01", "--format", "parquet", "--output", str(out), env=env)
+             "2024-12-01", "--format", "parquet", "--output", str(out), "--force", env=env)  # the demo's own file
         _say("status")
         _hdi("status", env=env)
         print(f"\n{BANNER}\ndemo done in {time.perf_counter() - t0:.1f} s; store {data / 'hdi.duckdb'}, "
