@@ -101,20 +101,16 @@ def _elsewhere(env: str) -> str:
 
 
 def check_writable_dirs(store: str | None = None, *, cache: bool = True) -> None:
-    """Before an ingest downloads anything: the embedded store's folder (the data folder by
-    default), the raw cache (when downloading), the quarantine and the log folders must all take a
-    new file. Missing folders are created.
+    """Before an ingest downloads anything: the data folder (when the default store lives there), the
+    raw cache (when downloading), the quarantine and the log folders must all take a new file.
+    Missing folders are created. A store given by URL is checked when it is opened (before any
+    download too), with its own message.
 
     Raises:
         ConfigError: one line naming the first folder that cannot be written and the user.
     """
-    url = store_url(store)
-    if not store and not os.environ.get("HDI_STORE"):
+    if not store and not os.environ.get("HDI_STORE"):  # the default store lives in the data folder
         check_writable_dir(data_dir(), "data folder", "set HDI_DATA_DIR to another folder")
-    elif url.lower().startswith("duckdb://"):
-        from hdi.store.duckdb import parse_path
-
-        check_writable_dir(parse_path(url).parent, "store folder", "give a store in another folder")
     if cache:
         check_writable_dir(cache_dir(), "raw cache folder", _elsewhere("HDI_CACHE_DIR"))
     check_writable_dir(quarantine_dir(), "quarantine folder", _elsewhere("HDI_QUARANTINE_DIR"))

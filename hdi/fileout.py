@@ -152,7 +152,8 @@ class _Sink(io.BufferedWriter):
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, force: bool = False,
                  protect: Iterable[Path] = (), what: str = "output", force_flag: str = "--force",
-                 error: type[HdiError] = OutputError, check: bool = True) -> Path:
+                 error: type[HdiError] = OutputError, failed: str = "cannot be written",
+                 check: bool = True) -> Path:
     """Write a file through ``write(file)`` into a temporary file beside ``path``, then move it into
     place. Returns ``path``.
 
@@ -164,6 +165,7 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, force: bool
         what: how the file is named in messages (``output``, ``quarantine file``).
         force_flag: the option that allows replacing, named in messages.
         error: the exception class raised when writing fails (refusals are always OutputError).
+        failed: the words of that message after the path (``cannot be written``).
         check: False skips :func:`check_target` (a caller that checked already).
 
     Raises:
@@ -196,7 +198,7 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, force: bool
         if isinstance(e, HdiError) or not isinstance(e, Exception):
             raise
         cause = sink.error if sink is not None and sink.error is not None else e
-        raise error(f"{what} {path} could not be written: {describe_error(cause)}") from e
+        raise error(f"{what} {path} {failed}: {describe_error(cause)}") from e
     return path
 
 

@@ -172,7 +172,7 @@ def test_a_full_disk_is_one_error_naming_the_file_and_leaves_no_temporary_file(f
     big = pl.DataFrame({"x": range(200_000)})
     with pytest.raises(OutputError) as e:
         write_atomic(out, big.write_csv if fmt == "csv" else big.write_parquet)
-    assert str(e.value) == f"output {out} could not be written: No space left on device"
+    assert str(e.value) == f"output {out} cannot be written: No space left on device"
     assert sorted(p.name for p in full_disk.iterdir()) == [".filler"]
 
 
@@ -196,7 +196,7 @@ def test_a_failing_writer_or_ctrl_c_leaves_no_temporary_file(tmp_path):
 
     with pytest.raises(QuarantineError) as e:
         write_atomic(tmp_path / "q.parquet", broken, error=QuarantineError, what="quarantine file")
-    assert str(e.value) == f"quarantine file {tmp_path / 'q.parquet'} could not be written: Disk quota exceeded"
+    assert str(e.value) == f"quarantine file {tmp_path / 'q.parquet'} cannot be written: Disk quota exceeded"
 
     def interrupted(f) -> None:
         f.write(b"half")

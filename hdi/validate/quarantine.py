@@ -98,7 +98,8 @@ def write_quarantine(
     except OSError as e:
         raise QuarantineError(f"quarantine file {path} could not be written: {e.strerror or e}") from e
     # A full disk (Polars reports it as a ComputeError) or Ctrl-C leaves no temporary file behind.
-    write_atomic(path, out.write_parquet, force=True, what="quarantine file", error=QuarantineError)
+    write_atomic(path, out.write_parquet, force=True, what="quarantine file", error=QuarantineError,
+                 failed="could not be written")
     log.info("quarantined %d %s rows in %s", bad.height, table, path)
     return path
 

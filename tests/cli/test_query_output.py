@@ -176,7 +176,7 @@ def test_a_device_is_refused_and_the_node_survives(cli, filled, tmp_path):
 def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(cli, filled, full_disk, fmt):
     out = full_disk / f"bars.{fmt}"
     line = _one_error(cli(*_args(filled, "--format", fmt, "--output", out)))
-    assert line == f"error: output {out} could not be written: No space left on device"
+    assert line == f"error: output {out} cannot be written: No space left on device"
     assert _files(full_disk) == [".filler"]
 
 
