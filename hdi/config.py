@@ -102,9 +102,10 @@ def _elsewhere(env: str) -> str:
 
 def check_writable_dirs(store: str | None = None, *, cache: bool = True) -> None:
     """Before an ingest downloads anything: the data folder (when the default store lives there), the
-    raw cache (when downloading), the quarantine and the log folders must all take a new file.
-    Missing folders are created. A store given by URL is checked when it is opened (before any
-    download too), with its own message.
+    raw cache (when downloading) and the quarantine folder must all take a new file. Missing folders
+    are created. A store given by URL is checked when it is opened (before any download too), with
+    its own message; the CLI checks the log folder when it opens the run's log file, the library
+    writes no log file.
 
     Raises:
         ConfigError: one line naming the first folder that cannot be written and the user.
@@ -114,7 +115,6 @@ def check_writable_dirs(store: str | None = None, *, cache: bool = True) -> None
     if cache:
         check_writable_dir(cache_dir(), "raw cache folder", _elsewhere("HDI_CACHE_DIR"))
     check_writable_dir(quarantine_dir(), "quarantine folder", _elsewhere("HDI_QUARANTINE_DIR"))
-    check_writable_dir(log_dir(), "log folder", _elsewhere("HDI_LOG_DIR"))
 
 
 def store_url(value: str | None = None) -> str:
