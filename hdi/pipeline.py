@@ -110,7 +110,7 @@ def ingest(
 
     Raises:
         HdiError: a problem found before any chunk is loaded (bad recipe, missing API key,
-            unreachable store, a data, cache, quarantine or log folder not writable, bad file).
+            unreachable store, a data, cache or quarantine folder not writable, bad file).
     """
     t0 = time.perf_counter()
     emit = on_event or (lambda e: None)
