@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
-ChunkStatus = Literal["done", "skipped", "failed", "estimated"]
+ChunkStatus = Literal["done", "skipped", "failed", "estimated", "excluded"]
 
 
 @dataclass
@@ -30,6 +30,12 @@ class ChunkOutcome:
     error: str | None = None
     attempts: int = 0
     seconds: float = 0.0
+    # --from-file: records outside --start/--end/--symbols (a file the window misses entirely is
+    # "excluded"); a dry run also gives the file's symbols and first/last record time (index time)
+    rows_left_out: int = 0
+    symbols: str | None = None
+    first_ts: dt.datetime | None = None
+    last_ts: dt.datetime | None = None
 
 
 @dataclass
@@ -46,6 +52,8 @@ class IngestReport:
     seconds: float = 0.0
     log_file: str | None = None
     error: str | None = None  # a run-level failure (e.g. validation threshold)
+    planned: int = 0  # chunks planned (done before, loaded, failed or not reached)
+    interrupted: str | None = None  # "SIGINT" / "SIGTERM": the run stopped; the chunk in flight rolled back
 
     def _sum(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.chunks)
@@ -67,6 +75,10 @@ class IngestReport:
         return self._sum("rows_already_present")
 
     @property
+    def rows_left_out(self) -> int:
+        return self._sum("rows_left_out")
+
+    @property
     def cost_usd(self) -> float:
         return sum(c.cost_usd or 0.0 for c in self.chunks)
 
@@ -79,8 +91,13 @@ class IngestReport:
         return self.rows_quarantined / self.rows_fetched if self.rows_fetched else 0.0
 
     @property
+    def chunks_left(self) -> int:
+        """Planned chunks with no outcome: not reached because the run was interrupted."""
+        return max(0, self.planned - len(self.chunks))
+
+    @property
     def ok(self) -> bool:
-        return self.error is None and self.count("failed") == 0
+        return self.error is None and self.count("failed") == 0 and self.interrupted is None
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class StatusReport:
     tables: pl.DataFrame  # table, rows, first, last
     coverage: pl.DataFrame  # dataset, schema, symbol, first_day, last_day, rows_fetched, days_*, missing, no_data
     symbols: pl.DataFrame  # dataset, table, granularity, symbol, rows, days, first, last (stored rows)
-    quarantine: pl.DataFrame  # run_id, table, files, rows, latest_path, latest_mtime
+    quarantine: pl.DataFrame  # run_id, table, files, rows, latest_path, latest_mtime, replayed, open
     runs: pl.DataFrame
     failed_chunks: pl.DataFrame
     edition: dict[str, Any] = field(default_factory=dict)
@@ -77,9 +77,10 @@ def status(store: str | None = None, *, quarantine_dir: str | Path | None = None
     days = st.query("SELECT * FROM ingest_days") if st.has_table("ingest_days") else None
     failed = _still_failed(st.chunks(status="failed"), days)
     coverage = _coverage(days, failed)
+    from hdi.quarantine import with_replays
     from hdi.validate.quarantine import quarantine_summary
 
-    q = quarantine_summary(config.quarantine_dir(quarantine_dir))
+    q = with_replays(st, quarantine_summary(config.quarantine_dir(quarantine_dir)))  # + replayed, open
     edition = {"kind": st.kind}
     if st.kind == "timescale":  # read only: a status never creates tables
         version, license_ = st.query("SELECT (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') "

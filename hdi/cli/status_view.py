@@ -110,8 +110,8 @@ def _quarantine(q: pl.DataFrame, width: int) -> list[Line]:
     if q.height == 0:
         return [*out, ("  none", False)]
     for r in q.iter_rows(named=True):
-        out.append((f"  run {r['run_id']}  {r['table']}: {r['rows']:,} rows in {r['files']} file(s), latest "
-                    f"{_when(r['latest_mtime'])}", False))
+        out.append((f"  run {r['run_id']}  {r['table']}: {r['rows']:,} rows in {r['files']} file(s) "
+                    f"({r['open']:,} open, {r['replayed']:,} replayed), latest {_when(r['latest_mtime'])}", False))
         out.append((f"    {r['latest_path']}", False))
     return out
 

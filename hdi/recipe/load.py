@@ -88,7 +88,9 @@ def _problem(arg: Arg, problem: Problem) -> NoReturn:
 
 
 def _source(a: Arg) -> Source:
-    kv = a.keys(("vendor", "schema", "start", "end", "requests"), ("gateway", "chunk"), SOURCE_KEYS)
+    # start, end and requests may be left out by a recipe used only with --from-file (files are
+    # loaded whole); an ingest from Databento then refuses it (hdi.pipeline).
+    kv = a.keys(("vendor", "schema"), ("gateway", "chunk", "start", "end", "requests"), SOURCE_KEYS)
     try:
         vendor = checks.choice(kv["vendor"].value, checks.VENDORS, "vendor")
     except Problem as p:
@@ -102,18 +104,24 @@ def _source(a: Arg) -> Source:
         schema = checks.choice(kv["schema"].value, checks.SCHEMAS, "schema")
     except Problem as p:
         _problem(kv["schema"], p)
-    times: dict[str, dt.datetime] = {}
-    for key in ("start", "end"):
+    times: dict[str, dt.datetime | None] = {"start": None, "end": None}
+    if ("start" in kv) != ("end" in kv):
+        given, absent = ("start", "end") if "start" in kv else ("end", "start")
+        kv[given].fail(f"given without source.{absent}",
+                       "both (a range for Databento requests) or neither (a recipe for --from-file files only)")
+    for key in ("start", "end") if "start" in kv else ():
         try:
             times[key] = checks.when(kv[key].value, key)
         except Problem as p:
             _problem(kv[key], p)
-    try:
-        checks.date_range(times["start"], times["end"])
-    except Problem as p:
-        _problem(kv["start"], p)
+    if times["start"] is not None and times["end"] is not None:
+        try:
+            checks.date_range(times["start"], times["end"])
+        except Problem as p:
+            _problem(kv["start"], p)
     chunk = _chunk(kv["chunk"]) if "chunk" in kv else Chunk()
-    requests = tuple(_request(r) for r in kv["requests"].items("a list of {dataset, stype_in, symbols} mappings"))
+    requests = (tuple(_request(r) for r in kv["requests"].items("a list of {dataset, stype_in, symbols} mappings"))
+                if "requests" in kv else ())
     return Source(vendor=vendor, gateway=gateway, schema=schema, start=times["start"], end=times["end"],
                   chunk=chunk, requests=requests)
 

@@ -47,13 +47,17 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Source:
-    """Where the data comes from. ``start`` is inclusive, ``end`` exclusive; both aware UTC datetimes."""
+    """Where the data comes from. ``start`` is inclusive, ``end`` exclusive; both aware UTC datetimes.
+
+    A recipe used only with ``--from-file`` may leave out start, end (then None) and requests (then
+    empty): files are loaded whole. ``hdi ingest`` without files refuses such a recipe.
+    """
 
     vendor: str
     gateway: str | None
     schema: str
-    start: dt.datetime
-    end: dt.datetime
+    start: dt.datetime | None
+    end: dt.datetime | None
     chunk: Chunk
     requests: tuple[Request, ...]
 

@@ -110,7 +110,7 @@ BAD = [
      "transform[1] fixed_to_decimal: unknown key 'precison' (did you mean 'precision'?); allowed: columns, precision, scale"),
     ("missing key", "  schema: ohlcv-1d\n", "", 3,
      "source: missing key 'schema'; allowed: a mapping with keys vendor, gateway, schema, start, end, chunk, requests "
-     "(required: vendor, schema, start, end, requests)"),
+     "(required: vendor, schema)"),
     ("symbols not a list", "symbols: [SPY]", "symbols: SPY", 14,
      "source.requests[1].symbols: expected a list, got a string 'SPY'; allowed: a list of symbols, e.g. [CL.c.0, NG.c.0]"),
     ("rate not a number", "max_failure_rate: 0.01", "max_failure_rate: high", 20,
