@@ -71,6 +71,11 @@ class ConcurrentWriteError(StoreError):
     transient = True
 
 
+class OutputError(HdiError):
+    """A file hdi writes for a user (``--output``, ``--log-file``, stdout) was refused or could not be
+    written: it exists (no ``--force``), it is a store, a link, a FIFO or a device, or the disk is full."""
+
+
 class QueryError(HdiError):
     """A read asked for something the store cannot answer: unknown symbol, bad range, bad column."""
 

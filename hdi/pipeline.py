@@ -129,10 +129,12 @@ def ingest(
 
     Raises:
         HdiError: a problem found before any chunk is loaded (bad recipe, missing API key,
-            unreachable store, quarantine folder not writable, bad file).
+            unreachable store, a data, cache or quarantine folder not writable, bad file).
     """
     t0 = time.perf_counter()
     emit = on_event or (lambda e: None)
+    if not dry_run:  # every folder the run writes, before the store opens or anything downloads
+        config.check_writable_dirs(store, cache=not from_files)
     st = open_store(store)
     params: dict[str, Any] = {"start": _text(start), "end": _text(end), "symbols": _symbols(symbols),
                               "from_files": [str(f.absolute()) for f in expand_paths(list(from_files or []))],

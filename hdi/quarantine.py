@@ -24,7 +24,6 @@ import logging
 import os
 import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,35 +184,19 @@ def quarantine_show(run_id: str, *, store: str | None = None,
 
 
 def save_frame(frame: pl.DataFrame, path: str | os.PathLike[str], *, format: str, force: bool = False) -> Path:
-    """Write ``frame`` as CSV or Parquet to ``path``, whole or not at all.
-
-    The file is written to a hidden temporary name in the same folder and renamed into place.
+    """Write ``frame`` as CSV or Parquet to ``path``, whole or not at all (:mod:`hdi.fileout`: a
+    temporary file renamed into place; an existing file only with ``force``; never a store, a
+    symlink, a FIFO or a device).
 
     Raises:
-        ConfigError: ``path`` exists and ``force`` is False, is a folder, or its folder is missing
-            or not writable; the format is not csv or parquet.
+        ConfigError: the format is not csv or parquet.
+        OutputError: the path is refused, or the file cannot be written (a full disk, say).
     """
-    out = Path(path)
+    from hdi.fileout import write_atomic
+
     if format not in ("csv", "parquet"):
         raise ConfigError(f"--format '{format}' cannot be written to a file; allowed: csv, parquet")
-    if out.is_dir():
-        raise ConfigError(f"output {out} is a directory; give a file path")
-    if out.exists() and not force:
-        raise ConfigError(f"output {out} already exists; pass --force to overwrite it, or choose another path")
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise ConfigError(f"output {out}: folder {folder} does not exist")
-    tmp = folder / f".{out.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        if format == "csv":
-            frame.write_csv(tmp)
-        else:
-            frame.write_parquet(tmp)
-        os.replace(tmp, out)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(f"output {out} cannot be written: {e.strerror or e}") from None
-    return out
+    return write_atomic(Path(path), frame.write_csv if format == "csv" else frame.write_parquet, force=force)
 
 
 # ----------------------------------------------------------------------------------- replay

@@ -106,8 +106,8 @@ def ingest(
     from hdi.interrupt import Interrupted, exit_code
     from hdi.pipeline import ingest as run_ingest
 
-    log_path = render.setup_logging(verbose=verbose, log_file=log_file)
     try:
+        log_path = render.setup_logging(verbose=verbose, log_file=log_file)
         with render.IngestProgress(enabled=progress) as bar:
             report = run_ingest(
                 recipe, start=start, end=end, symbols=symbols, from_files=from_file, store=store,
@@ -137,7 +137,10 @@ def query(
     end: Annotated[str, typer.Option(metavar="DATE", help="Exclusive end, YYYY-MM-DD or ISO timestamp (UTC).")],
     format: Annotated[str, typer.Option("--format", "-f", help="parquet, csv or table. CSV and table go to "
                                         "stdout when no --output is given; parquet needs --output.")] = "table",
-    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="PATH", help="File to write.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="PATH", help="File to write (to a "
+                      "temporary file beside it, then renamed into place). An existing file is replaced only "
+                      "with --force; a store, a symlink, a FIFO or a device never.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --output file.")] = False,
     store: StoreOpt = None,
     dataset: Annotated[str | None, typer.Option(metavar="DATASET", help="Only this dataset "
                                                 "(e.g. GLBX.MDP3), when a symbol exists in several.")] = None,
@@ -156,14 +159,19 @@ def query(
     and its instrument_id, for parent (ES.FUT) and continuous (CL.c.0) symbols too.
     """
     from hdi import query as q
+    from hdi.fileout import check_target
 
     render.setup_logging(verbose=False, log_file=None, to_file=False)
     try:
         if all_publications and schema.strip().lower() != "statistics":
             raise ConfigError(f"--all-publications applies to --schema statistics only, not '{schema}'")
+        protect = _store_files(store)
+        if output is not None:  # refused before the store is read
+            check_target(output, force=force, protect=protect)
         extra = {"tz": tz, **({"latest": False} if all_publications else {})}
         frame = _read(q, schema, symbols, start, end, store, dataset, prices, **extra)
-        render.write_frame(frame, format=format, output=output, limit=limit, allowed=FORMATS)
+        render.write_frame(frame, format=format, output=output, limit=limit, allowed=FORMATS, force=force,
+                           protect=protect)
     except HdiError as e:
         raise _fail(e) from None
 
@@ -179,6 +187,19 @@ def _read(q: object, schema: str, symbols: str, start: str, end: str, store: str
     if s.startswith("ohlcv-"):
         return q.read_bars(symbols, start, end, granularity=s.removeprefix("ohlcv-"), **kw)  # type: ignore[attr-defined]
     return q.READERS[s](symbols, start, end, **kw)  # type: ignore[attr-defined]
+
+
+def _store_files(store: str | None) -> tuple[Path, ...]:
+    """The DuckDB store's file and WAL, which an --output may never replace."""
+    from hdi.config import store_url
+
+    url = store_url(store)
+    if not url.lower().startswith("duckdb://"):
+        return ()
+    from hdi.store.duckdb import parse_path
+
+    path = parse_path(url)
+    return path, path.with_name(path.name + ".wal")
 
 
 @app.command()
@@ -232,8 +253,10 @@ def recipes_validate(
 
 def main() -> None:
     """Console-script entry point."""
+    from hdi.cli.stdout import guarded
+
     try:
-        app()
+        guarded(app, render.error)  # a full disk or closed pipe on stdout: one line, exit 1
     except KeyboardInterrupt:
         render.error("interrupted")
         sys.exit(130)

@@ -79,8 +79,10 @@ def show(
             raise ConfigError("--format parquet needs --output PATH (Parquet is binary; it is not written to stdout)")
         if fmt == "table" and output is not None:
             raise ConfigError("--format table prints to stdout; use --format csv or parquet with --output")
-        if output is not None and output.exists() and not force:  # before reading anything
-            raise ConfigError(f"output {output} already exists; pass --force to overwrite it, or choose another path")
+        if output is not None:  # before reading anything
+            from hdi.fileout import check_target
+
+            check_target(output, force=force)
         frame = quarantine_show(run, store=store)
         if output is not None:
             save_frame(frame, output, format=fmt, force=force)

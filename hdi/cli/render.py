@@ -24,6 +24,7 @@ from hdi.errors import ConfigError
 from hdi.report import Event, IngestReport
 
 err = Console(stderr=True, highlight=False)
+log_handler: Any = None  # the ingest's LogFile, once setup_logging made one
 out = Console(highlight=False, soft_wrap=True)
 
 
@@ -57,16 +58,33 @@ def setup_logging(*, verbose: bool, log_file: Path | None, to_file: bool = True)
         return None
     import datetime as dt
 
+    from hdi.cli.logfile import FORMAT, LogFile
+    from hdi.errors import OutputError
+    from hdi.fileout import describe_error, is_duckdb_file
+
+    global log_handler
+    log_handler = None
     path = log_file or config.log_dir() / f"hdi-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{os.getpid()}.log"
+    if log_file is None:
+        var = "HDI_LOG_DIR" if os.environ.get("HDI_LOG_DIR") else "HDI_DATA_DIR"
+        config.check_writable_dir(path.parent, "log folder", f"set {var} to another folder")
+    elif path.is_dir():
+        raise OutputError(f"--log-file {path} is a directory; give a file path")
+    elif path.parent.exists() and not path.parent.is_dir():
+        raise OutputError(f"--log-file {path}: {path.parent} is a file, not a folder")
+    elif is_duckdb_file(path):
+        raise OutputError(f"--log-file {path} is a DuckDB database; hdi never writes into a database file: "
+                          "choose another file")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(path, encoding="utf-8")
+        fh = LogFile(path)
     except OSError as e:
-        raise ConfigError(f"log file {path} cannot be written: {e.strerror or e}") from None
+        raise OutputError(f"--log-file {path} cannot be written: {describe_error(e)}") from None
     fh.setLevel(logging.INFO)
-    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
+    fh.setFormatter(logging.Formatter(FORMAT))
     fh.addFilter(RedactFilter())
     root.addHandler(fh)
+    log_handler = fh
     return path
 
 
@@ -168,7 +186,8 @@ def ingest_summary(r: IngestReport, shown: set[str] | frozenset[str] = frozenset
     t.add_row("cost", f"${r.cost_usd:,.2f}")
     t.add_row("elapsed", f"{r.seconds:.2f} s")
     if r.log_file:
-        t.add_row("log", r.log_file)
+        failed = getattr(log_handler, "failure", None)
+        t.add_row("log", r.log_file + (f" (incomplete: writing stopped, {failed})" if failed else ""))
     err.print(t)
     if r.dry_run:
         d = Table(title="per chunk")
@@ -211,9 +230,13 @@ def _when(value: Any) -> str:
 
 
 def write_frame(frame: pl.DataFrame, *, format: str, output: Path | None, limit: int,
-                allowed: tuple[str, ...]) -> None:
-    """Write a query result: Parquet (needs a path), CSV (path or stdout), or a table on stdout."""
+                allowed: tuple[str, ...], force: bool = False, protect: tuple[Path, ...] = ()) -> None:
+    """Write a query result: Parquet (needs a path), CSV (path or stdout), or a table on stdout.
+
+    A file is written atomically (:mod:`hdi.fileout`): an existing file only with ``force``, never a
+    store in ``protect`` or any DuckDB file, never through a link or onto a FIFO or device."""
     from hdi.errors import did_you_mean
+    from hdi.fileout import write_atomic
 
     fmt = format.strip().lower()
     if fmt not in allowed:
@@ -224,14 +247,8 @@ def write_frame(frame: pl.DataFrame, *, format: str, output: Path | None, limit:
     if fmt == "table" and output is not None:
         raise ConfigError("--format table prints to stdout; use --format csv or parquet with --output")
     if output is not None:
-        _check_writable(output)
-        tmp = output.with_name(f".{output.name}.tmp")
-        try:
-            frame.write_parquet(tmp) if fmt == "parquet" else frame.write_csv(tmp)
-            os.replace(tmp, output)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise ConfigError(f"output {output} cannot be written: {e.strerror or e}") from None
+        write_atomic(output, frame.write_parquet if fmt == "parquet" else frame.write_csv, force=force,
+                     protect=protect)
         print(f"wrote {frame.height:,} rows to {output}", file=sys.stderr)
         return
     if fmt == "csv":
@@ -245,17 +262,6 @@ def write_frame(frame: pl.DataFrame, *, format: str, output: Path | None, limit:
     more = frame.height - min(limit, frame.height)
     print(f"{frame.height:,} rows" + (f" ({more:,} not shown; --limit N or --format csv)" if more else ""),
           file=sys.stderr)
-
-
-def _check_writable(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise ConfigError(f"output {path} is a directory; give a file path")
-    if not parent.is_dir():
-        why = "is a file, not a folder" if parent.exists() else "does not exist"
-        raise ConfigError(f"output {path}: folder {parent} {why}")
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"output {path}: folder {parent} is not writable")
 
 
 def status(report: Any, *, as_json: bool) -> None:

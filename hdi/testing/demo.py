@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         _hdi("query", "--schema", "ohlcv-1d", "--symbols", "CL.c.0", "--start", "2024-11-11", "--end",
              "2024-11-23", "--format", "table", *store, env=env)
         _hdi("query", "--schema", "ohlcv-1d", "--symbols", "CL.c.0", "--start", "2024-11-01", "--end",
-             "2024-12-01", "--format", "parquet", "--output", str(out), *store, env=env)
+             "2024-12-01", "--format", "parquet", "--output", str(out), "--force", *store, env=env)  # the demo's own file
         _say("status")
         _hdi("status", *store, env=env)
         print(f"\n{BANNER}\ndemo done in {time.perf_counter() - t0:.1f} s; store {data / 'hdi.duckdb'}, "

@@ -10,10 +10,8 @@ same run replaces its file.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-import os
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +20,7 @@ import polars as pl
 
 from hdi.config import redact
 from hdi.errors import QuarantineError, ValidationError
+from hdi.fileout import write_atomic
 
 if TYPE_CHECKING:
     from hdi.validate.split import SplitResult
@@ -85,7 +84,6 @@ def write_quarantine(
         return None
     folder = Path(root) / f"run={_name_part('run_id', run_id)}"
     path = folder / f"{_name_part('table', table)}-{_name_part('chunk_id', chunk_id)}.parquet"
-    tmp = folder / f".{path.name}.{uuid.uuid4().hex}.tmp"
     now = dt.datetime.now(dt.UTC)
     out = bad.with_columns(
         pl.lit(run_id, dtype=pl.String).alias("_run_id"),
@@ -97,12 +95,11 @@ def write_quarantine(
     )
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        out.write_parquet(tmp)
-        os.replace(tmp, path)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise QuarantineError(f"quarantine file {path} could not be written: {e.strerror or e}") from e
+    # A full disk (Polars reports it as a ComputeError) or Ctrl-C leaves no temporary file behind.
+    write_atomic(path, out.write_parquet, force=True, what="quarantine file", error=QuarantineError,
+                 failed="could not be written")
     log.info("quarantined %d %s rows in %s", bad.height, table, path)
     return path
 

@@ -198,3 +198,26 @@ def test_replaying_api_chunks_checks_each_chunks_window_and_keeps_broken_rows_op
     expected = before["_reasons"].str.split(";").explode().value_counts()
     assert reasons == dict(expected.iter_rows())
     assert hdi.quarantine_list(any_store_url)["open"].to_list() == [r.rows_quarantined]
+
+
+def test_show_output_follows_the_same_file_rules_as_query(cli, quarantined, tmp_path):
+    """``hdi quarantine show --output`` goes through hdi.fileout too: a symlink and a DuckDB file are
+    refused even with --force, and nothing is left beside them."""
+    run, _, _, url = quarantined
+    real = tmp_path / "real.csv"
+    real.write_text("mine\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    r = cli("quarantine", "show", run, "--store", url, "--format", "csv", "--output", link, "--force")
+    assert r.exit_code == 1 and r.stderr.strip().splitlines() == [
+        f"error: output {link} is a symbolic link to {real}; hdi does not write through or replace a link: give "
+        f"its target {real} instead"]
+    assert real.read_text() == "mine\n" and link.is_symlink()
+    import duckdb
+
+    db = tmp_path / "other.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS x")
+    r = cli("quarantine", "show", run, "--store", url, "--format", "parquet", "--output", db, "--force")
+    assert r.exit_code == 1 and "is a DuckDB database; hdi never writes over a database file" in r.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
