@@ -194,6 +194,9 @@ def recipes_validate(
 
 def main() -> None:
     """Console-script entry point."""
+    from hdi.redaction import install_excepthook
+
+    install_excepthook()  # an uncaught traceback is printed redacted too
     try:
         app()
     except KeyboardInterrupt:

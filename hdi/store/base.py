@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from hdi.config import redact_url
 from hdi.errors import ConcurrentWriteError, StoreError, allowed_list
+from hdi.redaction import redact_url, remember
 from hdi.store.ledger import INGEST_CHUNKS, INGEST_RUNS, ChunkRecord, RunRecord
 from hdi.store.schema import ALL_TABLES, ident
 from hdi.tables import DATA_TABLES, SYMBOLOGY, ColType, Table
@@ -102,6 +102,7 @@ class Store(ABC):
 
     def __init__(self, url: str) -> None:
         self.url = url
+        remember(url)  # its password is a known secret for every message from now on
         self._known_tables: set[str] = set()
 
     def has_table(self, name: str) -> bool:

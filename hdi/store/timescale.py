@@ -23,6 +23,7 @@ import polars as pl
 
 from hdi.errors import ConcurrentWriteError, StoreError
 from hdi.prices import fixed_to_decimal
+from hdi.redaction import libpq_url, redact
 from hdi.store.base import Store, Transaction, WriteResult, overlap_probe
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import conform, ident
@@ -45,27 +46,15 @@ _TRANSIENT = ("server closed the connection", "terminating connection", "connect
               "ssl syscall error", "broken pipe", "connection reset", "failed to connect")
 
 
-def _url_secrets(url: str) -> list[str]:
-    """The password of a PostgreSQL URL, as written and percent-decoded (user:pw@ or ?password=)."""
-    from urllib.parse import parse_qs, unquote, urlsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return []
-    userinfo = parts.netloc.rpartition("@")[0]
-    raw = userinfo.partition(":")[2] if ":" in userinfo else ""
-    found = {raw, unquote(raw), *parse_qs(parts.query).get("password", [])}
-    return sorted((s for s in found if len(s) >= 3), key=len, reverse=True)
-
-
 class TimescaleStore(Store):
     kind = "timescale"
 
     def __init__(self, url: str) -> None:
         super().__init__(url.replace("postgres://", "postgresql://", 1))
         self._read: Any = None
-        self._db = Database(self.url)  # one AdbcDatabase per store: ~0.1 s each, ~10 ms per connection
+        # one AdbcDatabase per store: ~0.1 s each, ~10 ms per connection. libpq gets the user and
+        # password percent-encoded: typed with a space or an @ they still reach the server as typed
+        self._db = Database(libpq_url(self.url))
         self._lock = threading.RLock()
         self._migrated = False
         self.license: str | None = None
@@ -82,16 +71,13 @@ class TimescaleStore(Store):
         text = " ".join(str(e).split())
         for prefix in ("IO: ", "INVALID_STATE: ", "INTERNAL: "):
             text = text.replace(prefix, "")
-        for secret in _url_secrets(self.url):  # libpq quotes bad URL parts, the password included
-            text = text.replace(secret, "***")
+        text = redact(text)  # before it is cut to length: a secret cut in half is no longer recognised
         transient = always_transient or any(t in text.lower() for t in _TRANSIENT)
         hint = f" ({_CONNECT_HINT})" if what == "cannot connect" else ""
         if what == "cannot connect":
             fix = next((f for k, f in _PERMANENT if k in text.lower()), None)
             if fix is not None:
                 transient, hint = False, f" ({fix})"
-        from hdi.config import redact
-
         return StoreError(redact(f"TimescaleDB at {self.display_url}: {what}: {text[:400]}{hint}"),
                           transient=transient)
 
