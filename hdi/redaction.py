@@ -203,7 +203,7 @@ def _redact_keyvals(text: str) -> str:
             in_url = j > 0 and text[j - 1] in "?&;"
             v_start = s
             v_end = (_URL_VALUE if in_url else _DSN_VALUE).match(text, s).end()
-        if v_end == v_start or text[v_start:v_end] == MASK:
+        if v_end == v_start or text.startswith(MASK, v_start):  # nothing, or hidden already
             continue
         out.append(text[last:v_start])
         out.append(MASK)
@@ -215,7 +215,7 @@ def _redact_keyvals(text: str) -> str:
 
 
 _AUTH = re.compile(r"(authorization[\"']?\s*[:=]\s*[\"']?(?:basic|bearer|token)\s+)[A-Za-z0-9+/=._~-]+", re.I)
-_DB_KEY = re.compile(r"(?<![A-Za-z0-9])db-[A-Za-z0-9]{20,}")
+_DB_KEY = re.compile(r"db-[A-Za-z0-9]{20,}")
 
 
 # ------------------------------------------------------------------------------ libpq URLs
@@ -255,12 +255,19 @@ def libpq_url(url: str) -> str:
 
 
 # ------------------------------------------------------------------------------ tracebacks
-def install_excepthook() -> None:
-    """Uncaught exceptions (main thread and others) print their traceback redacted."""
+def print_exception(exc: BaseException) -> None:
+    """Print an exception's traceback on stderr, redacted."""
     import traceback
 
+    sys.stderr.write(redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))))
+
+
+def install_excepthook() -> None:
+    """Uncaught exceptions (main thread and others) print their traceback redacted. (Typer puts its
+    own hook in place while a command runs: the CLI's ``main`` catches and prints those itself.)"""
+
     def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
-        sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
+        print_exception(exc.with_traceback(tb) if exc is not None else exc_type())
 
     def thread_hook(args: Any) -> None:
         if args.exc_type is SystemExit:

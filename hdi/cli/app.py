@@ -194,11 +194,14 @@ def recipes_validate(
 
 def main() -> None:
     """Console-script entry point."""
-    from hdi.redaction import install_excepthook
+    from hdi.redaction import install_excepthook, print_exception
 
-    install_excepthook()  # an uncaught traceback is printed redacted too
+    install_excepthook()  # other threads' uncaught tracebacks are printed redacted
     try:
         app()
     except KeyboardInterrupt:
         render.error("interrupted")
         sys.exit(130)
+    except Exception as e:  # a bug: its traceback, redacted like every message
+        print_exception(e)
+        sys.exit(1)
