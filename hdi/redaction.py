@@ -123,9 +123,11 @@ def url_secrets(url: str) -> list[str]:
             i = rest.find(c)
             if i != -1:
                 cut = min(cut, i)
-        # RFC 3986 (the authority ends at the first / ? #) and the lenient reading (the last @ of
-        # the URL ends the userinfo, for passwords typed with / ? #): both are secrets
-        for userinfo in (rest[:cut].rpartition("@")[0], rest.rpartition("@")[0]):
+        # RFC 3986 (the authority ends at the first / ? #), libpq's reading (the first @ ends the
+        # userinfo: it may quote that part in an error) and the lenient one (the last @ of the URL,
+        # for passwords typed with / ? #): all are secrets
+        for userinfo in (rest[:cut].rpartition("@")[0], rest[:cut].partition("@")[0] if "@" in rest[:cut] else "",
+                         rest.rpartition("@")[0]):
             if ":" in userinfo:
                 found.add(userinfo.partition(":")[2])
     query = url.partition("?")[2]
