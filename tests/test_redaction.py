@@ -216,7 +216,7 @@ def test_redaction_takes_linear_time(shape, monkeypatch):
 
     small, big = best(100_000), best(1_000_000)
     assert big < 2.0, f"{shape}: {big:.2f}s for 1M characters"
-    assert big < 30 * max(small, 0.002), f"{shape}: 100k {small:.4f}s, 1M {big:.4f}s"
+    assert big < 30 * max(small, 0.01), f"{shape}: 100k {small:.4f}s, 1M {big:.4f}s"  # quadratic: 100x
 
 
 def test_a_huge_symbols_list_is_quick_on_the_command_line(tmp_path):
