@@ -129,6 +129,7 @@ def ingest(
         end_given = "9999-12-31"  # --update ends at the available end; this only keeps start < end valid
     r = r.with_overrides(start=params["start"], end=end_given, symbols=params["symbols"])
     compiled = _compile(r)
+    st.check([r.target.table, "symbology", "ingest_chunks", "ingest_runs", "ingest_days"])  # damaged: stop here
     rhash = recipe_hash(r)
     files = [Path(f) for f in params["from_files"]]
     opened = [_open_for(f, r) for f in files]  # every file checked before anything loads

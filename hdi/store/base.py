@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -122,7 +122,25 @@ class Store(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.display_url!r})"
 
+    def check(self, tables: Iterable[str]) -> None:
+        """Before a run's first write: the store is not damaged where the run will write.
+
+        Checks the schema version the store records and, for each of ``tables`` (the run's target,
+        symbology and ledger tables), that it exists when the migrations say it should, with
+        hdi's columns and types; DuckDB also reads every data block of those tables back
+        (checksummed), TimescaleDB checks the extension, hypertables and key indexes. A store
+        nothing was written to yet passes. Reads only.
+
+        Raises:
+            StoreError: one line naming the store, the table and what is wrong; nothing written.
+        """
+        self._check([_table(t) for t in dict.fromkeys(tables)])
+
     # -- backend primitives -------------------------------------------------------------------
+    @abstractmethod
+    def _check(self, tables: list[Table]) -> None:
+        """See :meth:`check`."""
+
     @abstractmethod
     def migrate(self) -> None:
         """Create or upgrade every table (idempotent, versioned)."""
