@@ -14,17 +14,17 @@ Databento gateway      ``HDI_DATABENTO_GATEWAY``              the recipe's, else
 Databento API key      ``DATABENTO_API_KEY`` (only)           none: ingesting from the API fails
 =====================  =====================================  =====================================
 
-Secrets (the API key, database passwords) are never logged or printed: use :func:`redact_url` for
-any URL that reaches a message.
+Secrets (the API key, database passwords) are never logged or printed: :func:`redact` (and
+:func:`redact_url`, the same rules) from :mod:`hdi.redaction` is applied to every message and URL.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from hdi.errors import ConfigError
+from hdi.redaction import redact, redact_url  # noqa: F401 - the one implementation, re-exported
 
 API_KEY_ENV = "DATABENTO_API_KEY"
 
@@ -143,25 +143,3 @@ def api_key() -> str:
             "https://databento.com/portal/keys (or ingest files on disk with --from-file)"
         )
     return key
-
-
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@\s]*)(?P<at>@)", re.I)
-
-
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s'\"]*", re.I)
-
-
-def redact_url(url: str) -> str:
-    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db`` (and ``?password=secret``
-    -> ``?password=***``); other text unchanged."""
-    url = _URL_PASSWORD.sub(lambda m: f"{m['head']}***{m['at']}", url)
-    return _QUERY_PASSWORD.sub(r"\1***", url)
-
-
-def redact(text: str) -> str:
-    """Remove every secret hdi knows of from a text: URL passwords and the API key."""
-    text = redact_url(text)
-    key = os.environ.get(API_KEY_ENV, "").strip()
-    if key and len(key) >= 4:
-        text = text.replace(key, "***")
-    return text

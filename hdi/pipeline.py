@@ -154,6 +154,7 @@ def ingest(
         _check_requests(r)
         r = r.with_overrides(start=params["start"], end=end_given, symbols=params["symbols"])
     compiled = _compile(r)
+    st.check([r.target.table, "symbology", "ingest_chunks", "ingest_runs", "ingest_days"])  # damaged: stop here
     rhash = recipe_hash(r)
     opened = [_open_for(f, r) for f in files]  # every file checked before anything loads
     check_symbols(window, opened)

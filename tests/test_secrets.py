@@ -235,6 +235,86 @@ def test_password_given_as_a_url_parameter_is_redacted(cli, tmp_path):
     assert result.exit_code == 1 and WRONG_PASSWORD not in result.stderr
 
 
+# A password typed with a space, @, : and a stray % (issue 8): it connects, and it never shows.
+ODD_PASSWORD = "pa ss@w:rd%Z-LeakCanary3c"
+ODD_WRONG = "wr ong@pa:ss%Q-LeakCanary4d"
+
+
+def _admin_url(base: str) -> str | None:
+    """A superuser URL for creating a login role: HDI_TEST_TIMESCALE_ADMIN_URL, else the native
+    cluster's Unix socket (``make db-up`` without Docker: trust for local connections)."""
+    from urllib.parse import quote
+
+    if os.environ.get("HDI_TEST_TIMESCALE_ADMIN_URL"):
+        return os.environ["HDI_TEST_TIMESCALE_ADMIN_URL"]
+    sock = ROOT / ".timescaledb" / "data"
+    if not (sock / f".s.PGSQL.{urlsplit(base).port}").exists():
+        return None
+    return f"postgresql://postgres@/{urlsplit(base).path.lstrip('/')}?host={quote(str(sock), safe='')}&port={urlsplit(base).port}"
+
+
+@pytest.mark.timescale
+def test_a_password_with_spaces_and_at_signs_never_leaks_and_is_reported_as_wrong(timescale_schema_url):
+    """Typed as is, a wrong password with a space, an @ and a : reaches the server whole (it answers
+    "password authentication failed", not "could not translate host name"), and never shows."""
+    finder = Finder(ODD_WRONG, ODD_WRONG.split("@")[1], ODD_WRONG.split(" ")[1])
+    for form in (ODD_WRONG, quote_all(ODD_WRONG)):
+        url = with_password(timescale_schema_url, form)
+        run = hdi("status", "--store", url)
+        assert run.returncode == 1 and "password authentication failed" in run.stderr, run.stderr
+        assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+        finder.output(f"status {form}", run.stdout, run.stderr)
+    assert finder.leaks == []
+
+
+def quote_all(password: str) -> str:
+    from urllib.parse import quote
+
+    return quote(password, safe="")
+
+
+@pytest.mark.timescale
+def test_a_password_with_spaces_and_at_signs_connects(timescale_url, tmp_path):
+    """A real login role whose password has a space, @, : and %: hdi connects with it typed as is
+    and percent-encoded, creates its tables, and prints no part of it."""
+    import uuid
+
+    import adbc_driver_postgresql.dbapi as pg
+
+    admin = _admin_url(timescale_url)
+    if admin is None:
+        pytest.skip("no superuser connection to create a login role (set HDI_TEST_TIMESCALE_ADMIN_URL)")
+    role = f"hdi_pw_{uuid.uuid4().hex[:10]}"
+    db = urlsplit(timescale_url).path.lstrip("/")
+    with pg.connect(admin, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{ODD_PASSWORD}'")
+        cur.execute(f"CREATE SCHEMA {role} AUTHORIZATION {role}")
+        cur.execute(f"GRANT CONNECT ON DATABASE {db} TO {role}")
+    try:
+        finder = Finder(ODD_PASSWORD, ODD_PASSWORD.split("@")[1], ODD_PASSWORD.split(" ")[1])
+        host = f"{urlsplit(timescale_url).hostname}:{urlsplit(timescale_url).port}"
+        for form in (ODD_PASSWORD, quote_all(ODD_PASSWORD)):
+            url = f"postgresql://{role}:{form}@{host}/{db}?options=-csearch_path%3D{role},public"
+            from hdi.store import close_all, open_store
+
+            st = open_store(url)
+            st.migrate()
+            assert st.has_table("ohlcv") and "***" in st.display_url
+            close_all()
+            run = hdi("status", "--store", url)
+            assert run.returncode == 0, run.stderr
+            finder.output(f"status {form}", run.stdout, run.stderr)
+        assert finder.leaks == []
+    finally:
+        from hdi.store import close_all
+
+        close_all()
+        with pg.connect(admin, autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP SCHEMA {role} CASCADE")
+            cur.execute(f"REVOKE CONNECT ON DATABASE {db} FROM {role}")
+            cur.execute(f"DROP ROLE {role}")
+
+
 # --------------------------------------------------------------------------------------- SQL
 @pytest.mark.parametrize("name", ["ohlcv;", 'ohlcv"; DROP TABLE ohlcv; --', "hdi_x\"; DROP TABLE ohlcv; --",
                                   "pg_catalog.pg_class", "Ohlcv", "ohlcv ", "hdi_", "", "price OR 1=1"])

@@ -254,7 +254,9 @@ def recipes_validate(
 def main() -> None:
     """Console-script entry point."""
     from hdi.cli.stdout import guarded
+    from hdi.redaction import install_excepthook, print_exception
 
+    install_excepthook()  # other threads' uncaught tracebacks are printed redacted
     try:
         guarded(app, render.error)  # a full disk or closed pipe on stdout: one line, exit 1
     except KeyboardInterrupt:
@@ -266,3 +268,6 @@ def main() -> None:
 
             exit_now(e.code)
         raise
+    except Exception as e:  # a bug: its traceback, redacted like every message
+        print_exception(e)
+        sys.exit(1)

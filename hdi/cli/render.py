@@ -94,6 +94,7 @@ def command_line() -> str:
 
 
 def error(message: str) -> None:
+    message = config.redact(message)  # every error line, whichever command prints it
     err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False) if err.is_terminal else \
         print(f"error: {message}", file=sys.stderr)
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from hdi import config
 from hdi.config import redact
 from hdi.errors import SourceError
+from hdi.redaction import remember
 from hdi.source.cache import RawCache, public_source
 from hdi.source.chunks import Request, plan_chunks
 from hdi.source.dbncheck import Verified, verify
@@ -77,6 +78,7 @@ class DatabentoSource:
                  cache_dir: Path | None = None) -> None:
         self._key = config.api_key()
         self.gateway = config.gateway(gateway)
+        remember(self.gateway)  # credentials in the gateway URL are known secrets from now on
         self.retry = retry or RetryPolicy.from_env()
         self.cache = RawCache(cache_dir)
         self._client: Any = None

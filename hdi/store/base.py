@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 import polars as pl
 
 from hdi import interrupt
-from hdi.config import redact_url
 from hdi.errors import ConcurrentWriteError, StoreError, allowed_list
+from hdi.redaction import redact_url, remember
 from hdi.store.ledger import INGEST_CHUNKS, INGEST_RUNS, ChunkRecord, RunRecord
 from hdi.store.schema import ALL_TABLES, ident
 from hdi.tables import DATA_TABLES, SYMBOLOGY, ColType, Table
@@ -114,6 +114,7 @@ class Store(ABC):
 
     def __init__(self, url: str) -> None:
         self.url = url
+        remember(url)  # its password is a known secret for every message from now on
         self._known_tables: set[str] = set()
 
     def has_table(self, name: str) -> bool:
@@ -133,7 +134,25 @@ class Store(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.display_url!r})"
 
+    def check(self, tables: Iterable[str]) -> None:
+        """Before a run's first write: the store is not damaged where the run will write.
+
+        Checks the schema version the store records and, for each of ``tables`` (the run's target,
+        symbology and ledger tables), that it exists when the migrations say it should, with
+        hdi's columns and types; DuckDB also reads every data block of those tables back
+        (checksummed), TimescaleDB checks the extension, hypertables and key indexes. A store
+        nothing was written to yet passes. Reads only.
+
+        Raises:
+            StoreError: one line naming the store, the table and what is wrong; nothing written.
+        """
+        self._check([_table(t) for t in dict.fromkeys(tables)])
+
     # -- backend primitives -------------------------------------------------------------------
+    @abstractmethod
+    def _check(self, tables: list[Table]) -> None:
+        """See :meth:`check`."""
+
     @abstractmethod
     def migrate(self) -> None:
         """Create or upgrade every table (idempotent, versioned)."""

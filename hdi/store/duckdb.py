@@ -9,6 +9,7 @@ natural key is absent (an anti-join restricted to the frame's time range).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -19,8 +20,9 @@ import polars as pl
 
 from hdi.errors import StoreError
 from hdi.store.base import Store, Transaction, WriteResult, overlap_probe, time_bounds
+from hdi.store.check import column_problem, damaged, version_problem
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
-from hdi.store.schema import conform, ident
+from hdi.store.schema import ALL_TABLES, conform, create_table_sql, ident
 from hdi.tables import Table
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,25 @@ def _connect(path: Path, write: bool) -> Any:
             raise StoreError(f"cannot create DuckDB store {path}: {why}") from None
         _CONNECTIONS[path] = (con, write)
         return con
+
+
+# DuckDB's file layout: a main header and two database headers of 4 KiB each, then blocks of
+# ``block_size`` bytes, block n at _HEADER_BYTES + n * block_size.
+_HEADER_BYTES = 3 * 4096
+
+
+@functools.cache
+def _duckdb_types(table: str) -> dict[str, str]:
+    """Column -> type as DuckDB's information_schema names it, for hdi's own DDL of the table."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(create_table_sql(ALL_TABLES[table], "duckdb"))
+        return dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                "WHERE table_name = $1 ORDER BY ordinal_position", [table]).fetchall())
+    finally:
+        con.close()
 
 
 def close_all() -> None:
@@ -138,6 +159,50 @@ class DuckDBStore(Store):
                 raise
             log.info("DuckDB store %s: applied migration %d", self.path, version)
         self._migrated = True
+
+    # -- checks -------------------------------------------------------------------------------
+    def _check(self, tables: list[Table]) -> None:
+        import duckdb
+
+        if not self.path.exists():
+            return  # a new store: nothing to damage
+        where = f"DuckDB store {self.path}"
+        with _LOCK:
+            con = self._con()  # read-only, unless this process writes to the file already
+            try:
+                present = {r[0] for r in con.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+                versions = [r[0] for r in con.execute(f"SELECT version FROM {MIGRATIONS_TABLE}").fetchall()] \
+                    if MIGRATIONS_TABLE in present else []
+                problem = version_problem(where, versions)
+                if problem is not None:
+                    raise problem
+                block_size = con.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0]
+                for t in tables:
+                    if t.name not in present:
+                        if versions:
+                            raise damaged(where, f"table '{t.name}' is missing although migration "
+                                                 f"{max(versions)} is recorded as applied")
+                        continue
+                    found = dict(con.execute(
+                        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'main' "
+                        "AND table_name = $1 ORDER BY ordinal_position", [t.name]).fetchall())
+                    why = column_problem(t, found, _duckdb_types(t.name))
+                    if why is not None:
+                        raise damaged(where, why)
+                    # The file must hold every block the table's metadata points to (a file cut
+                    # short opens fine: the catalog sits at its start) ...
+                    last = con.execute("SELECT max(block_id) FROM pragma_storage_info($1) WHERE block_id >= 0",
+                                       [t.name]).fetchone()[0]
+                    size = self.path.stat().st_size
+                    if last is not None and size < _HEADER_BYTES + (last + 1) * block_size:
+                        raise damaged(where, f"the file is {size:,} bytes but table '{t.name}' has data up to byte "
+                                             f"{_HEADER_BYTES + (last + 1) * block_size:,}: it was cut short")
+                    # ... and every block reads back with its checksum: hash() reads every value of
+                    # every column (min/max and count may be answered from statistics)
+                    con.execute(f"SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM {ident(t.name)}").fetchall()
+            except duckdb.Error as e:
+                raise damaged(where, str(e).splitlines()[0]) from None
 
     # -- reads --------------------------------------------------------------------------------
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:

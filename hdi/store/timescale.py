@@ -23,9 +23,11 @@ import polars as pl
 
 from hdi.errors import ConcurrentWriteError, StoreError
 from hdi.prices import fixed_to_decimal
+from hdi.redaction import libpq_url, redact
 from hdi.store.base import Store, Transaction, WriteResult, overlap_probe
+from hdi.store.check import column_problem, damaged, version_problem
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
-from hdi.store.schema import conform, ident
+from hdi.store.schema import SQL_TYPES, conform, ident, key_index_name
 from hdi.store.timescale_adbc import Database
 from hdi.tables import ColType, Table
 
@@ -38,25 +40,14 @@ _PERMANENT = (("password authentication failed", "check the user and password in
               ("does not exist", "check the user and database names in the store URL, or create the database"),
               ("invalid ", "check the store URL: postgresql://user:password@host:port/database"))
 
+# Column types as PostgreSQL's format_type() names hdi's DDL types.
+_PG_TYPES = {ct: {"timestamptz": "timestamp with time zone"}.get(sql, sql) for ct, sql in SQL_TYPES["timescale"].items()}
+
 # Messages of errors after which the connection is unusable and the operation may be retried.
 _TRANSIENT = ("server closed the connection", "terminating connection", "connection refused",
               "could not connect", "no connection to the server", "connection to server",
               "the database system is shutting down", "the database system is starting up",
               "ssl syscall error", "broken pipe", "connection reset", "failed to connect")
-
-
-def _url_secrets(url: str) -> list[str]:
-    """The password of a PostgreSQL URL, as written and percent-decoded (user:pw@ or ?password=)."""
-    from urllib.parse import parse_qs, unquote, urlsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return []
-    userinfo = parts.netloc.rpartition("@")[0]
-    raw = userinfo.partition(":")[2] if ":" in userinfo else ""
-    found = {raw, unquote(raw), *parse_qs(parts.query).get("password", [])}
-    return sorted((s for s in found if len(s) >= 3), key=len, reverse=True)
 
 
 class TimescaleStore(Store):
@@ -65,7 +56,9 @@ class TimescaleStore(Store):
     def __init__(self, url: str) -> None:
         super().__init__(url.replace("postgres://", "postgresql://", 1))
         self._read: Any = None
-        self._db = Database(self.url)  # one AdbcDatabase per store: ~0.1 s each, ~10 ms per connection
+        # one AdbcDatabase per store: ~0.1 s each, ~10 ms per connection. libpq gets the user and
+        # password percent-encoded: typed with a space or an @ they still reach the server as typed
+        self._db = Database(libpq_url(self.url))
         self._lock = threading.RLock()
         self._migrated = False
         self.license: str | None = None
@@ -82,16 +75,13 @@ class TimescaleStore(Store):
         text = " ".join(str(e).split())
         for prefix in ("IO: ", "INVALID_STATE: ", "INTERNAL: "):
             text = text.replace(prefix, "")
-        for secret in _url_secrets(self.url):  # libpq quotes bad URL parts, the password included
-            text = text.replace(secret, "***")
+        text = redact(text)  # before it is cut to length: a secret cut in half is no longer recognised
         transient = always_transient or any(t in text.lower() for t in _TRANSIENT)
         hint = f" ({_CONNECT_HINT})" if what == "cannot connect" else ""
         if what == "cannot connect":
             fix = next((f for k, f in _PERMANENT if k in text.lower()), None)
             if fix is not None:
                 transient, hint = False, f" ({fix})"
-        from hdi.config import redact
-
         return StoreError(redact(f"TimescaleDB at {self.display_url}: {what}: {text[:400]}{hint}"),
                           transient=transient)
 
@@ -170,6 +160,47 @@ class TimescaleStore(Store):
         self.timescaledb_version = row[0]
         cur.execute("SELECT current_setting('timescaledb.license', true)")
         self.license = (cur.fetchone() or [None])[0]
+
+    # -- checks -------------------------------------------------------------------------------
+    def _check(self, tables: list[Table]) -> None:
+        where = f"TimescaleDB store {self.display_url}"
+        ext = self._fetch("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+        present = set(self._fetch("SELECT table_name FROM information_schema.tables "
+                                  "WHERE table_schema = current_schema()")["table_name"].to_list())
+        versions = self._fetch(f"SELECT version FROM {MIGRATIONS_TABLE}")["version"].to_list() \
+            if MIGRATIONS_TABLE in present else []
+        problem = version_problem(where, versions)
+        if problem is not None:
+            raise problem
+        if ext.height == 0:
+            if versions:  # migrate() creates the extension in a new database, not in one that had it
+                raise damaged(where, "the timescaledb extension is gone from the database (hdi's tables "
+                                     "need it; was it dropped?)")
+            return
+        cols = self._fetch(
+            "SELECT c.relname AS tbl, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS type "
+            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') "
+            "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum")
+        hyper = set(self._fetch("SELECT hypertable_name FROM timescaledb_information.hypertables "
+                                "WHERE hypertable_schema = current_schema()")["hypertable_name"].to_list())
+        indexes = set(self._fetch("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+                      ["indexname"].to_list())
+        for t in tables:
+            if t.name not in present:
+                if versions:
+                    raise damaged(where, f"table '{t.name}' is missing although migration {max(versions)} is "
+                                         "recorded as applied")
+                continue
+            found = dict(cols.filter(pl.col("tbl") == t.name).select("col", "type").iter_rows())
+            why = column_problem(t, found, {c.name: _PG_TYPES[c.type] for c in t.columns})
+            if why is not None:
+                raise damaged(where, why)
+            if t.chunk_interval and t.name not in hyper:
+                raise damaged(where, f"table '{t.name}' is not a hypertable")
+            if key_index_name(t) not in indexes:
+                raise damaged(where, f"table '{t.name}' has lost its unique key index {key_index_name(t)} "
+                                     "(re-runs would store rows twice)")
 
     def _has_table(self, name: str) -> bool:
         df = self._fetch("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = $1 "
