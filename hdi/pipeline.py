@@ -39,6 +39,7 @@ from hdi.source.chunks import Request, plan_chunks
 from hdi.source.files import DbnFile, open_dbn
 from hdi.store import Store, open_store
 from hdi.store.ledger import DONE, FAILED, ChunkRecord, RunRecord
+from hdi.timeutil import MAX_TIME
 from hdi.update import update_ranges, when
 from hdi.validate.quarantine import check_writable, enforce_failure_rate, write_quarantine
 from hdi.validate.split import SplitResult, split
@@ -126,7 +127,8 @@ def ingest(
     params["recipe"] = str(Path(r.path).absolute())
     end_given = params["end"]
     if params.get("update") and end_given is None and params["start"] is not None:
-        end_given = "9999-12-31"  # --update ends at the available end; this only keeps start < end valid
+        # --update ends at the available end; this only keeps start < end valid (and within MAX_TIME)
+        end_given = MAX_TIME.date().isoformat()
     r = r.with_overrides(start=params["start"], end=end_given, symbols=params["symbols"])
     compiled = _compile(r)
     rhash = recipe_hash(r)

@@ -243,7 +243,7 @@ def _parse_expression(v: Arg) -> str:
     try:
         sqlexpr.parse(text)
     except Problem as p:
-        v.fail(p.what, p.allowed, p.hint)
+        v.fail(p.what, p.allowed, p.hint, exit_code=p.exit_code)
     return text
 
 

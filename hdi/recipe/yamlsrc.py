@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+MAX_DEPTH = 32  # a recipe nests 5 levels; PyYAML's recursion fails near 1000
+
 
 class YMap(dict):
     """A YAML mapping: ``line`` is where it starts, ``key_lines[key]`` where each key is written."""
@@ -34,16 +36,37 @@ class YList(list):
 
 
 class YamlProblem(Exception):
-    """A document that is not valid YAML, or has a duplicate key; ``line`` is 1-based."""
+    """A document that is not valid YAML, or has a duplicate key; ``line`` is 1-based.
 
-    def __init__(self, line: int, what: str) -> None:
+    ``allowed`` (when set) says what would be right; ``exit_code`` 2 marks a document beyond a limit.
+    """
+
+    def __init__(self, line: int, what: str, allowed: str = "", *, exit_code: int = 1) -> None:
         super().__init__(what)
         self.line = line
         self.what = what
+        self.allowed = allowed
+        self.exit_code = exit_code
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader whose mappings and sequences record line numbers."""
+    """SafeLoader whose mappings and sequences record line numbers, nested at most MAX_DEPTH deep."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """PyYAML composes (and constructs) nodes recursively: refuse deep nesting before it does."""
+        if not self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            line = self.peek_event().start_mark.line + 1
+            raise YamlProblem(line, f"lists and mappings are nested more than {MAX_DEPTH} deep",
+                              f"at most {MAX_DEPTH} levels of nested lists and mappings", exit_code=2)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> YMap:
