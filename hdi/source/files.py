@@ -34,6 +34,7 @@ from databento.common.constants import SCHEMA_STRUCT_MAP, SCHEMA_STRUCT_MAP_V1, 
 from databento.common.error import BentoError
 
 from hdi.errors import DecodeError, SourceError, allowed_list, did_you_mean
+from hdi.recipe.checks import DATASET_RE
 
 logger = logging.getLogger(__name__)
 
@@ -455,6 +456,9 @@ def _to_metadata(meta: dbn.Metadata, p: Path, issues: list[str]) -> DbnMetadata:
                f"({stype_out}) gives an instrument id")
         logger.warning(msg)
         issues.append(msg)
+    if meta.dataset and not DATASET_RE.match(meta.dataset):  # e.g. a flipped bit: rows would be stored under it
+        raise DecodeError(f"{p}: corrupt DBN metadata: dataset {meta.dataset!r} is not a Databento dataset code; "
+                          "allowed: VENUE.FEED in capitals, e.g. GLBX.MDP3")
     end = meta.end
     return DbnMetadata(
         version=meta.version, dataset=meta.dataset or None, schema=_enum_str(meta.schema),
