@@ -68,6 +68,17 @@ class _Loader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """An explicit tag that does not fit its value (``!!int abc``, ``!!bool maybe``, ``!!seq x``)
+        makes PyYAML's constructors raise bare Python errors: report it as a YAML problem at its line."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError):
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            shown = repr(node.value) if isinstance(node, yaml.ScalarNode) else f"a {node.id}"
+            raise YamlProblem(node.start_mark.line + 1, f"the tag {tag} does not fit the value {shown[:60]}",
+                              "plain YAML values (a tag such as !!int must fit its value)") from None
+
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> YMap:
     loader.flatten_mapping(node)
@@ -100,7 +111,7 @@ def _construct_timestamp(loader: _Loader, node: yaml.ScalarNode) -> Any:
     can say which value is wrong instead of PyYAML raising a bare ValueError."""
     try:
         return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
-    except ValueError:
+    except (ValueError, AttributeError, OverflowError):  # AttributeError: '!!timestamp x' matches no form
         return loader.construct_scalar(node)
 
 

@@ -44,7 +44,9 @@ TAGGED = ["!!timestamp 2024-01-01", "!!timestamp 0001-01-01T00:00:00+05:00", "!!
           "!!omap [a: 1]", "!!pairs [a: 1]", "!!float .nan", "!!float -.inf", "!!int 0x7fffffffffffffffffff",
           "!!str 2024-01-01", "!!null ''", "!!bool yes", "2024-13-45", "9999-12-31T23:59:59-05:00",
           "1677-09-21", "0001-01-01", "2262-04-12", "1e400", "-0", "0o777", "~", "'\\n'", '"a\\nb\\u2028c"',
-          "\"\\x1b[31mred\"", "[[[[[[[[[[]]]]]]]]]]", "{a: {b: {c: {d: {}}}}}", "&x [1, *x]"]
+          "\"\\x1b[31mred\"", "[[[[[[[[[[]]]]]]]]]]", "{a: {b: {c: {d: {}}}}}", "&x [1, *x]",
+          "!!timestamp x", "!!int abc", "!!int 0x", "!!float abc", "!!bool maybe", "!!map x", "!!seq x",
+          "!!set [1]", "!!str [1]", "!!python/name:os.system x", "!foo x", "!!merge x"]
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=80),
