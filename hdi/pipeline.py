@@ -29,7 +29,7 @@ import polars as pl
 
 from hdi import config
 from hdi.decode.dbn import decode_file, frame_schema, symbology_frame
-from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError
+from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError, one_line
 from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
 from hdi.recipe.load import load_recipe
 from hdi.recipe.model import Recipe
@@ -435,7 +435,8 @@ class _Loader:
                 rec.status, rec.error = FAILED, e.message
             except Exception as e:  # noqa: BLE001 - a bug or an unforeseen library error: keep the run going
                 log.exception("chunk %s failed unexpectedly", c.label)
-                rec.status, rec.error = FAILED, f"{type(e).__name__}: {e}"
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""  # Polars adds a query plan
+                rec.status, rec.error = FAILED, one_line(f"{type(e).__name__}: {first}")
             break
         if rec.status == FAILED:
             rec.error = config.redact(rec.error or "")
