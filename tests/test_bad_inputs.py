@@ -795,3 +795,31 @@ def test_damaged_dataset_code_in_dbn_metadata_is_refused(cli, tmp_path, dbn):
                 f"error: {f}: corrupt DBN metadata: dataset 'gLBX.MDP3' is not a Databento dataset code; allowed: "
                 "VENUE.FEED in capitals, e.g. GLBX.MDP3")
     nothing_written()
+
+
+def test_timestamp_constant_outside_the_range(cli, tmp_path):
+    """make fuzz found it: an OverflowError traceback from Polars for a constant in year 1 with an offset."""
+    path, line = variant(tmp_path, "trade_count: null, vwap: null}", "trade_count: null, vwap: null, "
+                         "t: 0001-01-01T00:00:00+05:00}")
+    failed_with(cli("recipes", "validate", path),
+                f"error: {path}:{line}: transform[2] constant.t: timestamp constant 0001-01-01T00:00:00+05:00 is outside "
+                f"the times hdi can store; allowed: {RANGE}", code=2)
+
+
+@pytest.mark.parametrize("end_ns,shown", [(2**64 - 2, "2554-07-21T23:34:33.709551+00:00"),
+                                          (1_600_000_000 * 10**9, None)], ids=["after_2262", "before_start"])
+def test_dbn_metadata_end_outside_the_range_or_before_start(cli, tmp_path, dbn, end_ns, shown):
+    """make fuzz found it: a flipped bit in the metadata's end crashed the chunk in Polars (a multi-line
+    error, and the failure could not be recorded)."""
+    import struct
+
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(dbn["jan.dbn.zst"].read_bytes())
+    start_ns = struct.unpack_from("<Q", raw, 26)[0]
+    f = tmp_path / "flipped.dbn"
+    f.write_bytes(raw[:34] + struct.pack("<Q", end_ns) + raw[42:])
+    what = (f"end {shown} is outside the times hdi can store; allowed: {RANGE}" if shown else
+            "end 2020-09-13T12:26:40+00:00 is before start "
+            f"{dt.datetime.fromtimestamp(start_ns / 1e9, dt.UTC).isoformat()}; allowed: start <= end")
+    failed_with(cli("ingest", "--recipe", write(tmp_path, RECIPE), "--from-file", f),
+                f"error: {f}: corrupt DBN metadata: {what}")
+    nothing_written()

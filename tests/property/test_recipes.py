@@ -135,6 +135,8 @@ def recipe_texts(draw) -> str:
 @example(yaml.safe_dump(VALID, sort_keys=False))  # the unmodified recipe is valid
 @example(yaml.safe_dump(replaced(VALID, ("transform",), [{"derive": {"x": " + ".join(["open_price"] * 20000)}}])))
 @example("name: " + "[" * 5000 + "]" * 5000)
+@example(yaml.safe_dump(VALID, sort_keys=False).replace("vwap: null", "vwap: 0001-01-01T00:00:00+05:00"))  # fuzz find
+@example(yaml.safe_dump(VALID, sort_keys=False).replace("vwap: null", "vwap: !!timestamp x"))
 def test_any_recipe_validates_or_fails_in_one_line(run_hdi, tmp_path, text):
     work = fresh_dir(tmp_path)
     f = work / "r.yaml"
