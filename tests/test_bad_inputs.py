@@ -824,3 +824,19 @@ def test_dbn_metadata_end_outside_the_range_or_before_start(cli, tmp_path, dbn, 
     failed_with(cli("ingest", "--recipe", write(tmp_path, RECIPE), "--from-file", f),
                 f"error: {f}: corrupt DBN metadata: {what}")
     nothing_written()
+
+
+def test_yaml_alias_bomb_is_refused_at_once(cli, tmp_path):
+    """A "billion laughs" document (aliases of aliases): 'cast: {open_price: <bomb>}' ran for minutes."""
+    import time
+
+    parts, prev = ["&a [x, x, x, x, x, x, x, x, x, x]"], "a"
+    for name in "bcdefghi":
+        parts.append(f"&{name} [{', '.join(['*' + prev] * 10)}]")
+        prev = name
+    path, line = variant(tmp_path, "  - constant:", f"  - cast: {{open_price: [{', '.join(parts)}]}}\n  - constant:")
+    t0 = time.perf_counter()
+    failed_with(cli("recipes", "validate", path),
+                f"error: {path}:{line}: with its aliases expanded, the document holds more than 100,000 values; "
+                "allowed: at most 100,000 values (aliases counted as copies)", code=2)
+    assert time.perf_counter() - t0 < 10

@@ -46,7 +46,10 @@ TAGGED = ["!!timestamp 2024-01-01", "!!timestamp 0001-01-01T00:00:00+05:00", "!!
           "1677-09-21", "0001-01-01", "2262-04-12", "1e400", "-0", "0o777", "~", "'\\n'", '"a\\nb\\u2028c"',
           "\"\\x1b[31mred\"", "[[[[[[[[[[]]]]]]]]]]", "{a: {b: {c: {d: {}}}}}", "&x [1, *x]",
           "!!timestamp x", "!!int abc", "!!int 0x", "!!float abc", "!!bool maybe", "!!map x", "!!seq x",
-          "!!set [1]", "!!str [1]", "!!python/name:os.system x", "!foo x", "!!merge x"]
+          "!!set [1]", "!!str [1]", "!!python/name:os.system x", "!foo x", "!!merge x",
+          "[&a [x, x, x, x, x, x, x, x, x, x], &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a], "
+          "&c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b], &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c], "
+          "&e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d], &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]]"]
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=80),
