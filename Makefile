@@ -26,7 +26,7 @@ test: setup db-up ## run the whole test suite (provisions the local TimescaleDB 
 	HDI_REQUIRE_TIMESCALE=1 HDI_TEST_TIMESCALE_URL="$$(scripts/timescaledb.sh url)" $(BIN)/pytest $(PYTEST)
 
 fuzz: setup ## long property-based run (Hypothesis): make fuzz HDI_HYPOTHESIS_EXAMPLES=5000 (default 2000 per property)
-	HDI_HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/property -p no:timeout --hypothesis-show-statistics $(PYTEST)
+	HDI_HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/property --timeout=0 --hypothesis-show-statistics $(PYTEST)
 
 db-up: ## start the local TimescaleDB (installs/builds it on first use), print its store URL
 	@scripts/timescaledb.sh up
