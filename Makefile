@@ -8,7 +8,7 @@ ARGS   ?=
 PYTEST ?= -v
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test db-up db-down db-url backfill demo bench lint clean
+.PHONY: help setup test fuzz db-up db-down db-url backfill demo bench lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml
 
 test: setup db-up ## run the whole test suite (provisions the local TimescaleDB first)
 	HDI_REQUIRE_TIMESCALE=1 HDI_TEST_TIMESCALE_URL="$$(scripts/timescaledb.sh url)" $(BIN)/pytest $(PYTEST)
+
+fuzz: setup ## long property-based run (Hypothesis): make fuzz HDI_HYPOTHESIS_EXAMPLES=5000 (default 2000 per property)
+	HDI_HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/property --timeout=0 --hypothesis-show-statistics $(PYTEST)
 
 db-up: ## start the local TimescaleDB (installs/builds it on first use), print its store URL
 	@scripts/timescaledb.sh up

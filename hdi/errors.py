@@ -11,13 +11,17 @@ away); everything else is terminal.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
+from typing import TypeVar
 
 
 class HdiError(Exception):
     """Root of every error hdi raises on purpose."""
 
     transient: bool = False
+    # The CLI's exit status: 2 for a value beyond one of hdi's input limits (see :func:`beyond_limit`).
+    exit_code: int = 1
 
     def __init__(self, message: str, *, transient: bool | None = None) -> None:
         super().__init__(message)
@@ -26,7 +30,8 @@ class HdiError(Exception):
 
     @property
     def message(self) -> str:
-        return str(self.args[0]) if self.args else ""
+        """The message on one line: line breaks and control characters in a quoted value are escaped."""
+        return one_line(str(self.args[0])) if self.args else ""
 
 
 class ConfigError(HdiError):
@@ -78,6 +83,24 @@ class OutputError(HdiError):
 
 class QueryError(HdiError):
     """A read asked for something the store cannot answer: unknown symbol, bad range, bad column."""
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (``\\n``, ``\\x1b``)."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+_E = TypeVar("_E", bound=HdiError)
+
+
+def beyond_limit(error: _E) -> _E:
+    """Mark ``error`` as an input beyond one of hdi's limits (size, length, count, depth, date range):
+    the CLI exits 2 for it, as for a usage error, before any work is done."""
+    error.exit_code = 2
+    return error
 
 
 def did_you_mean(value: str, allowed: Iterable[str]) -> str:

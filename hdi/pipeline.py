@@ -33,7 +33,7 @@ import polars as pl
 from hdi import config, interrupt
 from hdi.decode.dbn import decode_file, frame_schema, symbology_frame
 from hdi.decode.symbols import SymbolMapper
-from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError
+from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError, one_line
 from hdi.filewindow import FileWindow, check_symbols, estimate_file, file_request, file_window
 from hdi.rawsym import store_raw_symbols
 from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
@@ -46,6 +46,7 @@ from hdi.source.files import DbnFile, expand_paths, open_dbn
 from hdi.store import Store, open_store
 from hdi.store.ledger import DONE, FAILED, ChunkRecord, RunRecord
 from hdi.tables import DATA_TABLES
+from hdi.timeutil import MAX_TIME
 from hdi.update import stored_schema, update_ranges, when
 from hdi.validate.budget import Budget, label_rows, rows_per_symbol, write_verdict
 from hdi.validate.price_rules import PriceRule
@@ -147,7 +148,8 @@ def ingest(
     params["recipe"] = str(Path(r.path).absolute())
     end_given = params["end"]
     if params.get("update") and end_given is None and params["start"] is not None:
-        end_given = "9999-12-31"  # --update ends at the available end; this only keeps start < end valid
+        # --update ends at the available end; this only keeps start < end valid (and within MAX_TIME)
+        end_given = MAX_TIME.date().isoformat()
     files = [Path(f) for f in params["from_files"]]
     window = file_window(params) if files else None  # files are loaded whole unless a window is given
     if not files:
@@ -492,7 +494,8 @@ class _Loader:
                 rec.status, rec.error = FAILED, e.message
             except Exception as e:  # noqa: BLE001 - a bug or an unforeseen library error: keep the run going
                 log.exception("chunk %s failed unexpectedly", c.label, extra={"console": False})
-                rec.status, rec.error = FAILED, f"{type(e).__name__}: {e}"
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""  # Polars adds a query plan
+                rec.status, rec.error = FAILED, one_line(f"{type(e).__name__}: {first}")
             break
         if rec.status == FAILED:
             rec.error = _without_label(config.redact(rec.error or ""), c)

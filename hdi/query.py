@@ -21,9 +21,10 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from hdi.errors import QueryError, allowed_list, did_you_mean
+from hdi.errors import QueryError, allowed_list, beyond_limit, did_you_mean
 from hdi.rawsym import with_raw_symbols
-from hdi.symbols import resolve
+from hdi.recipe.checks import MAX_INSTRUMENT_ID, MAX_SYMBOLS_PER_REQUEST, SYMBOL_MAX_LEN, shown
+from hdi.symbols import is_instrument_id, resolve
 from hdi.tables import GRANULARITIES, TABLES, ColType, Table
 from hdi.timeutil import parse_range
 from hdi.tz import to_zone, zone_for
@@ -34,10 +35,22 @@ PRICE_MODES = ("float", "decimal")
 
 
 def _symbols(symbols: str | Sequence[str]) -> list[str]:
+    """Symbols split on commas, deduplicated, within hdi's limits (exit code 2 beyond them): at most
+    MAX_SYMBOLS_PER_REQUEST, each 1-SYMBOL_MAX_LEN characters, instrument ids 0..MAX_INSTRUMENT_ID."""
     items = [symbols] if isinstance(symbols, str) else list(symbols)
-    out = [s.strip() for item in items for s in str(item).split(",") if s.strip()]
+    out = list(dict.fromkeys(s.strip() for item in items for s in str(item).split(",") if s.strip()))
     if not out:
         raise QueryError("no symbols given; pass at least one symbol or instrument id")
+    if len(out) > MAX_SYMBOLS_PER_REQUEST:
+        raise beyond_limit(QueryError(f"{len(out):,} symbols in one query; allowed: at most "
+                                      f"{MAX_SYMBOLS_PER_REQUEST} symbols"))
+    for s in out:
+        if len(s) > SYMBOL_MAX_LEN:
+            raise beyond_limit(QueryError(f"symbol {shown(s)} is {len(s):,} characters long; allowed: "
+                                          f"1-{SYMBOL_MAX_LEN} characters, or an instrument id"))
+        if is_instrument_id(s) and int(s) > MAX_INSTRUMENT_ID:
+            raise beyond_limit(QueryError(f"instrument id {s} is above {MAX_INSTRUMENT_ID}; allowed: an "
+                                          f"instrument id from 0 to {MAX_INSTRUMENT_ID}, or a symbol"))
     return out
 
 

@@ -45,13 +45,13 @@ def resolve(store: Store, symbols: Sequence[str], start: dt.datetime, end: dt.da
     if not symbols:
         raise QueryError("no symbols given; pass at least one symbol or instrument id")
     parts = []
-    ids = [s for s in symbols if s.isdigit()]
+    ids = [s for s in symbols if is_instrument_id(s)]
     if ids:
         parts.append(pl.DataFrame({"symbol": ids, "dataset": [dataset] * len(ids),
                                    "instrument_id": [int(s) for s in ids]}, schema_overrides={"dataset": pl.String})
                      .with_columns(from_ts=pl.lit(None, SELECTION_SCHEMA["from_ts"]),
                                    to_ts=pl.lit(None, SELECTION_SCHEMA["to_ts"])))
-    names = [s for s in symbols if not s.isdigit()]
+    names = [s for s in symbols if not is_instrument_id(s)]
     sym = store.symbology(names) if names else pl.DataFrame()
     if dataset is not None and sym.height:
         sym = sym.filter(pl.col("dataset") == dataset)
@@ -64,7 +64,8 @@ def resolve(store: Store, symbols: Sequence[str], start: dt.datetime, end: dt.da
         parts.append(_from_definitions(store, rest, dataset))
     out = pl.concat([p.select(list(SELECTION_SCHEMA)).cast(SELECTION_SCHEMA) for p in parts]) if parts \
         else pl.DataFrame(schema=SELECTION_SCHEMA)
-    missing = [s for s in symbols if s not in set(out.get_column("symbol").to_list())]
+    selected = set(out.get_column("symbol").to_list())
+    missing = [s for s in symbols if s not in selected]
     if missing:
         known = _known_symbols(store)
         where = f" in dataset {dataset}" if dataset else ""
@@ -74,6 +75,11 @@ def resolve(store: Store, symbols: Sequence[str], start: dt.datetime, end: dt.da
             + (f"; known symbols include: {', '.join(sorted(known)[:12])}" if known else "")
         )
     return _clip(_merge(out), start, end)
+
+
+def is_instrument_id(symbol: str) -> bool:
+    """An all-ASCII-digit symbol is an instrument id (``"5482"``; not ``"５"`` or ``"²"``)."""
+    return symbol.isascii() and symbol.isdigit()
 
 
 def _from_definitions(store: Store, symbols: list[str], dataset: str | None) -> pl.DataFrame:

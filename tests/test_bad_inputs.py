@@ -602,3 +602,241 @@ def test_errors_from_a_real_process_are_one_line_without_traceback(tmp_path, dbn
         assert (done.returncode, done.stdout, done.stderr) == (1, "", expected + "\n")
     assert not (tmp_path / "data" / "hdi.duckdb").exists()
     assert [p for p in files_under(tmp_path / "data") if p.parent.name != "logs"] == []
+
+
+# --------------------------------------------------------------------------------------- input bounds (exit 2)
+LIMITS = "an expression of at most 2000 characters, 500 tokens and 16 levels of nested parentheses"
+RANGE = "a time from 1970-01-01 to 2262-01-01 (UTC)"
+
+
+def with_derive(tmp_path: Path, expression: str) -> tuple[Path, int]:
+    """RECIPE with a derive step before the constant step, and that step's line."""
+    return variant(tmp_path, "  - constant:", f"  - derive: {{x: '{expression}'}}\n  - constant:")
+
+
+@pytest.mark.parametrize("terms", [5_000, 20_000])
+def test_huge_expression_is_refused_before_polars_parses_it(cli, gateway, tmp_path, terms):
+    """20,000 '+' terms crashed the process (segfault in Polars' recursive SQL parser); 5,000 ran > 60 s."""
+    expression = " + ".join(["open_price"] * terms)
+    path, line = with_derive(tmp_path, expression)
+    expected = (f"error: {path}:{line}: transform[2] derive.x: expression 'open_price + open_price + open_price + "
+                f"o...' is {len(expression):,} characters long; allowed: {LIMITS}")
+    failed_with(cli("recipes", "validate", path), expected, code=2)
+    failed_with(cli("ingest", "--recipe", path, "--dry-run"), "error: " + expected.removeprefix("error: "), code=2)
+    nothing_written(gateway)
+
+
+def test_huge_expression_in_a_real_process_does_not_crash(tmp_path):
+    path, line = with_derive(tmp_path, " + ".join(["open_price"] * 20_000))
+    hdi = [str(ROOT / ".venv" / "bin" / "hdi")] if (ROOT / ".venv" / "bin" / "hdi").exists() else \
+        [sys.executable, "-m", "hdi.cli.app"]
+    done = subprocess.run([*hdi, "recipes", "validate", str(path)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 2, done  # was -11 (SIGSEGV)
+    assert done.stderr.startswith(f"error: {path}:{line}: ") and done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("expression,what", [
+    (" + ".join(["1"] * 251), "'1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + ...' has 501 tokens"),
+    ("(" * 17 + "open_price" + ")" * 17, "'(((((((((((((((((open_price)))))))))))))...' nests parentheses 17 deep"),
+], ids=["tokens", "depth"])
+def test_expression_over_token_or_depth_limit(cli, tmp_path, expression, what):
+    path, line = with_derive(tmp_path, expression)
+    failed_with(cli("recipes", "validate", path),
+                f"error: {path}:{line}: transform[2] derive.x: expression {what}; allowed: {LIMITS}", code=2)
+
+
+def test_expression_at_the_limits_is_fine(cli, tmp_path):
+    path, _ = with_derive(tmp_path, "(" * 16 + " + ".join(["open_price"] * 100) + ")" * 16)
+    result = cli("recipes", "validate", path)
+    assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
+def test_recipe_that_is_not_a_regular_file(cli, tmp_path, target):
+    """``--recipe /dev/zero`` read until MemoryError; a FIFO blocked forever."""
+    path = Path(target)
+    if target == "fifo":
+        path = tmp_path / "recipe.yaml"
+        os.mkfifo(path)
+    expected = f"error: {path}: is not a regular file; allowed: a path to a .yaml recipe file (a regular file)"
+    failed_with(cli("ingest", "--recipe", path), expected, code=2)
+    failed_with(cli("recipes", "validate", path), expected, code=2)
+    nothing_written()
+
+
+def test_recipe_file_over_one_mebibyte(cli, tmp_path):
+    path = write(tmp_path, RECIPE + "#" * (1024 * 1024))
+    size = path.stat().st_size
+    failed_with(cli("ingest", "--recipe", path),
+                f"error: {path}: the file is {size:,} bytes; allowed: a recipe file of at most 1,048,576 bytes", code=2)
+    nothing_written()
+
+
+def test_yaml_nested_too_deep(cli, tmp_path):
+    path, line = variant(tmp_path, "description: Daily bars for tests of bad inputs",
+                         "description: " + "[" * 5000 + "]" * 5000)
+    failed_with(cli("recipes", "validate", path),
+                f"error: {path}:{line}: lists and mappings are nested more than 32 deep; allowed: at most 32 levels "
+                "of nested lists and mappings", code=2)
+
+
+@pytest.mark.parametrize("tagged,shown", [("!!int abc", "!!int does not fit the value 'abc'"),
+                                          ("!!bool maybe", "!!bool does not fit the value 'maybe'"),
+                                          ("!!seq x", "!!seq does not fit the value 'x'")])
+def test_yaml_tag_that_does_not_fit_its_value(cli, tmp_path, tagged, shown):
+    """PyYAML raised a bare ValueError/KeyError/AttributeError (a traceback) for these."""
+    path, line = variant(tmp_path, "max_failure_rate: 0.01", f"max_failure_rate: {tagged}")
+    failed_with(cli("recipes", "validate", path),
+                f"error: {path}:{line}: the tag {shown}; allowed: plain YAML values (a tag such as !!int must fit "
+                "its value)")
+
+
+def test_timestamp_tag_on_a_non_date(cli, tmp_path):
+    """``!!timestamp x`` raised AttributeError inside PyYAML; now it is the string it says."""
+    path, line = variant(tmp_path, "start: 2024-01-01", "start: !!timestamp x")
+    failed_with(cli("recipes", "validate", path),
+                f"error: {path}:{line}: source.start: start 'x' is not a date or timestamp; allowed: a date "
+                "(2024-01-01) or an ISO-8601 timestamp (2024-01-01T14:30:00Z), UTC")
+
+
+def test_line_break_in_a_value_stays_on_one_line(cli, tmp_path):
+    path, line = variant(tmp_path, "name: bad_inputs", 'name: "bad\\ninputs\\u2028\\x1b[31m"')
+    failed_with(cli("recipes", "validate", path),
+                f"error: {path}:{line}: name: bad recipe name 'bad\\ninputs\\u2028\\x1b[31m'; allowed: lower-case "
+                "letters, digits and _ ([a-z0-9_]+)")
+
+
+@pytest.mark.parametrize("option,value", [("--start", "1677-09-21"), ("--start", "0001-01-01"),
+                                          ("--end", "2262-04-12"), ("--start", "1969-12-31T23:59:59Z"),
+                                          ("--start", "0001-01-01T00:00:00+05:00")])
+def test_date_outside_what_hdi_can_store(cli, gateway, tmp_path, option, value):
+    """``hdi query --start 1677-09-21`` or ``0001-01-01`` printed a Polars conversion traceback."""
+    name = option.removeprefix("--")
+    args = {"--start": "2024-01-01", "--end": "2024-02-01", option: value}
+    failed_with(cli("query", "--schema", "ohlcv-1d", "--symbols", "CL.c.0", *[x for kv in args.items() for x in kv]),
+                f"error: {name} '{value}' is outside the times hdi can store; allowed: {RANGE}", code=2)
+    path = write(tmp_path, RECIPE)
+    failed_with(cli("ingest", "--recipe", path, option, value),
+                f"error: {path}: --{name} '{value}' is outside the times hdi can store; allowed: {RANGE}", code=2)
+    nothing_written(gateway)
+
+
+def test_date_outside_the_range_in_a_recipe(cli, tmp_path):
+    path, line = variant(tmp_path, "start: 2024-01-01", "start: 0001-01-01T00:00:00+05:00")
+    failed_with(cli("recipes", "validate", path),
+                f"error: {path}:{line}: source.start: start '0001-01-01T00:00:00+05:00' is outside the times hdi can "
+                f"store; allowed: {RANGE}", code=2)
+
+
+def test_read_bars_with_dates_or_ids_outside_the_limits(tmp_path):
+    import hdi
+
+    store = f"duckdb://{tmp_path / 'x.duckdb'}"
+    cases = [(("CL.c.0", "1677-09-21", "2024-01-01"), f"start '1677-09-21' is outside the times hdi can store; "
+              f"allowed: {RANGE}"),
+             (("CL.c.0", dt.datetime(1, 1, 1), "2024-01-01"), f"start '0001-01-01 00:00:00' is outside the times hdi "
+              f"can store; allowed: {RANGE}"),
+             (("9" * 30, "2024-01-01", "2024-02-01"), f"instrument id {'9' * 30} is above 4294967295; allowed: an "
+              "instrument id from 0 to 4294967295, or a symbol")]
+    for args, expected in cases:
+        with pytest.raises(hdi.HdiError) as info:
+            hdi.read_bars(*args, store=store)
+        assert (info.value.message, info.value.exit_code) == (expected, 2)
+
+
+def test_huge_symbols_argument_is_refused_at_once(cli, gateway, tmp_path):
+    """A 100,000-character --symbols took over 60 s (10,000 characters: 1.2 s)."""
+    import time
+
+    path = write(tmp_path, RECIPE)
+    many = ",".join(f"S{i}" for i in range(20_000))
+    t0 = time.perf_counter()
+    failed_with(cli("ingest", "--recipe", path, "--symbols", many),
+                f"error: {path}: 20,000 symbols for 2 requests; allowed: at most 2000 symbols per request", code=2)
+    failed_with(cli("query", "--schema", "ohlcv-1d", "--symbols", many, "--start", "2024-01-01", "--end", "2024-02-01"),
+                "error: 20,000 symbols in one query; allowed: at most 2000 symbols", code=2)
+    long = "A" * 100_000
+    failed_with(cli("ingest", "--recipe", path, "--symbols", long),
+                f"error: {path}: symbol '{'A' * 40}...' is 100,000 characters long; allowed: 1-70 characters (A-Z a-z "
+                "0-9 . _ - / ! : and inner spaces)", code=2)
+    failed_with(cli("query", "--schema", "ohlcv-1d", "--symbols", long, "--start", "2024-01-01", "--end", "2024-02-01"),
+                f"error: symbol '{'A' * 40}...' is 100,000 characters long; allowed: 1-70 characters, or an "
+                "instrument id", code=2)
+    assert time.perf_counter() - t0 < 10
+    nothing_written(gateway)
+
+
+def test_too_many_or_too_long_symbols_in_a_recipe(cli, tmp_path):
+    many = ", ".join(f"S{i}" for i in range(2001))
+    path, line = variant(tmp_path, "symbols: [SPY]", f"symbols: [{many}]")
+    failed_with(cli("recipes", "validate", path),
+                f"error: {path}:{line}: source.requests[1].symbols: 2,001 symbols in one request; allowed: at most "
+                "2000 symbols per request", code=2)
+    path, line = variant(tmp_path, "symbols: [SPY]", f"symbols: [{'X' * 71}]")
+    failed_with(cli("recipes", "validate", path),
+                f"error: {path}:{line}: source.requests[1].symbols[0]: symbol '{'X' * 40}...' is 71 characters long; "
+                "allowed: 1-70 characters (A-Z a-z 0-9 . _ - / ! : and inner spaces)", code=2)
+
+
+def test_instrument_id_above_uint32_in_a_recipe(cli, tmp_path):
+    path, line = variant(tmp_path, "stype_in: raw_symbol, symbols: [SPY]", "stype_in: instrument_id, symbols: ['4294967296']")
+    failed_with(cli("recipes", "validate", path),
+                f"error: {path}:{line}: source.requests[1].symbols[0]: instrument id 4294967296 is above 4294967295; "
+                "allowed: a numeric instrument id from 0 to 4294967295 (DBN's uint32)", code=2)
+
+
+def test_damaged_dataset_code_in_dbn_metadata_is_refused(cli, tmp_path, dbn):
+    """A flipped bit in the metadata's dataset ('GLBX.MDP3' -> 'gLBX.MDP3') loaded every row under that name."""
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(dbn["jan.dbn.zst"].read_bytes())
+    assert raw[8:17] == b"GLBX.MDP3"
+    f = tmp_path / "flipped.dbn"
+    f.write_bytes(raw[:8] + b"g" + raw[9:])
+    failed_with(cli("ingest", "--recipe", write(tmp_path, RECIPE), "--from-file", f),
+                f"error: {f}: corrupt DBN metadata: dataset 'gLBX.MDP3' is not a Databento dataset code; allowed: "
+                "VENUE.FEED in capitals, e.g. GLBX.MDP3")
+    nothing_written()
+
+
+def test_timestamp_constant_outside_the_range(cli, tmp_path):
+    """make fuzz found it: an OverflowError traceback from Polars for a constant in year 1 with an offset."""
+    path, line = variant(tmp_path, "trade_count: null, vwap: null}", "trade_count: null, vwap: null, "
+                         "t: 0001-01-01T00:00:00+05:00}")
+    failed_with(cli("recipes", "validate", path),
+                f"error: {path}:{line}: transform[2] constant.t: timestamp constant 0001-01-01T00:00:00+05:00 is outside "
+                f"the times hdi can store; allowed: {RANGE}", code=2)
+
+
+@pytest.mark.parametrize("end_ns,shown", [(2**64 - 2, "2554-07-21T23:34:33.709551+00:00"),
+                                          (1_600_000_000 * 10**9, None)], ids=["after_2262", "before_start"])
+def test_dbn_metadata_end_outside_the_range_or_before_start(cli, tmp_path, dbn, end_ns, shown):
+    """make fuzz found it: a flipped bit in the metadata's end crashed the chunk in Polars (a multi-line
+    error, and the failure could not be recorded)."""
+    import struct
+
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(dbn["jan.dbn.zst"].read_bytes())
+    start_ns = struct.unpack_from("<Q", raw, 26)[0]
+    f = tmp_path / "flipped.dbn"
+    f.write_bytes(raw[:34] + struct.pack("<Q", end_ns) + raw[42:])
+    what = (f"end {shown} is outside the times hdi can store; allowed: {RANGE}" if shown else
+            "end 2020-09-13T12:26:40+00:00 is before start "
+            f"{dt.datetime.fromtimestamp(start_ns / 1e9, dt.UTC).isoformat()}; allowed: start <= end")
+    failed_with(cli("ingest", "--recipe", write(tmp_path, RECIPE), "--from-file", f),
+                f"error: {f}: corrupt DBN metadata: {what}")
+    nothing_written()
+
+
+def test_yaml_alias_bomb_is_refused_at_once(cli, tmp_path):
+    """A "billion laughs" document (aliases of aliases): 'cast: {open_price: <bomb>}' ran for minutes."""
+    import time
+
+    parts, prev = ["&a [x, x, x, x, x, x, x, x, x, x]"], "a"
+    for name in "bcdefghi":
+        parts.append(f"&{name} [{', '.join(['*' + prev] * 10)}]")
+        prev = name
+    path, line = variant(tmp_path, "  - constant:", f"  - cast: {{open_price: [{', '.join(parts)}]}}\n  - constant:")
+    t0 = time.perf_counter()
+    failed_with(cli("recipes", "validate", path),
+                f"error: {path}:{line}: with its aliases expanded, the document holds more than 100,000 values; "
+                "allowed: at most 100,000 values (aliases counted as copies)", code=2)
+    assert time.perf_counter() - t0 < 10

@@ -43,7 +43,7 @@ def _fail(e: HdiError) -> typer.Exit:
 
     logging.getLogger("hdi.cli").debug("error", exc_info=e)
     render.error(redact(e.message))
-    return typer.Exit(1)
+    return typer.Exit(e.exit_code)
 
 
 @app.callback(invoke_without_command=True)
@@ -246,9 +246,9 @@ def recipes_validate(
             compiled = check_recipe(f)
             render.ok(f"{f}: ok ({compiled.recipe.source.schema} -> {compiled.table.name})")
         except HdiError as e:
-            bad += 1
+            bad = max(bad, e.exit_code)  # 2 when a file is beyond hdi's input limits
             render.error(e.message)
-    raise typer.Exit(1 if bad else 0)
+    raise typer.Exit(bad)
 
 
 def main() -> None:

@@ -27,9 +27,11 @@ class Arg:
         self.sink = sink if sink is not None else {}
         self.sink.setdefault(path, line)
 
-    def fail(self, what: str, allowed: str, hint: str = "") -> NoReturn:
+    def fail(self, what: str, allowed: str, hint: str = "", *, exit_code: int = 1) -> NoReturn:
         what = f"{self.label}: {what}" if self.label else what
-        raise RecipeError(message(self.file, self.line, what, allowed, hint))
+        err = RecipeError(message(self.file, self.line, what, allowed, hint))
+        err.exit_code = exit_code
+        raise err
 
     def _child(self, key: Any, line: int, value: Any) -> Arg:
         if not isinstance(key, int) or isinstance(key, bool):

@@ -13,6 +13,7 @@ from typing import Any
 
 from hdi.errors import RecipeError, allowed_list, did_you_mean
 from hdi.tables import DATA_TABLES, SCHEMA_TABLE
+from hdi.timeutil import TIME_RANGE, in_range, to_utc
 
 VENDORS = ("databento",)
 SCHEMAS = tuple(SCHEMA_TABLE)
@@ -24,6 +25,7 @@ TABLE_NAMES = tuple(DATA_TABLES)
 KNOWN_DATASETS = ("GLBX.MDP3", "XNAS.ITCH", "XNYS.PILLAR", "EQUS.MINI", "EQUS.SUMMARY", "EQUS.PLUS",
                   "IFEU.IMPACT", "NDEX.IMPACT", "OPRA.PILLAR", "DBEQ.BASIC", "ARCX.PILLAR", "IEXG.TOPS")
 MAX_SYMBOLS_PER_REQUEST = 2000  # Databento's documented cap per request
+MAX_INSTRUMENT_ID = 4_294_967_295  # DBN instrument ids are uint32
 
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
 DATASET_RE = re.compile(r"^[A-Z0-9]+\.[A-Z0-9]+$")
@@ -38,11 +40,14 @@ PERIOD_RE = re.compile(r"^([1-9][0-9]{0,3})d$")
 
 
 class Problem(Exception):
-    """A bad value: ``what`` is wrong, ``allowed`` is what would be right, ``hint`` a did-you-mean."""
+    """A bad value: ``what`` is wrong, ``allowed`` is what would be right, ``hint`` a did-you-mean.
 
-    def __init__(self, what: str, allowed: str, hint: str = "") -> None:
+    ``exit_code`` 2 marks a value beyond one of hdi's input limits (see :func:`hdi.errors.beyond_limit`).
+    """
+
+    def __init__(self, what: str, allowed: str, hint: str = "", *, exit_code: int = 1) -> None:
         super().__init__(what)
-        self.what, self.allowed, self.hint = what, allowed, hint
+        self.what, self.allowed, self.hint, self.exit_code = what, allowed, hint, exit_code
 
 
 def message(file: str, line: int | None, what: str, allowed: str, hint: str = "") -> str:
@@ -53,7 +58,9 @@ def message(file: str, line: int | None, what: str, allowed: str, hint: str = ""
 
 def located(file: str, line: int | None, problem: Problem) -> RecipeError:
     """Turn a :class:`Problem` into a RecipeError at ``file:line``."""
-    return RecipeError(message(file, line, problem.what, problem.allowed, problem.hint))
+    err = RecipeError(message(file, line, problem.what, problem.allowed, problem.hint))
+    err.exit_code = problem.exit_code
+    return err
 
 
 def type_name(value: Any) -> str:
@@ -101,7 +108,11 @@ def when(value: Any, what: str) -> dt.datetime:
             raise Problem(f"{what} '{value}' is not a date or timestamp", allowed) from None
     else:
         raise Problem(f"{what} must be a date, got {type_name(value)}", allowed)
-    return out.replace(tzinfo=dt.UTC) if out.tzinfo is None else out.astimezone(dt.UTC)
+    utc = to_utc(out)
+    if utc is None or not in_range(utc):
+        shown = value if isinstance(value, str) else out.isoformat()
+        raise Problem(f"{what} '{shown}' is outside the times hdi can store", TIME_RANGE, exit_code=2)
+    return utc
 
 
 def show_when(value: dt.datetime) -> str:
@@ -142,11 +153,12 @@ def symbol(value: Any, stype_in: str) -> str:
     if not isinstance(value, str):
         raise Problem(f"symbol must be a string, got {type_name(value)} (quote it in YAML)",
                       "a string such as CL.c.0, ESH5 or SPY")
-    if not value or len(value) > SYMBOL_MAX_LEN or not SYMBOL_RE.match(value):
+    if len(value) > SYMBOL_MAX_LEN:
+        raise Problem(f"symbol {shown(value)} is {len(value):,} characters long",
+                      f"1-{SYMBOL_MAX_LEN} characters ({SYMBOL_CHARS})", exit_code=2)
+    if not value or not SYMBOL_RE.match(value):
         if not value:
             why = "is empty"
-        elif len(value) > SYMBOL_MAX_LEN:
-            why = f"is longer than {SYMBOL_MAX_LEN} characters"
         elif value != value.strip():
             why = "has leading or trailing whitespace"
         else:
@@ -163,6 +175,9 @@ def symbol(value: Any, stype_in: str) -> str:
         rx, allowed = forms[stype_in]
         if not rx.match(value):
             raise Problem(f"symbol '{value}' is not a {stype_in} symbol", allowed)
+        if stype_in == "instrument_id" and int(value) > MAX_INSTRUMENT_ID:
+            raise Problem(f"instrument id {value} is above {MAX_INSTRUMENT_ID}",
+                          f"a numeric instrument id from 0 to {MAX_INSTRUMENT_ID} (DBN's uint32)", exit_code=2)
     elif stype_in == "raw_symbol":
         for other in ("continuous", "parent"):
             if forms[other][0].match(value):
@@ -177,10 +192,24 @@ def symbols(values: Any, stype_in: str) -> tuple[str, ...]:
         raise Problem(f"symbols must be a list, got {type_name(values)}", "a YAML list, e.g. [CL.c.0, NG.c.0]")
     if not values:
         raise Problem("symbols is an empty list", "at least one symbol, e.g. [CL.c.0]")
+    too_many(len(values))
     out = tuple(symbol(v, stype_in) for v in values)
-    dup = next((s for i, s in enumerate(out) if s in out[:i]), None)
-    if dup is not None:
-        raise Problem(f"symbol '{dup}' is listed twice", "each symbol once per request")
-    if len(out) > MAX_SYMBOLS_PER_REQUEST:
-        raise Problem(f"{len(out)} symbols in one request", f"at most {MAX_SYMBOLS_PER_REQUEST}")
+    seen: set[str] = set()
+    for s in out:
+        if s in seen:
+            raise Problem(f"symbol '{s}' is listed twice", "each symbol once per request")
+        seen.add(s)
     return out
+
+
+def too_many(count: int, requests: int = 1) -> None:
+    """More than MAX_SYMBOLS_PER_REQUEST symbols per request is refused (exit code 2) before any is checked."""
+    if count > MAX_SYMBOLS_PER_REQUEST * requests:
+        where = "in one request" if requests == 1 else f"for {requests} requests"
+        raise Problem(f"{count:,} symbols {where}", f"at most {MAX_SYMBOLS_PER_REQUEST} symbols per request",
+                      exit_code=2)
+
+
+def shown(value: str, width: int = 40) -> str:
+    """A long value quoted and cut for a message: ``'ABCDEF...'``."""
+    return repr(value if len(value) <= width else value[:width] + "...")

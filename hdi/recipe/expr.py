@@ -7,7 +7,10 @@ Expressions are parsed by ``polars.sql_expr`` (no Python is ever evaluated) and 
 - function calls only from :data:`FUNCTIONS`, all row-wise: aggregates (``SUM``, ``COUNT``), window
   functions and clock/random functions (``NOW``) are refused with the reason, because they would
   make a row's value depend on the chunk it is in or on when it ran;
-- every column it reads must exist in the frame at that step (checked at compile time).
+- every column it reads must exist in the frame at that step (checked at compile time);
+- it is small: at most :data:`MAX_CHARS` characters, :data:`MAX_TOKENS` tokens and
+  :data:`MAX_DEPTH` levels of nested parentheses, checked before Polars parses anything (a
+  20,000-term sum used to crash the process in Polars' recursive parser).
 """
 
 from __future__ import annotations
@@ -51,6 +54,13 @@ _QUOTED_ID = re.compile(r'"(?:[^"]|"")*"')
 _DISTINCT_FROM = re.compile(r"\bIS\s+(?:NOT\s+)?DISTINCT\s+FROM\b", re.IGNORECASE)
 _CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _WORD = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\b")
+MAX_CHARS = 2000
+MAX_TOKENS = 500
+MAX_DEPTH = 16
+LIMITS = (f"an expression of at most {MAX_CHARS} characters, {MAX_TOKENS} tokens and {MAX_DEPTH} levels of "
+          "nested parentheses")
+_TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_]*|[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?"""
+                    r"|<=|>=|<>|!=|\|\||::|\S")
 ALLOWED = "one SQL scalar expression over the frame's columns, e.g. (high_price + low_price) / 2 " \
           "(see docs/recipes.md, 'Expressions')"
 
@@ -63,17 +73,45 @@ def _skeleton(text: str) -> str:
     return _DISTINCT_FROM.sub(" IS DISTINCT_FROM ", out)
 
 
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
+def check_size(text: str) -> None:
+    """Length, token count and parenthesis depth within the limits, before anything parses ``text``.
+
+    Raises:
+        Problem: (exit code 2) naming the expression's start and the limit it exceeds.
+    """
+    if len(text) > MAX_CHARS:
+        raise Problem(f"expression {_shown(text)} is {len(text):,} characters long", LIMITS, exit_code=2)
+    tokens = depth = deepest = 0
+    for m in _TOKEN.finditer(text):
+        tokens += 1
+        tok = m.group()
+        if tok == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif tok == ")":
+            depth -= 1
+    if tokens > MAX_TOKENS:
+        raise Problem(f"expression {_shown(text)} has {tokens:,} tokens", LIMITS, exit_code=2)
+    if deepest > MAX_DEPTH:
+        raise Problem(f"expression {_shown(text)} nests parentheses {deepest} deep", LIMITS, exit_code=2)
+
+
 def parse(text: str) -> pl.Expr:
     """Parse and narrow one expression (no column check; see :func:`columns_read`).
 
     Raises:
-        Problem: Not one scalar expression, a blocked keyword, a function outside FUNCTIONS, or SQL
+        Problem: Beyond the size limits (:func:`check_size`), not one scalar expression, a blocked keyword, a function outside FUNCTIONS, or SQL
             that polars cannot parse.
     """
     import polars as pl
 
     if not isinstance(text, str) or not text.strip():
         raise Problem("expression is empty", ALLOWED)
+    check_size(text)
     skel = _skeleton(text)
     if ";" in skel:
         raise Problem("';' is not allowed: an expression is a single SQL expression", ALLOWED)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import stat
 from pathlib import Path
 from typing import Any, NoReturn
 
-from hdi.errors import RecipeError, allowed_list, did_you_mean
+from hdi.errors import RecipeError, allowed_list, beyond_limit, did_you_mean
 from hdi.recipe import checks
 from hdi.recipe.args import Arg
 from hdi.recipe.checks import Problem, message, type_name
@@ -23,6 +24,7 @@ from hdi.recipe.yamlsrc import YamlProblem, YMap, parse_yaml
 
 TOP_KEYS = ("name", "description", "source", "transform", "validate", "target")
 SOURCE_KEYS = ("vendor", "gateway", "schema", "start", "end", "chunk", "requests")
+MAX_RECIPE_BYTES = 1024 * 1024  # a real recipe is a few hundred bytes; 2000 symbols fit many times over
 TOP_HINT = "a mapping with keys " + allowed_list(TOP_KEYS) + " (see docs/recipes.md)"
 
 
@@ -44,7 +46,9 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     try:
         tree = parse_yaml(text, file)
     except YamlProblem as exc:
-        raise RecipeError(message(file, exc.line, exc.what, TOP_HINT)) from None
+        err = RecipeError(message(file, exc.line, exc.what, exc.allowed or TOP_HINT))
+        err.exit_code = exc.exit_code
+        raise err from None
     if tree is None:
         raise RecipeError(message(file, 1, "the recipe is empty", TOP_HINT))
     if not isinstance(tree, YMap):
@@ -75,7 +79,26 @@ def _read(p: Path) -> str:
                                   did_you_mean(file, siblings)))
     if p.is_dir():
         raise RecipeError(message(file, None, "is a directory, not a recipe file", "a path to a .yaml recipe file"))
-    raw = p.read_bytes()
+    try:
+        info = p.stat()
+    except OSError as exc:
+        raise RecipeError(message(file, None, f"cannot read the recipe file ({exc.strerror})",
+                                  "a readable .yaml recipe file")) from None
+    if not stat.S_ISREG(info.st_mode):  # /dev/zero, a FIFO, a socket: unbounded or blocking
+        raise beyond_limit(RecipeError(message(file, None, "is not a regular file",
+                                               "a path to a .yaml recipe file (a regular file)")))
+    too_big = f"a recipe file of at most {MAX_RECIPE_BYTES:,} bytes"
+    if info.st_size > MAX_RECIPE_BYTES:
+        raise beyond_limit(RecipeError(message(file, None, f"the file is {info.st_size:,} bytes", too_big)))
+    try:
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_RECIPE_BYTES + 1)  # the file may grow after the stat
+    except OSError as exc:
+        raise RecipeError(message(file, None, f"cannot read the recipe file ({exc.strerror})",
+                                  "a readable .yaml recipe file")) from None
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise beyond_limit(RecipeError(message(file, None, f"the file is more than {MAX_RECIPE_BYTES:,} bytes",
+                                               too_big)))
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -84,7 +107,7 @@ def _read(p: Path) -> str:
 
 
 def _problem(arg: Arg, problem: Problem) -> NoReturn:
-    arg.fail(problem.what, problem.allowed, problem.hint)
+    arg.fail(problem.what, problem.allowed, problem.hint, exit_code=problem.exit_code)
 
 
 def _source(a: Arg) -> Source:
@@ -149,7 +172,11 @@ def _request(a: Arg) -> Request:
     except Problem as p:
         _problem(kv["stype_in"], p)
     items = kv["symbols"].items("a list of symbols, e.g. [CL.c.0, NG.c.0]")
-    symbols: list[str] = []
+    try:
+        checks.too_many(len(items))
+    except Problem as p:
+        _problem(kv["symbols"], p)
+    symbols: dict[str, None] = {}
     for item in items:
         try:
             s = checks.symbol(item.value, stype_in)
@@ -157,9 +184,7 @@ def _request(a: Arg) -> Request:
             _problem(item, p)
         if s in symbols:
             item.fail(f"symbol '{s}' is listed twice", "each symbol once per request")
-        symbols.append(s)
-    if len(symbols) > checks.MAX_SYMBOLS_PER_REQUEST:
-        kv["symbols"].fail(f"{len(symbols)} symbols in one request", f"at most {checks.MAX_SYMBOLS_PER_REQUEST}")
+        symbols[s] = None
     return Request(dataset=dataset, stype_in=stype_in, symbols=tuple(symbols))
 
 

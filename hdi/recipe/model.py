@@ -171,6 +171,10 @@ def _select(requests: tuple[Request, ...], symbols: Sequence[str] | str) -> tupl
         return (dataclasses.replace(only, symbols=checks.symbols(wanted, only.stype_in)),)
     if not wanted:
         raise Problem("--symbols is empty", "symbols of the recipe's requests")
+    checks.too_many(len(wanted), len(requests))
+    for s in wanted:  # before a did-you-mean compares a huge value with every known symbol
+        if isinstance(s, str) and len(s) > checks.SYMBOL_MAX_LEN:
+            checks.symbol(s, "raw_symbol")
     known = {s for r in requests for s in r.symbols}
     for s in wanted:
         if s not in known:

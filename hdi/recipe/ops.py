@@ -26,6 +26,7 @@ from hdi.recipe import expr as sqlexpr
 from hdi.recipe.args import Arg
 from hdi.recipe.checks import Problem, message
 from hdi.recipe.model import Source, Step
+from hdi.timeutil import TIME_RANGE, in_range, to_utc
 
 StepFn = Callable[[pl.LazyFrame], pl.LazyFrame]
 
@@ -209,6 +210,12 @@ def _parse_constant(a: Arg) -> dict[str, dict[str, Any]]:
                     kv["dtype"].fail(p.what, p.allowed, p.hint)
         if value is not None and not isinstance(value, str | int | float | bool | dt.date):
             v.fail(f"unsupported constant {type(value).__name__}", _CONST_TYPES)
+        if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+            v.fail(f"integer constant {value} does not fit in 64 bits", "-9223372036854775808..9223372036854775807",
+                   exit_code=2)
+        if isinstance(value, dt.datetime) and ((utc := to_utc(value)) is None or not in_range(utc)):
+            v.fail(f"timestamp constant {value.isoformat()} is outside the times hdi can store", TIME_RANGE,
+                   exit_code=2)
         out[col] = {"value": value, "dtype": dtype}
     return out
 
@@ -243,7 +250,7 @@ def _parse_expression(v: Arg) -> str:
     try:
         sqlexpr.parse(text)
     except Problem as p:
-        v.fail(p.what, p.allowed, p.hint)
+        v.fail(p.what, p.allowed, p.hint, exit_code=p.exit_code)
     return text
 
 

@@ -12,6 +12,9 @@ from typing import Any
 
 import yaml
 
+MAX_DEPTH = 32  # a recipe nests 5 levels; PyYAML's recursion fails near 1000
+MAX_VALUES = 100_000  # 2000 symbols and a long transform are a few thousand
+
 
 class YMap(dict):
     """A YAML mapping: ``line`` is where it starts, ``key_lines[key]`` where each key is written."""
@@ -34,16 +37,97 @@ class YList(list):
 
 
 class YamlProblem(Exception):
-    """A document that is not valid YAML, or has a duplicate key; ``line`` is 1-based."""
+    """A document that is not valid YAML, or has a duplicate key; ``line`` is 1-based.
 
-    def __init__(self, line: int, what: str) -> None:
+    ``allowed`` (when set) says what would be right; ``exit_code`` 2 marks a document beyond a limit.
+    """
+
+    def __init__(self, line: int, what: str, allowed: str = "", *, exit_code: int = 1) -> None:
         super().__init__(what)
         self.line = line
         self.what = what
+        self.allowed = allowed
+        self.exit_code = exit_code
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader whose mappings and sequences record line numbers."""
+    """SafeLoader whose mappings and sequences record line numbers, nested at most MAX_DEPTH deep."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """PyYAML composes (and constructs) nodes recursively: refuse deep nesting before it does."""
+        if not self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            line = self.peek_event().start_mark.line + 1
+            raise YamlProblem(line, f"lists and mappings are nested more than {MAX_DEPTH} deep",
+                              f"at most {MAX_DEPTH} levels of nested lists and mappings", exit_code=2)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        if node is not None:
+            _check_expanded(node)
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """An explicit tag that does not fit its value (``!!int abc``, ``!!bool maybe``, ``!!seq x``)
+        makes PyYAML's constructors raise bare Python errors: report it as a YAML problem at its line."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError):
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            shown = repr(node.value) if isinstance(node, yaml.ScalarNode) else f"a {node.id}"
+            raise YamlProblem(node.start_mark.line + 1, f"the tag {tag} does not fit the value {shown[:60]}",
+                              "plain YAML values (a tag such as !!int must fit its value)") from None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check_expanded(root: yaml.Node) -> None:
+    """Aliases share nodes, so a small file can stand for an exponential tree ("billion laughs"): a
+    recipe that printed or walked it would hang. Count the values and the nesting with every alias
+    expanded (each shared node measured once, iteratively), and refuse beyond the limits."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        kids = _children(node)
+        if finished:
+            open_.discard(key)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = (1 + max((depth[id(k)] for k in kids), default=0)) if not isinstance(node, yaml.ScalarNode) else 0
+            line = node.start_mark.line + 1
+            if size[key] > MAX_VALUES:
+                raise YamlProblem(line, f"with its aliases expanded, the document holds more than {MAX_VALUES:,} values",
+                                  f"at most {MAX_VALUES:,} values (aliases counted as copies)", exit_code=2)
+            if depth[key] > MAX_DEPTH:
+                raise YamlProblem(line, f"with its aliases expanded, lists and mappings are nested more than "
+                                  f"{MAX_DEPTH} deep", f"at most {MAX_DEPTH} levels of nested lists and mappings",
+                                  exit_code=2)
+            continue
+        if key in size:
+            continue
+        if key in open_:
+            raise YamlProblem(node.start_mark.line + 1, "an alias refers to the list or mapping that contains it",
+                              "aliases to values defined before them")
+        open_.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in kids if id(k) not in size)
 
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> YMap:
@@ -77,7 +161,7 @@ def _construct_timestamp(loader: _Loader, node: yaml.ScalarNode) -> Any:
     can say which value is wrong instead of PyYAML raising a bare ValueError."""
     try:
         return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
-    except ValueError:
+    except (ValueError, AttributeError, OverflowError):  # AttributeError: '!!timestamp x' matches no form
         return loader.construct_scalar(node)
 
 

@@ -34,6 +34,8 @@ from databento.common.constants import SCHEMA_STRUCT_MAP, SCHEMA_STRUCT_MAP_V1, 
 from databento.common.error import BentoError
 
 from hdi.errors import DecodeError, SourceError, allowed_list, did_you_mean
+from hdi.recipe.checks import DATASET_RE
+from hdi.timeutil import TIME_RANGE, in_range
 
 logger = logging.getLogger(__name__)
 
@@ -455,7 +457,18 @@ def _to_metadata(meta: dbn.Metadata, p: Path, issues: list[str]) -> DbnMetadata:
                f"({stype_out}) gives an instrument id")
         logger.warning(msg)
         issues.append(msg)
+    if meta.dataset and not DATASET_RE.match(meta.dataset):  # e.g. a flipped bit: rows would be stored under it
+        raise DecodeError(f"{p}: corrupt DBN metadata: dataset {meta.dataset!r} is not a Databento dataset code; "
+                          "allowed: VENUE.FEED in capitals, e.g. GLBX.MDP3")
     end = meta.end
+    times = {"start": meta.start} if end is None or end == _UNDEF_TS else {"start": meta.start, "end": end}
+    for name, ns in times.items():  # a flipped bit: a window Polars and the stores cannot hold
+        if not in_range(_ns_to_datetime(ns)):
+            raise DecodeError(f"{p}: corrupt DBN metadata: {name} {_ns_to_datetime(ns).isoformat()} is outside the "
+                              f"times hdi can store; allowed: {TIME_RANGE}")
+    if "end" in times and end < meta.start:
+        raise DecodeError(f"{p}: corrupt DBN metadata: end {_ns_to_datetime(end).isoformat()} is before start "
+                          f"{_ns_to_datetime(meta.start).isoformat()}; allowed: start <= end")
     return DbnMetadata(
         version=meta.version, dataset=meta.dataset or None, schema=_enum_str(meta.schema),
         stype_in=stype_in, stype_out=stype_out, start=_ns_to_datetime(meta.start),

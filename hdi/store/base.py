@@ -300,8 +300,13 @@ class Store(ABC):
             if selections.height == 0:
                 return empty_frame(t, cols)
             ors = []
+            # instruments sharing (dataset, window) share one IN list: 2000 OR terms took DuckDB 8 s
+            groups: dict[tuple[Any, Any, Any], list[int]] = {}
             for ds, iid, lo, hi in selections.select("dataset", "instrument_id", "from_ts", "to_ts").iter_rows():
-                parts = [f"instrument_id = {p(int(iid))}"]
+                groups.setdefault((ds, lo, hi), []).append(int(iid))
+            for (ds, lo, hi), iids in groups.items():
+                parts = [f"instrument_id = {p(iids[0])}" if len(iids) == 1
+                         else f"instrument_id IN ({', '.join(p(i) for i in iids)})"]
                 if ds is not None:
                     parts.append(f"dataset = {p(ds)}")
                 if lo is not None:
