@@ -44,9 +44,10 @@ def read_table(
     t = TABLES[table]
     s, e = parse_range(start, end, error=QueryError)
     st = open_store(store)
-    sel = resolve(st, _symbols(symbols), s, e, dataset)
-    windows = sel.select("dataset", "instrument_id", "from_ts", "to_ts").unique(maintain_order=True)
-    rows = st.select(t.name, start=s, end=e, selections=windows, equals=equals)
+    with st.session():  # a DuckDB file is attached for this call only: an ingest may write between calls
+        sel = resolve(st, _symbols(symbols), s, e, dataset)
+        windows = sel.select("dataset", "instrument_id", "from_ts", "to_ts").unique(maintain_order=True)
+        rows = st.select(t.name, start=s, end=e, selections=windows, equals=equals)
     return _attach_symbols(rows, sel, t, prices)
 
 

@@ -10,26 +10,21 @@ natural key is absent (an anti-join restricted to the frame's time range).
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from hdi.errors import StoreError
+from hdi.store import duckdb_share as share
 from hdi.store.base import Store, Transaction, WriteResult, overlap_probe, time_bounds
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import conform, ident
 from hdi.tables import Table
 
 log = logging.getLogger(__name__)
-
-# One connection per file per process: DuckDB refuses a second connection to the same file with a
-# different configuration, and opening one costs ~10 ms, too much for warm reads.
-_CONNECTIONS: dict[Path, tuple[Any, bool]] = {}
-_LOCK = threading.RLock()
-
 
 def parse_path(url: str) -> Path:
     """``duckdb:///abs/file.duckdb`` -> /abs/file.duckdb; ``duckdb://rel/file.duckdb`` -> rel/..."""
@@ -41,45 +36,9 @@ def parse_path(url: str) -> Path:
     return Path(rest).absolute()
 
 
-def _connect(path: Path, write: bool) -> Any:
-    import duckdb
-
-    with _LOCK:
-        held = _CONNECTIONS.get(path)
-        if held is not None and (held[1] or not write):
-            return held[0]
-        if held is not None:  # upgrade a read-only connection to read-write
-            held[0].close()
-            del _CONNECTIONS[path]
-        try:
-            if write:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                con = duckdb.connect(str(path))
-            else:
-                con = duckdb.connect(str(path), read_only=True)
-        except duckdb.IOException as e:
-            first = str(e).splitlines()[0]
-            if "lock" in first.lower():
-                raise StoreError(
-                    f"DuckDB store {path} is locked by another process ({first}); DuckDB allows one "
-                    "writing process per file: wait for it, or close the notebook holding it (hdi.close())"
-                ) from None
-            raise StoreError(f"cannot open DuckDB store {path}: {first}") from None
-        except OSError as e:
-            blocker = next((p for p in path.parents if p.exists()), None)
-            why = f"{blocker} is a file, not a folder" if blocker is not None and not blocker.is_dir() else \
-                (e.strerror or e)
-            raise StoreError(f"cannot create DuckDB store {path}: {why}") from None
-        _CONNECTIONS[path] = (con, write)
-        return con
-
-
 def close_all() -> None:
-    """Close every cached DuckDB connection of this process."""
-    with _LOCK:
-        for con, _ in _CONNECTIONS.values():
-            con.close()
-        _CONNECTIONS.clear()
+    """Detach and close every DuckDB store of this process (normally none is attached)."""
+    share.close()
 
 
 class DuckDBStore(Store):
@@ -91,36 +50,56 @@ class DuckDBStore(Store):
         self._migrated = False
 
     # -- connections --------------------------------------------------------------------------
-    def _con(self, write: bool = False) -> Any:
+    # The file is attached only while a call uses it (see hdi/store/duckdb_share.py): other
+    # processes read it between our calls, and our ingest writes it between their reads.
+    def _acquire(self, write: bool) -> Any:
+        """Attach the file (waiting while another process holds it); every call needs ``_release``."""
         if not write and not self.path.exists():
             raise StoreError(f"no DuckDB store at {self.path}: nothing has been ingested there yet")
-        return _connect(self.path, write)
+        if write and not self.path.exists():
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                blocker = next((p for p in self.path.parents if p.exists()), None)
+                why = f"{blocker} is a file, not a folder" if blocker is not None and not blocker.is_dir() else \
+                    (e.strerror or e)
+                raise StoreError(f"cannot create DuckDB store {self.path}: {why}") from None
+        return share.acquire(self.path, write)
+
+    @contextmanager
+    def session(self, write: bool = False) -> Iterator[Any]:
+        """Hold the file attached for a block of calls (one read API call, one ``hdi status``)."""
+        if not write and not self.path.exists():
+            yield None  # nothing to hold: each read says there is no store (or finds no table)
+            return
+        with share.LOCK:
+            con = self._acquire(write)
+            try:
+                yield con
+            finally:
+                share.release(self.path)
 
     def close(self) -> None:
-        with _LOCK:
-            held = _CONNECTIONS.pop(self.path, None)
-            if held is not None:
-                held[0].close()
+        share.close(self.path)
         self._known_tables.clear()
 
     def _has_table(self, name: str) -> bool:
         if not self.path.exists():
             return False
-        with _LOCK:
-            rows = self._con().execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = 'main'",
-                [name]).fetchall()
+        with self.session() as con:
+            rows = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = 'main' "
+                f"AND table_catalog = '{share.ALIAS}'", [name]).fetchall()
         return bool(rows[0][0])
 
     # -- schema -------------------------------------------------------------------------------
     def migrate(self) -> None:
         if self._migrated:
             return
-        with _LOCK:
-            self._migrate()
+        with self.session(write=True) as con:
+            self._migrate(con)
 
-    def _migrate(self) -> None:
-        con = self._con(write=True)
+    def _migrate(self, con: Any) -> None:
         _run(con, f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, "
                     "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
         done = {r[0] for r in con.execute(f"SELECT version FROM {MIGRATIONS_TABLE}").fetchall()}
@@ -144,9 +123,9 @@ class DuckDBStore(Store):
         import duckdb
 
         try:
-            with _LOCK:
+            with self.session() as con:
                 # Through the Arrow C stream, not .pl(): .pl() imports pyarrow (~0.13 s per `hdi query`)
-                return pl.DataFrame(self._con().sql(sql, params=list(params)))
+                return pl.DataFrame(con.sql(sql, params=list(params)))
         except duckdb.Error as e:
             raise StoreError(f"DuckDB store {self.path}: {str(e).splitlines()[0]}") from None
 
@@ -169,21 +148,33 @@ _WRITE_CAP = "SET memory_limit = '256MB'"
 
 
 class _DuckTxn(Transaction):
-    """A DuckDB transaction. It holds the process-wide lock: one connection per file means the
-    statements of concurrent threads must not interleave."""
+    """A DuckDB transaction: the file is attached read-write from BEGIN to COMMIT or ROLLBACK
+    only, under the process-wide lock (the statements of concurrent threads must not interleave)."""
 
     def __init__(self, store: DuckDBStore) -> None:
         super().__init__()
         self.store = store
-        _LOCK.acquire()
+        share.LOCK.acquire()
         try:
-            self.con = store._con(write=True)
+            self.con = store._acquire(write=True)
+        except BaseException:
+            share.LOCK.release()
+            raise
+        try:
             _run(self.con, _WRITE_CAP)
             _run(self.con, "BEGIN TRANSACTION")
         except BaseException:
-            _LOCK.release()
+            self._end()
             raise
         self._open = True
+
+    def _end(self) -> None:
+        """Give the memory limit back, detach the file (the last user checkpoints) and unlock."""
+        try:
+            _uncap(self.con)
+            share.release(self.store.path)
+        finally:
+            share.LOCK.release()
 
     def _guard(self, what: str, fn: Any) -> Any:
         import duckdb
@@ -238,10 +229,15 @@ class _DuckTxn(Transaction):
         if self._open:
             try:
                 self._guard("commit", lambda: _run(self.con, "COMMIT"))
+            except BaseException:
+                try:
+                    _run(self.con, "ROLLBACK")
+                except Exception:  # noqa: BLE001 - a failed commit may have ended the transaction already
+                    pass
+                raise
             finally:
                 self._open = False
-                _uncap(self.con)
-                _LOCK.release()
+                self._end()
 
     def rollback(self) -> None:
         if self._open:
@@ -251,8 +247,7 @@ class _DuckTxn(Transaction):
                 pass
             finally:
                 self._open = False
-                _uncap(self.con)
-                _LOCK.release()
+                self._end()
 
 
 def _uncap(con: Any) -> None:
