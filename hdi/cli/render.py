@@ -23,8 +23,18 @@ from hdi import config
 from hdi.errors import ConfigError
 from hdi.report import Event, IngestReport
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False, soft_wrap=True)
+
+class _Console(Console):
+    """A rich console that goes quiet on a broken pipe (``hdi ingest ... | head -1``); rich's own
+    default exits with status 1, which would stop an ingest midway."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        _silence(self.file)
+
+
+err = _Console(stderr=True, highlight=False)
+out = _Console(highlight=False, soft_wrap=True)
 
 
 class RedactFilter(logging.Filter):
@@ -82,6 +92,26 @@ def ok(message: str) -> None:
     err.print(f"[green]✓[/] {message}", markup=True) if err.is_terminal else print(message, file=sys.stderr)
 
 
+def _silence(stream: Any) -> None:
+    """After a broken pipe (``hdi ingest ... | head -1``): point the stream's descriptor at
+    /dev/null, so later writes and the flush at exit succeed silently while the work goes on."""
+    try:
+        fd = stream.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    except (OSError, ValueError):  # not a real file (tests' captured streams): nothing to point elsewhere
+        pass
+
+
+def _writing(stream: Any, fn: Any, *args: Any) -> None:
+    """Call a printing function; a closed pipe on ``stream`` silences it instead of stopping the caller."""
+    try:
+        fn(*args)
+    except BrokenPipeError:
+        _silence(stream)
+
+
 def _progress_wanted(flag: bool | None) -> bool:
     if flag is not None:
         return flag
@@ -111,6 +141,10 @@ class IngestProgress:
         self.progress.__exit__(*exc)  # type: ignore[arg-type]
 
     def on_event(self, e: Event) -> None:
+        """Show an ingest event; a closed stderr (``2>&1 | head -1``) never stops the ingest."""
+        _writing(sys.stderr, self._show, e)
+
+    def _show(self, e: Event) -> None:
         if e.kind == "plan":
             self.total = e.total
             self.task = self.progress.add_task("chunks", total=e.total, rows=0)
@@ -132,6 +166,15 @@ class IngestProgress:
 
 
 def ingest_summary(r: IngestReport) -> None:
+    """The run's summary on stderr (a dry run's per-chunk table on stdout); a closed pipe on either
+    silences it, and the exit status stays the run's."""
+    _writing(sys.stderr, _summary, r)
+    if r.dry_run:
+        _writing(sys.stdout, _dry_run_table, r)
+    _writing(sys.stderr, _failures, r)
+
+
+def _summary(r: IngestReport) -> None:
     t = Table(title=f"hdi ingest {'(dry run) ' if r.dry_run else ''}— run {r.run_id}", show_header=False)
     t.add_column(style="bold")
     t.add_column()
@@ -154,6 +197,9 @@ def ingest_summary(r: IngestReport) -> None:
     if r.log_file:
         t.add_row("log", r.log_file)
     err.print(t)
+
+
+def _dry_run_table(r: IngestReport) -> None:
     if r.dry_run:
         d = Table(title="per chunk")
         for col in ("chunk", "records", "billable bytes", "cost USD"):
@@ -164,6 +210,9 @@ def ingest_summary(r: IngestReport) -> None:
                       "already done" if c.status == "skipped" else
                       (c.error or "") if c.status == "failed" else f"{c.cost_usd or 0:,.4f}")
         out.print(d)
+
+
+def _failures(r: IngestReport) -> None:
     for c in r.chunks:
         if c.status == "failed":
             error(f"{c.label}: {c.error}")
