@@ -1,11 +1,13 @@
 """What holding the DuckDB file per chunk costs an ingest (issue 14).
 
 An ingest attaches the DuckDB file read-write for each chunk's transaction and detaches it after
-(the detach checkpoints), so that other processes can read between chunks. This script writes the
-same chunks (bars + the chunk's ledger row, one transaction each) into a fresh store twice,
-interleaved: per chunk as an ingest does, and inside one ``store.session(write=True)`` that keeps the
-file attached across chunks (the baseline: what holding the file for the whole run would cost).
-Optionally the store first holds ``--base`` rows, to show whether the checkpoint grows with it.
+(the detach checkpoints), so that other processes can read between chunks; between chunks that
+follow closely the file stays attached (``duckdb_share.LINGER``) unless another process waits.
+This script writes the same chunks (bars + the chunk's ledger row, one transaction each) into a
+fresh store three ways, interleaved: detached after every chunk (``LINGER = 0``: what an ingest
+pays while readers keep waiting), as an ingest does by default (lingering), and inside one
+``store.session(write=True)`` that keeps the file attached across all chunks (the baseline: holding
+the file for the whole run). Optionally the store first holds ``--base`` rows.
 
 Also measured: one ``read_bars`` call (1 month of daily bars, 1 symbol) with the attach it does.
 
@@ -31,7 +33,10 @@ from _common import result as report_result  # noqa: E402
 from store_bench import bars  # noqa: E402
 
 from hdi.store import close_all, open_store  # noqa: E402
+from hdi.store import duckdb_share as share  # noqa: E402
 from hdi.store.ledger import ChunkRecord  # noqa: E402
+
+DEFAULT_LINGER = share.LINGER
 
 
 def chunk_frames(n_chunks: int, size: int) -> list[pl.DataFrame]:
@@ -40,10 +45,14 @@ def chunk_frames(n_chunks: int, size: int) -> list[pl.DataFrame]:
     return [whole.slice(i * per, per) for i in range(n_chunks)]
 
 
-def run(url: str, frames: list[pl.DataFrame], held: bool) -> float:
+MODES = ("per chunk", "lingering", "held")
+
+
+def run(url: str, frames: list[pl.DataFrame], mode: str) -> float:
+    share.LINGER = 0.0 if mode == "per chunk" else DEFAULT_LINGER
     st = open_store(url)
     t0 = time.perf_counter()
-    with st.session(write=True) if held else nullcontext():
+    with st.session(write=True) if mode == "held" else nullcontext():
         for i, f in enumerate(frames):
             lo = f["bar_timestamp_utc"].min()
             rec = ChunkRecord(chunk_id=f"c{i}", run_id="bench", recipe="bench", recipe_hash="h", dataset="GLBX.MDP3",
@@ -51,6 +60,7 @@ def run(url: str, frames: list[pl.DataFrame], held: bool) -> float:
                               target_table="ohlcv")
             with st.transaction(chunk=rec) as txn:
                 txn.write("ohlcv", f)
+        share.close()  # the run's end detaches (and checkpoints) in every mode
     return time.perf_counter() - t0
 
 
@@ -65,24 +75,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in (int(s) for s in a.sizes.split(",")):
             frames = chunk_frames(a.chunks, size)
-            times: dict[bool, list[float]] = {True: [], False: []}
+            times: dict[str, list[float]] = {m: [] for m in MODES}
             for k in range(a.repeat):
-                for held in (False, True):
-                    url = f"duckdb://{tmp}/s-{size}-{k}-{held}.duckdb"
+                for mode in MODES:
+                    url = f"duckdb://{tmp}/s-{size}-{k}-{mode.replace(' ', '_')}.duckdb"
                     if a.base:
                         base = bars(a.base, instruments=10).with_columns(pl.col("instrument_id") + 100_000)
                         open_store(url).write("ohlcv", base)
-                    times[held].append(run(url, frames, held))
+                    times[mode].append(run(url, frames, mode))
                     close_all()
-            per, kept = statistics.median(times[False]), statistics.median(times[True])
-            extra_ms = (per - kept) / a.chunks * 1000
+            med = {m: statistics.median(times[m]) for m in MODES}
             rows = a.chunks * frames[0].height
-            print(f"chunks of {frames[0].height:>7,} rows: attach per chunk {per:7.3f} s ({rows / per:>10,.0f} rows/s), "
-                  f"held across chunks {kept:7.3f} s ({rows / kept:>10,.0f} rows/s): {extra_ms:+.1f} ms per chunk, "
-                  f"throughput x{kept / per:.2f}")
-            report_result(f"DuckDB attach per chunk, {frames[0].height:,}-row chunks (base {a.base:,})",
-                          round(extra_ms, 2), "ms/chunk", "report", None,
-                          f"throughput {kept / per:.2f}x of holding the file")
+            print(f"chunks of {frames[0].height:>7,} rows: " + ", ".join(
+                f"{m} {med[m]:6.3f} s ({rows / med[m]:>9,.0f} rows/s)" for m in MODES))
+            for m in MODES[:2]:
+                extra_ms = (med[m] - med["held"]) / a.chunks * 1000
+                print(f"    {m}: {extra_ms:+.1f} ms per chunk, throughput x{med['held'] / med[m]:.2f} of held")
+                report_result(f"DuckDB {m}, {frames[0].height:,}-row chunks (base {a.base:,})", round(extra_ms, 2),
+                              "ms/chunk", "report", None, f"throughput {med['held'] / med[m]:.2f}x of holding the file")
         url = f"duckdb://{tmp}/read.duckdb"
         st = open_store(url)
         st.write("ohlcv", bars(31 * 20, instruments=20, minutes=False))

@@ -167,12 +167,14 @@ class _DuckTxn(Transaction):
             self._end()
             raise
         self._open = True
+        self._chunk = False  # the transaction records an ingest chunk: the file may stay attached
 
-    def _end(self) -> None:
-        """Give the memory limit back, detach the file (the last user checkpoints) and unlock."""
+    def _end(self, linger: bool = False) -> None:
+        """Give the memory limit back, detach the file (the last user checkpoints; after a chunk
+        it may stay attached briefly for the next one, see duckdb_share) and unlock."""
         try:
             _uncap(self.con)
-            share.release(self.store.path)
+            share.release(self.store.path, linger=linger)
         finally:
             share.LOCK.release()
 
@@ -219,6 +221,7 @@ class _DuckTxn(Transaction):
         return bool(self.con.execute(sql, params).fetchall())
 
     def upsert(self, table: Table, row: dict[str, Any]) -> None:
+        self._chunk = table.name == "ingest_chunks"  # a run's row (its end) detaches at once
         cols = table.names
         placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
         self._guard("ledger write", lambda: _run(
@@ -237,7 +240,7 @@ class _DuckTxn(Transaction):
                 raise
             finally:
                 self._open = False
-                self._end()
+                self._end(linger=self._chunk)
 
     def rollback(self) -> None:
         if self._open:

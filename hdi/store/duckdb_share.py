@@ -11,6 +11,11 @@ When another process holds the file, the attach is retried until ``HDI_LOCK_TIME
 ``<store file>.lock`` taken only while attaching, keeps the waiting fair: a writer that finishes a
 chunk cannot re-attach ahead of a reader already waiting, and a stream of readers cannot starve a
 writer.
+
+Between two chunks of an ingest the file stays attached for at most :data:`LINGER` seconds, and
+only while no other process waits for it (a waiting process holds the turnstile): the detach after
+a write checkpoints, which costs 10-100 ms, so chunks that follow each other closely share one
+attachment. The run's own end detaches at once.
 """
 
 from __future__ import annotations
@@ -59,6 +64,10 @@ class _Host:
     con: Any  # an in-memory DuckDB connection, kept for the life of the process
     mode: str | None = None  # None (file detached), "r" (read-only) or "w"
     depth: int = 0
+    timer: threading.Timer | None = None  # detaches an attachment kept between chunks (LINGER)
+
+
+LINGER = 0.25  # seconds an ingest keeps the file attached after a chunk, unless a process waits for it
 
 
 _HOSTS: dict[Path, _Host] = {}
@@ -75,6 +84,8 @@ def acquire(path: Path, write: bool) -> Any:
         import duckdb
 
         host = _HOSTS[path] = _Host(duckdb.connect(":memory:"))
+    if host.mode is not None and host.depth == 0 and _someone_waits(path):
+        _detach(host)  # kept after a chunk, but another process waits: it goes first (the turnstile)
     if host.mode is None:
         _attach(host, path, write)
     elif write and host.mode == "r":
@@ -84,14 +95,52 @@ def acquire(path: Path, write: bool) -> Any:
     return host.con
 
 
-def release(path: Path) -> None:
-    """One user less; the last one detaches the file (checkpointing a write)."""
+def release(path: Path, linger: bool = False) -> None:
+    """One user less; the last one detaches the file (checkpointing a write), or with ``linger``
+    (after an ingest's chunk) keeps a read-write attachment up to :data:`LINGER` seconds."""
     host = _HOSTS.get(path)
     if host is None or host.depth == 0:
         return
     host.depth -= 1
-    if host.depth == 0:
+    if host.depth > 0:
+        return
+    if host.timer is not None:
+        host.timer.cancel()
+        host.timer = None
+    if linger and LINGER > 0 and host.mode == "w":
+        host.timer = threading.Timer(LINGER, _expire, (path, host))
+        host.timer.daemon = True
+        host.timer.start()
+    else:
         _detach(host)
+
+
+def _expire(path: Path, host: _Host) -> None:
+    """The end of a chunk's linger: detach unless the next chunk is using the file."""
+    with LOCK:
+        if _HOSTS.get(path) is host and host.depth == 0:
+            _detach(host)
+
+
+def _someone_waits(path: Path) -> bool:
+    """Whether another process holds the turnstile: it is waiting to attach the file."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # releases the probe's flock
 
 
 @contextmanager
@@ -111,6 +160,8 @@ def close(path: Path | None = None) -> None:
         for p in [path] if path is not None else list(_HOSTS):
             host = _HOSTS.pop(p, None) if p is not None else None
             if host is not None:
+                if host.timer is not None:
+                    host.timer.cancel()
                 try:
                     _detach(host)
                 finally:
