@@ -7,7 +7,7 @@ of a write transaction (one ingest chunk), then DETACHes it (a write detach chec
 costs a few milliseconds; opening a DuckDB instance each time would cost ~10x more.
 
 When another process holds the file, the attach is retried until ``HDI_LOCK_TIMEOUT`` seconds
-(default 300) have passed, with one warning line saying so. A turnstile, an ``flock`` on
+(default 300) have passed, with one warning line saying so once the wait passes a second. A turnstile, an ``flock`` on
 ``<store file>.lock`` taken only while attaching, keeps the waiting fair: a writer that finishes a
 chunk cannot re-attach ahead of a reader already waiting, and a stream of readers cannot starve a
 writer.
@@ -67,6 +67,7 @@ class _Host:
     timer: threading.Timer | None = None  # detaches an attachment kept between chunks (LINGER)
 
 
+NOTE_AFTER = 1.0  # seconds of waiting before the one warning line: a wait for one chunk passes quietly
 LINGER = 0.25  # seconds an ingest keeps the file attached after a chunk, unless a process waits for it
 
 
@@ -219,7 +220,7 @@ def _attach(host: _Host, path: Path, write: bool) -> None:
                     f"DuckDB store {path} is in use by {holder} and stayed so for {timeout:g} s; DuckDB lets "
                     f"one process write a file or several read it: wait for it to finish, or set "
                     f"{TIMEOUT_ENV} (seconds) to wait longer")
-            if not noted:
+            if not noted and timeout - left >= NOTE_AFTER:
                 noted = True
                 log.warning("DuckDB store %s is in use by %s; waiting for it (up to %g s, %s)", path, holder,
                             timeout, TIMEOUT_ENV)

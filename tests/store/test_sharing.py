@@ -145,7 +145,7 @@ def _hold(url: str, tmp_path: Path, seconds: float) -> subprocess.Popen:
 
 def test_a_read_waits_for_a_process_holding_the_file_and_says_so_once(loaded, tmp_path, monkeypatch, caplog):
     bars = hdi.read_bars(ALL, "2024-03-01", "2024-04-01", store=loaded)
-    holder = _hold(loaded, tmp_path, 1.5)
+    holder = _hold(loaded, tmp_path, 2.5)
     monkeypatch.setenv("HDI_LOCK_TIMEOUT", "60")
     t0 = time.perf_counter()
     with caplog.at_level("WARNING", logger="hdi.store.duckdb_share"):
@@ -153,7 +153,7 @@ def test_a_read_waits_for_a_process_holding_the_file_and_says_so_once(loaded, tm
     waited = time.perf_counter() - t0
     holder.wait(timeout=60)
     assert again.equals(bars)
-    assert waited >= 0.5
+    assert waited >= 1.0
     notes = [r.getMessage() for r in caplog.records if r.name == "hdi.store.duckdb_share"]
     assert len(notes) == 1, notes
     path = parse_path(loaded)
