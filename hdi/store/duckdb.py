@@ -89,7 +89,7 @@ class DuckDBStore(Store):
         with self.session() as con:
             rows = con.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = 'main' "
-                f"AND table_catalog = '{share.ALIAS}'", [name]).fetchall()
+                "AND table_catalog = $2", [name, share.ALIAS]).fetchall()
         return bool(rows[0][0])
 
     # -- schema -------------------------------------------------------------------------------

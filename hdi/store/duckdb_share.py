@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from hdi.errors import ConfigError, StoreError
+from hdi.store.schema import ident
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +193,7 @@ def _attach(host: _Host, path: Path, write: bool) -> None:
 
     timeout = lock_timeout()
     deadline = time.monotonic() + timeout
-    quoted = str(path).replace("'", "''")
-    sql = f"ATTACH '{quoted}' AS {ALIAS}" + ("" if write else " (READ_ONLY)")
+    sql = f"ATTACH $1 AS {ident(ALIAS)}" + ("" if write else " (READ_ONLY)")  # the path is a bound value
     noted = False
     delay = 0.005
     with _Turnstile(path, write) as turn:
@@ -201,7 +201,7 @@ def _attach(host: _Host, path: Path, write: bool) -> None:
             waited = turn.wait(deadline)
             try:
                 if waited:
-                    host.con.execute(sql).fetchall()
+                    host.con.execute(sql, [str(path)]).fetchall()
                     host.con.execute(f"USE {ALIAS}").fetchall()
                     host.mode = "w" if write else "r"
                     return
