@@ -6,9 +6,12 @@ store transaction together with its symbology and its ledger row, streaming boun
 
     fetch (retried, cached) -> decode batch -> recipe -> split good/bad -> quarantine bad -> write good
 
-A chunk whose rows fail validation above the recipe's ``max_failure_rate`` is rolled back and
-marked failed (its bad rows stay in quarantine). A failed chunk never stops the others; the run
-fails when any chunk failed, and a re-run retries exactly those.
+Good rows always commit with the chunk; bad rows go to quarantine. The recipe's
+``max_failure_rate`` is judged over the run and per symbol (:mod:`hdi.validate.budget`): over it,
+the run reports the symbols (``report.budget``) and ends ``over_budget``, unless the recipe says
+``on_budget_exceeded: rollback`` (a chunk above the rate is then rolled back and marked failed).
+A failed chunk never stops the others; the run fails when any chunk failed, and a re-run retries
+exactly those.
 """
 
 from __future__ import annotations
@@ -21,25 +24,30 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from hdi import config
+from hdi import config, interrupt
 from hdi.decode.dbn import decode_file, frame_schema, symbology_frame
+from hdi.decode.symbols import SymbolMapper
 from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError
+from hdi.filewindow import FileWindow, check_symbols, estimate_file, file_request, file_window
 from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
 from hdi.recipe.load import load_recipe
 from hdi.recipe.model import Recipe
 from hdi.report import ChunkOutcome, Event, IngestReport
 from hdi.source.cache import check_complete
 from hdi.source.chunks import Request, plan_chunks
-from hdi.source.files import DbnFile, open_dbn
+from hdi.source.files import DbnFile, expand_paths, open_dbn
 from hdi.store import Store, open_store
 from hdi.store.ledger import DONE, FAILED, ChunkRecord, RunRecord
+from hdi.tables import DATA_TABLES
 from hdi.update import update_ranges, when
+from hdi.validate.budget import Budget, label_rows, rows_per_symbol, write_verdict
+from hdi.validate.price_rules import PriceRule
 from hdi.validate.quarantine import check_writable, enforce_failure_rate, write_quarantine
 from hdi.validate.split import SplitResult, split
 
@@ -58,6 +66,7 @@ class _Chunk:
     request: Request
     file: Path | None = None
     bounded: bool = True  # False for a file whose metadata has no end: no upper bound on its records
+    keep: FileWindow | None = None  # a file's records outside --start/--end/--symbols are left out
 
     @property
     def end(self) -> dt.datetime | None:
@@ -82,6 +91,7 @@ def _compile(recipe: Recipe) -> CompiledRecipe:
     return compile_recipe(recipe, schema)
 
 
+@interrupt.guarded  # SIGINT/SIGTERM stop the run cleanly (see hdi.interrupt)
 def ingest(
     recipe: str | Path | Recipe | None = None, *, start: object = None, end: object = None,
     symbols: Sequence[str] | str | None = None, from_files: Sequence[str | Path] | None = None,
@@ -93,9 +103,13 @@ def ingest(
 
     Args:
         recipe: the recipe file (or a loaded Recipe). May be omitted with ``resume``.
-        start, end: override the recipe's range ([start, end), UTC dates or ISO timestamps).
-        symbols: override the recipe's symbols.
-        from_files: ingest these DBN files (``.dbn`` / ``.dbn.zst``) instead of calling Databento.
+        start, end: override the recipe's range ([start, end), UTC dates or ISO timestamps); with
+            ``from_files``, keep only the files' records in [start, end) (the rest are counted in
+            ``report.rows_left_out``).
+        symbols: override the recipe's symbols; with ``from_files``, keep only these symbols' records.
+        from_files: ingest DBN files (``.dbn`` / ``.dbn.zst``), folders of them or globs instead of
+            calling Databento; each file is loaded whole (the recipe's range and requests do not
+            apply) unless ``start``/``end``/``symbols`` are given.
         store: store URL (default ``HDI_STORE``, else the embedded DuckDB file).
         dry_run: print what would be fetched (records, bytes, cost per chunk); download nothing.
         refresh: download and load chunks again even when cached or done.
@@ -106,7 +120,11 @@ def ingest(
         command: how the run was started, recorded in the ledger (no secrets).
 
     Returns:
-        The run's report; ``report.ok`` is False when any chunk failed.
+        The run's report; ``report.ok`` is False when any chunk failed; ``report.over_budget`` is
+        True when more rows were quarantined than the recipe's ``max_failure_rate`` allows (every
+        good row is stored; ``report.budget.over_symbols`` says which symbols and why). On
+        SIGINT/SIGTERM (in the main thread) the chunk in flight is rolled back, no further chunk
+        starts, the run is recorded ``interrupted`` and ``report.interrupted`` names the signal.
 
     Raises:
         HdiError: a problem found before any chunk is loaded (bad recipe, missing API key,
@@ -116,7 +134,7 @@ def ingest(
     emit = on_event or (lambda e: None)
     st = open_store(store)
     params: dict[str, Any] = {"start": _text(start), "end": _text(end), "symbols": _symbols(symbols),
-                              "from_files": [str(Path(f).absolute()) for f in from_files or []],
+                              "from_files": [str(f.absolute()) for f in expand_paths(list(from_files or []))],
                               "update": update}
     if resume is not None:
         recipe, params = _resumed(st, resume, recipe, params)
@@ -127,11 +145,15 @@ def ingest(
     end_given = params["end"]
     if params.get("update") and end_given is None and params["start"] is not None:
         end_given = "9999-12-31"  # --update ends at the available end; this only keeps start < end valid
-    r = r.with_overrides(start=params["start"], end=end_given, symbols=params["symbols"])
+    files = [Path(f) for f in params["from_files"]]
+    window = file_window(params) if files else None  # files are loaded whole unless a window is given
+    if not files:
+        _check_requests(r)
+        r = r.with_overrides(start=params["start"], end=end_given, symbols=params["symbols"])
     compiled = _compile(r)
     rhash = recipe_hash(r)
-    files = [Path(f) for f in params["from_files"]]
     opened = [_open_for(f, r) for f in files]  # every file checked before anything loads
+    check_symbols(window, opened)
     source = None if files else _databento(r)
     qroot = config.quarantine_dir()
     if not dry_run:
@@ -149,7 +171,8 @@ def ingest(
                     params=json.dumps(params, sort_keys=True))
     report = IngestReport(run_id=run.run_id, recipe=str(r.path), store=st.display_url, table=r.target.table,
                           dry_run=dry_run)
-    chunks = _plan(r, rhash, opened, ranges)
+    chunks, excluded = _plan(r, rhash, opened, ranges, window)
+    report.planned = len(chunks)
     done = _done(st, [c.chunk_id for c in chunks]) if not refresh else set()
     emit(Event("plan", total=len(chunks)))
     log.info("run %s: recipe %s, %d chunks (%d already done), store %s", run.run_id, r.path, len(chunks),
@@ -158,6 +181,7 @@ def ingest(
         run.chunks_total = len(chunks)
         st.save_run(run)
     todo = [c for c in chunks if c.chunk_id not in done]
+    report.chunks.extend(excluded)
     for c in chunks:
         if c.chunk_id in done:
             outcome = ChunkOutcome(c.chunk_id, c.label, "skipped")
@@ -172,11 +196,18 @@ def ingest(
         known = _resolve_symbology(st, r, source) if source is not None and todo else set()
         loader = _Loader(st, r, compiled, rhash, run.run_id, qroot, source, refresh, emit, batch_rows,
                          {str(f.path): f for f in opened}, known)
-        for c, fetched in _prefetch(todo, loader.fetch):
-            emit(Event("chunk_start", label=c.label))
-            outcome = loader.load(c, fetched)
-            report.chunks.append(outcome)
-            emit(Event("chunk_end", label=c.label, outcome=outcome))
+        try:
+            for c, fetched in _prefetch(todo, loader.fetch):
+                interrupt.check()  # no chunk starts after SIGINT/SIGTERM
+                emit(Event("chunk_start", label=c.label))
+                outcome = loader.load(c, fetched)
+                report.chunks.append(outcome)
+                emit(Event("chunk_end", label=c.label, outcome=outcome))
+        except interrupt.Interrupted as e:  # the chunk in flight was rolled back
+            report.interrupted = e.name
+            log.warning("run %s interrupted by %s: %d of %d chunks not loaded; `hdi ingest --resume %s` "
+                        "finishes it", run.run_id, e.name, report.chunks_left, report.planned, run.run_id)
+        report.budget = _judge(loader.budget, qroot, run.run_id, st.display_url, r.name)
     report.seconds = time.perf_counter() - t0
     if not dry_run:
         _finish(st, run, report)
@@ -202,9 +233,22 @@ def _resumed(st: Store, run_id: str, recipe: object, params: dict[str, Any]) -> 
     if runs.height == 0:
         raise ConfigError(f"--resume {run_id}: no such run in {st.display_url} (see `hdi status` for recent runs)")
     saved = json.loads(runs["params"][0] or "{}")
+    if "replay" in saved:  # an `hdi quarantine replay` run: nothing to fetch
+        raise ConfigError(f"--resume {run_id}: that run is a quarantine replay; allowed: an ingest run "
+                          "(run `hdi quarantine replay` again to continue a replay)")
     given = {k: v for k, v in params.items() if v not in (None, [], False)}
     merged = {**saved, **given}
     return recipe or saved.get("recipe"), merged
+
+
+def _check_requests(r: Recipe) -> None:
+    """A recipe without a range or requests reads files only."""
+    src = r.source
+    missing = [k for k, absent in (("source.start", src.start is None), ("source.end", src.end is None),
+                                   ("source.requests", not src.requests)) if absent]
+    if missing:
+        raise ConfigError(f"{r.path}: the recipe has no {', '.join(missing)}, so it can only read DBN files; "
+                          "allowed: --from-file F, or a recipe with source.start, source.end and source.requests")
 
 
 def _databento(r: Recipe) -> Any:
@@ -277,18 +321,23 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _plan(r: Recipe, rhash: str, files: list[DbnFile], ranges: list[dict[str, Any]] | None = None) -> list[_Chunk]:
-    """Chunks: one per file; else the recipe's requests (or ``--update``'s ranges) cut by period and symbols."""
+def _plan(r: Recipe, rhash: str, files: list[DbnFile], ranges: list[dict[str, Any]] | None = None,
+          window: FileWindow | None = None) -> tuple[list[_Chunk], list[ChunkOutcome]]:
+    """Chunks: one per file (narrowed to ``window``); else the recipe's requests (or ``--update``'s
+    ranges) cut by period and symbols. Also the outcomes of files the window leaves out entirely."""
     out: list[_Chunk] = []
+    excluded: list[ChunkOutcome] = []
     for f in files:
-        m = f.metadata
-        bounded = m.end is not None and m.end > m.start
-        end = m.end if bounded else m.start + dt.timedelta(days=1)
-        req = Request(m.dataset or "unknown", f.schema, m.stype_in or "instrument_id",
-                      tuple(m.symbols) or ("ALL_SYMBOLS",), m.start, end)
-        out.append(_Chunk(_chunk_id(req, rhash, _file_digest(f.path)), req, f.path, bounded))
+        req, bounded = file_request(f, window)
+        if req is None:
+            n = f.verified_records or 0
+            excluded.append(ChunkOutcome(f"file:{f.path.name}", f"{f.path} (outside --start/--end/--symbols)",
+                                         "excluded", rows_left_out=n))
+            continue
+        digest = _file_digest(f.path) + ("" if window is None else f"|{window}")
+        out.append(_Chunk(_chunk_id(req, rhash, digest), req, f.path, bounded, keep=window))
     if files:
-        return out
+        return out, excluded
     src = r.source
     wanted = ([(g["dataset"], g["stype_in"], g["symbols"], when(g["start"]), when(g["end"])) for g in ranges]
               if ranges is not None else
@@ -297,7 +346,7 @@ def _plan(r: Recipe, rhash: str, files: list[DbnFile], ranges: list[dict[str, An
         for req in plan_chunks(dataset, src.schema, stype_in, symbols, start, end,
                                period=src.chunk.period, max_symbols=src.chunk.max_symbols):
             out.append(_Chunk(_chunk_id(req, rhash), req))
-    return out
+    return out, excluded
 
 
 def _done(st: Store, chunk_ids: list[str]) -> set[str]:
@@ -340,8 +389,7 @@ def _resolves_nowhere(e: SourceError) -> bool:
 
 def _estimate(c: _Chunk, source: Any, files: list[DbnFile], known: set[tuple[str, str]]) -> ChunkOutcome:
     if c.file is not None:
-        f = next(f for f in files if f.path == c.file)
-        return ChunkOutcome(c.chunk_id, c.label, "estimated", record_count=f.record_count_hint, cost_usd=0.0)
+        return estimate_file(c.chunk_id, c.label, next(f for f in files if f.path == c.file), c.keep)
     try:
         est = source.estimate(c.request)
     except HdiError as e:
@@ -361,7 +409,7 @@ def _prefetch(chunks: list[_Chunk], fetch: Callable[[_Chunk], tuple[Path | None,
     round trips (get_cost, get_range) to fetch, so one download at a time left the loader waiting.
     Two keep Databento's metadata calls (get_cost) well under its 20 requests/s limit.
     """
-    with ThreadPoolExecutor(max_workers=PREFETCH, thread_name_prefix="hdi-fetch") as pool:
+    with interrupt.DaemonPool(PREFETCH, "hdi-fetch") as pool:  # daemon threads: a download never delays an exit
         futures: list[Future[tuple[Path | None, float]]] = []
         for i, c in enumerate(chunks):
             while len(futures) <= i + PREFETCH and len(futures) < len(chunks):
@@ -380,6 +428,9 @@ class _Loader:
         self.files = files
         self.by_day = any(s.op == "resample" for s in r.transform)
         self.resolved = resolved or set()  # (dataset, symbol) resolving somewhere in the recipe's range
+        self.budget = Budget(r.validate.max_failure_rate)  # rows validated and quarantined, done chunks only
+        self.price_rule = PriceRule(st, r.validate.allow_non_positive_prices)
+        self.time_column = DATA_TABLES[self.table].time_column
 
     def fetch(self, c: _Chunk) -> tuple[Path | None, float]:
         """The chunk's DBN file and what downloading it cost (0 for a file on disk or a cache hit).
@@ -415,10 +466,11 @@ class _Loader:
         for attempt in range(1, STORE_ATTEMPTS + 1):
             outcome.attempts = rec.attempts = attempt
             try:
-                path, cost = fetched.result() if attempt == 1 else self.fetch(c)
+                path, cost = interrupt.result(fetched) if attempt == 1 else self.fetch(c)
                 rec.cost_usd = (rec.cost_usd or 0.0) + cost
-                self._load(c, path, rec)
+                outcome.rows_left_out, chunk_budget = self._load(c, path, rec)
                 rec.status, rec.error = DONE, None
+                self.budget.add(chunk_budget)
                 break
             except StoreError as e:
                 if e.transient and attempt < STORE_ATTEMPTS:
@@ -426,7 +478,7 @@ class _Loader:
                     log.warning("chunk %s: %s; retrying in %.0f s (attempt %d of %d)", c.label, e.message, wait,
                                 attempt + 1, STORE_ATTEMPTS)
                     self.emit(Event("retry", label=c.label, message=e.message))
-                    time.sleep(wait)
+                    interrupt.sleep(wait)
                     continue
                 rec.status, rec.error = FAILED, e.message
             except HdiError as e:
@@ -449,29 +501,42 @@ class _Loader:
         outcome.seconds = time.perf_counter() - t0
         return outcome
 
-    def _load(self, c: _Chunk, path: Path | None, rec: ChunkRecord) -> None:
+    def _load(self, c: _Chunk, path: Path | None, rec: ChunkRecord) -> tuple[int, Budget]:
+        """Load the chunk in one transaction; returns the records ``c.keep`` left out and the
+        chunk's quarantine budget counts."""
         f = None if path is None else self.files.get(str(path)) or open_dbn(path)
         dataset = c.request.dataset
         ts = _index_ts(c.request.schema)
         totals = SplitResult(good=pl.DataFrame(), bad=pl.DataFrame(), rows_in=0, rows_good=0, rows_bad=0)
         qpaths: list[str] = []
         counts: list[pl.DataFrame] = []
-        decoded = 0
+        decoded = left_out = 0
         rec.rows_fetched = rec.rows_quarantined = 0
         rec.quarantine_path = None
-        with self.st.transaction(chunk=rec) as txn:
+        budget = Budget(self.r.validate.max_failure_rate)
+        mapper = SymbolMapper(f.metadata) if f is not None else None  # rows -> requested symbols, for the budget
+        # A signal cancels the running statement; the transaction then rolls back (hdi.interrupt).
+        with self.st.transaction(chunk=rec) as txn, interrupt.cancelling(txn.cancel):
             if f is not None:
                 txn.add_symbology(symbology_frame(f.metadata, dataset))
             for n, batch in enumerate(self._batches(f, ts) if f is not None else ()):
+                interrupt.check()
                 decoded += batch.height
+                if c.keep is not None:  # --start/--end/--symbols given with files: a filter
+                    before = batch.height
+                    batch = batch.filter(c.keep.filter(ts))
+                    left_out += before - batch.height
                 # select first: grouping the whole batch is ~5x slower (every column is carried)
                 counts.append(batch.select("symbol", pl.col(ts).dt.date().alias("day"))
                               .group_by("symbol", "day").len("rows_fetched"))
                 out = self.compiled.fn(batch.with_columns(pl.lit(dataset).alias("dataset")).lazy()).collect()
                 res = split(out, self.table, start=c.request.start, end=c.end,
-                            allow_non_positive_prices=self.r.validate.allow_non_positive_prices)
-                if res.rows_bad:
-                    q = write_quarantine(res.bad, root=self.qroot, run_id=self.run_id, table=self.table,
+                            allow_non_positive_prices=self.price_rule.for_frame(self.table, dataset, out))
+                interrupt.check()
+                bad = res.bad.with_columns(label_rows(res.bad, self.time_column, mapper)) if res.rows_bad else None
+                budget.count(dataset, c.request.schema, rows_per_symbol(out, self.time_column, mapper), bad)
+                if bad is not None:
+                    q = write_quarantine(bad, root=self.qroot, run_id=self.run_id, table=self.table,
                                          chunk_id=f"{c.chunk_id}-{n}", recipe=self.r.name,
                                          source=str(c.file) if c.file else c.request.describe())
                     qpaths.append(str(q))
@@ -486,12 +551,16 @@ class _Loader:
                 self.emit(Event("rows", label=c.label, rows=totals.rows_in))
             if f is not None:  # never done with fewer records than the source delivered: roll back
                 check_complete(f, decoded)
-            # Rolls the whole chunk back (its bad rows stay in quarantine) when too many rows failed.
-            enforce_failure_rate(totals, self.r.validate.max_failure_rate, where=c.label,
-                                 quarantine_path=rec.quarantine_path)
+            if self.r.validate.on_budget_exceeded == "rollback":  # the recipe's opt-in: the whole chunk
+                enforce_failure_rate(totals, self.r.validate.max_failure_rate, where=c.label,
+                                     quarantine_path=rec.quarantine_path)
+            interrupt.check()  # a signal before the ledger row: the chunk rolls back whole
             txn.write("ingest_days", _days(c, counts, rec), on_conflict="update")
         if f is not None and f.issues:
             log.warning("%s: %s", path, "; ".join(f.issues))
+        if left_out:
+            log.info("%s: %d records outside --start/--end/--symbols left out", c.label, left_out)
+        return left_out, budget
 
     def _batches(self, f: DbnFile, ts: str) -> Iterator[pl.DataFrame]:
         """Decoded batches that never split a group the recipe treats as one.
@@ -551,6 +620,18 @@ def regroup(frames: Iterable[pl.DataFrame], column: str, *, by_day: bool = False
         yield pending
 
 
+def _judge(budget: Budget, qroot: Path, run_id: str, store: str, recipe: str) -> Any:
+    """The run's quarantine budget verdict, written beside its quarantined rows for ``hdi status``."""
+    verdict = budget.verdict()
+    try:
+        write_verdict(verdict, root=qroot, run_id=run_id, store=store, recipe=recipe)
+    except OSError as e:  # the rows are loaded and quarantined already: say so, do not fail the run
+        log.error("run %s: could not write its quarantine budget to %s: %s", run_id, qroot, e.strerror or e)
+    for s in verdict.over_symbols:
+        log.info("over quarantine budget: %s", s.describe(verdict.max_rate))  # the summary shows it too
+    return verdict
+
+
 def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:
     run.finished_at = dt.datetime.now(dt.UTC)
     run.chunks_done = report.count("done")
@@ -559,10 +640,16 @@ def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:
     run.rows_fetched, run.rows_loaded = report.rows_fetched, report.rows_loaded
     run.rows_quarantined, run.rows_already_present = report.rows_quarantined, report.rows_already_present
     run.cost_usd = report.cost_usd
-    run.status = "succeeded" if report.ok else "failed"
+    run.status = ("interrupted" if report.interrupted else "failed" if not report.ok
+                  else "over_budget" if report.over_budget else "succeeded")
     if report.count("failed"):
         first = next(c for c in report.chunks if c.status == "failed")
         run.error = f"{report.count('failed')} chunk(s) failed; first: {first.error}"
+    if report.over_budget:
+        run.error = "; ".join(filter(None, [run.error, report.budget.message()]))
+    if report.interrupted:
+        run.error = "; ".join(filter(None, [f"interrupted by {report.interrupted}: {report.chunks_left} of "
+                                            f"{report.planned} chunk(s) not loaded", run.error]))
     try:
         st.save_run(run)
     except HdiError as e:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-ChunkStatus = Literal["done", "skipped", "failed", "estimated"]
+ChunkStatus = Literal["done", "skipped", "failed", "estimated", "excluded"]
 
 
 @dataclass
@@ -30,6 +30,12 @@ class ChunkOutcome:
     error: str | None = None
     attempts: int = 0
     seconds: float = 0.0
+    # --from-file: records outside --start/--end/--symbols (a file the window misses entirely is
+    # "excluded"); a dry run also gives the file's symbols and first/last record time (index time)
+    rows_left_out: int = 0
+    symbols: str | None = None
+    first_ts: dt.datetime | None = None
+    last_ts: dt.datetime | None = None
 
 
 @dataclass
@@ -45,7 +51,10 @@ class IngestReport:
     started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     seconds: float = 0.0
     log_file: str | None = None
-    error: str | None = None  # a run-level failure (e.g. validation threshold)
+    error: str | None = None  # a run-level failure
+    planned: int = 0  # chunks planned (done before, loaded, failed or not reached)
+    interrupted: str | None = None  # "SIGINT" / "SIGTERM": the run stopped; the chunk in flight rolled back
+    budget: Any = None  # hdi.validate.budget.Verdict of the chunks loaded (None for a dry run)
 
     def _sum(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.chunks)
@@ -67,6 +76,10 @@ class IngestReport:
         return self._sum("rows_already_present")
 
     @property
+    def rows_left_out(self) -> int:
+        return self._sum("rows_left_out")
+
+    @property
     def cost_usd(self) -> float:
         return sum(c.cost_usd or 0.0 for c in self.chunks)
 
@@ -79,8 +92,21 @@ class IngestReport:
         return self.rows_quarantined / self.rows_fetched if self.rows_fetched else 0.0
 
     @property
+    def chunks_left(self) -> int:
+        """Planned chunks with no outcome: not reached because the run was interrupted."""
+        return max(0, self.planned - len(self.chunks))
+
+    @property
     def ok(self) -> bool:
-        return self.error is None and self.count("failed") == 0
+        """No chunk failed and the run was not interrupted (a run over its quarantine budget is ok:
+        every good row loaded)."""
+        return self.error is None and self.count("failed") == 0 and self.interrupted is None
+
+    @property
+    def over_budget(self) -> bool:
+        """More rows were quarantined than the recipe's ``max_failure_rate`` allows (over the run,
+        or for a symbol with at least 1,000 rows); ``budget.over_symbols`` says which and why."""
+        return bool(self.budget is not None and self.budget.over)
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,14 @@ class StatusReport:
     tables: pl.DataFrame  # table, rows, first, last
     coverage: pl.DataFrame  # dataset, schema, symbol, first_day, last_day, rows_fetched, days_*, missing, no_data
     symbols: pl.DataFrame  # dataset, table, granularity, symbol, rows, days, first, last (stored rows)
-    quarantine: pl.DataFrame  # run_id, table, files, rows, latest_path, latest_mtime
+    quarantine: pl.DataFrame  # run_id, table, files, rows, latest_path, latest_mtime, replayed, open
     runs: pl.DataFrame
     failed_chunks: pl.DataFrame
     edition: dict[str, Any] = field(default_factory=dict)
+    # (dataset, schema, symbol) a run judged over its quarantine budget, while its quarantined rows
+    # are open: dataset, schema, symbol, run_id, rows, quarantined, rate, max_failure_rate, judged,
+    # open_rows, reasons (hdi.validate.budget.over_budget)
+    over_budget: pl.DataFrame | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def rows(df: pl.DataFrame) -> list[dict[str, Any]]:
@@ -49,7 +53,8 @@ class StatusReport:
 
         return {"store": self.store, "edition": self.edition, "tables": rows(self.tables),
                 "symbols": rows(self.symbols), "coverage": rows(self.coverage), "quarantine": rows(self.quarantine),
-                "runs": rows(self.runs), "failed_chunks": rows(self.failed_chunks)}
+                "runs": rows(self.runs), "failed_chunks": rows(self.failed_chunks),
+                "over_budget": rows(self.over_budget) if self.over_budget is not None else []}
 
 
 def _jsonable(v: Any) -> Any:
@@ -82,9 +87,12 @@ def _report(st: Any, quarantine_dir: str | Path | None, runs: int) -> StatusRepo
     days = st.query("SELECT * FROM ingest_days") if st.has_table("ingest_days") else None
     failed = _still_failed(st.chunks(status="failed"), days)
     coverage = _coverage(days, failed)
+    from hdi.quarantine import replayed_rows, with_replays
+    from hdi.validate.budget import over_budget
     from hdi.validate.quarantine import quarantine_summary
 
-    q = quarantine_summary(config.quarantine_dir(quarantine_dir))
+    q = with_replays(st, quarantine_summary(config.quarantine_dir(quarantine_dir)))  # + replayed, open
+    over = over_budget(config.quarantine_dir(quarantine_dir), st.display_url, replayed_rows(st))
     edition = {"kind": st.kind}
     if st.kind == "timescale":  # read only: a status never creates tables
         version, license_ = st.query("SELECT (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') "
@@ -94,7 +102,7 @@ def _report(st: Any, quarantine_dir: str | Path | None, runs: int) -> StatusRepo
                         quarantine=q,
                         runs=st.runs(limit=runs), failed_chunks=failed.select(
                             "chunk_id", "run_id", "dataset", "schema", "symbols", "start_ts", "end_ts", "error"),
-                        edition=edition)
+                        edition=edition, over_budget=over)
 
 
 def _utc(v: Any) -> dt.datetime | None:

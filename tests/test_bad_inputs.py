@@ -179,7 +179,7 @@ RECIPE_CASES = [
      "validate, target"),
     ("misspelt_nested_key", "max_failure_rate: 0.01", "max_failure_rat: 0.01",
      "validate: unknown key 'max_failure_rat' (did you mean 'max_failure_rate'?); allowed: max_failure_rate, "
-     "allow_non_positive_prices"),
+     "allow_non_positive_prices, on_budget_exceeded"),
     ("wrong_type_rate", "max_failure_rate: 0.01", "max_failure_rate: lots",
      "validate.max_failure_rate: expected a number from 0 to 1, got a string 'lots'; allowed: a fraction from 0 "
      "to 1, e.g. 0.01"),

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from hdi.cli import render
+from hdi.cli.quarantine_cmd import quarantine_app
 from hdi.errors import ConfigError, HdiError
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 recipes_app = typer.Typer(help="Work with recipe files.", no_args_is_help=True)
 app.add_typer(recipes_app, name="recipes")
+app.add_typer(quarantine_app, name="quarantine")
 
 StoreOpt = Annotated[str | None, typer.Option(
     "--store", metavar="URL", help="Store URL: duckdb:///path/file.duckdb or postgresql://user:pass@host:port/db. "
@@ -33,6 +35,7 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log INFO line
 SCHEMAS = ("ohlcv-1s", "ohlcv-1m", "ohlcv-5m", "ohlcv-15m", "ohlcv-1h", "ohlcv-1d", "trades", "tbbo", "mbp-1",
            "statistics", "definition")
 FORMATS = ("parquet", "csv", "table")
+EXIT_OVER_BUDGET = 3  # hdi ingest: every good row stored, more rows quarantined than max_failure_rate
 
 
 def _fail(e: HdiError) -> typer.Exit:
@@ -57,16 +60,23 @@ def ingest(
     recipe: Annotated[Path | None, typer.Option("--recipe", "-r", metavar="PATH",
                                                 help="Recipe YAML (see docs/recipes.md).")] = None,
     start: Annotated[str | None, typer.Option(metavar="DATE", help="Override the recipe's start "
-                                              "(inclusive; YYYY-MM-DD or ISO timestamp, UTC).")] = None,
-    end: Annotated[str | None, typer.Option(metavar="DATE", help="Override the recipe's end (exclusive).")] = None,
+                                              "(inclusive; YYYY-MM-DD or ISO timestamp, UTC). With --from-file: "
+                                              "load only the files' records from here.")] = None,
+    end: Annotated[str | None, typer.Option(metavar="DATE", help="Override the recipe's end (exclusive). With "
+                                            "--from-file: load only the files' records before it.")] = None,
     symbols: Annotated[str | None, typer.Option(metavar="A,B", help="Override the recipe's symbols "
-                                                "(comma-separated).")] = None,
+                                                "(comma-separated). With --from-file: load only these "
+                                                "symbols' records.")] = None,
     from_file: Annotated[list[Path] | None, typer.Option("--from-file", metavar="F", help="Ingest DBN files "
-                         "already on disk (.dbn or .dbn.zst; repeat the option) instead of calling "
-                         "Databento.")] = None,
+                         "already on disk instead of calling Databento: a .dbn or .dbn.zst file, a folder "
+                         "(every such file under it) or a quoted glob ('raw/*.dbn.zst'); repeat the option. "
+                         "Files load whole (their own range and symbols; the recipe's range and requests do not "
+                         "apply) unless --start/--end/--symbols are given: then records outside them are left "
+                         "out and counted.")] = None,
     store: StoreOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print record count, billable size and cost per "
-                                          "chunk and in total; download and store nothing.")] = False,
+                                          "chunk and in total; download and store nothing. For --from-file: "
+                                          "each file's real record count, symbols and time range.")] = False,
     refresh: Annotated[bool, typer.Option("--refresh", help="Download and load again even chunks that are "
                                           "cached or already done.")] = False,
     resume: Annotated[str | None, typer.Option(metavar="RUN_ID", help="Continue a run with its own recipe and "
@@ -85,8 +95,15 @@ def ingest(
     """Fetch, decode, transform, validate and store a recipe's data, chunk by chunk.
 
     A re-run skips chunks already loaded by the same recipe and retries failed ones; nothing is
-    stored twice. Exit code 1 when any chunk failed.
+    stored twice. Rows failing validation go to quarantine; every good row is stored.
+
+    Exit codes: 0 done; 1 a chunk failed (or a bad input); 2 a malformed command line; 3 every good
+    row is stored but more rows were quarantined than the recipe's max_failure_rate allows, over the
+    run or for a symbol with at least 1,000 rows (the summary and `hdi status` name them; a re-run
+    does not count them again); 130 (SIGINT, Ctrl-C) or 143 (SIGTERM) when stopped: the chunk in
+    flight is rolled back and the run recorded interrupted (a second Ctrl-C exits at once).
     """
+    from hdi.interrupt import Interrupted, exit_code
     from hdi.pipeline import ingest as run_ingest
 
     log_path = render.setup_logging(verbose=verbose, log_file=log_file)
@@ -99,9 +116,16 @@ def ingest(
             )
     except HdiError as e:
         raise _fail(e) from None
+    except Interrupted as e:  # before the run's first chunk: nothing was loaded
+        render.error(f"interrupted by {e.name} before any chunk was loaded")
+        raise typer.Exit(e.exit_code) from None
     report.log_file = str(log_path)
     render.ingest_summary(report)
-    raise typer.Exit(0 if report.ok else 1)
+    if report.interrupted:
+        render.error(f"interrupted by {report.interrupted}: the chunk in flight was rolled back, {report.chunks_left} "
+                     f"of {report.planned} chunks not loaded; `hdi ingest --resume {report.run_id}` finishes the run")
+        raise typer.Exit(exit_code(report.interrupted))
+    raise typer.Exit(1 if not report.ok else EXIT_OVER_BUDGET if report.over_budget else 0)
 
 
 @app.command()
@@ -199,3 +223,9 @@ def main() -> None:
     except KeyboardInterrupt:
         render.error("interrupted")
         sys.exit(130)
+    except SystemExit as e:
+        if e.code in (130, 143):  # an interrupted ingest, recorded and reported: exit without the teardown
+            from hdi.interrupt import exit_now
+
+            exit_now(e.code)
+        raise

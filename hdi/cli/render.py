@@ -181,8 +181,10 @@ def _summary(r: IngestReport) -> None:
     t.add_row("recipe", r.recipe)
     t.add_row("store", r.store)
     t.add_row("table", r.table)
-    t.add_row("chunks", f"{len(r.chunks)} planned: {r.count('done')} loaded, {r.count('skipped')} already done, "
-                        f"{r.count('failed')} failed" + (f", {r.count('estimated')} estimated" if r.dry_run else ""))
+    t.add_row("chunks", f"{r.planned or len(r.chunks)} planned: {r.count('done')} loaded, {r.count('skipped')} already done, "
+                        f"{r.count('failed')} failed" + (f", {r.count('estimated')} estimated" if r.dry_run else "")
+              + (f", {r.count('excluded')} files outside the window" if r.count("excluded") else "")
+              + (f", {r.chunks_left} not loaded (interrupted by {r.interrupted})" if r.interrupted else ""))
     if r.dry_run:
         records = sum(c.record_count or 0 for c in r.chunks)
         size = sum(c.billable_bytes or 0 for c in r.chunks)
@@ -192,6 +194,9 @@ def _summary(r: IngestReport) -> None:
         t.add_row("rows", f"{r.rows_fetched:,} fetched, {r.rows_loaded:,} loaded, {r.rows_quarantined:,} "
                           f"quarantined, {r.rows_already_present:,} already present")
         t.add_row("failure rate", f"{r.failure_rate:.4%} of fetched rows failed validation (PRD target < 1%)")
+    if r.rows_left_out:
+        t.add_row("left out", f"{r.rows_left_out:,} records of the files outside --start/--end/--symbols"
+                              + (" (not counted above)" if not r.dry_run else ""))
     t.add_row("cost", f"${r.cost_usd:,.2f}")
     t.add_row("elapsed", f"{r.seconds:.2f} s")
     if r.log_file:
@@ -208,14 +213,36 @@ def _dry_run_table(r: IngestReport) -> None:
             d.add_row(c.label, "" if c.record_count is None else f"{c.record_count:,}",
                       "" if c.billable_bytes is None else f"{c.billable_bytes:,}",
                       "already done" if c.status == "skipped" else
-                      (c.error or "") if c.status == "failed" else f"{c.cost_usd or 0:,.4f}")
+                      (c.error or "") if c.status == "failed" else
+                      f"{c.rows_left_out:,} left out" if c.status == "excluded" else f"{c.cost_usd or 0:,.4f}")
         out.print(d)
+        for c in r.chunks:  # files: what they really hold
+            if c.symbols is not None:
+                span = (f"{_when(c.first_ts)} to {_when(c.last_ts)}" if c.first_ts is not None else "no records")
+                left = f"; {c.rows_left_out:,} left out by --start/--end/--symbols" if c.rows_left_out else ""
+                out.print(f"{c.label}: {c.record_count:,} records, symbols {c.symbols or '-'}, {span}{left}",
+                          markup=False)
 
 
 def _failures(r: IngestReport) -> None:
     for c in r.chunks:
         if c.status == "failed":
             error(f"{c.label}: {c.error}")
+    if r.over_budget:
+        v = r.budget
+        error(f"over quarantine budget: {v.quarantined:,} of {v.rows:,} rows ({v.rate:.2%}) quarantined by this "
+              f"run, max_failure_rate {v.max_rate:.2%} (judged over the run, and per symbol from "
+              f"{v.min_population:,} rows); every good row is stored (exit code 3)")
+        for s in v.over_symbols:
+            error(f"  {s.describe(v.max_rate)}")
+        where = next((c.quarantine_path for c in r.chunks if c.quarantine_path), None)
+        if where:
+            error(f"  quarantined rows: {Path(where).parent if where.endswith('.parquet') else where} "
+                  "(`hdi status` marks these symbols until their quarantine is replayed)")
+
+
+def _when(value: Any) -> str:
+    return value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else str(value)
 
 
 def write_frame(frame: pl.DataFrame, *, format: str, output: Path | None, limit: int,

@@ -2,7 +2,7 @@
 
 Sections: the store, its tables, stored rows per symbol, coverage per (dataset, schema, symbol) with
 its MISSING days (never fetched) and no-data days (fetched, the source had nothing), quarantine,
-recent runs and failed chunks. Lists too long for a line end in ``(+N more)``; ``--format json``
+symbols over their quarantine budget, recent runs and failed chunks. Lists too long for a line end in ``(+N more)``; ``--format json``
 has them all. Only a store URL or a file path may be longer than the line: they are never cut.
 """
 
@@ -59,6 +59,7 @@ def lines(report: Any, width: int = 100) -> list[Line]:
     out += _symbols(report.symbols)
     out += _coverage(report.coverage, width)
     out += _quarantine(report.quarantine, width)
+    out += _over_budget(report.over_budget, width)
     out += _runs(report.runs, width)
     out += _failed(report.failed_chunks, width)
     return out
@@ -110,9 +111,22 @@ def _quarantine(q: pl.DataFrame, width: int) -> list[Line]:
     if q.height == 0:
         return [*out, ("  none", False)]
     for r in q.iter_rows(named=True):
-        out.append((f"  run {r['run_id']}  {r['table']}: {r['rows']:,} rows in {r['files']} file(s), latest "
-                    f"{_when(r['latest_mtime'])}", False))
+        out.append((f"  run {r['run_id']}  {r['table']}: {r['rows']:,} rows in {r['files']} file(s) "
+                    f"({r['open']:,} open, {r['replayed']:,} replayed), latest {_when(r['latest_mtime'])}", False))
         out.append((f"    {r['latest_path']}", False))
+    return out
+
+
+def _over_budget(o: pl.DataFrame | None, width: int) -> list[Line]:
+    if o is None or o.height == 0:
+        return []
+    out: list[Line] = [("", False), ("Over quarantine budget  (until the quarantined rows are replayed)", True)]
+    for r in o.iter_rows(named=True):
+        judged = "" if r["judged"] == "symbol" else ", judged over the run"
+        out.append((f"  {r['dataset']} {r['schema']} {r['symbol']}  OVER QUARANTINE BUDGET  run {r['run_id']}: "
+                    f"{r['quarantined']:,} of {r['rows']:,} rows ({r['rate']:.2%}) > {r['max_failure_rate']:.2%}"
+                    f"{judged}; {r['open_rows']:,} open", False))
+        out.append((f"    {_cut(r['reasons'], width - 4)}", False))
     return out
 
 

@@ -107,6 +107,18 @@ class SymbolMapper:
         return self._names.gather(self._lut[np.searchsorted(self._bounds, key, side="right")])
 
 
+    def counts(self, instrument_id: np.ndarray, ts: np.ndarray) -> dict[str | None, int]:
+        """Records per symbol :meth:`map` would give (None: no requested symbol covers them),
+        counted without building the strings (a ``bincount`` of segment numbers, ~15 ms per million)."""
+        if self.by_instrument_id or not len(self._bounds):
+            ids, n = np.unique(instrument_id, return_counts=True)
+            return {(str(i) if self.by_instrument_id else None): int(k) for i, k in zip(ids.tolist(), n.tolist(),
+                                                                                        strict=True)}
+        key = (instrument_id.astype(np.uint64) << np.uint64(32)) | (ts // np.uint64(NS_PER_DAY))
+        n = np.bincount(self._lut[np.searchsorted(self._bounds, key, side="right")], minlength=len(self._names))
+        return {name: int(k) for name, k in zip(self._names.to_list(), n.tolist(), strict=True) if k}
+
+
 def symbology_frame(metadata: DbnMetadata, dataset: str) -> pl.DataFrame:
     """The metadata's symbol mappings as rows for the store's symbology table.
 

@@ -183,8 +183,9 @@ def recipe_hash(recipe: Recipe) -> str:
     ``allow_non_positive_prices`` and the target (table, on_conflict): everything that can change
     the rows a chunk stores. Not covered: comments, whitespace, key order, name, description,
     gateway, start/end, requests/symbols and chunking, which decide *which* chunks are loaded, not
-    *how* (so widening a recipe's range keeps its loaded chunks current), and ``max_failure_rate``,
-    which only decides whether a chunk commits.
+    *how* (so widening a recipe's range keeps its loaded chunks current), and ``max_failure_rate``
+    and ``on_budget_exceeded``, which only decide how a run reports (or whether a chunk commits).
+    ``allow_non_positive_prices`` unset hashes as ``false``.
 
     Returns:
         64 hex characters (sha256).
@@ -194,7 +195,9 @@ def recipe_hash(recipe: Recipe) -> str:
         "vendor": recipe.source.vendor,
         "schema": recipe.source.schema,
         "transform": [[s.op, s.args] for s in recipe.transform],
-        "allow_non_positive_prices": recipe.validate.allow_non_positive_prices,
+        # unset (follow the instrument) hashes as false did, so chunks loaded before the price rule
+        # learnt about instruments stay done; rows it quarantined are brought in by a replay
+        "allow_non_positive_prices": bool(recipe.validate.allow_non_positive_prices),
         "target": asdict(recipe.target),
     }
     text = json.dumps(jsonable(content), sort_keys=True, separators=(",", ":"), ensure_ascii=True)

@@ -88,7 +88,9 @@ def _problem(arg: Arg, problem: Problem) -> NoReturn:
 
 
 def _source(a: Arg) -> Source:
-    kv = a.keys(("vendor", "schema", "start", "end", "requests"), ("gateway", "chunk"), SOURCE_KEYS)
+    # start, end and requests may be left out by a recipe used only with --from-file (files are
+    # loaded whole); an ingest from Databento then refuses it (hdi.pipeline).
+    kv = a.keys(("vendor", "schema"), ("gateway", "chunk", "start", "end", "requests"), SOURCE_KEYS)
     try:
         vendor = checks.choice(kv["vendor"].value, checks.VENDORS, "vendor")
     except Problem as p:
@@ -102,18 +104,24 @@ def _source(a: Arg) -> Source:
         schema = checks.choice(kv["schema"].value, checks.SCHEMAS, "schema")
     except Problem as p:
         _problem(kv["schema"], p)
-    times: dict[str, dt.datetime] = {}
-    for key in ("start", "end"):
+    times: dict[str, dt.datetime | None] = {"start": None, "end": None}
+    if ("start" in kv) != ("end" in kv):
+        given, absent = ("start", "end") if "start" in kv else ("end", "start")
+        kv[given].fail(f"given without source.{absent}",
+                       "both (a range for Databento requests) or neither (a recipe for --from-file files only)")
+    for key in ("start", "end") if "start" in kv else ():
         try:
             times[key] = checks.when(kv[key].value, key)
         except Problem as p:
             _problem(kv[key], p)
-    try:
-        checks.date_range(times["start"], times["end"])
-    except Problem as p:
-        _problem(kv["start"], p)
+    if times["start"] is not None and times["end"] is not None:
+        try:
+            checks.date_range(times["start"], times["end"])
+        except Problem as p:
+            _problem(kv["start"], p)
     chunk = _chunk(kv["chunk"]) if "chunk" in kv else Chunk()
-    requests = tuple(_request(r) for r in kv["requests"].items("a list of {dataset, stype_in, symbols} mappings"))
+    requests = (tuple(_request(r) for r in kv["requests"].items("a list of {dataset, stype_in, symbols} mappings"))
+                if "requests" in kv else ())
     return Source(vendor=vendor, gateway=gateway, schema=schema, start=times["start"], end=times["end"],
                   chunk=chunk, requests=requests)
 
@@ -175,8 +183,11 @@ def _transform(a: Arg, file: str) -> tuple[Step, ...]:
     return tuple(steps)
 
 
+ON_BUDGET_EXCEEDED = ("report", "rollback")
+
+
 def _validate(a: Arg) -> ValidateOptions:
-    kv = a.keys((), ("max_failure_rate", "allow_non_positive_prices"))
+    kv = a.keys((), ("max_failure_rate", "allow_non_positive_prices", "on_budget_exceeded"))
     rate = 0.01
     if "max_failure_rate" in kv:
         v = kv["max_failure_rate"].value
@@ -184,12 +195,18 @@ def _validate(a: Arg) -> ValidateOptions:
             kv["max_failure_rate"].fail(f"expected a number from 0 to 1, got {type_name(v)}",
                                         "a fraction from 0 to 1, e.g. 0.01")
         rate = float(v)
-    allow = False
+    allow = None
     if "allow_non_positive_prices" in kv:
         allow = kv["allow_non_positive_prices"].value
         if not isinstance(allow, bool):
             kv["allow_non_positive_prices"].fail(f"expected true or false, got {type_name(allow)}", "true, false")
-    return ValidateOptions(max_failure_rate=rate, allow_non_positive_prices=allow)
+    on_exceeded = "report"
+    if "on_budget_exceeded" in kv:
+        try:
+            on_exceeded = checks.choice(kv["on_budget_exceeded"].value, ON_BUDGET_EXCEEDED, "on_budget_exceeded")
+        except Problem as p:
+            _problem(kv["on_budget_exceeded"], p)
+    return ValidateOptions(max_failure_rate=rate, allow_non_positive_prices=allow, on_budget_exceeded=on_exceeded)
 
 
 def _target(a: Arg) -> Target:

@@ -47,13 +47,17 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Source:
-    """Where the data comes from. ``start`` is inclusive, ``end`` exclusive; both aware UTC datetimes."""
+    """Where the data comes from. ``start`` is inclusive, ``end`` exclusive; both aware UTC datetimes.
+
+    A recipe used only with ``--from-file`` may leave out start, end (then None) and requests (then
+    empty): files are loaded whole. ``hdi ingest`` without files refuses such a recipe.
+    """
 
     vendor: str
     gateway: str | None
     schema: str
-    start: dt.datetime
-    end: dt.datetime
+    start: dt.datetime | None
+    end: dt.datetime | None
     chunk: Chunk
     requests: tuple[Request, ...]
 
@@ -87,10 +91,17 @@ class Step:
 
 @dataclass(frozen=True)
 class ValidateOptions:
-    """Validation settings: the tolerated failed-row fraction and rule switches."""
+    """Validation settings: the quarantine budget and rule switches.
+
+    ``allow_non_positive_prices`` None (the default) lets the price rule follow the instrument
+    (:mod:`hdi.validate.price_rules`); True or False overrides it for every instrument.
+    ``on_budget_exceeded`` is ``report`` (every good row loads; the run ends with exit code 3) or
+    ``rollback`` (a chunk above ``max_failure_rate`` is rolled back and fails).
+    """
 
     max_failure_rate: float = 0.01
-    allow_non_positive_prices: bool = False
+    allow_non_positive_prices: bool | None = None
+    on_budget_exceeded: str = "report"
 
 
 @dataclass(frozen=True)

@@ -520,3 +520,37 @@ def _to_metadata(meta: dbn.Metadata, p: Path, issues: list[str]) -> DbnMetadata:
         symbols=list(meta.symbols), partial=list(meta.partial), not_found=list(meta.not_found),
         mappings=intervals,
     )
+
+
+DBN_SUFFIXES = (".dbn", ".dbn.zst")
+_GLOB_CHARS = frozenset("*?[")
+
+
+def expand_paths(paths: list[str | PathLike[str]]) -> list[Path]:
+    """Turn ``--from-file`` arguments into DBN files: a file as it is, a folder into every ``.dbn``
+    and ``.dbn.zst`` file under it (recursively), a glob (``*``, ``?``, ``[...]``, ``**``) into its
+    matches; sorted within each argument, each file once, in argument order.
+
+    Raises:
+        SourceError: a folder holding no DBN file, or a glob matching nothing (one line naming it).
+    """
+    import glob
+
+    out: dict[Path, None] = {}
+    for given in paths:
+        p = Path(given)
+        text = str(given)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(DBN_SUFFIXES)
+                           and not f.name.startswith("."))
+            if not found:
+                raise SourceError(f"{p}: folder holds no .dbn or .dbn.zst file (searched recursively)")
+        elif not p.exists() and _GLOB_CHARS & set(text):
+            found = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
+            if not found:
+                raise SourceError(f"{text}: no file matches this pattern (expected .dbn or .dbn.zst files)")
+        else:
+            found = [p]  # open_dbn names what is wrong with it
+        for f in found:
+            out.setdefault(f, None)
+    return list(out)

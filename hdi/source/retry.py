@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from hdi import interrupt
 from hdi.config import API_KEY_ENV, redact
 from hdi.errors import HdiError, SourceError
 
@@ -136,14 +136,14 @@ def _message(what: str, failure: Failure, attempts: int) -> str:
 
 
 def call_with_retry(fn: Callable[[], T], *, policy: RetryPolicy, what: str,
-                    sleep: Callable[[float], None] = time.sleep) -> T:
+                    sleep: Callable[[float], None] = interrupt.sleep) -> T:
     """Call ``fn`` until it succeeds, a terminal error occurs, or ``policy.attempts`` calls were made.
 
     Args:
         fn: the call (no arguments); a fresh attempt each time.
         policy: attempts and backoff.
         what: what is being fetched, e.g. ``get_range GLBX.MDP3 trades CL.c.0 [start, end)``.
-        sleep: the wait function (tests inject a recorder).
+        sleep: the wait function (tests inject a recorder); by default cut short by SIGINT/SIGTERM.
 
     Raises:
         SourceError: one line with ``what``, the attempts, the HTTP status, Databento's message and
@@ -152,7 +152,7 @@ def call_with_retry(fn: Callable[[], T], *, policy: RetryPolicy, what: str,
     attempts = max(1, policy.attempts)
     for attempt in range(1, attempts + 1):
         try:
-            return fn()
+            return interrupt.call(fn)  # in an ingest's main thread: left at once on SIGINT/SIGTERM
         except Exception as exc:  # noqa: BLE001 - sorted by classify(); terminal ones are re-raised below
             failure = classify(exc)
             if not failure.transient or attempt == attempts:

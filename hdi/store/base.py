@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
+from hdi import interrupt
 from hdi.config import redact_url
 from hdi.errors import ConcurrentWriteError, StoreError, allowed_list
 from hdi.store.ledger import INGEST_CHUNKS, INGEST_RUNS, ChunkRecord, RunRecord
@@ -50,6 +51,7 @@ class Transaction(ABC):
         self.inserted = 0
         self.already_present = 0
         self.results: list[WriteResult] = []
+        self.cancelled = False
 
     def write(self, table: str, frame: pl.DataFrame, *, on_conflict: str = "ignore") -> WriteResult:
         """Write one batch of rows idempotently (see :meth:`Store.write`)."""
@@ -80,6 +82,16 @@ class Transaction(ABC):
     @abstractmethod
     def upsert(self, table: Table, row: dict[str, Any]) -> None:
         """Insert or replace one ledger row by key."""
+
+    def cancel(self) -> None:
+        """Cancel the statement running in this transaction; called from another thread (SIGINT /
+        SIGTERM, see :mod:`hdi.interrupt`). The statement fails and the transaction rolls back."""
+        self.cancelled = True
+        self._cancel()
+
+    @abstractmethod
+    def _cancel(self) -> None:
+        """Ask the database to stop the running statement (a no-op when it is idle)."""
 
     @abstractmethod
     def commit(self) -> None: ...
@@ -179,8 +191,11 @@ class Store(ABC):
             if run is not None:
                 txn.upsert(INGEST_RUNS, run.row())
             txn.commit()
-        except BaseException:
+        except BaseException as e:
             txn.rollback()
+            if txn.cancelled:  # a signal cancelled the transaction (hdi.interrupt): the run stops
+                log.info("transaction rolled back after a signal (%s: %s)", type(e).__name__, e)
+                interrupt.check()
             raise
 
     def write(

@@ -228,6 +228,9 @@ class _DuckTxn(Transaction):
             self.con, f"INSERT OR REPLACE INTO {ident(table.name)} ({', '.join(ident(c) for c in cols)}) "
                       f"VALUES ({placeholders})", [row[c] for c in cols]))
 
+    def _cancel(self) -> None:
+        self.con.interrupt()  # thread-safe; the running statement raises InterruptException
+
     def commit(self) -> None:
         if self._open:
             try:

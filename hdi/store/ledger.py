@@ -49,7 +49,8 @@ INGEST_RUNS = Table(
         Column("command", _T, doc="what was run (no secrets)"),
         Column("params", _T, doc="JSON of the run's parameters (recipe, range, symbols, files), for --resume"),
         Column("started_at", _TS), Column("finished_at", _TS, True),
-        Column("status", _T, doc="running | succeeded | failed"),
+        Column("status", _T, doc="running | succeeded | over_budget (every good row loaded; more rows "
+                                 "quarantined than the recipe's max_failure_rate) | failed | interrupted"),
         Column("chunks_total", _I), Column("chunks_done", _I), Column("chunks_skipped", _I),
         Column("chunks_failed", _I),
         Column("rows_fetched", _I), Column("rows_loaded", _I), Column("rows_quarantined", _I),
@@ -74,7 +75,25 @@ INGEST_DAYS = Table(
     chunk_interval=None,
 )
 
-LEDGER_TABLES = {t.name: t for t in (INGEST_CHUNKS, INGEST_RUNS, INGEST_DAYS)}
+QUARANTINE_REPLAYS = Table(
+    name="quarantine_replays",
+    doc="One row per quarantined row that `hdi quarantine replay` loaded (or found already stored): it "
+        "left the open quarantine, and no later replay loads it again. Written in the same transaction "
+        "as the rows themselves.",
+    columns=(
+        Column("quarantine_run_id", _T, doc="the ingest run whose quarantine folder holds the row"),
+        Column("file", _T, doc="the quarantine file's name in run=<quarantine_run_id>/"),
+        Column("row_index", _I, doc="the row's position in that file (0-based)"),
+        Column("replay_id", _T, doc="the replay run (an ingest_runs row) that loaded it"),
+        Column("target_table", _T),
+        Column("replayed_at", _TS),
+    ),
+    key=("quarantine_run_id", "file", "row_index"),
+    time_column="replayed_at",
+    chunk_interval=None,
+)
+
+LEDGER_TABLES = {t.name: t for t in (INGEST_CHUNKS, INGEST_RUNS, INGEST_DAYS, QUARANTINE_REPLAYS)}
 
 
 def _now() -> dt.datetime:

@@ -34,7 +34,16 @@ def _v1(backend: str) -> list[str]:
     return stmts
 
 
-_MIGRATIONS = {1: _v1}
+def _v2(backend: str) -> list[str]:
+    """The replay ledger of ``hdi quarantine replay`` (a fresh store already has it from v1)."""
+    from hdi.store.ledger import QUARANTINE_REPLAYS as t
+
+    key = ", ".join(ident(k) for k in t.key)
+    return [create_table_sql(t, backend),
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {key_index_name(t)} ON {ident(t.name)} ({key})"]
+
+
+_MIGRATIONS = {1: _v1, 2: _v2}
 
 
 def migrations(backend: str) -> Iterator[tuple[int, list[str]]]:

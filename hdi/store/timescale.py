@@ -299,6 +299,9 @@ class _PgTxn(Transaction):
         except Exception as e:
             raise self._fail("ledger write", e) from None
 
+    def _cancel(self) -> None:
+        self.conn.cancel()  # PQcancel: the running statement fails with "canceling statement due to user request"
+
     def commit(self) -> None:
         if not self._open:
             return

@@ -80,6 +80,10 @@ class Connection:
     def rollback(self) -> None:
         self._conn.rollback()
 
+    def cancel(self) -> None:
+        """Cancel the statement running on this connection (callable from another thread)."""
+        self._conn.cancel()
+
     def close(self) -> None:
         self._conn.close()
 

@@ -11,7 +11,9 @@ The rules are derived from the table's Patito model (:func:`hdi.validate.models.
 plus rules that depend on the call, not on the table:
 
 - ``<price column><=0`` (e.g. ``open_price<=0``) for ohlcv open/high/low/close, trades price and
-  tbbo trade_price, unless ``allow_non_positive_prices``;
+  tbbo trade_price, except where ``allow_non_positive_prices`` is True (for every row, or an
+  expression True for the rows whose instrument may trade at or below zero: see
+  :mod:`hdi.validate.price_rules`);
 - ``<time column><start`` and ``<time column>>=end`` for the requested range ``[start, end)``;
 - ``<col>:does_not_fit_<dtype>`` for values that have no exact value in the table's dtype (given by
   :mod:`hdi.validate.conform`), written to quarantine as ``volume: 9223372036854775808 does not fit
@@ -109,7 +111,7 @@ def row_rules(
     *,
     start: dt.datetime | dt.date | None = None,
     end: dt.datetime | dt.date | None = None,
-    allow_non_positive_prices: bool = False,
+    allow_non_positive_prices: bool | pl.Expr = False,
     unfit: Mapping[str, str] | None = None,
 ) -> dict[str, pl.Expr]:
     """All row rules of a table, ``{reason: expression True when the row is valid}``.
@@ -119,7 +121,8 @@ def row_rules(
         start: rows whose time column is before this are out of range (inclusive bound). A naive
             datetime is taken as UTC, a date as its midnight UTC.
         end: rows whose time column is at or after this are out of range (exclusive bound).
-        allow_non_positive_prices: drop the price positivity rules.
+        allow_non_positive_prices: True drops the price positivity rules; an expression (over the
+            conformed frame) exempts the rows where it is True (null counts as False).
         unfit: column -> name of a Boolean column, True where the input value did not fit the
             table's dtype (from :mod:`hdi.validate.conform`); such a row gets the fit reason and
             not also ``<col>:null``.
@@ -138,7 +141,8 @@ def row_rules(
     if start is not None and end is not None and end <= start:
         raise ValidationError(f"{table}: end {end.isoformat()} is not after start {start.isoformat()}")
     unfit = unfit or {}
-    positive = () if allow_non_positive_prices else POSITIVE_PRICES.get(table, ())
+    exempt = allow_non_positive_prices if isinstance(allow_non_positive_prices, pl.Expr) else None
+    positive = () if exempt is None and allow_non_positive_prices else POSITIVE_PRICES.get(table, ())
     per_column = model_rules(model)
     out: dict[str, pl.Expr] = {}
     for col in t.columns:
@@ -150,7 +154,7 @@ def row_rules(
             not_null = derived.pop(null_reason(col.name))
             out[null_reason(col.name)] = not_null | pl.col(unfit[col.name]) if col.name in unfit else not_null
         if col.name in positive:
-            out[f"{col.name}<=0"] = c > 0
+            out[f"{col.name}<=0"] = c > 0 if exempt is None else (c > 0) | exempt.fill_null(False)
         out.update(derived)
         if col.name == t.time_column:
             if start is not None:

@@ -170,7 +170,7 @@ def split(
     *,
     start: dt.datetime | dt.date | None = None,
     end: dt.datetime | dt.date | None = None,
-    allow_non_positive_prices: bool = False,
+    allow_non_positive_prices: bool | pl.Expr = False,
 ) -> SplitResult:
     """Split a frame bound for ``table`` into good rows (conformed) and bad rows (with reasons).
 
@@ -182,7 +182,10 @@ def split(
         start: inclusive lower bound of the table's time column (a naive datetime is UTC, a date
             its midnight UTC); None = no bound.
         end: exclusive upper bound of the table's time column; None = no bound.
-        allow_non_positive_prices: accept zero and negative prices (spreads, negative futures).
+        allow_non_positive_prices: accept zero and negative prices (spreads, negative futures):
+            True for every row, or an expression over the table's columns (e.g. on
+            ``instrument_id``, from :class:`hdi.validate.price_rules.PriceRule`) True for the rows
+            that may have them.
 
     Returns:
         A :class:`SplitResult`; ``good`` passes the table's Patito model.

@@ -273,3 +273,25 @@ def test_decode_file_given_text_that_is_not_utf8_raises(kit):
     with pytest.raises(DecodeError) as err:
         decode(path)
     assert str(err.value) == f"{path}: field 'raw_symbol' holds text that is not UTF-8"
+
+
+def test_symbol_mapper_counts_equal_the_mapped_symbols():
+    """``SymbolMapper.counts`` (the quarantine budget's per-symbol population) counts exactly what
+    ``map`` labels, over a roll of a continuous symbol."""
+    import datetime as dt
+
+    import numpy as np
+
+    from hdi.decode.symbols import SymbolMapper
+    from hdi.source.files import DbnMetadata, SymbolInterval
+
+    meta = DbnMetadata(3, "GLBX.MDP3", "trades", "continuous", "instrument_id", dt.datetime(2024, 3, 1, tzinfo=dt.UTC),
+                       None, ["CL.c.0"], [], [], [SymbolInterval("CL.c.0", 10, dt.date(2024, 3, 1), dt.date(2024, 3, 2)),
+                                                 SymbolInterval("CL.c.0", 11, dt.date(2024, 3, 2), dt.date(2024, 3, 4))])
+    day = 86_400 * 10**9
+    t0 = int(dt.datetime(2024, 3, 1, tzinfo=dt.UTC).timestamp()) * 10**9
+    iid = np.array([10, 10, 11, 11, 11, 12], dtype=np.uint32)
+    ts = np.array([t0, t0 + day, t0 + day, t0 + 2 * day, t0 + 5 * day, t0], dtype=np.uint64)
+    m = SymbolMapper(meta)
+    mapped = m.map(iid, ts).value_counts()
+    assert m.counts(iid, ts) == dict(mapped.iter_rows()) == {"CL.c.0": 3, None: 3}

@@ -242,5 +242,6 @@ def test_every_op_and_key_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "recipes.md").read_text()
     headings = {w.strip(",") for line in doc.splitlines() if line.startswith("### ") for w in line[4:].split()}
     assert set(OPS) - headings == set()
-    assert [k for k in (*TOP_KEYS, *SOURCE_KEYS, "max_failure_rate", "allow_non_positive_prices", "on_conflict",
+    assert [k for k in (*TOP_KEYS, *SOURCE_KEYS, "max_failure_rate", "allow_non_positive_prices",
+                        "on_budget_exceeded", "on_conflict",
                         "max_symbols", "stype_in") if f"`{k}`" not in doc] == []

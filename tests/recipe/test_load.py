@@ -65,8 +65,8 @@ def test_load_recipe_given_defaults_omitted_uses_documented_defaults(write_recip
     text = text.replace("  on_conflict: ignore\n", "").replace("description: test recipe\n", "")
     r = load_recipe(write_recipe(text))
     assert r.source.chunk == Chunk("month", 10) and r.source.gateway is None and r.description == ""
-    assert (r.validate.max_failure_rate, r.validate.allow_non_positive_prices, r.target.on_conflict) == (
-        0.01, False, "ignore")
+    assert (r.validate.max_failure_rate, r.validate.allow_non_positive_prices, r.validate.on_budget_exceeded,
+            r.target.on_conflict) == (0.01, None, "report", "ignore")  # None: the price rule follows the instrument
 
 
 @pytest.mark.parametrize(("period", "days"), [("day", 1), ("week", 7), ("month", None), ("year", None), ("3d", 3)])
@@ -104,13 +104,13 @@ BAD = [
      "source.chunk: unknown key 'max_symbol' (did you mean 'max_symbols'?); allowed: period, max_symbols"),
     ("unknown validate key", "  allow_non_positive_prices: false", "  allow_negative_prices: false", 21,
      "validate: unknown key 'allow_negative_prices' (did you mean 'allow_non_positive_prices'?); "
-     "allowed: max_failure_rate, allow_non_positive_prices"),
+     "allowed: max_failure_rate, allow_non_positive_prices, on_budget_exceeded"),
     ("unknown op arg key", "- fixed_to_decimal: [open_price, high_price, low_price, close_price]",
      "- fixed_to_decimal: {columns: [open_price], precison: 19}", 17,
      "transform[1] fixed_to_decimal: unknown key 'precison' (did you mean 'precision'?); allowed: columns, precision, scale"),
     ("missing key", "  schema: ohlcv-1d\n", "", 3,
      "source: missing key 'schema'; allowed: a mapping with keys vendor, gateway, schema, start, end, chunk, requests "
-     "(required: vendor, schema, start, end, requests)"),
+     "(required: vendor, schema)"),
     ("symbols not a list", "symbols: [SPY]", "symbols: SPY", 14,
      "source.requests[1].symbols: expected a list, got a string 'SPY'; allowed: a list of symbols, e.g. [CL.c.0, NG.c.0]"),
     ("rate not a number", "max_failure_rate: 0.01", "max_failure_rate: high", 20,
@@ -119,6 +119,9 @@ BAD = [
      "validate.max_failure_rate: expected a number from 0 to 1, got an integer (5); allowed: a fraction from 0 to 1, e.g. 0.01"),
     ("switch not a bool", "allow_non_positive_prices: false", "allow_non_positive_prices: maybe", 21,
      "validate.allow_non_positive_prices: expected true or false, got a string 'maybe'; allowed: true, false"),
+    ("unknown budget action", "allow_non_positive_prices: false", "on_budget_exceeded: rolback", 21,
+     "validate.on_budget_exceeded: unknown on_budget_exceeded 'rolback' (did you mean 'rollback'?); "
+     "allowed: report, rollback"),
     ("unknown op", "- fixed_to_decimal:", "- fixed_to_decimel:", 17,
      "transform[1]: unknown op 'fixed_to_decimel' (did you mean 'fixed_to_decimal'?); allowed: rename, select, drop, "
      "cast, constant, derive, filter, map_values, epoch_ns, utc_date, fixed_to_decimal, ordinal, resample, stat_name, "
