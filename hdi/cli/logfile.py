@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 from pathlib import Path
 
+from hdi.cli.stdout import silence
 from hdi.fileout import describe_error
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
@@ -46,12 +46,7 @@ class LogFile(logging.FileHandler):
         stream, self.stream = self.stream, None  # type: ignore[assignment]
         if stream is None:
             return
-        with contextlib.suppress(OSError, ValueError):
-            null = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(null, stream.fileno())
-            finally:
-                os.close(null)
+        silence(stream)
         with contextlib.suppress(OSError, ValueError):
             stream.close()
 

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hdi import config
+from hdi.cli.stdout import silence
 from hdi.errors import ConfigError
 from hdi.report import Event, IngestReport
 
@@ -30,7 +31,7 @@ class _Console(Console):
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
-        _silence(self.file)
+        silence(self.file)
 
 
 err = _Console(stderr=True, highlight=False)
@@ -113,24 +114,12 @@ def ok(message: str) -> None:
     err.print(f"[green]✓[/] {message}", markup=True) if err.is_terminal else print(message, file=sys.stderr)
 
 
-def _silence(stream: Any) -> None:
-    """After a broken pipe (``hdi ingest ... | head -1``): point the stream's descriptor at
-    /dev/null, so later writes and the flush at exit succeed silently while the work goes on."""
-    try:
-        fd = stream.fileno()
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, fd)
-        os.close(null)
-    except (OSError, ValueError):  # not a real file (tests' captured streams): nothing to point elsewhere
-        pass
-
-
 def _writing(stream: Any, fn: Any, *args: Any) -> None:
     """Call a printing function; a closed pipe on ``stream`` silences it instead of stopping the caller."""
     try:
         fn(*args)
     except BrokenPipeError:
-        _silence(stream)
+        silence(stream)
 
 
 def _progress_wanted(flag: bool | None) -> bool:

@@ -64,8 +64,10 @@ class _Guarded:
         return getattr(self._stream, name)
 
 
-def _silence(stream: TextIO) -> None:
-    """Point stdout's descriptor at /dev/null so the data still buffered is dropped quietly."""
+def silence(stream: Any) -> None:
+    """Point a stream's descriptor at /dev/null, so the data still buffered and any later write or
+    flush (the interpreter's own at exit included) succeed quietly. A stream without a descriptor
+    (tests' captured streams) is left alone."""
     with contextlib.suppress(OSError, ValueError):
         null = os.open(os.devnull, os.O_WRONLY)
         try:
@@ -94,7 +96,7 @@ def guarded(run: Callable[[], None], on_error: Callable[[str], None]) -> None:
         sys.stdout.flush()
     except StdoutError as e:
         sys.stdout = real
-        _silence(real)
+        silence(real)
         on_error(_message(e))
         sys.exit(1)
     finally:
