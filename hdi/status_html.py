@@ -8,7 +8,7 @@ Monday..Sunday as rows — coloured:
 - **no data**: fetched, the source had none (a weekend, a holiday, a no-trade day);
 - **missing**: never fetched (a failed chunk, a skipped or never-asked range);
 - **quarantined**: the day has open quarantined rows (quarantined, not replayed since) of that
-  dataset and schema, for the symbols of the chunk that quarantined them.
+  dataset and schema, for the symbol the row was requested under.
 
 Then the store's tables, the quarantine, recent runs and failed chunks. Inline CSS and SVG only: no
 script, no external asset, so the page opens anywhere (and from a file:// URL) as it is.
@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 
 from hdi.fileout import write_atomic
+from hdi.validate.budget import SYMBOL_COLUMN
 
 COLOURS = {"data": "#2da44e", "no data": "#d0d7de", "missing": "#cf222e", "quarantined": "#bf8700"}
 CELL, GAP = 11, 2
@@ -54,7 +55,8 @@ def quarantined_days(store: str | None = None, quarantine_dir: str | Path | None
     """(dataset, schema, symbol) -> UTC days with open quarantined rows.
 
     A quarantine file holds one chunk's bad rows: the chunk (from the ledger) gives the dataset,
-    schema and symbols, each open row's time column its day. Rows a replay loaded are not open.
+    schema and symbols, each open row's time column its day, its ``_symbol`` (or else its instrument,
+    through the symbology table; else every symbol of the chunk) the symbol. Rows a replay loaded are not open.
     """
     from hdi import config
     from hdi.quarantine import replayed_rows
@@ -67,6 +69,10 @@ def quarantined_days(store: str | None = None, quarantine_dir: str | Path | None
     st = open_store(store)
     chunks = {r["chunk_id"]: r for r in st.chunks().iter_rows(named=True)}
     done = replayed_rows(st)
+    intervals: dict[tuple[str, str, int], list[tuple[dt.date, dt.date]]] = {}
+    for ds, sym, iid, a, b in st.symbology().select("dataset", "symbol", "instrument_id", "start_date",
+                                                     "end_date").iter_rows():
+        intervals.setdefault((ds, sym, iid), []).append((a, b))
     out: dict[tuple[str, str, str], set[dt.date]] = {}
     for f in files:
         frame = pl.read_parquet(f)
@@ -79,11 +85,20 @@ def quarantined_days(store: str | None = None, quarantine_dir: str | Path | None
                   None)
         if tc is None:
             continue
-        for chunk_id, day in frame.select("_chunk_id", pl.col(tc).dt.date()).unique().iter_rows():
-            c = chunks.get(chunk_id)
+        inst = pl.col("instrument_id") if "instrument_id" in frame.columns else pl.lit(None)
+        sym_col = pl.col(SYMBOL_COLUMN) if SYMBOL_COLUMN in frame.columns else pl.lit(None, pl.String)
+        for chunk_id, day, iid, symbol in (frame.select("_chunk_id", pl.col(tc).dt.date(), inst.cast(pl.Int64),
+                                                        sym_col.cast(pl.String)).unique().iter_rows()):
+            # a file's _chunk_id is the ledger's chunk id and the batch number: <chunk_id>-<n>
+            c = chunks.get(chunk_id) or chunks.get(str(chunk_id).rsplit("-", 1)[0])
             if c is None or day is None:
                 continue
-            for sym in str(c["symbols"]).split(","):
+            asked = str(c["symbols"]).split(",")
+            if symbol in asked:  # the row's requested symbol, recorded when it was quarantined
+                named = [symbol]
+            else:  # the symbols of the chunk that named this instrument on that day; all of them when none did
+                named = [s for s in asked if any(a <= day < b for a, b in intervals.get((c["dataset"], s, iid), ()))]
+            for sym in named or asked:
                 out.setdefault((c["dataset"], c["schema"], sym), set()).add(day)
     return out
 
