@@ -157,3 +157,16 @@ def test_the_page_renders_in_headless_chromium(cli, gateway, tmp_path):
     counts = {f"#{r:02x}{g:02x}{b:02x}": n for n, (r, g, b) in colours}
     assert counts.get(COLOURS["data"], 0) > 11 * 11 * 100  # well over 100 days' squares drawn in the data colour
     assert counts.get(COLOURS["no data"], 0) > 11 * 11 * 10  # weekends
+
+
+def test_html_of_an_empty_store_and_a_missing_folder(cli, any_store_url, tmp_path):
+    page_file = tmp_path / "coverage.html"
+    r = cli("status", "--store", any_store_url, "--html", page_file)
+    assert r.exit_code == 0, r.stderr
+    page = page_file.read_text()
+    assert "no coverage recorded yet (nothing ingested)" in page and "<rect" not in page
+    nowhere = tmp_path / "no-such-folder" / "coverage.html"
+    r = cli("status", "--store", any_store_url, "--html", nowhere)
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr.strip() == f"error: --html file {nowhere}: folder {nowhere.parent} does not exist"
+    assert not nowhere.parent.exists()
