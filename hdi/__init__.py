@@ -44,7 +44,8 @@ def __getattr__(name: str) -> Any:
 
 
 def close() -> None:
-    """Close every store connection this process holds (releases the DuckDB file lock)."""
+    """Close every store connection this process holds. Not needed to let another process use a
+    DuckDB store: hdi holds a DuckDB file only during a call (a read) or a chunk (an ingest)."""
     from hdi.store import close_all
 
     close_all()

@@ -78,10 +78,11 @@ def _read_table(
     t = TABLES[table]
     s, e = parse_range(start, end, error=QueryError)
     st = open_store(store)
-    sel = resolve(st, _symbols(symbols), s, e, dataset)
-    windows = sel.select("dataset", "instrument_id", "from_ts", "to_ts").unique(maintain_order=True)
-    rows = st.select(t.name, start=s, end=e, selections=windows, equals=equals)
-    out = _attach_symbols(st, rows, sel, t, prices)
+    with st.session():  # a DuckDB file is attached for this call only: an ingest may write between calls
+        sel = resolve(st, _symbols(symbols), s, e, dataset)
+        windows = sel.select("dataset", "instrument_id", "from_ts", "to_ts").unique(maintain_order=True)
+        rows = st.select(t.name, start=s, end=e, selections=windows, equals=equals)
+        out = _attach_symbols(st, rows, sel, t, prices)
     datasets = set(sel.get_column("dataset").drop_nulls().to_list()) | set(out.get_column("dataset").unique().to_list())
     return out, zone_for(tz, datasets | ({dataset} if dataset else set()))
 

@@ -88,6 +88,11 @@ def status(store: str | None = None, *, quarantine_dir: str | Path | None = None
         A :class:`StatusReport`; ``to_dict()`` gives its JSON form (``hdi status --format json``).
     """
     st = open_store(store)
+    with st.session():  # a DuckDB file is attached for this call only
+        return _report(st, quarantine_dir, runs)
+
+
+def _report(st: Any, quarantine_dir: str | Path | None, runs: int) -> StatusReport:
     daily = _daily(st)
     tables = _tables(st, daily)
     days = st.query("SELECT * FROM ingest_days") if st.has_table("ingest_days") else None

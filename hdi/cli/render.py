@@ -23,9 +23,19 @@ from hdi import config
 from hdi.errors import ConfigError
 from hdi.report import Event, IngestReport
 
-err = Console(stderr=True, highlight=False)
+
+class _Console(Console):
+    """A rich console that goes quiet on a broken pipe (``hdi ingest ... | head -1``); rich's own
+    default exits with status 1, which would stop an ingest midway."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        _silence(self.file)
+
+
+err = _Console(stderr=True, highlight=False)
 log_handler: Any = None  # the ingest's LogFile, once setup_logging made one
-out = Console(highlight=False, soft_wrap=True)
+out = _Console(highlight=False, soft_wrap=True)
 
 
 class RedactFilter(logging.Filter):
@@ -103,6 +113,26 @@ def ok(message: str) -> None:
     err.print(f"[green]✓[/] {message}", markup=True) if err.is_terminal else print(message, file=sys.stderr)
 
 
+def _silence(stream: Any) -> None:
+    """After a broken pipe (``hdi ingest ... | head -1``): point the stream's descriptor at
+    /dev/null, so later writes and the flush at exit succeed silently while the work goes on."""
+    try:
+        fd = stream.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    except (OSError, ValueError):  # not a real file (tests' captured streams): nothing to point elsewhere
+        pass
+
+
+def _writing(stream: Any, fn: Any, *args: Any) -> None:
+    """Call a printing function; a closed pipe on ``stream`` silences it instead of stopping the caller."""
+    try:
+        fn(*args)
+    except BrokenPipeError:
+        _silence(stream)
+
+
 def _progress_wanted(flag: bool | None) -> bool:
     if flag is not None:
         return flag
@@ -133,6 +163,10 @@ class IngestProgress:
         self.progress.__exit__(*exc)  # type: ignore[arg-type]
 
     def on_event(self, e: Event) -> None:
+        """Show an ingest event; a closed stderr (``2>&1 | head -1``) never stops the ingest."""
+        _writing(sys.stderr, self._show, e)
+
+    def _show(self, e: Event) -> None:
         if e.kind == "plan":
             self.total = e.total
             self.task = self.progress.add_task("chunks", total=e.total, rows=0)
@@ -160,8 +194,16 @@ class IngestProgress:
 
 
 def ingest_summary(r: IngestReport, shown: set[str] | frozenset[str] = frozenset()) -> None:
-    """The run's summary; a failed chunk's error is printed here unless ``shown`` (its chunk id)
-    says the progress output printed it already."""
+    """The run's summary on stderr (a dry run's per-chunk table on stdout); a closed pipe on either
+    silences it, and the exit status stays the run's. A failed chunk's error is printed here unless
+    ``shown`` (its chunk id) says the progress output printed it already."""
+    _writing(sys.stderr, _summary, r)
+    if r.dry_run:
+        _writing(sys.stdout, _dry_run_table, r)
+    _writing(sys.stderr, _failures, r, shown)
+
+
+def _summary(r: IngestReport) -> None:
     t = Table(title=f"hdi ingest {'(dry run) ' if r.dry_run else ''}— run {r.run_id}", show_header=False)
     t.add_column(style="bold")
     t.add_column()
@@ -190,6 +232,9 @@ def ingest_summary(r: IngestReport, shown: set[str] | frozenset[str] = frozenset
         failed = getattr(log_handler, "failure", None)
         t.add_row("log", r.log_file + (f" (incomplete: writing stopped, {failed})" if failed else ""))
     err.print(t)
+
+
+def _dry_run_table(r: IngestReport) -> None:
     if r.dry_run:
         d = Table(title="per chunk")
         for col in ("chunk", "records", "billable bytes", "cost USD"):
@@ -207,6 +252,9 @@ def ingest_summary(r: IngestReport, shown: set[str] | frozenset[str] = frozenset
                 left = f"; {c.rows_left_out:,} left out by --start/--end/--symbols" if c.rows_left_out else ""
                 out.print(f"{c.label}: {c.record_count:,} records, symbols {c.symbols or '-'}, {span}{left}",
                           markup=False)
+
+
+def _failures(r: IngestReport, shown: set[str] | frozenset[str] = frozenset()) -> None:
     failed = [c for c in r.chunks if c.status == "failed"]
     for c in failed:
         if c.chunk_id not in shown:

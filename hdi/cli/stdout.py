@@ -27,6 +27,17 @@ class StdoutError(OSError):
         self.text = cause.strerror or (os.strerror(cause.errno) if cause.errno else str(cause))
 
 
+class StdoutClosed(StdoutError, BrokenPipeError):
+    """stdout's reader went away (EPIPE). Also a ``BrokenPipeError``, so that output that is only a
+    report on work in progress (an ingest's progress and summary, see ``render._writing``) goes
+    quiet and the work completes with its own exit status; anything else (``hdi query``'s rows)
+    reaches :func:`guarded` and is one line, exit 1."""
+
+
+def _failure(e: OSError) -> StdoutError:
+    return StdoutClosed(e) if e.errno == errno.EPIPE else StdoutError(e)
+
+
 class _Guarded:
     """A transparent proxy of a text stream whose write errors become :class:`StdoutError`."""
 
@@ -37,7 +48,7 @@ class _Guarded:
         try:
             return self._stream.write(text)
         except OSError as e:
-            raise StdoutError(e) from e
+            raise _failure(e) from e
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
@@ -47,7 +58,7 @@ class _Guarded:
         try:
             self._stream.flush()
         except OSError as e:
-            raise StdoutError(e) from e
+            raise _failure(e) from e
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)

@@ -17,6 +17,7 @@ This module and ``hdi/source/databento.py`` are the only places that import ``da
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -293,6 +294,8 @@ def open_dbn(path: str | PathLike[str], *, schema: str | None = None) -> DbnFile
     metadata = _to_metadata(meta, p, issues)
     mixed = metadata.schema is None
     chosen = _choose_schema(p, metadata.schema, schema)
+    if mixed:
+        metadata = _with_stream_symbology(p, metadata)
     if meta.ts_out and not mixed:
         raise DecodeError(f"{p}: records carry a ts_out timestamp (a live capture); hdi reads historical "
                           "DBN files without ts_out")
@@ -320,12 +323,65 @@ def _choose_schema(p: Path, in_file: str | None, asked: str | None) -> str:
         if asked is None:
             raise DecodeError(f"{p}: mixed-schema DBN file (its metadata has no schema); pass schema= one of "
                               f"{allowed_list(SUPPORTED_SCHEMAS)}")
+        if asked == "tbbo":  # each record goes to its own schema's table only, never to two
+            raise DecodeError(f"{p}: a mixed-schema (live) file cannot tell tbbo records from mbp-1 records "
+                              "(both are MBP1Msg, rtype 0x01); hdi reads them once, as mbp-1: use an mbp-1 "
+                              "recipe for this file")
         return asked
     if asked is not None and asked != in_file:
         raise DecodeError(f"{p}: the file holds {in_file} records, not {asked} (schema= must match the file)")
     if in_file not in SUPPORTED_SCHEMAS:
         raise DecodeError(f"{p}: schema '{in_file}' is not supported; supported: {allowed_list(SUPPORTED_SCHEMAS)}")
     return in_file
+
+
+def _with_stream_symbology(p: Path, metadata: DbnMetadata) -> DbnMetadata:
+    """A mixed-schema (live) file's metadata completed from its records.
+
+    A live capture's metadata has no symbols, no mappings and starts at the epoch; its symbols
+    come as in-stream ``SymbolMappingMsg`` records instead. Their ``stype_in_symbol`` (``ESZ4``)
+    becomes the file's symbol for the instrument; a mapping without its own interval (live
+    mappings carry UNDEF start and end) holds over the file's records, from the UTC day of the
+    first record's index time to the day after the last one, which also become the file's range.
+    One pass over the file's records, in Python: live captures are small next to historical files.
+    """
+    found: dict[tuple[str, int], tuple[int | None, int | None]] = {}
+    stypes: set[str] = set()
+    first = last = None
+    undef = int(_UNDEF_TS)
+    try:
+        for rec in DBNStore.from_file(p):
+            ts = getattr(rec, "ts_index", None)
+            if ts is not None and ts != undef:
+                first = ts if first is None else min(first, ts)
+                last = ts if last is None else max(last, ts)
+            if isinstance(rec, dbn.SymbolMappingMsg) and rec.stype_in_symbol:
+                key = (str(rec.stype_in_symbol), int(rec.instrument_id))
+                try:  # live mappings may leave stype_in unset (255): the symbol is then a raw symbol
+                    stypes.add(str(dbn.SType.from_int(int(rec.stype_in)).value))
+                except (dbn.DBNError, ValueError, TypeError):
+                    stypes.add("raw_symbol")
+                lo = None if rec.start_ts == undef else int(rec.start_ts)
+                hi = None if rec.end_ts == undef else int(rec.end_ts)
+                was = found.get(key)
+                found[key] = (lo, hi) if was is None else (
+                    None if None in (lo, was[0]) else min(lo, was[0]),  # type: ignore[type-var]
+                    None if None in (hi, was[1]) else max(hi, was[1]))  # type: ignore[type-var]
+    except (BentoError, dbn.DBNError, ValueError, zstandard.ZstdError) as exc:
+        raise DecodeError(f"{p}: undecodable DBN records: {exc}") from exc
+    if first is None or last is None:
+        return metadata
+    day0, day1 = _ns_to_datetime(first).date(), _ns_to_datetime(last).date() + timedelta(days=1)
+    intervals = [SymbolInterval(sym, iid, _ns_to_datetime(lo).date() if lo is not None else day0,
+                                _ns_to_datetime(hi - 1).date() + timedelta(days=1) if hi is not None else day1)
+                 for (sym, iid), (lo, hi) in found.items()]
+    start = datetime(day0.year, day0.month, day0.day, tzinfo=UTC)
+    end = datetime(day1.year, day1.month, day1.day, tzinfo=UTC)
+    symbols = list(dict.fromkeys(iv.symbol for iv in intervals))
+    return dataclasses.replace(metadata, start=start, end=end, symbols=symbols or metadata.symbols,
+                               stype_in=(stypes.pop() if len(stypes) == 1 else "raw_symbol") if intervals
+                               else metadata.stype_in,
+                               mappings=[*metadata.mappings, *intervals])
 
 
 def _read_header(reader: IO[bytes], p: Path) -> tuple[bytes, bytes]:

@@ -126,6 +126,12 @@ class Store(ABC):
             return True
         return False
 
+    @contextmanager
+    def session(self, write: bool = False) -> Iterator[Any]:
+        """Hold the store for a block of reads (one API call): the DuckDB file is attached once for
+        the block, and released when it ends. Nothing to hold for a server store."""
+        yield None
+
     @property
     def display_url(self) -> str:
         """The URL with any password replaced by ``***``: the only form that may be shown."""

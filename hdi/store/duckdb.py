@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from hdi.errors import StoreError
+from hdi.store import duckdb_share as share
 from hdi.store.base import Store, Transaction, WriteResult, overlap_probe, time_bounds
 from hdi.store.check import column_problem, damaged, version_problem
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
@@ -26,12 +27,6 @@ from hdi.store.schema import ALL_TABLES, conform, create_table_sql, ident
 from hdi.tables import Table
 
 log = logging.getLogger(__name__)
-
-# One connection per file per process: DuckDB refuses a second connection to the same file with a
-# different configuration, and opening one costs ~10 ms, too much for warm reads.
-_CONNECTIONS: dict[Path, tuple[Any, bool]] = {}
-_LOCK = threading.RLock()
-
 
 def parse_path(url: str) -> Path:
     """``duckdb:///abs/file.duckdb`` -> /abs/file.duckdb; ``duckdb://rel/file.duckdb`` -> rel/..."""
@@ -41,39 +36,6 @@ def parse_path(url: str) -> Path:
     if not rest or rest.endswith("/"):
         raise StoreError(f"store URL '{url}' names no file; use duckdb:///path/to/file.duckdb")
     return Path(rest).absolute()
-
-
-def _connect(path: Path, write: bool) -> Any:
-    import duckdb
-
-    with _LOCK:
-        held = _CONNECTIONS.get(path)
-        if held is not None and (held[1] or not write):
-            return held[0]
-        if held is not None:  # upgrade a read-only connection to read-write
-            held[0].close()
-            del _CONNECTIONS[path]
-        try:
-            if write:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                con = duckdb.connect(str(path))
-            else:
-                con = duckdb.connect(str(path), read_only=True)
-        except duckdb.IOException as e:
-            first = str(e).splitlines()[0]
-            if "lock" in first.lower():
-                raise StoreError(
-                    f"DuckDB store {path} is locked by another process ({first}); DuckDB allows one "
-                    "writing process per file: wait for it, or close the notebook holding it (hdi.close())"
-                ) from None
-            raise StoreError(f"cannot open DuckDB store {path}: {first}") from None
-        except OSError as e:
-            blocker = next((p for p in path.parents if p.exists()), None)
-            why = f"{blocker} is a file, not a folder" if blocker is not None and not blocker.is_dir() else \
-                (e.strerror or e)
-            raise StoreError(f"cannot create DuckDB store {path}: {why}") from None
-        _CONNECTIONS[path] = (con, write)
-        return con
 
 
 # DuckDB's file layout: a main header and two database headers of 4 KiB each, then blocks of
@@ -96,11 +58,8 @@ def _duckdb_types(table: str) -> dict[str, str]:
 
 
 def close_all() -> None:
-    """Close every cached DuckDB connection of this process."""
-    with _LOCK:
-        for con, _ in _CONNECTIONS.values():
-            con.close()
-        _CONNECTIONS.clear()
+    """Detach and close every DuckDB store of this process (normally none is attached)."""
+    share.close()
 
 
 class DuckDBStore(Store):
@@ -112,36 +71,56 @@ class DuckDBStore(Store):
         self._migrated = False
 
     # -- connections --------------------------------------------------------------------------
-    def _con(self, write: bool = False) -> Any:
+    # The file is attached only while a call uses it (see hdi/store/duckdb_share.py): other
+    # processes read it between our calls, and our ingest writes it between their reads.
+    def _acquire(self, write: bool) -> Any:
+        """Attach the file (waiting while another process holds it); every call needs ``_release``."""
         if not write and not self.path.exists():
             raise StoreError(f"no DuckDB store at {self.path}: nothing has been ingested there yet")
-        return _connect(self.path, write)
+        if write and not self.path.exists():
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                blocker = next((p for p in self.path.parents if p.exists()), None)
+                why = f"{blocker} is a file, not a folder" if blocker is not None and not blocker.is_dir() else \
+                    (e.strerror or e)
+                raise StoreError(f"cannot create DuckDB store {self.path}: {why}") from None
+        return share.acquire(self.path, write)
+
+    @contextmanager
+    def session(self, write: bool = False) -> Iterator[Any]:
+        """Hold the file attached for a block of calls (one read API call, one ``hdi status``)."""
+        if not write and not self.path.exists():
+            yield None  # nothing to hold: each read says there is no store (or finds no table)
+            return
+        with share.LOCK:
+            con = self._acquire(write)
+            try:
+                yield con
+            finally:
+                share.release(self.path)
 
     def close(self) -> None:
-        with _LOCK:
-            held = _CONNECTIONS.pop(self.path, None)
-            if held is not None:
-                held[0].close()
+        share.close(self.path)
         self._known_tables.clear()
 
     def _has_table(self, name: str) -> bool:
         if not self.path.exists():
             return False
-        with _LOCK:
-            rows = self._con().execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = 'main'",
-                [name]).fetchall()
+        with self.session() as con:
+            rows = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = 'main' "
+                "AND table_catalog = $2", [name, share.ALIAS]).fetchall()
         return bool(rows[0][0])
 
     # -- schema -------------------------------------------------------------------------------
     def migrate(self) -> None:
         if self._migrated:
             return
-        with _LOCK:
-            self._migrate()
+        with self.session(write=True) as con:
+            self._migrate(con)
 
-    def _migrate(self) -> None:
-        con = self._con(write=True)
+    def _migrate(self, con: Any) -> None:
         _run(con, f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, "
                     "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
         done = {r[0] for r in con.execute(f"SELECT version FROM {MIGRATIONS_TABLE}").fetchall()}
@@ -167,51 +146,59 @@ class DuckDBStore(Store):
         if not self.path.exists():
             return  # a new store: nothing to damage
         where = f"DuckDB store {self.path}"
-        with _LOCK:
-            con = self._con()  # read-only, unless this process writes to the file already
-            try:
-                present = {r[0] for r in con.execute(
-                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
-                versions = [r[0] for r in con.execute(f"SELECT version FROM {MIGRATIONS_TABLE}").fetchall()] \
-                    if MIGRATIONS_TABLE in present else []
-                problem = version_problem(where, versions)
-                if problem is not None:
-                    raise problem
-                block_size = con.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0]
-                for t in tables:
-                    if t.name not in present:
-                        if versions:
-                            raise damaged(where, f"table '{t.name}' is missing although migration "
-                                                 f"{max(versions)} is recorded as applied")
-                        continue
-                    found = dict(con.execute(
-                        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'main' "
-                        "AND table_name = $1 ORDER BY ordinal_position", [t.name]).fetchall())
-                    why = column_problem(t, found, _duckdb_types(t.name))
-                    if why is not None:
-                        raise damaged(where, why)
-                    # The file must hold every block the table's metadata points to (a file cut
-                    # short opens fine: the catalog sits at its start) ...
-                    last = con.execute("SELECT max(block_id) FROM pragma_storage_info($1) WHERE block_id >= 0",
-                                       [t.name]).fetchone()[0]
-                    size = self.path.stat().st_size
-                    if last is not None and size < _HEADER_BYTES + (last + 1) * block_size:
-                        raise damaged(where, f"the file is {size:,} bytes but table '{t.name}' has data up to byte "
-                                             f"{_HEADER_BYTES + (last + 1) * block_size:,}: it was cut short")
-                    # ... and every block reads back with its checksum: hash() reads every value of
-                    # every column (min/max and count may be answered from statistics)
-                    con.execute(f"SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM {ident(t.name)}").fetchall()
-            except duckdb.Error as e:
-                raise damaged(where, str(e).splitlines()[0]) from None
+        alias = share.ALIAS
+        try:
+            with self.session() as con:  # attached read-only, waiting while another process writes
+                try:
+                    present = {r[0] for r in con.execute(
+                        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+                        "AND table_catalog = $1", [alias]).fetchall()}
+                    versions = [r[0] for r in con.execute(f"SELECT version FROM {MIGRATIONS_TABLE}").fetchall()] \
+                        if MIGRATIONS_TABLE in present else []
+                    problem = version_problem(where, versions)
+                    if problem is not None:
+                        raise problem
+                    block_size = con.execute("SELECT block_size FROM pragma_database_size() WHERE database_name = $1",
+                                             [alias]).fetchone()[0]
+                    for t in tables:
+                        if t.name not in present:
+                            if versions:
+                                raise damaged(where, f"table '{t.name}' is missing although migration "
+                                                     f"{max(versions)} is recorded as applied")
+                            continue
+                        found = dict(con.execute(
+                            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+                            "'main' AND table_catalog = $1 AND table_name = $2 ORDER BY ordinal_position",
+                            [alias, t.name]).fetchall())
+                        why = column_problem(t, found, _duckdb_types(t.name))
+                        if why is not None:
+                            raise damaged(where, why)
+                        # The file must hold every block the table's metadata points to (a file cut
+                        # short opens fine: the catalog sits at its start) ...
+                        last = con.execute("SELECT max(block_id) FROM pragma_storage_info($1) WHERE block_id >= 0",
+                                           [f"{alias}.main.{t.name}"]).fetchone()[0]
+                        size = self.path.stat().st_size
+                        if last is not None and size < _HEADER_BYTES + (last + 1) * block_size:
+                            raise damaged(where, f"the file is {size:,} bytes but table '{t.name}' has data up to "
+                                                 f"byte {_HEADER_BYTES + (last + 1) * block_size:,}: it was cut short")
+                        # ... and every block reads back with its checksum: hash() reads every value of
+                        # every column (min/max and count may be answered from statistics)
+                        con.execute(f"SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM {ident(t.name)}").fetchall()
+                except duckdb.Error as e:
+                    raise damaged(where, str(e).splitlines()[0]) from None
+        except StoreError as e:
+            if e.message.startswith(f"cannot open DuckDB store {self.path}: "):  # not a database, or unreadable
+                raise damaged(where, e.message.split(": ", 1)[1]) from None
+            raise
 
     # -- reads --------------------------------------------------------------------------------
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
         import duckdb
 
         try:
-            with _LOCK:
+            with self.session() as con:
                 # Through the Arrow C stream, not .pl(): .pl() imports pyarrow (~0.13 s per `hdi query`)
-                return pl.DataFrame(self._con().sql(sql, params=list(params)))
+                return pl.DataFrame(con.sql(sql, params=list(params)))
         except duckdb.Error as e:
             raise StoreError(f"DuckDB store {self.path}: {str(e).splitlines()[0]}") from None
 
@@ -234,21 +221,35 @@ _WRITE_CAP = "SET memory_limit = '256MB'"
 
 
 class _DuckTxn(Transaction):
-    """A DuckDB transaction. It holds the process-wide lock: one connection per file means the
-    statements of concurrent threads must not interleave."""
+    """A DuckDB transaction: the file is attached read-write from BEGIN to COMMIT or ROLLBACK
+    only, under the process-wide lock (the statements of concurrent threads must not interleave)."""
 
     def __init__(self, store: DuckDBStore) -> None:
         super().__init__()
         self.store = store
-        _LOCK.acquire()
+        share.LOCK.acquire()
         try:
-            self.con = store._con(write=True)
+            self.con = store._acquire(write=True)
+        except BaseException:
+            share.LOCK.release()
+            raise
+        try:
             _run(self.con, _WRITE_CAP)
             _run(self.con, "BEGIN TRANSACTION")
         except BaseException:
-            _LOCK.release()
+            self._end()
             raise
         self._open = True
+        self._chunk = False  # the transaction records an ingest chunk: the file may stay attached
+
+    def _end(self, linger: bool = False) -> None:
+        """Give the memory limit back, detach the file (the last user checkpoints; after a chunk
+        it may stay attached briefly for the next one, see duckdb_share) and unlock."""
+        try:
+            _uncap(self.con)
+            share.release(self.store.path, linger=linger)
+        finally:
+            share.LOCK.release()
 
     def _guard(self, what: str, fn: Any) -> Any:
         import duckdb
@@ -293,6 +294,7 @@ class _DuckTxn(Transaction):
         return bool(self.con.execute(sql, params).fetchall())
 
     def upsert(self, table: Table, row: dict[str, Any]) -> None:
+        self._chunk = table.name == "ingest_chunks"  # a run's row (its end) detaches at once
         cols = table.names
         placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
         self._guard("ledger write", lambda: _run(
@@ -306,10 +308,15 @@ class _DuckTxn(Transaction):
         if self._open:
             try:
                 self._guard("commit", lambda: _run(self.con, "COMMIT"))
+            except BaseException:
+                try:
+                    _run(self.con, "ROLLBACK")
+                except Exception:  # noqa: BLE001 - a failed commit may have ended the transaction already
+                    pass
+                raise
             finally:
                 self._open = False
-                _uncap(self.con)
-                _LOCK.release()
+                self._end(linger=self._chunk)
 
     def rollback(self) -> None:
         if self._open:
@@ -319,8 +326,7 @@ class _DuckTxn(Transaction):
                 pass
             finally:
                 self._open = False
-                _uncap(self.con)
-                _LOCK.release()
+                self._end()
 
 
 def _uncap(con: Any) -> None:

@@ -10,6 +10,10 @@ are checked against the table's Patito model, as an assertion. Duplicates of the
   get ``duplicate_row``;
 - they differ: all of them get ``duplicate_key``, since nothing says which one is right.
 
+Instrument definitions are the exception to the first case: a feed repeats a definition
+byte for byte (a live session resends it), and a repeat is the same record, not a bad one. Its
+copies are counted in ``rows_repeated`` and left out of both ``good`` and ``bad``.
+
 Duplicates are judged over all input rows, before other rules: a row that breaks a rule still makes
 its twins suspect.
 """
@@ -44,10 +48,11 @@ class SplitResult:
         good: rows ready for the store: exactly the table's columns and dtypes.
         bad: rows that failed: the input columns, values unchanged, plus ``_reasons`` (String,
             ``;``-joined reasons in rule order).
-        rows_in: input rows; ``rows_good + rows_bad == rows_in``.
+        rows_in: input rows; ``rows_good + rows_bad + rows_repeated == rows_in``.
         rows_good: rows in ``good``.
         rows_bad: rows in ``bad``.
         reasons: bad rows per reason (a row can count under several reasons), largest first.
+        rows_repeated: identical copies of a definition row already in ``good`` or ``bad`` (instruments only).
     """
 
     good: pl.DataFrame
@@ -56,6 +61,7 @@ class SplitResult:
     rows_good: int
     rows_bad: int
     reasons: dict[str, int] = field(default_factory=dict)
+    rows_repeated: int = 0
 
 
 def _strictly_increasing(work: pl.DataFrame, order: list[str]) -> bool:
@@ -203,6 +209,13 @@ def split(
     )
     ok = work[_OK]
     duplicates = _duplicates(work, t)
+    repeated = 0
+    if duplicates is not None and t.name == "instruments" and duplicates[0].any():
+        keep = ~duplicates[0]  # a definition repeated byte for byte is one record (see the module doc)
+        repeated = frame.height - int(keep.sum())
+        frame, work, ok = frame.filter(keep), work.filter(keep), ok.filter(keep)
+        duplicates = (duplicates[0].filter(keep), duplicates[1].filter(keep))
+        log.info("%s: %d identical repeats of definitions counted once", table, repeated)
     if duplicates is None:
         work = work.with_columns(pl.lit(False).alias(_DUP_ROW), pl.lit(False).alias(_DUP_KEY))
     else:
@@ -227,5 +240,5 @@ def split(
         bad = bad_rows.with_columns(text)
     _assert_model(model, table, good)
     log.debug("%s: %d rows in, %d good, %d bad %s", table, rows_in, rows_good, rows_in - rows_good, reasons)
-    return SplitResult(good=good, bad=bad, rows_in=rows_in, rows_good=rows_good,
-                       rows_bad=rows_in - rows_good, reasons=reasons)
+    return SplitResult(good=good, bad=bad, rows_in=rows_in + repeated, rows_good=rows_good,
+                       rows_bad=rows_in - rows_good, reasons=reasons, rows_repeated=repeated)

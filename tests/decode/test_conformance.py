@@ -93,12 +93,12 @@ def test_decode_file_given_real_sample_equals_to_df(samples_dir, name):
 
 
 @pytest.mark.parametrize("schema", ["trades", "mbp-1", "statistics", "definition", "ohlcv-1s", "ohlcv-1m"])
-def test_decode_file_given_live_mixed_sample_and_schema_equals_to_df_but_symbol(samples_dir, schema):
-    """The mixed live capture has no metadata mappings, only in-stream SymbolMappingMsg records,
-    which to_df uses and hdi does not (its symbols come from the metadata): symbol is null."""
+def test_decode_file_given_live_mixed_sample_and_schema_equals_to_df_symbols_included(samples_dir, schema):
+    """The mixed live capture has no metadata mappings, only in-stream SymbolMappingMsg records;
+    hdi maps with them as to_df does: every record is ESZ4."""
     path = samples_dir / "LIVE" / "test_data.live.dbn.zst"
     dbn_file = open_dbn(path, schema=schema)
     mine = pl.concat(list(decode_file(dbn_file, chunk_rows=2)))
     ref = db.DBNStore.from_file(path).to_df(schema=schema, price_type="fixed", map_symbols=True).reset_index()
-    _assert_same(mine, ref, schema, dbn_file.record_class, skip=("symbol",))
-    assert mine["symbol"].null_count() == mine.height
+    _assert_same(mine, ref, schema, dbn_file.record_class)
+    assert mine["symbol"].to_list() == ["ESZ4"] * mine.height
