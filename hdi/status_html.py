@@ -67,11 +67,12 @@ def quarantined_days(store: str | None = None, quarantine_dir: str | Path | None
     if not files:
         return {}
     st = open_store(store)
-    chunks = {r["chunk_id"]: r for r in st.chunks().iter_rows(named=True)}
-    done = replayed_rows(st)
+    with st.session():  # a DuckDB file is attached for this call only (an ingest may write between calls)
+        chunks = {r["chunk_id"]: r for r in st.chunks().iter_rows(named=True)}
+        done = replayed_rows(st)
+        symbology = st.symbology().select("dataset", "symbol", "instrument_id", "start_date", "end_date")
     intervals: dict[tuple[str, str, int], list[tuple[dt.date, dt.date]]] = {}
-    for ds, sym, iid, a, b in st.symbology().select("dataset", "symbol", "instrument_id", "start_date",
-                                                     "end_date").iter_rows():
+    for ds, sym, iid, a, b in symbology.iter_rows():
         intervals.setdefault((ds, sym, iid), []).append((a, b))
     out: dict[tuple[str, str, str], set[dt.date]] = {}
     for f in files:
