@@ -8,7 +8,7 @@ ARGS   ?=
 PYTEST ?= -v
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test fuzz db-up db-down db-url backfill demo bench lint clean
+.PHONY: help setup test fuzz db-up db-down db-url chromium backfill demo coverage-png bench lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,11 +22,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-test: setup db-up ## run the whole test suite (provisions the local TimescaleDB first)
+test: setup db-up chromium ## run the whole test suite (provisions the local TimescaleDB and Chromium first)
 	HDI_REQUIRE_TIMESCALE=1 HDI_TEST_TIMESCALE_URL="$$(scripts/timescaledb.sh url)" $(BIN)/pytest $(PYTEST)
 
 fuzz: setup ## long property-based run (Hypothesis): make fuzz HDI_HYPOTHESIS_EXAMPLES=5000 (default 2000 per property)
 	HDI_HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/property --timeout=0 --hypothesis-show-statistics $(PYTEST)
+
+chromium: ## install Debian's headless Chromium when missing (as root; the coverage-picture test uses it)
+	@scripts/chromium.sh >/dev/null
 
 db-up: ## start the local TimescaleDB (installs/builds it on first use), print its store URL
 	@scripts/timescaledb.sh up
@@ -42,6 +45,10 @@ backfill: setup ## run a recipe against Databento: make backfill RECIPE=recipes/
 
 demo: setup ## offline demo: the real pipeline against the local synthetic gateway, into the default DuckDB store
 	$(BIN)/python -m hdi.testing.demo $(ARGS)
+
+coverage-png: setup chromium ## regenerate docs/coverage.png: the demo, then `hdi status --html` shot in headless Chromium
+	$(BIN)/python -m hdi.testing.demo >/dev/null
+	$(BIN)/python scripts/coverage_png.py --store duckdb://$(CURDIR)/data/demo/hdi.duckdb --output docs/coverage.png
 
 bench: setup db-up ## run the benchmark scripts (figures and ratios against baselines measured in the same run)
 	HDI_BENCH_TIMESCALE_URL="$$(scripts/timescaledb.sh url)" $(BIN)/python benchmarks/run_all.py $(ARGS)

@@ -209,6 +209,12 @@ def status(
                                         "json (every field, every day list in full, times to the "
                                         "nanosecond).")] = "table",
     runs: Annotated[int, typer.Option(help="Recent runs to show.")] = 10,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the coverage picture to this file: a "
+                                              "self-contained HTML page (inline CSS/SVG, no script) with a "
+                                              "calendar heatmap per (dataset, schema, symbol) of days with "
+                                              "data, no data, missing and quarantined, plus the runs. "
+                                              "Never replaces a file without --force.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --html file.")] = False,
 ) -> None:
     """What is stored: rows per table and per symbol (first/last time), coverage and gaps per
     (dataset, schema, symbol), quarantine files, recent runs and failed chunks.
@@ -223,7 +229,16 @@ def status(
     if format not in ("table", "json"):
         raise _fail(ConfigError(f"--format '{format}' is not allowed; allowed: table, json"))
     try:
+        if html is not None:
+            from hdi.fileout import check_target
+
+            check_target(html, force=force, protect=_store_files(store), what="--html file")
         report = get_status(store, runs=runs)
+        if html is not None:
+            from hdi.status_html import quarantined_days, write_html
+
+            write_html(report, html, force=force, protect=_store_files(store),
+                       quarantined=quarantined_days(store))
     except HdiError as e:
         raise _fail(e) from None
     render.status(report, as_json=format == "json")
