@@ -98,6 +98,7 @@ def query_process(store: str, out: Path, runs: int, env: dict[str, str]) -> list
 
 def import_audit(store: str, out: Path, env: dict[str, str]) -> str:
     """Total import time of one `hdi query`, its heaviest top-level imports, forbidden modules loaded."""
+    out.unlink(missing_ok=True)  # hdi query never replaces an existing file without --force
     m = run_process([PYTHON, "-X", "importtime", "-m", "hdi", "query", "--schema", "ohlcv-1d", "--symbols", SYMBOL,
                      "--start", START, "--end", END, "--format", "parquet", "--output", str(out), "--store", store],
                     env=env)
