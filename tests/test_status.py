@@ -13,31 +13,13 @@ import hdi
 from hdi.pipeline import ingest
 from hdi.status import status
 from hdi.store import open_store
+from hdi.testing.recipes import sometimes_bad_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "ohlcv_1d.yaml"
 
 # Daily bars where every bar whose volume is a multiple of 3 fails validation (low above high).
-QUARANTINING = """\
-name: sometimes_bad
-source:
-  vendor: databento
-  schema: ohlcv-1d
-  start: 2024-03-01
-  end: 2024-04-01
-  chunk: {period: month, max_symbols: 10}
-  requests:
-    - {dataset: GLBX.MDP3, stype_in: continuous, symbols: [CL.c.0, NG.c.0]}
-transform:
-  - rename: {ts_event: bar_timestamp_utc, open: open_price, high: high_price, low: low_price, close: close_price}
-  - fixed_to_decimal: [open_price, high_price, low_price, close_price]
-  - constant: {granularity: 1d, data_source: databento, trade_count: null, vwap: null}
-  - derive: {low_price: "CASE WHEN volume % 3 = 0 THEN high_price + 1 ELSE low_price END"}
-validate:
-  max_failure_rate: 1.0
-target:
-  table: ohlcv
-"""
+QUARANTINING = sometimes_bad_recipe()
 
 
 def coverage(report, symbol: str, schema: str = "ohlcv-1d") -> dict:

@@ -8,33 +8,14 @@ from pathlib import Path
 import pytest
 
 from hdi.status import status
+from hdi.testing.recipes import sometimes_bad_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "ohlcv_1d.yaml"
 SPY = "EQUS.MINI ohlcv-1d SPY [2024-03-01T00:00:00Z, 2024-03-05T00:00:00Z)"
 
 # every bar whose volume is a multiple of 3 fails validation: far above the 1% the recipe allows
-FAILING = """\
-name: mostly_bad
-source:
-  vendor: databento
-  schema: ohlcv-1d
-  start: 2024-03-01
-  end: 2024-04-01
-  chunk: {period: month, max_symbols: 10}
-  requests:
-    - {dataset: GLBX.MDP3, stype_in: continuous, symbols: [CL.c.0, NG.c.0]}
-transform:
-  - rename: {ts_event: bar_timestamp_utc, open: open_price, high: high_price, low: low_price, close: close_price}
-  - fixed_to_decimal: [open_price, high_price, low_price, close_price]
-  - constant: {granularity: 1d, data_source: databento, trade_count: null, vwap: null}
-  - derive: {low_price: "CASE WHEN volume % 3 = 0 THEN high_price + 1 ELSE low_price END"}
-validate:
-  max_failure_rate: 0.01
-  on_budget_exceeded: rollback  # the opt-in: a chunk over the rate fails whole
-target:
-  table: ohlcv
-"""
+FAILING = sometimes_bad_recipe("mostly_bad", max_failure_rate=0.01, on_budget_exceeded="rollback")
 
 
 @pytest.mark.parametrize("progress", ["--no-progress", "--progress"])

@@ -15,6 +15,7 @@ from hdi.errors import ConfigError, QuarantineError
 from hdi.pipeline import ingest
 from hdi.store import open_store
 from hdi.testing.dbnfiles import Bar, write_daily_bars
+from hdi.testing.recipes import sometimes_bad_recipe
 
 SPY = 15144
 # SPY daily bars on XNAS.ITCH (an equity: prices must be > 0 unless the recipe allows otherwise).
@@ -160,26 +161,7 @@ def test_cli_list_show_replay(quarantined, cli, tmp_path):
 
 # Daily bars from the local gateway where every bar whose volume is a multiple of 3 has its low
 # above its high: broken under any rules.
-BROKEN = """\
-name: sometimes_broken
-source:
-  vendor: databento
-  schema: ohlcv-1d
-  start: 2024-03-01
-  end: 2024-04-01
-  chunk: {period: week, max_symbols: 10}
-  requests:
-    - {dataset: GLBX.MDP3, stype_in: continuous, symbols: [CL.c.0, NG.c.0]}
-transform:
-  - rename: {ts_event: bar_timestamp_utc, open: open_price, high: high_price, low: low_price, close: close_price}
-  - fixed_to_decimal: [open_price, high_price, low_price, close_price]
-  - constant: {granularity: 1d, data_source: databento, trade_count: null, vwap: null}
-  - derive: {low_price: "CASE WHEN volume % 3 = 0 THEN high_price + 1 ELSE low_price END"}
-validate:
-  max_failure_rate: 1.0
-target:
-  table: ohlcv
-"""
+BROKEN = sometimes_bad_recipe("sometimes_broken", period="week")
 
 
 def test_replaying_api_chunks_checks_each_chunks_window_and_keeps_broken_rows_open(gateway, any_store_url, tmp_path):

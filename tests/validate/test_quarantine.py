@@ -11,6 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from hdi.errors import QuarantineError, ValidationError
+from hdi.testing.recipes import sometimes_bad_recipe
 from hdi.validate.quarantine import (
     check_writable,
     enforce_failure_rate,
@@ -220,26 +221,7 @@ def test_a_full_quarantine_disk_is_one_error_and_leaves_no_temporary_file(full_d
     assert sorted(str(p.relative_to(full_disk)) for p in full_disk.rglob("*")) == [".filler", "q", "q/run=r1"]
 
 
-QUARANTINING = """\
-name: sometimes_bad
-source:
-  vendor: databento
-  schema: ohlcv-1d
-  start: 2024-03-01
-  end: 2024-04-01
-  chunk: {period: month, max_symbols: 10}
-  requests:
-    - {dataset: GLBX.MDP3, stype_in: continuous, symbols: [CL.c.0, NG.c.0]}
-transform:
-  - rename: {ts_event: bar_timestamp_utc, open: open_price, high: high_price, low: low_price, close: close_price}
-  - fixed_to_decimal: [open_price, high_price, low_price, close_price]
-  - constant: {granularity: 1d, data_source: databento, trade_count: null, vwap: null}
-  - derive: {low_price: "CASE WHEN volume % 3 = 0 THEN high_price + 1 ELSE low_price END"}
-validate:
-  max_failure_rate: 1.0
-target:
-  table: ohlcv
-"""
+QUARANTINING = sometimes_bad_recipe()
 
 
 def test_an_ingest_onto_a_full_quarantine_disk_fails_the_chunk_and_stores_none_of_it(
