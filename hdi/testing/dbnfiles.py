@@ -11,18 +11,10 @@ from typing import NamedTuple
 import databento_dbn as dbn
 import zstandard
 
+from hdi.testing.dbnout import metadata
+from hdi.testing.symbology import Resolution
+
 _SCALE = Decimal(1_000_000_000)
-
-
-class _Interval(NamedTuple):
-    start_date: dt.date
-    end_date: dt.date
-    symbol: str
-
-
-class _Mapping(NamedTuple):
-    raw_symbol: str
-    intervals: list[_Interval]
 
 
 class Bar(NamedTuple):
@@ -30,10 +22,10 @@ class Bar(NamedTuple):
 
     day: str  # YYYY-MM-DD (UTC)
     symbol: str
-    open: str
-    high: str
-    low: str
-    close: str
+    open: str | None  # None: DBN's undefined price
+    high: str | None
+    low: str | None
+    close: str | None
     volume: int = 100
 
 
@@ -42,8 +34,9 @@ def _ns(day: str | dt.date) -> int:
     return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
 
 
-def _fixed(price: str) -> int:
-    return int(Decimal(price) * _SCALE)
+def _fixed(price: str | None) -> int:
+    """Databento's fixed-point price; ``None`` is DBN's undefined-price sentinel."""
+    return dbn.UNDEF_PRICE if price is None else int(Decimal(price) * _SCALE)
 
 
 def write_daily_bars(path: Path, bars: Sequence[Bar], *, ids: dict[str, int], dataset: str = "XNAS.ITCH",
@@ -55,16 +48,13 @@ def write_daily_bars(path: Path, bars: Sequence[Bar], *, ids: dict[str, int], da
     days = sorted(dt.date.fromisoformat(b.day) for b in bars)
     d0 = dt.date.fromisoformat(start) if start else days[0]
     d1 = dt.date.fromisoformat(end) if end else days[-1] + dt.timedelta(days=1)
-    meta = dbn.Metadata(
-        dataset=dataset, start=_ns(d0), end=_ns(d1), schema=dbn.Schema.OHLCV_1D, stype_in=dbn.SType(stype_in),
-        stype_out=dbn.SType.INSTRUMENT_ID, symbols=list(ids), partial=[], not_found=[],
-        mappings=[_Mapping(s, [_Interval(d0, d1, str(i))]) for s, i in ids.items()],
-    )
+    res = Resolution(symbols=list(ids), mappings={s: [(d0, d1, i)] for s, i in ids.items()})
+    meta = metadata(dataset, "ohlcv-1d", stype_in, res, _ns(d0), _ns(d1), 0)
     records = [
         dbn.OHLCVMsg(dbn.RType.OHLCV_1D, publisher_id, ids[b.symbol], _ns(b.day), _fixed(b.open), _fixed(b.high),
                      _fixed(b.low), _fixed(b.close), b.volume)
         for b in sorted(bars, key=lambda b: (b.day, ids[b.symbol]))
     ]
-    data = bytes(meta.encode()) + b"".join(bytes(r) for r in records)
+    data = meta + b"".join(bytes(r) for r in records)
     path.write_bytes(zstandard.ZstdCompressor().compress(data) if compress else data)
     return path

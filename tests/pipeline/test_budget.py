@@ -1,5 +1,5 @@
 """Good rows always load; the quarantine budget only decides how a run reports; price rules follow
-the instrument. Shipped recipes, DBN files written with hdi.testing.dbnout, both stores."""
+the instrument. Shipped recipes, DBN files written with hdi.testing.dbnfiles, both stores."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import databento_dbn as dbn
-import numpy as np
 import polars as pl
 
 import hdi
@@ -17,40 +15,20 @@ from hdi import config
 from hdi.pipeline import ingest
 from hdi.status import status
 from hdi.store import open_store
-from hdi.testing import dbnout, synth
-from hdi.testing.symbology import Resolution
+from hdi.testing.dbnfiles import Bar, write_daily_bars
 
 CLK0 = 3403  # an instrument id for the file's mapping
 SPY = 15144
 
 
-def _ns(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 10**9
-
-
-def _px(value: str | None) -> int:
-    return dbn.UNDEF_PRICE if value is None else int(Decimal(value).scaleb(9))
-
-
 def write_bars(path: Path, bars: list[tuple], *, dataset: str = "GLBX.MDP3", symbol: str = "CLK0",
                iid: int = CLK0) -> Path:
     """Daily bars ``(day, open, high, low, close, volume)`` (prices as decimal strings, None =
-    DBN's undefined price) as a zstd DBN v3 file whose metadata maps ``symbol`` to ``iid``."""
-    arr = np.zeros(len(bars), dtype=synth.DTYPE["ohlcv-1d"])
-    arr["length"] = synth.DTYPE["ohlcv-1d"].itemsize // 4
-    arr["rtype"] = synth.RTYPE["ohlcv-1d"]
-    arr["publisher_id"] = 1
-    arr["instrument_id"] = iid
-    for i, (day, o, h, low, c, v) in enumerate(bars):
-        arr[i]["ts_event"] = _ns(day)
-        for name, value in (("open", o), ("high", h), ("low", low), ("close", c)):
-            arr[i][name] = _px(value)
-        arr[i]["volume"] = v
-    first, last = bars[0][0], bars[-1][0] + dt.timedelta(days=1)
-    res = Resolution(symbols=[symbol], mappings={symbol: [(first, last, iid)]})
-    meta = dbnout.metadata(dataset, "ohlcv-1d", "raw_symbol", res, _ns(first), _ns(last), 0)
-    path.write_bytes(b"".join(dbnout.compressed(meta, [arr])))
-    return path
+    DBN's undefined price) as a DBN v3 file (zstd for a ``.zst`` name) whose metadata maps
+    ``symbol`` to ``iid``."""
+    rows = [Bar(day.isoformat(), symbol, o, h, low, c, v) for day, o, h, low, c, v in bars]
+    return write_daily_bars(path, rows, ids={symbol: iid}, dataset=dataset, publisher_id=1,
+                            compress=path.name.endswith(".zst"))
 
 
 # WTI May 2020 (CLK0) around its negative settlement: the 20 April close was -37.63.
