@@ -180,7 +180,7 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, force: bool
     sink: _Sink | None = None
     try:
         sink = _Sink(io.FileIO(tmp, "xb"))
-        write(sink)  # type: ignore[arg-type]
+        write(sink)
         sink.flush()
         os.fsync(sink.fileno())
         sink.close()

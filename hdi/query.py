@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Protocol
 
 import polars as pl
 
@@ -221,7 +222,14 @@ def read_definitions(symbols: str | Sequence[str], start: object, end: object, s
                    .with_columns(pl.col("received_timestamp_utc").alias("valid_from")), zone)
 
 
-READERS = {
+class Reader(Protocol):
+    """What every ``read_*`` function accepts (``hdi query`` calls them by ``--schema``)."""
+
+    def __call__(self, symbols: str | Sequence[str], start: object, end: object, *, store: str | None = None,
+                 dataset: str | None = None, prices: str = "float", tz: str | None = None) -> pl.DataFrame: ...
+
+
+READERS: dict[str, Reader] = {
     "ohlcv": read_bars, "trades": read_trades, "tbbo": read_tbbo, "mbp-1": read_mbp1,
     "statistics": read_statistics, "definition": read_definitions,
 }

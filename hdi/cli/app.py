@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hdi.cli import render
 from hdi.cli.quarantine_cmd import quarantine_app
 from hdi.errors import ConfigError, HdiError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 app = typer.Typer(
     name="hdi",
@@ -158,7 +161,6 @@ def query(
     Every row names the symbol asked for (symbol), the contract (raw_symbol, as of the row's time)
     and its instrument_id, for parent (ES.FUT) and continuous (CL.c.0) symbols too.
     """
-    from hdi import query as q
     from hdi.fileout import check_target
 
     render.setup_logging(verbose=False, log_file=None, to_file=False)
@@ -168,25 +170,28 @@ def query(
         protect = _store_files(store)
         if output is not None:  # refused before the store is read
             check_target(output, force=force, protect=protect)
-        extra = {"tz": tz, **({"latest": False} if all_publications else {})}
-        frame = _read(q, schema, symbols, start, end, store, dataset, prices, **extra)
+        frame = _read(schema, symbols, start, end, store, dataset, prices, tz, latest=not all_publications)
         render.write_frame(frame, format=format, output=output, limit=limit, allowed=FORMATS, force=force,
                            protect=protect)
     except HdiError as e:
         raise _fail(e) from None
 
 
-def _read(q: object, schema: str, symbols: str, start: str, end: str, store: str | None, dataset: str | None,
-          prices: str, **extra: object) -> object:
+def _read(schema: str, symbols: str, start: str, end: str, store: str | None, dataset: str | None,
+          prices: str, tz: str | None, *, latest: bool) -> pl.DataFrame:
+    from hdi import query as q
     from hdi.errors import did_you_mean
 
     s = schema.strip().lower()
     if s not in SCHEMAS:
         raise ConfigError(f"--schema '{schema}' is not allowed{did_you_mean(s, SCHEMAS)}; allowed: {', '.join(SCHEMAS)}")
-    kw = {"store": store, "dataset": dataset, "prices": prices, **extra}
     if s.startswith("ohlcv-"):
-        return q.read_bars(symbols, start, end, granularity=s.removeprefix("ohlcv-"), **kw)  # type: ignore[attr-defined]
-    return q.READERS[s](symbols, start, end, **kw)  # type: ignore[attr-defined]
+        return q.read_bars(symbols, start, end, granularity=s.removeprefix("ohlcv-"), store=store, dataset=dataset,
+                           prices=prices, tz=tz)
+    if s == "statistics":
+        return q.read_statistics(symbols, start, end, store=store, dataset=dataset, latest=latest, prices=prices,
+                                 tz=tz)
+    return q.READERS[s](symbols, start, end, store=store, dataset=dataset, prices=prices, tz=tz)
 
 
 def _store_files(store: str | None) -> tuple[Path, ...]:

@@ -86,7 +86,7 @@ def guarded(run: Callable[[], None], on_error: Callable[[str], None]) -> None:
     """Run ``run()`` (which may raise SystemExit) with stdout guarded; a stdout failure calls
     ``on_error(message)`` and exits 1."""
     real = sys.stdout
-    sys.stdout = _Guarded(real)  # type: ignore[assignment]
+    sys.stdout = _Guarded(real)
     code: Any = 0
     try:
         try:
