@@ -26,7 +26,7 @@ UNDEF_PRICE = dbn.UNDEF_PRICE
 UNDEF_TS = dbn.UNDEF_TIMESTAMP
 UNDEF_QTY = dbn.UNDEF_STAT_QUANTITY
 
-RECORD_CLASS = {
+RECORD_CLASS: dict[str, type[dbn.DBNRecord]] = {
     "ohlcv-1s": dbn.OHLCVMsg, "ohlcv-1m": dbn.OHLCVMsg, "ohlcv-1h": dbn.OHLCVMsg, "ohlcv-1d": dbn.OHLCVMsg,
     "trades": dbn.TradeMsg, "tbbo": dbn.MBP1Msg, "mbp-1": dbn.MBP1Msg,
     "statistics": dbn.StatMsg, "definition": dbn.InstrumentDefMsg,
@@ -34,7 +34,7 @@ RECORD_CLASS = {
 RTYPE = {"ohlcv-1s": 32, "ohlcv-1m": 33, "ohlcv-1h": 34, "ohlcv-1d": 35, "trades": 0, "tbbo": 1, "mbp-1": 1,
          "statistics": 24, "definition": 19}
 DTYPE = {s: np.dtype(c._dtypes) for s, c in RECORD_CLASS.items()}
-INDEX = {s: ("ts_recv" if "ts_recv" in DTYPE[s].names else "ts_event") for s in RECORD_CLASS}
+INDEX = {s: ("ts_recv" if "ts_recv" in (DTYPE[s].names or ()) else "ts_event") for s in RECORD_CLASS}
 RECORD_SIZE = {s: dt.itemsize for s, dt in DTYPE.items()}
 
 
@@ -113,7 +113,8 @@ def day_trades(dataset: str, instrument_id: int, d: date) -> DayTrades | None:
                      sequence)
 
 
-def _ohlcv(schema: str, inst: market.Instrument, ts: np.ndarray, o, h, low, c, v) -> np.ndarray:
+def _ohlcv(schema: str, inst: market.Instrument, ts: np.ndarray, o: np.ndarray, h: np.ndarray, low: np.ndarray,
+           c: np.ndarray, v: np.ndarray) -> np.ndarray:
     arr = _new(schema, len(ts), inst)
     arr["ts_event"] = ts
     for name, col in (("open", o), ("high", h), ("low", low), ("close", c)):
@@ -262,7 +263,8 @@ def _definition_template() -> np.ndarray:
     msg = dbn.InstrumentDefMsg(
         publisher_id=0, instrument_id=0, ts_event=0, ts_recv=0, min_price_increment=UNDEF_PRICE,
         display_factor=UNDEF_PRICE, raw_symbol="", asset="", security_type="",
-        instrument_class=dbn.InstrumentClass.FUTURE, security_update_action=dbn.SecurityUpdateAction.ADD,
+        # by value: databento_dbn's stubs declare the enum members as plain str attributes
+        instrument_class=dbn.InstrumentClass("F"), security_update_action=dbn.SecurityUpdateAction("A"),
     )
     return np.frombuffer(bytes(msg), dtype=DTYPE["definition"]).copy()
 
