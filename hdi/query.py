@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
@@ -29,6 +29,9 @@ from hdi.symbols import is_instrument_id, resolve
 from hdi.tables import GRANULARITIES, TABLES, ColType, Table
 from hdi.timeutil import parse_range
 from hdi.tz import to_zone, zone_for
+
+if TYPE_CHECKING:
+    from hdi.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ def _read_table(
     return out, zone_for(tz, datasets | ({dataset} if dataset else set()))
 
 
-def _attach_symbols(st: object, rows: pl.DataFrame, sel: pl.DataFrame, t: Table, prices: str) -> pl.DataFrame:
+def _attach_symbols(st: Store, rows: pl.DataFrame, sel: pl.DataFrame, t: Table, prices: str) -> pl.DataFrame:
     """Label each row with the symbol(s) that selected it (a row can match several symbols) and,
     unless the table has its own, the contract's raw symbol as of the row's time."""
     tc = t.time_column
@@ -100,7 +103,7 @@ def _attach_symbols(st: object, rows: pl.DataFrame, sel: pl.DataFrame, t: Table,
     order = ["symbol", tc, "instrument_id"] + [c for c in ("ts_recv_ns", "rec_ordinal") if c in t.names]
     lead = ["symbol"]
     if "raw_symbol" not in t.names:
-        out = with_raw_symbols(st, out, tc, sel.get_column("instrument_id").to_list())  # type: ignore[arg-type]
+        out = with_raw_symbols(st, out, tc, sel.get_column("instrument_id").to_list())
         lead.append("raw_symbol")
     out = out.select(*lead, *t.names).sort(order)
     if prices == "float":

@@ -36,7 +36,7 @@ import os
 import re
 import sys
 import threading
-from typing import Any
+from types import TracebackType
 from urllib.parse import parse_qsl, quote, quote_plus, unquote
 
 MASK = "***"
@@ -277,10 +277,10 @@ def install_excepthook() -> None:
     """Uncaught exceptions (main thread and others) print their traceback redacted. (Typer puts its
     own hook in place while a command runs: the CLI's ``main`` catches and prints those itself.)"""
 
-    def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    def hook(exc_type: type[BaseException], exc: BaseException | None, tb: TracebackType | None) -> None:
         print_exception(exc.with_traceback(tb) if exc is not None else exc_type())
 
-    def thread_hook(args: Any) -> None:
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
         if args.exc_type is SystemExit:
             return
         name = args.thread.name if args.thread is not None else "?"

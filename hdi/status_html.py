@@ -18,20 +18,24 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from hdi.fileout import write_atomic
 from hdi.validate.budget import SYMBOL_COLUMN
 
+if TYPE_CHECKING:
+    from hdi.status import StatusReport
+
 COLOURS = {"data": "#2da44e", "no data": "#d0d7de", "missing": "#cf222e", "quarantined": "#bf8700"}
 CELL, GAP = 11, 2
 _TIME_COLUMNS = ("ts_event", "bar_timestamp_utc", "ts_recv", "ts")
 
 
-def _e(v: Any) -> str:
+def _e(v: object) -> str:
     if v is None:
         return "—"
     if isinstance(v, dt.datetime):
@@ -156,7 +160,7 @@ th{background:#f6f8fa} td{font-variant-numeric:tabular-nums;white-space:nowrap} 
 """
 
 
-def render(report: Any, quarantined: dict[tuple[str, str, str], set[dt.date]] | None = None) -> str:
+def render(report: StatusReport, quarantined: dict[tuple[str, str, str], set[dt.date]] | None = None) -> str:
     """The page for a :class:`hdi.status.StatusReport` (``quarantined``: see :func:`quarantined_days`)."""
     quarantined = quarantined or {}
     css = _CSS + "".join(f"rect.{k.replace(' ', '-')}{{fill:{c}}}" for k, c in COLOURS.items())
@@ -197,7 +201,7 @@ def render(report: Any, quarantined: dict[tuple[str, str, str], set[dt.date]] | 
             f"<h2>Tables</h2>{tables}<h2>Quarantine</h2>{quar}</body></html>\n")
 
 
-def write_html(report: Any, path: str | Path, *, force: bool = False, protect: Any = (),
+def write_html(report: StatusReport, path: str | Path, *, force: bool = False, protect: Iterable[Path] = (),
                quarantined: dict[tuple[str, str, str], set[dt.date]] | None = None) -> Path:
     """Write the page atomically; an existing file is replaced only with ``force`` (never a store)."""
     page = render(report, quarantined).encode("utf-8")

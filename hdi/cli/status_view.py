@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from hdi.status import StatusReport
 
 Line = tuple[str, bool]  # (text, is a heading)
 
 
-def _when(v: Any) -> str:
+def _when(v: object) -> str:
     if v is None:
         return "—"
     if isinstance(v, dt.datetime):
@@ -48,7 +51,7 @@ def _columns(rows: list[list[str]], right: set[int], indent: str = "  ") -> list
                                ).rstrip() for r in rows]
 
 
-def lines(report: Any, width: int = 100) -> list[Line]:
+def lines(report: StatusReport, width: int = 100) -> list[Line]:
     """The text of ``hdi status`` for a :class:`hdi.status.StatusReport`."""
     out: list[Line] = []
     ed = report.edition
