@@ -58,4 +58,4 @@ lint: setup ## ruff, then mypy (strict, over hdi/; configured in pyproject.toml)
 	$(BIN)/mypy
 
 clean: ## remove caches (keeps .venv, data/ and the database)
-	rm -rf .pytest_cache .ruff_cache build *.egg-info
+	rm -rf .pytest_cache .ruff_cache .mypy_cache build *.egg-info
