@@ -20,10 +20,12 @@ import polars as pl
 
 from hdi.errors import StoreError
 from hdi.store import duckdb_share as share
-from hdi.store.base import Store, Transaction, WriteResult, overlap_probe, time_bounds
+from hdi.store.base import Store, Transaction, WriteResult
 from hdi.store.check import column_problem, damaged, version_problem
+from hdi.store.frames import time_bounds
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import ALL_TABLES, conform, create_table_sql, ident
+from hdi.store.sql import overlap_probe
 from hdi.tables import Table
 
 log = logging.getLogger(__name__)
