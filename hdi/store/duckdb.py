@@ -188,10 +188,8 @@ class DuckDBStore(Store):
                         con.execute(f"SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM {ident(t.name)}").fetchall()
                 except duckdb.Error as e:
                     raise damaged(where, str(e).splitlines()[0]) from None
-        except StoreError as e:
-            if e.message.startswith(f"cannot open DuckDB store {self.path}: "):  # not a database, or unreadable
-                raise damaged(where, e.message.split(": ", 1)[1]) from None
-            raise
+        except share.CannotOpen as e:  # not a database, or unreadable
+            raise damaged(where, e.reason) from None
 
     # -- reads --------------------------------------------------------------------------------
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
