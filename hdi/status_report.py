@@ -13,13 +13,13 @@ Stored rows per (dataset, table, granularity, symbol) come from one grouped quer
 first and last time per instrument and UTC day), mapped to symbols through the symbology table
 (a continuous symbol counts each contract on its own days); an instrument no symbol maps is shown
 by its id.
+
+The public function is :func:`hdi.status` (``hdi/__init__.py`` loads it from here on first use).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import sys
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,14 +256,3 @@ def _coverage(days: pl.DataFrame | None, failed: pl.DataFrame) -> pl.DataFrame:
                     "missing": _ranges(missing), "no_data": _ranges(no_data)})
     return pl.DataFrame(out, schema=_COVERAGE_SCHEMA).sort("dataset", "schema", "symbol")
 
-
-class _CallableModule(types.ModuleType):
-    """``hdi.status`` is both this module and the public function: importing the module first
-    (``from hdi.status import StatusReport``) binds the module to ``hdi.status``, so calling it
-    must still work."""
-
-    def __call__(self, store: str | None = None, **kwargs: Any) -> StatusReport:
-        return status(store, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
