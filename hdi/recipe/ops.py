@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -34,6 +34,7 @@ _SIMPLE = {n: getattr(pl, n) for n in ("Int8", "Int16", "Int32", "Int64", "UInt8
 DTYPES_ALLOWED = allowed_list([*_SIMPLE, "Decimal(P,S) with 1<=P<=38, 0<=S<=P",
                                "Datetime(ns|us|ms) or Datetime(ns|us|ms,UTC)"])
 _DECIMAL = re.compile(r"^Decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+_TIME_UNITS: dict[str, Literal["ns", "us", "ms"]] = {"ns": "ns", "us": "us", "ms": "ms"}
 _DATETIME = re.compile(r"^Datetime\(\s*(ns|us|ms)\s*(?:,\s*(UTC)\s*)?\)$")
 
 
@@ -48,7 +49,7 @@ def parse_dtype(text: Any) -> tuple[str, pl.DataType]:
             return f"Decimal({int(m[1])},{int(m[2])})", pl.Decimal(int(m[1]), int(m[2]))
         m = _DATETIME.match(t)
         if m:
-            return (f"Datetime({m[1]},UTC)" if m[2] else f"Datetime({m[1]})"), pl.Datetime(m[1], m[2])
+            return (f"Datetime({m[1]},UTC)" if m[2] else f"Datetime({m[1]})"), pl.Datetime(_TIME_UNITS[m[1]], m[2])
     shown = f"'{text}'" if isinstance(text, str) else repr(text)
     if isinstance(text, str) and "(" in text and ")" not in text:
         shown += " (inside {...} quote a dtype with a comma: 'Decimal(19,9)')"

@@ -261,7 +261,8 @@ class _DuckTxn(Transaction):
 
     def _write(self, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
         batch = conform(frame, table, backend="duckdb")
-        return self._guard("write", lambda: self._write_batch(table, batch, on_conflict))
+        result: WriteResult = self._guard("write", lambda: self._write_batch(table, batch, on_conflict))
+        return result
 
     def _write_batch(self, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
         # The SQL reads the frame as `hdi_batch`, this function's local variable, through DuckDB's

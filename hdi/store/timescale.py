@@ -235,7 +235,7 @@ class TimescaleStore(Store):
                     cur = self._reader().cursor()
                     try:
                         cur.execute(sql, parameters=tuple(params) if params else None)
-                        frame = cur.fetch_polars()
+                        frame: pl.DataFrame = cur.fetch_polars()
                     finally:
                         cur.close()
                     break

@@ -63,7 +63,7 @@ class _Server(ThreadingHTTPServer):
             logger.debug("TLS handshake failed from %s: %s", client_address, exc)
             return
         try:
-            self.RequestHandlerClass(conn, client_address, self)
+            self.RequestHandlerClass(conn, client_address, self)  # type: ignore[arg-type]  # typeshed: Self
         finally:
             try:
                 conn.close()
@@ -198,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _control(self, method: str, path: str, body: bytes) -> None:
         gw = self.server.gateway
         try:
-            data = json.loads(body) if body else None
+            data: Any = json.loads(body) if body else None
             if path == "/_hdi/faults" and method == "POST":
                 specs = data if isinstance(data, list) else [data]
                 armed = [gw.faults.add_dict(s).id for s in specs]
