@@ -35,6 +35,7 @@ from hdi.decode.dbn import decode_file, frame_schema, symbology_frame
 from hdi.decode.symbols import SymbolMapper
 from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError, one_line
 from hdi.filewindow import FileWindow, check_symbols, estimate_file, file_request, file_window
+from hdi.pipeline.update import stored_schema, update_ranges, when
 from hdi.rawsym import store_raw_symbols
 from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
 from hdi.recipe.load import load_recipe
@@ -47,7 +48,6 @@ from hdi.store import Store, open_store
 from hdi.store.ledger import DONE, FAILED, ChunkRecord, RunRecord
 from hdi.tables import DATA_TABLES
 from hdi.timeutil import MAX_TIME
-from hdi.update import stored_schema, update_ranges, when
 from hdi.validate.budget import Budget, label_rows, rows_per_symbol, write_verdict
 from hdi.validate.price_rules import PriceRule
 from hdi.validate.quarantine import check_writable, enforce_failure_rate, write_quarantine
