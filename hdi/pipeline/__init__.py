@@ -35,7 +35,7 @@ from hdi.decode.dbn import decode_file, frame_schema, symbology_frame
 from hdi.decode.symbols import SymbolMapper
 from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError, one_line
 from hdi.filewindow import FileWindow, check_symbols, estimate_file, file_request, file_window
-from hdi.pipeline.update import stored_schema, update_ranges, when
+from hdi.pipeline.update import stored_schema, update_ranges
 from hdi.rawsym import store_raw_symbols
 from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
 from hdi.recipe.load import load_recipe
@@ -47,7 +47,7 @@ from hdi.source.files import DbnFile, expand_paths, open_dbn
 from hdi.store import Store, open_store
 from hdi.store.ledger import DONE, FAILED, ChunkRecord, RunRecord
 from hdi.tables import DATA_TABLES
-from hdi.timeutil import MAX_TIME
+from hdi.timeutil import MAX_TIME, parse_iso
 from hdi.validate.budget import Budget, label_rows, rows_per_symbol, write_verdict
 from hdi.validate.price_rules import PriceRule
 from hdi.validate.quarantine import check_writable, enforce_failure_rate, write_quarantine
@@ -172,7 +172,7 @@ def ingest(
     if ranges is None and update and source is not None:
         ranges = params["ranges"] = update_ranges(st, r, source, r.source.end if params["end"] else None)
     if ranges:  # symbology.resolve covers the update's window
-        r = r.with_overrides(start=min(when(g["start"]) for g in ranges), end=max(when(g["end"]) for g in ranges))
+        r = r.with_overrides(start=min(parse_iso(g["start"]) for g in ranges), end=max(parse_iso(g["end"]) for g in ranges))
     run = RunRecord(run_id=resume or new_run_id(), recipe=r.name, recipe_hash=rhash, command=command,
                     params=json.dumps(params, sort_keys=True))
     report = IngestReport(run_id=run.run_id, recipe=str(r.path), store=st.display_url, table=r.target.table,
@@ -345,7 +345,7 @@ def _plan(r: Recipe, rhash: str, files: list[DbnFile], ranges: list[dict[str, An
     if files:
         return out, excluded
     src = r.source
-    wanted = ([(g["dataset"], g["stype_in"], g["symbols"], when(g["start"]), when(g["end"])) for g in ranges]
+    wanted = ([(g["dataset"], g["stype_in"], g["symbols"], parse_iso(g["start"]), parse_iso(g["end"])) for g in ranges]
               if ranges is not None else
               [(rq.dataset, rq.stype_in, rq.symbols, src.start, src.end) for rq in src.requests])
     for dataset, stype_in, symbols, start, end in wanted:

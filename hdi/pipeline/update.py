@@ -13,16 +13,12 @@ from typing import Any
 import polars as pl
 
 from hdi.recipe.model import Recipe
-from hdi.source.chunks import iso
+from hdi.schemas import SCHEMAS
 from hdi.store import Store
 from hdi.store.ledger import DONE, FAILED
+from hdi.timeutil import bar_name, every_seconds, floor_to, iso, midnight
 
 log = logging.getLogger(__name__)
-
-
-def when(text: str) -> dt.datetime:
-    """An ISO timestamp of a range (``2024-01-01T00:00:00Z``) as an aware UTC datetime."""
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def update_ranges(st: Store, r: Recipe, source: Any, end_cap: dt.datetime | None) -> list[dict[str, Any]]:
@@ -59,10 +55,10 @@ def update_ranges(st: Store, r: Recipe, source: Any, end_cap: dt.datetime | None
         for s in rq.symbols:
             mine = ledger.filter((pl.col("dataset") == rq.dataset) & pl.col("_symbols").list.contains(s))
             done = mine.filter(pl.col("status") == DONE)
-            start = _midnight(done["end_ts"].max()) if done.height else r.source.start
+            start = midnight(done["end_ts"].max()) if done.height else r.source.start
             for lo, hi in mine.filter(pl.col("status") == FAILED).select("start_ts", "end_ts").iter_rows():
                 if not _all_fetched(fetched, rq.dataset, s, lo, hi):
-                    start = min(start, _midnight(lo))
+                    start = min(start, midnight(lo))
             if start < end:
                 by_start.setdefault(start, []).append(s)
         out += [{"dataset": rq.dataset, "stype_in": rq.stype_in, "symbols": syms, "start": iso(lo), "end": iso(end)}
@@ -74,9 +70,8 @@ def update_ranges(st: Store, r: Recipe, source: Any, end_cap: dt.datetime | None
 
 def _bar_seconds(r: Recipe) -> int | None:
     """The length of the bars a recipe stores (its source bars, or what it resamples them to)."""
-    from hdi.recipe.ops_market import every_seconds
-
-    secs = {"ohlcv-1s": 1, "ohlcv-1m": 60, "ohlcv-1h": 3600, "ohlcv-1d": 86400}.get(r.source.schema)
+    info = SCHEMAS.get(r.source.schema)
+    secs = info.bar_seconds if info is not None else None
     for step in r.transform:
         if step.op == "resample":
             secs = max(secs or 0, every_seconds(step.args["every"]) or 0)
@@ -88,11 +83,7 @@ def stored_schema(r: Recipe) -> str:
     source schema, except for bars resampled to another size (``ohlcv-5m`` from ``ohlcv-1m``)."""
     if r.target.table != "ohlcv" or not any(step.op == "resample" for step in r.transform):
         return r.source.schema
-    secs = _bar_seconds(r) or 0
-    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
-        if secs and secs % n == 0:
-            return f"ohlcv-{secs // n}{unit}"
-    return f"ohlcv-{secs}s"
+    return f"ohlcv-{bar_name(_bar_seconds(r) or 0)}"
 
 
 def complete_bars_end(r: Recipe, t: dt.datetime) -> dt.datetime:
@@ -101,12 +92,7 @@ def complete_bars_end(r: Recipe, t: dt.datetime) -> dt.datetime:
     seconds = _bar_seconds(r)
     if not seconds:
         return t
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return epoch + dt.timedelta(seconds=int((t - epoch).total_seconds()) // seconds * seconds)
-
-
-def _midnight(t: dt.datetime) -> dt.datetime:
-    return t.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return floor_to(t, seconds)
 
 
 def _all_fetched(fetched: pl.DataFrame | None, dataset: str, symbol: str, lo: dt.datetime, hi: dt.datetime) -> bool:

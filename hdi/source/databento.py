@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +29,7 @@ from hdi.source.cache import RawCache, public_source
 from hdi.source.chunks import Request, plan_chunks
 from hdi.source.dbncheck import Verified, verify
 from hdi.source.retry import RetryPolicy, call_with_retry
+from hdi.timeutil import parse_iso
 
 if TYPE_CHECKING:
     import polars as pl
@@ -48,18 +49,6 @@ class Estimate:
     record_count: int
     billable_bytes: int
     cost_usd: float
-
-
-def _parse_ts(text: str) -> datetime:
-    """``2010-06-06T00:00:00.000000000Z`` (ns precision) -> aware UTC datetime (us precision)."""
-    s = text.strip().replace("Z", "+00:00")
-    if "." in s:
-        head, rest = s.split(".", 1)
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        tz = rest[len(digits):]
-        s = f"{head}.{digits[:6].ljust(6, '0')}{tz}"
-    dt = datetime.fromisoformat(s)
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 class DatabentoSource:
@@ -232,7 +221,7 @@ class DatabentoSource:
     def dataset_range(self, dataset: str) -> tuple[datetime, datetime]:
         """(start, end) of the data available for ``dataset``, UTC."""
         out = self._call(f"get_dataset_range {dataset}", lambda: self.client.metadata.get_dataset_range(dataset))
-        return _parse_ts(str(out["start"])), _parse_ts(str(out["end"]))
+        return parse_iso(str(out["start"])), parse_iso(str(out["end"]))
 
     def list_schemas(self, dataset: str) -> list[str]:
         """Schemas ``dataset`` offers."""

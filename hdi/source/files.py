@@ -22,7 +22,7 @@ import logging
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from os import PathLike
 from pathlib import Path
 from typing import IO, Any
@@ -36,13 +36,12 @@ from databento.common.error import BentoError
 
 from hdi.errors import DecodeError, SourceError, allowed_list, did_you_mean
 from hdi.recipe.checks import DATASET_RE
-from hdi.timeutil import TIME_RANGE, in_range
+from hdi.schemas import SCHEMAS
+from hdi.timeutil import MIN_TIME, TIME_RANGE, as_utc, in_range
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_SCHEMAS: tuple[str, ...] = (
-    "ohlcv-1s", "ohlcv-1m", "ohlcv-1h", "ohlcv-1d", "trades", "tbbo", "mbp-1", "statistics", "definition",
-)
+SUPPORTED_SCHEMAS: tuple[str, ...] = tuple(SCHEMAS)
 SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2, 3)
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -375,8 +374,7 @@ def _with_stream_symbology(p: Path, metadata: DbnMetadata) -> DbnMetadata:
     intervals = [SymbolInterval(sym, iid, _ns_to_datetime(lo).date() if lo is not None else day0,
                                 _ns_to_datetime(hi - 1).date() + timedelta(days=1) if hi is not None else day1)
                  for (sym, iid), (lo, hi) in found.items()]
-    start = datetime(day0.year, day0.month, day0.day, tzinfo=UTC)
-    end = datetime(day1.year, day1.month, day1.day, tzinfo=UTC)
+    start, end = as_utc(day0), as_utc(day1)
     symbols = list(dict.fromkeys(iv.symbol for iv in intervals))
     return dataclasses.replace(metadata, start=start, end=end, symbols=symbols or metadata.symbols,
                                stype_in=(stypes.pop() if len(stypes) == 1 else "raw_symbol") if intervals
@@ -481,7 +479,7 @@ def _looks_like(magic: bytes) -> str:
 
 def _ns_to_datetime(ns: int) -> datetime:
     seconds, rest = divmod(ns, 1_000_000_000)
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds, microseconds=rest // 1000)
+    return MIN_TIME + timedelta(seconds=seconds, microseconds=rest // 1000)
 
 
 def _enum_str(value: Any) -> str | None:

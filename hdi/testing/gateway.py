@@ -31,7 +31,7 @@ import ssl
 import tempfile
 import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from typing import Any
 from hdi.testing import faults as faults_mod
 from hdi.testing.api import Api, ApiError, Reply
 from hdi.testing.wire import LoggedRequest, RequestLog, basic_auth_user, error_for_status, parse_params
+from hdi.timeutil import parse_iso
 
 logger = logging.getLogger(__name__)
 
@@ -332,8 +333,7 @@ class Gateway:
 
 
 def _parse_now(value: str) -> datetime:
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return parse_iso(value)
 
 
 def main(argv: list[str] | None = None) -> int:
