@@ -33,7 +33,15 @@ import polars as pl
 from hdi import config, interrupt
 from hdi.decode.dbn import decode_file, frame_schema, symbology_frame
 from hdi.decode.symbols import SymbolMapper
-from hdi.errors import ConfigError, DecodeError, HdiError, SourceError, StoreError, one_line
+from hdi.errors import (
+    ConfigError,
+    DecodeError,
+    HdiError,
+    SchemaNeededError,
+    SourceError,
+    StoreError,
+    one_line,
+)
 from hdi.filewindow import FileWindow, check_symbols, estimate_file, file_request, file_window
 from hdi.pipeline.update import stored_schema, update_ranges
 from hdi.rawsym import store_raw_symbols
@@ -304,9 +312,7 @@ def _check_available(r: Recipe, source: Any, params: dict[str, Any], *, update: 
 def _open_for(path: Path, r: Recipe) -> DbnFile:
     try:
         f = open_dbn(path)
-    except DecodeError as e:
-        if "mixed-schema" not in e.message:
-            raise
+    except SchemaNeededError:
         f = open_dbn(path, schema=r.source.schema)  # a live capture: read the recipe's records from it
     if f.schema != r.source.schema:
         raise DecodeError(f"{path}: the file holds schema '{f.schema}' but recipe {r.path} reads "
@@ -389,10 +395,11 @@ def _resolve_symbology(st: Store, r: Recipe, source: Any, *, write: bool = True)
 
 
 def _resolves_nowhere(e: SourceError) -> bool:
-    """Databento's 422 for a window in which none of the requested symbols maps to an instrument
-    ("None of the symbols could be resolved"; e.g. a Saturday for futures)."""
-    text = e.message.lower()
-    return e.http_status == 422 and "symbology_invalid_request" in text and "resolve" in text
+    """Databento's 422 ``symbology_invalid_request``, as it answers for a window in which none of the
+    requested symbols maps to an instrument ("None of the symbols could be resolved"; e.g. a Saturday
+    for futures). The callers also require every symbol to resolve elsewhere in the range, which
+    tells this apart from the same case for a malformed symbol."""
+    return e.http_status == 422 and e.case == "symbology_invalid_request"
 
 
 def _estimate(c: _Chunk, source: Any, files: list[DbnFile], known: set[tuple[str, str]]) -> ChunkOutcome:

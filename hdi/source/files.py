@@ -34,7 +34,7 @@ from databento import DBNStore
 from databento.common.constants import SCHEMA_STRUCT_MAP, SCHEMA_STRUCT_MAP_V1, SCHEMA_STRUCT_MAP_V2
 from databento.common.error import BentoError
 
-from hdi.errors import DecodeError, SourceError, allowed_list, did_you_mean
+from hdi.errors import DecodeError, SchemaNeededError, SourceError, allowed_list, did_you_mean
 from hdi.recipe.checks import DATASET_RE
 from hdi.schemas import SCHEMAS
 from hdi.timeutil import MIN_TIME, TIME_RANGE, as_utc, in_range
@@ -320,7 +320,7 @@ def _choose_schema(p: Path, in_file: str | None, asked: str | None) -> str:
                           f"supported: {allowed_list(SUPPORTED_SCHEMAS)}")
     if in_file is None:
         if asked is None:
-            raise DecodeError(f"{p}: mixed-schema DBN file (its metadata has no schema); pass schema= one of "
+            raise SchemaNeededError(f"{p}: mixed-schema DBN file (its metadata has no schema); pass schema= one of "
                               f"{allowed_list(SUPPORTED_SCHEMAS)}")
         if asked == "tbbo":  # each record goes to its own schema's table only, never to two
             raise DecodeError(f"{p}: a mixed-schema (live) file cannot tell tbbo records from mbp-1 records "

@@ -80,6 +80,7 @@ class Failure:
     http_status: int | None = None
     retry_after: float | None = None
     request_id: str | None = None
+    case: str | None = None  # Databento's error case, e.g. "symbology_invalid_request"
 
 
 def _one_line(text: str) -> str:
@@ -95,20 +96,40 @@ def _retry_after(headers: object) -> float | None:
         return None  # an HTTP-date or garbage: fall back to backoff
 
 
+_DBN_READER = "databento.common.dbnstore"  # the client module whose only warning is a truncated file
+
+
+def _raised_in(exc: BaseException, module: str) -> bool:
+    """Whether ``exc`` was raised by code of ``module`` (the innermost frame of its traceback)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__") == module
+
+
+def _case(body: object) -> str | None:
+    """Databento's error case from a JSON error body (``{"detail": {"case": ...}}``)."""
+    detail = body.get("detail") if isinstance(body, dict) else None
+    case = detail.get("case") if isinstance(detail, dict) else None
+    return case if isinstance(case, str) else None
+
+
 def classify(exc: BaseException) -> Failure:
     """Sort an exception from the client (or from hdi's own checks) into transient or terminal."""
     import requests
     from databento.common.error import BentoError, BentoHttpError, BentoWarning
 
-    if isinstance(exc, BentoWarning) and "truncated" in str(exc):  # warnings raised as errors by a filter
+    if isinstance(exc, BentoWarning) and _raised_in(exc, _DBN_READER):  # a filter raised a read warning
         return Failure(True, f"DBN file is truncated ({_one_line(str(exc))})")
+    if isinstance(exc, SourceError):
+        return Failure(exc.transient, exc.message, exc.http_status, exc.retry_after, exc.request_id, exc.case)
     if isinstance(exc, HdiError):
-        return Failure(exc.transient, exc.message, getattr(exc, "http_status", None))
+        return Failure(exc.transient, exc.message)
     if isinstance(exc, BentoHttpError):
         status = int(exc.http_status)
         detail = _one_line(exc.message) if exc.message else "no message from the server"
         transient = status == 429 or status >= 500 or status == 408
-        return Failure(transient, detail, status, _retry_after(exc.headers), exc.request_id)
+        return Failure(transient, detail, status, _retry_after(exc.headers), exc.request_id, _case(exc.json_body))
     if isinstance(exc, BentoError):
         text = str(exc)
         if text.startswith("Error streaming response"):
@@ -157,7 +178,8 @@ def call_with_retry(fn: Callable[[], T], *, policy: RetryPolicy, what: str,
             failure = classify(exc)
             if not failure.transient or attempt == attempts:
                 raise SourceError(redact(_message(what, failure, attempt)), transient=failure.transient,
-                                  http_status=failure.http_status, retry_after=failure.retry_after) from exc
+                                  http_status=failure.http_status, retry_after=failure.retry_after,
+                                  case=failure.case, request_id=failure.request_id) from exc
             wait = failure.retry_after if failure.retry_after is not None else policy.backoff(attempt)
             status = f"HTTP {failure.http_status}" if failure.http_status is not None else "error"
             logger.warning(redact(f"{what}: {status} ({failure.detail}); retry {attempt}/{attempts - 1} in "
