@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hdi.errors import DecodeError, SourceError
-from hdi.source.chunks import Request, iso
+from hdi.source.chunks import Request
 from hdi.source.dbncheck import Verified, verify
+from hdi.timeutil import iso
 
 if TYPE_CHECKING:
     from hdi.source.files import DbnFile
