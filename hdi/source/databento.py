@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from hdi import config
 from hdi.errors import ConfigError, HdiError, SourceError
@@ -32,6 +32,7 @@ from hdi.timeutil import parse_iso
 
 if TYPE_CHECKING:
     import polars as pl
+    from databento import Historical
 
     from hdi.recipe.model import Recipe
     from hdi.store.base import Store
@@ -63,7 +64,7 @@ class DatabentoSource:
         remember(self.gateway)  # credentials in the gateway URL are known secrets from now on
         self.retry = retry or RetryPolicy.from_env()
         self.cache = RawCache(cache_dir)
-        self._client: Any = None
+        self._client: Historical | None = None
         self._swept = False
 
     def __repr__(self) -> str:  # the key stays out of reprs too
@@ -71,7 +72,7 @@ class DatabentoSource:
         return f"DatabentoSource(gateway={gateway!r}, cache={str(self.cache.root)!r})"
 
     @property
-    def client(self) -> Any:
+    def client(self) -> Historical:
         """The ``databento.Historical`` client, created on first use."""
         if self._client is None:
             import databento
@@ -149,19 +150,25 @@ class DatabentoSource:
     # ---- metadata ----------------------------------------------------------------------------
     def estimate(self, request: Request) -> Estimate:
         """Record count, billable bytes and cost in USD of ``request`` (three metadata calls)."""
-        kw = {"dataset": request.dataset, "schema": request.schema, "stype_in": request.stype_in,
-              "symbols": list(request.symbols), "start": request.start, "end": request.end}
-        md = self.client.metadata
-        count = self._call(f"get_record_count {request.describe()}", lambda: md.get_record_count(**kw))
-        size = self._call(f"get_billable_size {request.describe()}", lambda: md.get_billable_size(**kw))
-        cost = self._call(f"get_cost {request.describe()}", lambda: md.get_cost(**kw))
+        q, md = request, self.client.metadata
+        what = q.describe()
+        count = self._call(f"get_record_count {what}", lambda: md.get_record_count(
+            dataset=q.dataset, schema=q.schema, stype_in=q.stype_in, symbols=list(q.symbols), start=q.start,
+            end=q.end))
+        size = self._call(f"get_billable_size {what}", lambda: md.get_billable_size(
+            dataset=q.dataset, schema=q.schema, stype_in=q.stype_in, symbols=list(q.symbols), start=q.start,
+            end=q.end))
+        cost = self._call(f"get_cost {what}", lambda: md.get_cost(
+            dataset=q.dataset, schema=q.schema, stype_in=q.stype_in, symbols=list(q.symbols), start=q.start,
+            end=q.end))
         return Estimate(int(count), int(size), float(cost))
 
     def cost(self, request: Request) -> float:
         """What downloading ``request`` costs in USD (``metadata.get_cost``; one call)."""
-        kw = {"dataset": request.dataset, "schema": request.schema, "stype_in": request.stype_in,
-              "symbols": list(request.symbols), "start": request.start, "end": request.end}
-        return float(self._call(f"get_cost {request.describe()}", lambda: self.client.metadata.get_cost(**kw)))
+        q = request
+        return float(self._call(f"get_cost {q.describe()}", lambda: self.client.metadata.get_cost(
+            dataset=q.dataset, schema=q.schema, stype_in=q.stype_in, symbols=list(q.symbols), start=q.start,
+            end=q.end)))
 
     def is_cached(self, request: Request) -> bool:
         """Whether ``fetch`` would be served from the raw cache (no download, no cost): the file is

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from os import PathLike
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import databento_dbn as dbn
 import numpy as np
@@ -473,7 +473,7 @@ def _ns_to_datetime(ns: int) -> datetime:
     return MIN_TIME + timedelta(seconds=seconds, microseconds=rest // 1000)
 
 
-def _enum_str(value: Any) -> str | None:
+def _enum_str(value: object) -> str | None:
     if value is None:
         return None
     return str(getattr(value, "value", value))
