@@ -99,7 +99,8 @@ def ingest(
     if not dry_run:
         st.migrate()
     if p.update and p.ranges is None:  # a resumed --update run repeats its own ranges
-        ranges = update_ranges(st, r, source, update_start(r, p), r.source.end if p.end else None)
+        since = update_start(r, p) if p.start is not None else None
+        ranges = update_ranges(st, r, source, since, r.source.end if p.end else None)
         p = p.with_ranges(ranges) if ranges is not None else p
     if p.ranges:  # symbology.resolve covers the update's window
         r = r.with_overrides(start=min(g.start for g in p.ranges), end=max(g.end for g in p.ranges))

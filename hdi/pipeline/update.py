@@ -14,7 +14,7 @@ import polars as pl
 
 from hdi.recipe.model import Recipe
 from hdi.schemas import SCHEMAS
-from hdi.source.base import Source, UpdateRange
+from hdi.source.base import Source, UpdateRange, recipe_range
 from hdi.store import Store
 from hdi.store.ledger import DONE, FAILED
 from hdi.timeutil import bar_name, every_seconds, floor_to, midnight
@@ -22,7 +22,7 @@ from hdi.timeutil import bar_name, every_seconds, floor_to, midnight
 log = logging.getLogger(__name__)
 
 
-def update_ranges(st: Store, r: Recipe, source: Source, since: dt.datetime,
+def update_ranges(st: Store, r: Recipe, source: Source, since: dt.datetime | None,
                   end_cap: dt.datetime | None) -> list[UpdateRange] | None:
     """``--update``: per (request, symbol), from where this recipe's data ends to the available end.
 
@@ -37,7 +37,7 @@ def update_ranges(st: Store, r: Recipe, source: Source, since: dt.datetime,
         st: the store whose ledger says what was loaded.
         r: the recipe (with --symbols applied).
         source: the run's source (for each dataset's available end).
-        since: where a symbol never loaded starts (``--start``, else the recipe's start).
+        since: where a symbol never loaded starts (``--start``; None: the recipe's start).
         end_cap: ``--end`` when given.
 
     Returns:
@@ -53,6 +53,7 @@ def update_ranges(st: Store, r: Recipe, source: Source, since: dt.datetime,
             ends[rq.dataset] = avail[1]
     if not ends:
         return None
+    since = since if since is not None else recipe_range(r)[0]
     # chunks are recorded under the schema stored (ohlcv-5m for 5m bars built from ohlcv-1m); a
     # ledger written before that recorded the source schema, so both are this recipe's
     ledger = st.chunks().filter((pl.col("recipe") == r.name)
