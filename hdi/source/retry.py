@@ -55,6 +55,7 @@ def _retry_after(headers: object) -> float | None:
 
 
 _DBN_READER = "databento.common.dbnstore"  # the client module whose only warning is a truncated file
+_HTTP = "databento.common.http"  # the client module whose only plain BentoError is a broken response stream
 
 
 def _raised_in(exc: BaseException, module: str) -> bool:
@@ -90,7 +91,7 @@ def classify(exc: BaseException) -> Failure:
         return Failure(transient, detail, status, _retry_after(exc.headers), exc.request_id, _case(exc.json_body))
     if isinstance(exc, BentoError):
         text = str(exc)
-        if text.startswith("Error streaming response"):
+        if _raised_in(exc, _HTTP) and exc.__context__ is not None:  # the body stream broke (http.py's only BentoError)
             return Failure(True, f"connection dropped mid-stream ({_one_line(text)})")
         return Failure(False, _one_line(text))
     if isinstance(exc, requests.exceptions.SSLError):
