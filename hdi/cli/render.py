@@ -28,7 +28,7 @@ from hdi.report import Event, IngestReport
 
 if TYPE_CHECKING:
     from hdi.cli.logfile import LogFile
-    from hdi.status import StatusReport
+    from hdi.status_report import StatusReport
 
 
 class _Console(Console):
