@@ -90,11 +90,19 @@ def _target(schema: str) -> tuple[_Column, ...]:
     return tuple(cols)
 
 
-@functools.lru_cache(maxsize=64)
+# (schema, record class) -> plan: a few dozen pairs at most (schemas x DBN versions). A dict, not
+# lru_cache: mypy does not see a union of record classes as Hashable.
+_PLANS: dict[tuple[str, type], tuple[_Column, ...]] = {}
+
+
 def _plan(schema: str, record_class: type[dbn.DBNRecord]) -> tuple[_Column, ...]:
     """The target columns, each with the numpy type the file's record class stores it as."""
-    have = dict(record_class._dtypes)
-    return tuple(_Column(c.name, c.kind, c.dtype, have.get(c.name)) for c in _target(schema))
+    plan = _PLANS.get((schema, record_class))
+    if plan is None:
+        have = dict(record_class._dtypes)
+        plan = _PLANS[(schema, record_class)] = tuple(_Column(c.name, c.kind, c.dtype, have.get(c.name))
+                                                      for c in _target(schema))
+    return plan
 
 
 def _itemsize(record_class: type[dbn.DBNRecord]) -> int:
