@@ -219,8 +219,11 @@ def status(
     """What is stored: rows per table and per symbol (first/last time), coverage and gaps per
     (dataset, schema, symbol), quarantine files, recent runs and failed chunks.
 
-    A day fetched whose source had no records (a holiday, a no-trade day) is "no data"; a day never
-    fetched (a failed chunk, a range never asked for) is "MISSING". A run marked running* has no
+    Days are judged by each symbol's exchange calendar: a trading day fetched whose source had no
+    records is "FLAGGED" (the source may be incomplete); a day the market is closed (weekend,
+    holiday) is "closed" (none expected); early closes are listed. A day never fetched (a failed
+    chunk, a range never asked for) is "MISSING". A symbol with no known calendar keeps "no data"
+    for its fetched days without records. A run marked running* has no
     end recorded: it still runs, or was killed; `hdi ingest --resume RUN_ID` finishes it.
     """
     from hdi.status import status as get_status
