@@ -152,11 +152,22 @@ def query(
     all_publications: Annotated[bool, typer.Option("--all-publications", help="--schema statistics: every "
                                                    "publication (deletes included), not only the latest per "
                                                    "statistic and day.")] = False,
+    session: Annotated[str | None, typer.Option("--session", metavar="KIND", help="--schema ohlcv-*: utc "
+                                                "(default: bars as stored; ohlcv-1d is a UTC day), exchange "
+                                                "(bars on the instrument's exchange calendar, built from the "
+                                                "stored 1m bars: ohlcv-1d per trading date with settlement, "
+                                                "cleared volume and open interest; 5m/15m/1h anchored at the "
+                                                "session open; --start/--end are trading dates) or extended "
+                                                "(equities: NYSE pre/post market). See docs/sessions.md.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="--session exchange, ohlcv-1d: "
+                                              "settlement, cleared volume and open interest as known at this "
+                                              "instant (ISO timestamp, UTC): null before their publication.")] = None,
 ) -> None:
     """Read stored rows for symbols in [start, end) and write Parquet, CSV or a table.
 
     Every row names the symbol asked for (symbol), the contract (raw_symbol, as of the row's time)
     and its instrument_id, for parent (ES.FUT) and continuous (CL.c.0) symbols too.
+    `--session exchange` gives bars on the exchange's trading day (docs/sessions.md).
     """
     from hdi import query as q
     from hdi.fileout import check_target
@@ -168,7 +179,10 @@ def query(
         protect = _store_files(store)
         if output is not None:  # refused before the store is read
             check_target(output, force=force, protect=protect)
-        extra = {"tz": tz, **({"latest": False} if all_publications else {})}
+        if (session is not None or as_of is not None) and not schema.strip().lower().startswith("ohlcv-"):
+            raise ConfigError(f"--session and --as-of apply to --schema ohlcv-* only, not '{schema}'")
+        extra = {"tz": tz, **({"latest": False} if all_publications else {}),
+                 **({"session": session, "as_of": as_of} if session is not None or as_of is not None else {})}
         frame = _read(q, schema, symbols, start, end, store, dataset, prices, **extra)
         render.write_frame(frame, format=format, output=output, limit=limit, allowed=FORMATS, force=force,
                            protect=protect)
