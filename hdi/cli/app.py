@@ -157,11 +157,22 @@ def query(
     all_publications: Annotated[bool, typer.Option("--all-publications", help="--schema statistics: every "
                                                    "publication (deletes included), not only the latest per "
                                                    "statistic and day.")] = False,
+    session: Annotated[str | None, typer.Option("--session", metavar="KIND", help="--schema ohlcv-*: utc "
+                                                "(default: bars as stored; ohlcv-1d is a UTC day), exchange "
+                                                "(bars on the instrument's exchange calendar, built from the "
+                                                "stored 1m bars: ohlcv-1d per trading date with settlement, "
+                                                "cleared volume and open interest; 5m/15m/1h anchored at the "
+                                                "session open; --start/--end are trading dates) or extended "
+                                                "(equities: NYSE pre/post market). See docs/sessions.md.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="--session exchange, ohlcv-1d: "
+                                              "settlement, cleared volume and open interest as known at this "
+                                              "instant (ISO timestamp, UTC): null before their publication.")] = None,
 ) -> None:
     """Read stored rows for symbols in [start, end) and write Parquet, CSV or a table.
 
     Every row names the symbol asked for (symbol), the contract (raw_symbol, as of the row's time)
     and its instrument_id, for parent (ES.FUT) and continuous (CL.c.0) symbols too.
+    `--session exchange` gives bars on the exchange's trading day (docs/sessions.md).
     """
     from hdi.fileout import check_target
 
@@ -172,7 +183,10 @@ def query(
         protect = _store_files(store)
         if output is not None:  # refused before the store is read
             check_target(output, force=force, protect=protect)
-        frame = _read(schema, symbols, start, end, store, dataset, prices, tz, latest=not all_publications)
+        if (session is not None or as_of is not None) and not schema.strip().lower().startswith("ohlcv-"):
+            raise ConfigError(f"--session and --as-of apply to --schema ohlcv-* only, not '{schema}'")
+        frame = _read(schema, symbols, start, end, store, dataset, prices, tz, latest=not all_publications,
+                      session=session, as_of=as_of)
         render.write_frame(frame, format=format, output=output, limit=limit, allowed=FORMATS, force=force,
                            protect=protect)
     except HdiError as e:
@@ -180,7 +194,8 @@ def query(
 
 
 def _read(schema: str, symbols: str, start: str, end: str, store: str | None, dataset: str | None,
-          prices: str, tz: str | None, *, latest: bool) -> pl.DataFrame:
+          prices: str, tz: str | None, *, latest: bool, session: str | None = None,
+          as_of: str | None = None) -> pl.DataFrame:
     from hdi import query as q
     from hdi.errors import did_you_mean
 
@@ -189,7 +204,7 @@ def _read(schema: str, symbols: str, start: str, end: str, store: str | None, da
         raise ConfigError(f"--schema '{schema}' is not allowed{did_you_mean(s, SCHEMAS)}; allowed: {', '.join(SCHEMAS)}")
     if s.startswith("ohlcv-"):
         return q.read_bars(symbols, start, end, granularity=s.removeprefix("ohlcv-"), store=store, dataset=dataset,
-                           prices=prices, tz=tz)
+                           prices=prices, tz=tz, session=session, as_of=as_of)
     if s == "statistics":
         return q.read_statistics(symbols, start, end, store=store, dataset=dataset, latest=latest, prices=prices,
                                  tz=tz)
@@ -226,8 +241,11 @@ def status(
     """What is stored: rows per table and per symbol (first/last time), coverage and gaps per
     (dataset, schema, symbol), quarantine files, recent runs and failed chunks.
 
-    A day fetched whose source had no records (a holiday, a no-trade day) is "no data"; a day never
-    fetched (a failed chunk, a range never asked for) is "MISSING". A run marked running* has no
+    Days are judged by each symbol's exchange calendar: a trading day fetched whose source had no
+    records is "FLAGGED" (the source may be incomplete); a day the market is closed (weekend,
+    holiday) is "closed" (none expected); early closes are listed. A day never fetched (a failed
+    chunk, a range never asked for) is "MISSING". A symbol with no known calendar keeps "no data"
+    for its fetched days without records. A run marked running* has no
     end recorded: it still runs, or was killed; `hdi ingest --resume RUN_ID` finishes it.
     """
     from hdi.status_report import status as get_status
