@@ -31,10 +31,10 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from hdi.pipeline import ingest
     from hdi.quarantine import quarantine_list, quarantine_replay, quarantine_show
+    from hdi.query import read_bars, read_definitions, read_mbp1, read_statistics, read_tbbo, read_trades
     from hdi.research.chains import contract_chain
     from hdi.research.continuous import read_continuous
     from hdi.research.rolls import rolls
-    from hdi.query import read_bars, read_definitions, read_mbp1, read_statistics, read_tbbo, read_trades
     from hdi.status import status
 
 
