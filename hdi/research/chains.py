@@ -39,16 +39,19 @@ _SQL = (
     'CAST("unit_of_measure_qty" AS DOUBLE PRECISION) AS "unit_of_measure_qty", '
     'MIN("ts_recv_ns") AS "first_ns", MAX("ts_recv_ns") AS "last_ns" FROM "instruments" '
     'WHERE "dataset" = $1 AND "asset" = $2 AND "instrument_class" = \'F\' AND "expiration" IS NOT NULL '
-    'GROUP BY 1, 2, 3, 4, 5, 6, 7, 8'
+    'AND "ts_recv_ns" < $3 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8'
 )
+_NEVER = 2**63 - 1
 
 
 def _ns_ts(col: str) -> pl.Expr:
     return pl.col(col).cast(pl.Int64).cast(pl.Datetime("ns")).dt.replace_time_zone("UTC")
 
 
-def contract_chain(root: str, dataset: str = "GLBX.MDP3", store: str | None = None) -> pl.DataFrame:
-    """The futures chain of ``root`` in ``dataset`` (see the module docstring), by expiration.
+def contract_chain(root: str, dataset: str = "GLBX.MDP3", store: str | None = None, *,
+                   as_of: object = None) -> pl.DataFrame:
+    """The futures chain of ``root`` in ``dataset`` (see the module docstring), by expiration; with
+    ``as_of`` (a UTC timestamp or date), from the definitions received before it only.
 
     Raises:
         QueryError: the store holds no future of that root (with the recipe that loads definitions).
@@ -57,15 +60,25 @@ def contract_chain(root: str, dataset: str = "GLBX.MDP3", store: str | None = No
 
     st = open_store(store)
     with st.session():
-        return chain_from(st, root, dataset)
+        return chain_from(st, root, dataset, as_of_ns(as_of))
 
 
-def chain_from(st: Any, root: str, dataset: str) -> pl.DataFrame:
-    """:func:`contract_chain` on an open store."""
+def as_of_ns(as_of: object) -> int | None:
+    """``as_of`` (None, a date, a datetime or an ISO string, UTC) as ns since the epoch."""
+    if as_of is None:
+        return None
+    from hdi.timeutil import parse_time
+
+    ts = parse_time(as_of, "as_of", error=QueryError)
+    return int(pl.Series([ts], dtype=pl.Datetime("ns", "UTC")).dt.epoch("ns")[0])
+
+
+def chain_from(st: Any, root: str, dataset: str, as_of: int | None = None) -> pl.DataFrame:
+    """:func:`contract_chain` on an open store (``as_of`` in ns since the epoch)."""
     from hdi.research.calendars import calendar_for, schedule
 
     root = str(root).strip()
-    rows = st.query(_SQL, [dataset, root]) if st.has_table("instruments") else pl.DataFrame()
+    rows = st.query(_SQL, [dataset, root, _NEVER if as_of is None else as_of]) if st.has_table("instruments") else pl.DataFrame()
     if rows.height == 0:
         raise QueryError(f"no {root} futures definitions are stored for dataset {dataset}; load the chain "
                          f"with a definitions recipe requesting parent symbol {root}.FUT (for CL: hdi ingest "

@@ -96,20 +96,22 @@ def _ns(v: dt.datetime) -> int:
 
 
 def roll_schedule(st: Any, root: str, rule: str = "calendar", days_before_expiry: int = 0,
-                  dataset: str = "GLBX.MDP3", *, chain: pl.DataFrame | None = None) -> pl.DataFrame:
+                  dataset: str = "GLBX.MDP3", *, chain: pl.DataFrame | None = None,
+                  as_of: int | None = None) -> pl.DataFrame:
     """Every roll of ``root`` under ``rule`` that the stored data supports (see the module docstring),
-    by trading date; columns :data:`ROLL_SCHEMA`. ``st`` is an open store."""
+    by trading date; columns :data:`ROLL_SCHEMA`. ``st`` is an open store; ``as_of`` (ns since the
+    epoch) uses only records received before it, as a run at that instant would have seen them."""
     from hdi.research.chains import chain_from
 
     rule, n = check_rule(rule, days_before_expiry)
-    chain = chain if chain is not None else chain_from(st, root, dataset)
+    chain = chain if chain is not None else chain_from(st, root, dataset, as_of)
     sess = _sessions(dataset, root, chain)
     horizon = chain.get_column("last_seen_ts").max()  # no roll after the day of the latest stored definition
     contracts = chain.to_dicts()
     if rule == "calendar":
         rows = _calendar(contracts, sess, n)
     else:
-        rows = _by_figures(st, dataset, root, rule, contracts, sess)
+        rows = _by_figures(st, dataset, root, rule, contracts, sess, as_of)
     out = pl.DataFrame(rows, schema={k: ROLL_SCHEMA[k] for k in ("trading_date", "effective_ts", "from_contract",
                                                                   "from_instrument_id", "to_contract",
                                                                   "to_instrument_id", "decided_by_ts",
@@ -157,8 +159,11 @@ def _figures(st: Any, dataset: str, rule: str, ids: Sequence[int]) -> pl.DataFra
         'ORDER BY "ts_recv_ns", "sequence", "rec_ordinal"', [dataset, STAT_TYPE[rule], *ids])
 
 
-def _by_figures(st: Any, dataset: str, root: str, rule: str, contracts: list[dict], sess: Sessions) -> list[tuple]:
+def _by_figures(st: Any, dataset: str, root: str, rule: str, contracts: list[dict], sess: Sessions,
+                as_of: int | None) -> list[tuple]:
     figs = _figures(st, dataset, rule, [c["instrument_id"] for c in contracts])
+    if as_of is not None and figs.height:
+        figs = figs.filter(pl.col("ts_recv_ns") < as_of)
     if figs.height == 0:
         raise QueryError(f"no {FIGURE[rule]} statistics are stored for {root} futures in {dataset}; the "
                          f"'{rule}' roll needs them: load them with a statistics recipe requesting parent symbol "
@@ -224,22 +229,30 @@ def stored_rolls(st: Any, root: str, rule: str, days_before_expiry: int = 0,
     rule, n = check_rule(rule, days_before_expiry)
     if not st.has_table("rolls"):
         return pl.DataFrame(schema={**ROLL_SCHEMA, "computed_at": _TS})
-    got = st.select("rolls", equals={"dataset": dataset, "root": root, "rule": rule,
-                                     "parameters": parameters(rule, n)})
+    from hdi.store.base import normalise
+    from hdi.tables import ROLLS
+
+    got = normalise(st.query('SELECT * FROM "rolls" WHERE "dataset" = $1 AND "root" = $2 AND "rule" = $3 '
+                             'AND "parameters" = $4 ORDER BY "trading_date"',
+                             [dataset, root, rule, parameters(rule, n)]), ROLLS, ROLLS.names)
     if got.height == 0:
         return got
-    return got.filter(pl.col("computed_at") == pl.col("computed_at").max()).sort("trading_date")
+    return got.filter(pl.col("computed_at") == pl.col("computed_at").max())
 
 
 def rolls(root: str, rule: str = "calendar", days_before_expiry: int = 0, dataset: str = "GLBX.MDP3",
-          store: str | None = None, *, save: bool = True) -> pl.DataFrame:
+          store: str | None = None, *, save: bool = True, as_of: object = None) -> pl.DataFrame:
     """The roll schedule of ``root`` under ``rule`` computed from the store and (``save=True``) stored
-    in its ``rolls`` table; what ``hdi rolls ROOT --rule RULE`` prints."""
+    in its ``rolls`` table; what ``hdi rolls ROOT --rule RULE`` prints. ``as_of`` (a UTC timestamp)
+    computes it from the records received before that instant only (and does not store it)."""
+    from hdi.research.chains import as_of_ns
     from hdi.store import open_store
 
+    cut = as_of_ns(as_of)
+    save = save and cut is None
     st = open_store(store)
     with st.session(write=save):
-        out = roll_schedule(st, root, rule, days_before_expiry, dataset)
+        out = roll_schedule(st, root, rule, days_before_expiry, dataset, as_of=cut)
         if save:
             save_rolls(st, out)
     return out

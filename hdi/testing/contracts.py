@@ -1,0 +1,55 @@
+"""A store holding the synthetic CL chain (every contract's daily bars, definitions, statistics) and
+the gateway's own CL.c.0 daily bars, ingested through the real client from the local gateway
+(tests of hdi.research, docs/continuous.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+START, END = "2024-01-01", "2024-04-16"  # rolls of CL.c.0 on 2024-01-18, 2024-02-16, 2024-03-18, 2024-04-18
+C0_RECIPE = """name: cl_c0_1d
+source:
+  vendor: databento
+  schema: ohlcv-1d
+  start: 2024-01-01
+  end: 2024-04-16
+  chunk: {period: month, max_symbols: 1}
+  requests:
+    - {dataset: GLBX.MDP3, stype_in: continuous, symbols: [CL.c.0]}
+transform:
+  - rename: {ts_event: bar_timestamp_utc, open: open_price, high: high_price, low: low_price, close: close_price}
+  - fixed_to_decimal: [open_price, high_price, low_price, close_price]
+  - constant: {granularity: 1d, data_source: databento, trade_count: null, vwap: null}
+target:
+  table: ohlcv
+  on_conflict: ignore
+"""
+
+
+def load(url: str, workdir: Path, start: str = START, end: str = END) -> None:
+    """Ingest the CL chain recipes (recipes/cl_contracts_*.yaml) and CL.c.0 daily bars for [start, end)
+    into ``url`` from a local gateway; the process environment is restored afterwards."""
+    import hdi
+    from hdi.testing.gateway import Gateway
+
+    c0 = workdir / "cl_c0_1d.yaml"
+    c0.write_text(C0_RECIPE)
+    saved = dict(os.environ)
+    try:
+        with Gateway(now=dt.datetime(2026, 1, 15, tzinfo=dt.UTC)) as gw:
+            os.environ.update(gw.env())
+            os.environ["DATABENTO_API_KEY"] = "db-test-0123456789abcdefABCDEF"
+            os.environ["HDI_DATA_DIR"] = str(workdir / "data")
+            for name in ("definitions", "statistics", "ohlcv_1d"):
+                report = hdi.ingest(ROOT / "recipes" / f"cl_contracts_{name}.yaml", start=start, end=end, store=url)
+                if not report.ok:
+                    raise RuntimeError(f"ingest of cl_contracts_{name} failed: {report}")
+            report = hdi.ingest(c0, start=start, end=end, store=url)
+            if not report.ok:
+                raise RuntimeError(f"ingest of CL.c.0 failed: {report}")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
