@@ -263,3 +263,50 @@ def test_unadjusted_series_is_the_contracts_bars_as_stored(cl: str) -> None:
     assert (joined.get_column("volume") == joined.get_column("volume_raw")).all()
     assert (joined.get_column("contract") == joined.get_column("raw_symbol")).all()
     assert df.get_column("bar_timestamp_utc").is_sorted() and df.get_column("bar_timestamp_utc").n_unique() == df.height
+
+
+# --------------------------------------------------------------------------- CLI and picture
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from hdi.cli.app import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_hdi_rolls_prints_the_stored_schedule(cl: str) -> None:
+    import io
+
+    r = _cli("rolls", "CL", "--rule", "volume", "--format", "csv", "--store", cl)
+    assert r.exit_code == 0, r.output
+    printed = pl.read_csv(io.StringIO(r.stdout), try_parse_dates=True)
+    assert printed.get_column("to_contract").to_list()[:3] == ["CLH4", "CLJ4", "CLK4"]
+    assert printed.get_column("trading_date").to_list()[:3] == _expected_dates("volume")
+    from hdi.research.rolls import stored_rolls
+    from hdi.store import open_store
+
+    st = open_store(cl)
+    with st.session():
+        assert stored_rolls(st, "CL", "volume").height == printed.height
+    bad = _cli("rolls", "CL", "--rule", "oi", "--store", cl)
+    assert bad.exit_code != 0 and "roll rule 'oi' is not allowed" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1
+
+
+def test_hdi_query_continuous_writes_the_series_and_a_picture(cl: str, tmp_path: Path) -> None:
+    import hdi
+
+    out, png = tmp_path / "cl.parquet", tmp_path / "cl.png"
+    args = ["query", "--continuous", "CL", "--roll", "open_interest", "--adjust", "ratio", "--start", "2024-01-02",
+            "--end", "2024-04-16", "--format", "parquet", "--output", out, "--plot", png, "--store", cl]
+    r = _cli(*args)
+    assert r.exit_code == 0, r.output
+    got = pl.read_parquet(out)
+    want = hdi.read_continuous("CL", "2024-01-02", "2024-04-16", roll="open_interest", adjust="ratio", store=cl)
+    assert got.equals(want)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    again = _cli(*args[:-6], "--plot", png, "--store", cl)  # the picture exists: refused before reading
+    assert again.exit_code != 0 and "already exists; pass --force" in again.output
+    assert _cli(*args, "--force").exit_code == 0
+    missing = _cli("query", "--start", "2024-01-02", "--end", "2024-02-01", "--store", cl)
+    assert missing.exit_code != 0 and "--schema is required (or --continuous ROOT" in missing.output
