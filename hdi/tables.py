@@ -315,10 +315,12 @@ ROLLS = Table(
         _c("from_contract", T, doc="raw symbol rolled out of"), _c("from_instrument_id", I64),
         _c("to_contract", T, doc="raw symbol rolled into"), _c("to_instrument_id", I64),
         _c("decided_by_ts", TS, doc="ts_recv of the latest record the decision used (always < effective_ts)"),
+        _c("decided_by_ns", I64, doc="decided_by_ts, exact nanoseconds since the epoch"),
         _c("decided_by", T, doc="what decided it, e.g. 'expiration of CLG4 (definition)' or the two figures"),
         _c("computed_at", TS, doc="when this schedule was computed"),
     ),
     key=("dataset", "root", "rule", "parameters", "trading_date"),
     time_column="trading_date",
     chunk_interval=None,
+    ns_columns=(("decided_by_ts", "decided_by_ns"),),
 )

@@ -107,16 +107,12 @@ def read_continuous(root: str, start: object, end: object, granularity: str = "1
         if seg.height == 0:
             return pl.DataFrame(schema=OUT_SCHEMA)
         # each contract from a little before its segment: the bar it shares with the one before it
-        back = _LOOKBACK[g]
-        win = seg.with_columns(pl.lit(dataset).alias("dataset"), (pl.col("from_ts") - back).alias("from_ts"))
-        bars = st.select("ohlcv", selections=win, equals={"granularity": g, "dataset": dataset},
-                         columns=["dataset", "instrument_id", "granularity", "bar_timestamp_utc", *PRICES, "volume"])
-    bars = bars.with_columns(pl.col(list(PRICES)).cast(pl.Float64))
-    return _assemble(root, chain, seg, bars, adjust, direction, dataset)
+        bars = _fetch(st, dataset, g, seg, _LOOKBACK[g])
+    return _assemble(root, chain, seg, bars, adjust, direction, dataset, g)
 
 
 def _assemble(root: str, chain: pl.DataFrame, seg: pl.DataFrame, bars: pl.DataFrame, adjust: str,
-              direction: str, dataset: str) -> pl.DataFrame:
+              direction: str, dataset: str, g: str) -> pl.DataFrame:
     seg = seg.with_row_index("seg")
     held = (bars.join(seg, on="instrument_id", how="inner")
             .filter((pl.col("bar_timestamp_utc") >= pl.col("from_ts")) & (pl.col("bar_timestamp_utc") < pl.col("to_ts")))
@@ -124,24 +120,8 @@ def _assemble(root: str, chain: pl.DataFrame, seg: pl.DataFrame, bars: pl.DataFr
     n = seg.height
     gaps = [0.0] * n  # gaps[k]: difference at the roll into segment k (k >= 1)
     ratios = [1.0] * n
-    if adjust != "none":
-        for k in range(1, n):
-            before = bars.filter(pl.col("bar_timestamp_utc") < seg.get_column("from_ts")[k])
-            old = before.filter(pl.col("instrument_id") == seg.get_column("instrument_id")[k - 1]).select(
-                "bar_timestamp_utc", pl.col("close_price").alias("old"))
-            new = before.filter(pl.col("instrument_id") == seg.get_column("instrument_id")[k]).select(
-                "bar_timestamp_utc", pl.col("close_price").alias("new"))
-            both = old.join(new, on="bar_timestamp_utc").sort("bar_timestamp_utc").drop_nulls()
-            if both.height == 0:
-                a, b = seg.get_column("contract")[k - 1], seg.get_column("contract")[k]
-                raise QueryError(f"no {held.get_column('granularity')[0] if held.height else ''} bar of both {a} and "
-                                 f"{b} at the same time before the roll at {seg.get_column('from_ts')[k]}: the "
-                                 f"'{adjust}' adjustment needs one; ingest both contracts' bars (parent symbol "
-                                 f"{root}.FUT), or read with adjust='none'")
-            _, o, nw = both.row(-1)
-            if adjust == "ratio" and (o <= 0 or nw <= 0):
-                raise QueryError(f"the ratio adjustment at the roll into {seg.get_column('contract')[k]} needs "
-                                 f"positive prices, got {o} and {nw}; use adjust='difference'")
+    if adjust != "none" and n > 1:
+        for k, o, nw in _roll_closes(root, seg, bars, adjust):
             gaps[k], ratios[k] = nw - o, nw / o
     adds, mults = [0.0] * n, [1.0] * n
     for j in range(n):
@@ -168,7 +148,57 @@ def _assemble(root: str, chain: pl.DataFrame, seg: pl.DataFrame, bars: pl.DataFr
         ((pl.col("seg") != pl.col("seg").shift(1)) & (pl.int_range(pl.len()) > 0)).alias("roll"),
     ).with_columns(adj)
     out = _trading_dates(out, dataset, root)
-    return out.with_columns(pl.lit(root).alias("root")).select(list(OUT_SCHEMA)).cast(OUT_SCHEMA)
+    return (out.with_columns(pl.lit(root).alias("root"), pl.lit(dataset).alias("dataset"), pl.lit(g).alias("granularity"))
+            .select(list(OUT_SCHEMA)).cast(OUT_SCHEMA))
+
+
+def _fetch(st: Any, dataset: str, g: str, seg: pl.DataFrame, back: dt.timedelta) -> pl.DataFrame:
+    """The bars of the segments' contracts over [first segment start - back, last segment end): one
+    query by instrument list and time range (a window per contract would cost an OR term each, ~4 ms
+    per term in DuckDB); rows outside a contract's own window are dropped in Polars."""
+    if not st.has_table("ohlcv"):
+        return pl.DataFrame(schema={"instrument_id": pl.Int64, "bar_timestamp_utc": _TS,
+                                    **dict.fromkeys(PRICES, pl.Float64), "volume": pl.Int64})
+    no_bound = pl.lit(None, _TS)
+    sel = seg.select(pl.lit(dataset).alias("dataset"), "instrument_id").unique().with_columns(from_ts=no_bound,
+                                                                                               to_ts=no_bound)
+    rows = st.select("ohlcv", start=seg.get_column("from_ts").min() - back, end=seg.get_column("to_ts").max(),
+                     selections=sel, equals={"granularity": g},
+                     columns=["instrument_id", "bar_timestamp_utc", *PRICES, "volume"])
+    rows = rows.with_columns(pl.col(list(PRICES)).cast(pl.Float64))
+    t = pl.col("bar_timestamp_utc")
+    win = seg.select("instrument_id", (pl.col("from_ts") - back).alias("_lo"), pl.col("to_ts").alias("_hi"))
+    return (rows.join(win, on="instrument_id").filter((t >= pl.col("_lo")) & (t < pl.col("_hi")))
+            .drop("_lo", "_hi").unique(["instrument_id", "bar_timestamp_utc"]).sort("bar_timestamp_utc"))
+
+
+def _roll_closes(root: str, seg: pl.DataFrame, bars: pl.DataFrame, adjust: str) -> list[tuple[int, float, float]]:
+    """(k, old close, new close) at each roll into segment k: the last bar before the roll that both
+    contracts have."""
+    pairs = pl.DataFrame({
+        "k": list(range(1, seg.height)), "instrument_id": seg.get_column("instrument_id").to_list()[:-1],
+        "new_id": seg.get_column("instrument_id").to_list()[1:], "cutoff": seg.get_column("from_ts").to_list()[1:],
+    }, schema={"k": pl.Int64, "instrument_id": pl.Int64, "new_id": pl.Int64, "cutoff": _TS})
+    old = (bars.select("instrument_id", "bar_timestamp_utc", pl.col("close_price").alias("old"))
+           .join(pairs, on="instrument_id").filter(pl.col("bar_timestamp_utc") < pl.col("cutoff")))
+    new = bars.select(pl.col("instrument_id").alias("new_id"), "bar_timestamp_utc", pl.col("close_price").alias("new"))
+    both = (old.join(new, on=["new_id", "bar_timestamp_utc"]).drop_nulls(["old", "new"])
+            .sort("k", "bar_timestamp_utc").group_by("k", maintain_order=True).last())
+    got = dict(zip(both.get_column("k").to_list(), zip(both.get_column("old").to_list(),
+                                                       both.get_column("new").to_list(), strict=True), strict=True))
+    out = []
+    names = seg.get_column("contract").to_list()
+    for k in range(1, seg.height):
+        if k not in got:
+            raise QueryError(f"no bar of both {names[k - 1]} and {names[k]} at the same time before the roll at "
+                             f"{seg.get_column('from_ts')[k]}: the '{adjust}' adjustment needs one; ingest both "
+                             f"contracts' bars (parent symbol {root}.FUT), or read with adjust='none'")
+        o, nw = got[k]
+        if adjust == "ratio" and (o <= 0 or nw <= 0):
+            raise QueryError(f"the ratio adjustment at the roll into {names[k]} needs positive prices, got {o} and "
+                             f"{nw}; use adjust='difference'")
+        out.append((k, o, nw))
+    return out
 
 
 def _prod(xs: list[float]) -> float:

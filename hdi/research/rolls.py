@@ -91,10 +91,6 @@ def _sessions(dataset: str, root: str, chain: pl.DataFrame) -> Sessions:
     return Sessions(schedule(calendar_for(dataset, root), first, last))
 
 
-def _ns(v: dt.datetime) -> int:
-    return int(pl.Series([v], dtype=_TS).dt.epoch("ns")[0])
-
-
 def roll_schedule(st: Any, root: str, rule: str = "calendar", days_before_expiry: int = 0,
                   dataset: str = "GLBX.MDP3", *, chain: pl.DataFrame | None = None,
                   as_of: int | None = None) -> pl.DataFrame:
@@ -107,27 +103,24 @@ def roll_schedule(st: Any, root: str, rule: str = "calendar", days_before_expiry
     chain = chain if chain is not None else chain_from(st, root, dataset, as_of)
     sess = _sessions(dataset, root, chain)
     horizon = chain.get_column("last_seen_ts").max()  # no roll after the day of the latest stored definition
-    contracts = chain.to_dicts()
+    ns_cols = ("expiration", "known_since_ts", "expiration_known_ts")
+    contracts = chain.with_columns(pl.col(c).dt.epoch("ns") for c in ns_cols).to_dicts()
     if rule == "calendar":
         rows = _calendar(contracts, sess, n)
     else:
         rows = _by_figures(st, dataset, root, rule, contracts, sess, as_of)
-    out = pl.DataFrame(rows, schema={k: ROLL_SCHEMA[k] for k in ("trading_date", "effective_ts", "from_contract",
-                                                                  "from_instrument_id", "to_contract",
-                                                                  "to_instrument_id", "decided_by_ts",
-                                                                  "decided_by")}, orient="row")
+    names = ("trading_date", "effective_ts", "from_contract", "from_instrument_id", "to_contract", "to_instrument_id",
+             "decided_by_ts", "decided_by")
+    out = pl.DataFrame(rows, schema={k: (pl.Int64 if k.endswith("_ts") else ROLL_SCHEMA[k]) for k in names},
+                       orient="row").with_columns(pl.col("effective_ts", "decided_by_ts").cast(_TS))
     out = out.filter(pl.col("trading_date") <= horizon.date() + dt.timedelta(days=1))
     return out.with_columns(dataset=pl.lit(dataset), root=pl.lit(root), rule=pl.lit(rule),
                             parameters=pl.lit(parameters(rule, n))).select(list(ROLL_SCHEMA)).sort("trading_date")
 
 
-def _ts(ns: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ns // 10**9, tz=dt.UTC) + dt.timedelta(microseconds=(ns % 10**9) // 1000)
-
-
 def _row(sess: Sessions, i: int, cur: dict, nxt: dict, decided_ns: int, why: str) -> tuple:
-    return (sess.dates[i], _ts(sess.opens[i]), cur["contract"], cur["instrument_id"], nxt["contract"],
-            nxt["instrument_id"], _ts(decided_ns), why)
+    return (sess.dates[i], sess.opens[i], cur["contract"], cur["instrument_id"], nxt["contract"],
+            nxt["instrument_id"], decided_ns, why)
 
 
 def _calendar(contracts: list[dict], sess: Sessions, n: int) -> list[tuple]:
@@ -137,7 +130,7 @@ def _calendar(contracts: list[dict], sess: Sessions, n: int) -> list[tuple]:
         ltd = sess.at_or_before(cur["last_trade_date"])
         if ltd < 0:
             continue
-        decided = max(_ns(cur["expiration_known_ts"]), _ns(nxt["known_since_ts"]))
+        decided = max(cur["expiration_known_ts"], nxt["known_since_ts"])
         i = sess.first_open_after(decided, max(ltd - n, prev + 1))
         if i >= len(sess.dates):
             continue
@@ -192,13 +185,13 @@ def _by_figures(st: Any, dataset: str, root: str, rule: str, contracts: list[dic
             p += 1
         c, nx = contracts[cur], contracts[cur + 1]
         if i > ltd_idx[cur]:  # expired: leave it, decided by its definition
-            decided = max(_ns(c["expiration_known_ts"]), _ns(nx["known_since_ts"]))
+            decided = max(c["expiration_known_ts"], nx["known_since_ts"])
             if decided < opens:
                 why = f"{c['contract']} is past its last trade date {c['last_trade_date']} (its definition)"
                 rows.append(_row(sess, i, c, nx, decided, why))
                 cur += 1
             continue
-        if _ns(nx["known_since_ts"]) >= opens:
+        if nx["known_since_ts"] >= opens:
             continue
         a, b = known.get(c["instrument_id"], {}), known.get(nx["instrument_id"], {})
         common = a.keys() & b.keys() if a and b else set()
@@ -220,7 +213,9 @@ def save_rolls(st: Any, rolls: pl.DataFrame) -> None:
         return
     now = dt.datetime.now(dt.UTC)
     with st.transaction() as txn:
-        txn.write("rolls", rolls.with_columns(computed_at=pl.lit(now, _TS)), on_conflict="update")
+        txn.write("rolls", rolls.with_columns(computed_at=pl.lit(now, _TS),
+                                              decided_by_ns=pl.col("decided_by_ts").dt.epoch("ns")),
+                  on_conflict="update")
 
 
 def stored_rolls(st: Any, root: str, rule: str, days_before_expiry: int = 0,
@@ -228,13 +223,14 @@ def stored_rolls(st: Any, root: str, rule: str, days_before_expiry: int = 0,
     """The current stored schedule (its latest computation) of (dataset, root, rule, parameters)."""
     rule, n = check_rule(rule, days_before_expiry)
     if not st.has_table("rolls"):
-        return pl.DataFrame(schema={**ROLL_SCHEMA, "computed_at": _TS})
+        return pl.DataFrame(schema={**ROLL_SCHEMA, "computed_at": _TS})  # as read back
     from hdi.store.base import normalise
     from hdi.tables import ROLLS
 
     got = normalise(st.query('SELECT * FROM "rolls" WHERE "dataset" = $1 AND "root" = $2 AND "rule" = $3 '
                              'AND "parameters" = $4 ORDER BY "trading_date"',
                              [dataset, root, rule, parameters(rule, n)]), ROLLS, ROLLS.names)
+    got = got.drop("decided_by_ns")
     if got.height == 0:
         return got
     return got.filter(pl.col("computed_at") == pl.col("computed_at").max())

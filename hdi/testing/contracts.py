@@ -29,27 +29,35 @@ target:
 """
 
 
-def load(url: str, workdir: Path, start: str = START, end: str = END) -> None:
-    """Ingest the CL chain recipes (recipes/cl_contracts_*.yaml) and CL.c.0 daily bars for [start, end)
-    into ``url`` from a local gateway; the process environment is restored afterwards."""
+def load(url: str, workdir: Path, start: str = START, end: str = END, *,
+         recipes: tuple[str, ...] = ("definitions", "statistics", "ohlcv_1d"), c0: bool = True,
+         chunk: str = "month") -> None:
+    """Ingest the CL chain recipes (recipes/cl_contracts_<name>.yaml for each of ``recipes``) and, with
+    ``c0``, CL.c.0 daily bars for [start, end) into ``url`` from a local gateway, in chunks of
+    ``chunk`` (month, year); the process environment is restored afterwards."""
     import hdi
     from hdi.testing.gateway import Gateway
 
-    c0 = workdir / "cl_c0_1d.yaml"
-    c0.write_text(C0_RECIPE)
+    files = []
+    for name in recipes:
+        text = (ROOT / "recipes" / f"cl_contracts_{name}.yaml").read_text()
+        f = workdir / f"cl_contracts_{name}.yaml"
+        f.write_text(text.replace("chunk: {period: month,", f"chunk: {{period: {chunk},"))
+        files.append(f)
+    if c0:
+        f = workdir / "cl_c0_1d.yaml"
+        f.write_text(C0_RECIPE.replace("chunk: {period: month,", f"chunk: {{period: {chunk},"))
+        files.append(f)
     saved = dict(os.environ)
     try:
         with Gateway(now=dt.datetime(2026, 1, 15, tzinfo=dt.UTC)) as gw:
             os.environ.update(gw.env())
             os.environ["DATABENTO_API_KEY"] = "db-test-0123456789abcdefABCDEF"
             os.environ["HDI_DATA_DIR"] = str(workdir / "data")
-            for name in ("definitions", "statistics", "ohlcv_1d"):
-                report = hdi.ingest(ROOT / "recipes" / f"cl_contracts_{name}.yaml", start=start, end=end, store=url)
+            for f in files:
+                report = hdi.ingest(f, start=start, end=end, store=url)
                 if not report.ok:
-                    raise RuntimeError(f"ingest of cl_contracts_{name} failed: {report}")
-            report = hdi.ingest(c0, start=start, end=end, store=url)
-            if not report.ok:
-                raise RuntimeError(f"ingest of CL.c.0 failed: {report}")
+                    raise RuntimeError(f"ingest of {f.name} failed: {report}")
     finally:
         os.environ.clear()
         os.environ.update(saved)
