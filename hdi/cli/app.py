@@ -167,11 +167,22 @@ def query(
     plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png", help="--continuous: also write a "
                     "PNG of the adjusted and unadjusted closes with the rolls marked (needs matplotlib: "
                     "pip install 'hdi[plot]'); an existing file only with --force.")] = None,
+    session: Annotated[str | None, typer.Option("--session", metavar="KIND", help="--schema ohlcv-*: utc "
+                                                "(default: bars as stored; ohlcv-1d is a UTC day), exchange "
+                                                "(bars on the instrument's exchange calendar, built from the "
+                                                "stored 1m bars: ohlcv-1d per trading date with settlement, "
+                                                "cleared volume and open interest; 5m/15m/1h anchored at the "
+                                                "session open; --start/--end are trading dates) or extended "
+                                                "(equities: NYSE pre/post market). See docs/sessions.md.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="--session exchange, ohlcv-1d: "
+                                              "settlement, cleared volume and open interest as known at this "
+                                              "instant (ISO timestamp, UTC): null before their publication.")] = None,
 ) -> None:
     """Read stored rows for symbols in [start, end) and write Parquet, CSV or a table.
 
     Every row names the symbol asked for (symbol), the contract (raw_symbol, as of the row's time)
-    and its instrument_id, for parent (ES.FUT) and continuous (CL.c.0) symbols too. With
+    and its instrument_id, for parent (ES.FUT) and continuous (CL.c.0) symbols too.
+    `--session exchange` gives bars on the exchange's trading day (docs/sessions.md). With
     --continuous ROOT, a continuous future joined from ROOT's contracts by hdi's own roll schedule.
     """
     from hdi import query as q
@@ -194,13 +205,19 @@ def query(
             if path is not None:  # refused before the store is read
                 check_target(path, force=force, protect=protect)
         if continuous is not None:
+            if session is not None or as_of is not None:
+                raise ConfigError("--session and --as-of do not apply to --continuous (its rolls are decided "
+                                  "without look-ahead already; read trading-day bars with --symbols)")
             frame = _read_continuous(continuous, schema, start, end, store, dataset, roll, days_before_expiry,
                                      adjust, direction, tz, plot, force, protect)
             render.write_frame(frame, format=format, output=output, limit=limit, allowed=FORMATS, force=force,
                                protect=protect)
             return
         assert schema is not None and symbols is not None
-        extra = {"tz": tz, **({"latest": False} if all_publications else {})}
+        if (session is not None or as_of is not None) and not schema.strip().lower().startswith("ohlcv-"):
+            raise ConfigError(f"--session and --as-of apply to --schema ohlcv-* only, not '{schema}'")
+        extra = {"tz": tz, **({"latest": False} if all_publications else {}),
+                 **({"session": session, "as_of": as_of} if session is not None or as_of is not None else {})}
         frame = _read(q, schema, symbols, start, end, store, dataset, prices, **extra)
         render.write_frame(frame, format=format, output=output, limit=limit, allowed=FORMATS, force=force,
                            protect=protect)
@@ -307,8 +324,11 @@ def status(
     """What is stored: rows per table and per symbol (first/last time), coverage and gaps per
     (dataset, schema, symbol), quarantine files, recent runs and failed chunks.
 
-    A day fetched whose source had no records (a holiday, a no-trade day) is "no data"; a day never
-    fetched (a failed chunk, a range never asked for) is "MISSING". A run marked running* has no
+    Days are judged by each symbol's exchange calendar: a trading day fetched whose source had no
+    records is "FLAGGED" (the source may be incomplete); a day the market is closed (weekend,
+    holiday) is "closed" (none expected); early closes are listed. A day never fetched (a failed
+    chunk, a range never asked for) is "MISSING". A symbol with no known calendar keeps "no data"
+    for its fetched days without records. A run marked running* has no
     end recorded: it still runs, or was killed; `hdi ingest --resume RUN_ID` finishes it.
     """
     from hdi.status import status as get_status

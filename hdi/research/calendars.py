@@ -183,3 +183,39 @@ def with_trading_date(frame: pl.DataFrame | pl.LazyFrame, ts_col: str, sched: pl
             on="trading_date", how="left", maintain_order="left",
         ).rename({"open": "session_open", "close": "session_close"}).drop("early_close")
     return frame
+
+
+def day_kinds(calendar: str, first: dt.date, last: dt.date) -> dict[dt.date, tuple[bool, bool]]:
+    """For each UTC day in [first, last]: (the market trades during that UTC day, the session with
+    that trading date closes early). A CME Sunday trades (Monday's session opens in the evening); a
+    Saturday, Good Friday for CME energy, or an NYSE holiday does not."""
+    sched = schedule(calendar, first - dt.timedelta(days=7), last + dt.timedelta(days=7))
+    opens = sched["open"].to_list()
+    closes = sched["close"].to_list()
+    early = dict(zip(sched["trading_date"].to_list(), sched["early_close"].to_list(), strict=True))
+    out: dict[dt.date, tuple[bool, bool]] = {}
+    day, i = first, 0
+    while day <= last:
+        lo = dt.datetime.combine(day, dt.time(0), dt.UTC)
+        hi = lo + dt.timedelta(days=1)
+        while i < len(closes) and closes[i] <= lo:
+            i += 1
+        out[day] = (i < len(opens) and opens[i] < hi, bool(early.get(day, False)))
+        day += dt.timedelta(days=1)
+    return out
+
+
+def classify_coverage(dataset: str, symbol: str, first: dt.date, last: dt.date,
+                      no_data: list[dt.date]) -> dict[str, object]:
+    """Coverage of one requested symbol by its exchange calendar: of the fetched days without data,
+    which fall on a trading day (``flagged``: the source may be incomplete) and which on a closed
+    market (``closed``: weekend, holiday, expected empty); the early-close trading dates in the span.
+    ``calendar`` is None (and nothing is classified) when no calendar is known for the symbol."""
+    try:
+        cal = calendar_for(dataset, symbol)
+    except CalendarError:
+        return {"calendar": None, "flagged": [], "closed": [], "early_close": []}
+    kinds = day_kinds(cal, first, last)
+    return {"calendar": cal, "flagged": [d for d in no_data if kinds[d][0]],
+            "closed": [d for d in no_data if not kinds[d][0]],
+            "early_close": [d for d, (_, e) in kinds.items() if e]}
