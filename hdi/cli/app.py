@@ -205,11 +205,10 @@ def query(
             if path is not None:  # refused before the store is read
                 check_target(path, force=force, protect=protect)
         if continuous is not None:
-            if session is not None or as_of is not None:
-                raise ConfigError("--session and --as-of do not apply to --continuous (its rolls are decided "
-                                  "without look-ahead already; read trading-day bars with --symbols)")
+            if as_of is not None:
+                raise ConfigError("--as-of does not apply to --continuous (see hdi rolls --as-of)")
             frame = _read_continuous(continuous, schema, start, end, store, dataset, roll, days_before_expiry,
-                                     adjust, direction, tz, plot, force, protect)
+                                     adjust, direction, tz, plot, force, protect, session)
             render.write_frame(frame, format=format, output=output, limit=limit, allowed=FORMATS, force=force,
                                protect=protect)
             return
@@ -240,7 +239,7 @@ def _read(q: object, schema: str, symbols: str, start: str, end: str, store: str
 
 def _read_continuous(root: str, schema: str | None, start: str, end: str, store: str | None, dataset: str | None,
                      roll: str, days: int, adjust: str, direction: str, tz: str | None, plot: Path | None,
-                     force: bool, protect: tuple[Path, ...]) -> object:
+                     force: bool, protect: tuple[Path, ...], session: str | None = None) -> object:
     from hdi.errors import did_you_mean
     from hdi.research.continuous import read_continuous
 
@@ -251,7 +250,7 @@ def _read_continuous(root: str, schema: str | None, start: str, end: str, store:
                           f"{', '.join(bars)}")
     frame = read_continuous(root, start, end, granularity=s.removeprefix("ohlcv-"), roll=roll,
                             days_before_expiry=days, adjust=adjust, dataset=dataset or "GLBX.MDP3", store=store,
-                            direction=direction)
+                            direction=direction, session=session)
     if plot is not None:
         from hdi.research.plot import plot_continuous
 

@@ -75,11 +75,14 @@ def segments(chain: pl.DataFrame, rolls: pl.DataFrame, start: dt.datetime, end: 
 
 def read_continuous(root: str, start: object, end: object, granularity: str = "1d", roll: str = "calendar",
                     days_before_expiry: int = 0, adjust: str = "none", dataset: str = "GLBX.MDP3",
-                    store: str | None = None, *, direction: str = "backward") -> pl.DataFrame:
+                    store: str | None = None, *, direction: str = "backward",
+                    session: str | None = None) -> pl.DataFrame:
     """A continuous series of ``root`` in [start, end) from its stored contracts (see the module
     docstring). ``roll``: ``calendar`` (``days_before_expiry`` trading days before the last trade
     date), ``volume`` or ``open_interest``; ``adjust``: ``none``, ``difference`` or ``ratio``;
-    ``direction``: ``backward`` or ``forward``.
+    ``direction``: ``backward`` or ``forward``. ``session="exchange"`` with ``granularity="1d"`` joins
+    trading-day bars (built from the contracts' stored 1m bars, :mod:`hdi.research.sessions`), each
+    labelled by its session open in ``bar_timestamp_utc``.
 
     Example:
         >>> import hdi
@@ -92,13 +95,20 @@ def read_continuous(root: str, start: object, end: object, granularity: str = "1
     from hdi.query import _granularity
     from hdi.research.chains import chain_from
     from hdi.research.rolls import roll_schedule
+    from hdi.research.sessions import check_session
     from hdi.store import open_store
     from hdi.timeutil import parse_range
 
     g = _granularity(granularity)
+    session_kind = check_session(session)
+    if session_kind != "utc" and g != "1d":
+        raise QueryError(f"session '{session}' applies to granularity '1d' (trading-day bars) in read_continuous; "
+                         f"got granularity '{g}'")
     adjust = _choice("adjust", adjust, ADJUSTMENTS)
     direction = _choice("direction", direction, DIRECTIONS)
     s, e = parse_range(start, end, error=QueryError)
+    if session_kind != "utc":  # trading dates: from the session open of start's to that of end's
+        s, e = _session_opens(dataset, root, s, e)
     st = open_store(store)
     with st.session():
         chain = chain_from(st, root, dataset)
@@ -107,7 +117,10 @@ def read_continuous(root: str, start: object, end: object, granularity: str = "1
         if seg.height == 0:
             return pl.DataFrame(schema=OUT_SCHEMA)
         # each contract from a little before its segment: the bar it shares with the one before it
-        bars = _fetch(st, dataset, g, seg, _LOOKBACK[g])
+        if session_kind == "utc":
+            bars = _fetch(st, dataset, g, seg, _LOOKBACK[g])
+        else:
+            bars = _session_fetch(st, dataset, seg, chain, _LOOKBACK[g], session_kind)
     return _assemble(root, chain, seg, bars, adjust, direction, dataset, g)
 
 
@@ -166,6 +179,37 @@ def _fetch(st: Any, dataset: str, g: str, seg: pl.DataFrame, back: dt.timedelta)
                      selections=sel, equals={"granularity": g},
                      columns=["instrument_id", "bar_timestamp_utc", *PRICES, "volume"])
     rows = rows.with_columns(pl.col(list(PRICES)).cast(pl.Float64))
+    t = pl.col("bar_timestamp_utc")
+    win = seg.select("instrument_id", (pl.col("from_ts") - back).alias("_lo"), pl.col("to_ts").alias("_hi"))
+    return (rows.join(win, on="instrument_id").filter((t >= pl.col("_lo")) & (t < pl.col("_hi")))
+            .drop("_lo", "_hi").unique(["instrument_id", "bar_timestamp_utc"]).sort("bar_timestamp_utc"))
+
+
+def _session_opens(dataset: str, root: str, s: dt.datetime, e: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    from hdi.research.calendars import calendar_for, schedule
+
+    sched = schedule(calendar_for(dataset, root), s.date(), e.date() + dt.timedelta(days=10))
+
+    def open_of(d: dt.date) -> dt.datetime:
+        later = sched.filter(pl.col("trading_date") >= d)
+        return later.get_column("open")[0] if later.height else dt.datetime.combine(d, dt.time(0), dt.UTC)
+
+    return open_of(s.date()), open_of(e.date())
+
+
+def _session_fetch(st: Any, dataset: str, seg: pl.DataFrame, chain: pl.DataFrame, back: dt.timedelta,
+                   kind: str) -> pl.DataFrame:
+    """Trading-day bars of the segments' contracts (from their stored 1m bars), labelled by session open."""
+    from hdi.research.sessions import session_bars
+
+    names = chain.filter(pl.col("instrument_id").is_in(seg.get_column("instrument_id").implode()))
+    lo = seg.get_column("from_ts").min() - back
+    hi = seg.get_column("to_ts").max() + dt.timedelta(days=1)
+    got = session_bars(st, names.get_column("contract").to_list(), lo.date(), hi.date(), dataset=dataset,
+                       session=kind)
+    rows = (got.filter(pl.col("dataset") == dataset)
+            .select("instrument_id", pl.col("session_open").alias("bar_timestamp_utc"), *PRICES, "volume")
+            .with_columns(pl.col(list(PRICES)).cast(pl.Float64)))
     t = pl.col("bar_timestamp_utc")
     win = seg.select("instrument_id", (pl.col("from_ts") - back).alias("_lo"), pl.col("to_ts").alias("_hi"))
     return (rows.join(win, on="instrument_id").filter((t >= pl.col("_lo")) & (t < pl.col("_hi")))

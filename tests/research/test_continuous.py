@@ -310,3 +310,27 @@ def test_hdi_query_continuous_writes_the_series_and_a_picture(cl: str, tmp_path:
     assert _cli(*args, "--force").exit_code == 0
     missing = _cli("query", "--start", "2024-01-02", "--end", "2024-02-01", "--store", cl)
     assert missing.exit_code != 0 and "--schema is required (or --continuous ROOT" in missing.output
+
+
+def test_trading_day_bars_join_along_the_same_rolls(cl: str, tmp_path: Path) -> None:
+    """session="exchange": each contract's trading-day bars (built from its 1m bars), labelled by session
+    open; the roll (CLH4 -> CLJ4 on trading date 2024-02-16) takes effect at that session's open."""
+    import hdi
+
+    contracts.minute_bars(cl, tmp_path, ["CLH4", "CLJ4"], "2024-02-11", "2024-02-22")
+    df = hdi.read_continuous("CL", "2024-02-12", "2024-02-22", roll="calendar", days_before_expiry=2,
+                             adjust="difference", session="exchange", store=cl)
+    sessions = _sessions().filter(pl.col("trading_date").is_between(dt.date(2024, 2, 12), dt.date(2024, 2, 21)))
+    assert df.get_column("trading_date").to_list() == sessions.get_column("trading_date").to_list()
+    assert df.get_column("bar_timestamp_utc").to_list() == sessions.get_column("open").to_list()
+    assert df.filter(pl.col("roll")).get_column("trading_date").to_list() == [dt.date(2024, 2, 16)]
+    assert set(df.filter(pl.col("trading_date") < dt.date(2024, 2, 16)).get_column("contract")) == {"CLH4"}
+    assert set(df.filter(pl.col("trading_date") >= dt.date(2024, 2, 16)).get_column("contract")) == {"CLJ4"}
+    td = hdi.read_bars(["CLH4", "CLJ4"], "2024-02-12", "2024-02-22", session="exchange", store=cl)
+    both = df.join(td, on=["instrument_id", "trading_date"], suffix="_td")
+    assert both.height == df.height
+    assert (both.get_column("close_price_unadjusted") == both.get_column("close_price_td")).all()
+    i = df.get_column("roll").arg_max()
+    own = td.filter((pl.col("raw_symbol") == "CLJ4") & (pl.col("trading_date") == df.get_column("trading_date")[i - 1]))
+    assert df.get_column("close_price")[i] - df.get_column("close_price")[i - 1] == pytest.approx(
+        df.get_column("close_price_unadjusted")[i] - own.get_column("close_price")[0], abs=1e-9)
