@@ -122,6 +122,7 @@ def main() -> None:
     ap.add_argument("--no-timescale", action="store_true")
     ap.add_argument("--no-duckdb", action="store_true")
     ap.add_argument("--keep", type=Path, help="keep the DuckDB store here (reused when it exists)")
+    ap.add_argument("--timescale-schema", help="measure an already filled TimescaleDB schema (kept)")
     a = ap.parse_args()
     print(f"load average {load_average()}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,7 +135,11 @@ def main() -> None:
                 print(f"[duckdb] filled 10 years of CL contracts in {fill(url, work):.0f} s")
             measure("duckdb", url, a.reads)
         ts = None if a.no_timescale else timescale_url(a.timescale)
-        if ts:
+        if ts and a.timescale_schema:
+            from _common import schema_url
+
+            measure("timescale", schema_url(ts, a.timescale_schema), a.reads)
+        elif ts:
             with fresh_schema(ts) as (url, _):
                 print(f"[timescale] filled 10 years of CL contracts in {fill(url, work):.0f} s")
                 measure("timescale", url, a.reads)
