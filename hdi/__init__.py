@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "read_bars": "hdi.query", "read_trades": "hdi.query", "read_tbbo": "hdi.query",
     "read_mbp1": "hdi.query", "read_statistics": "hdi.query", "read_definitions": "hdi.query",
-    "ingest": "hdi.pipeline", "status": "hdi.status",
+    "ingest": "hdi.pipeline", "status": "hdi.status_report",
     "quarantine_list": "hdi.quarantine", "quarantine_show": "hdi.quarantine", "quarantine_replay": "hdi.quarantine",
     "read_continuous": "hdi.research.continuous", "rolls": "hdi.research.rolls", "contract_chain": "hdi.research.chains",
 }
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from hdi.research.chains import contract_chain
     from hdi.research.continuous import read_continuous
     from hdi.research.rolls import rolls
-    from hdi.status import status
+    from hdi.status_report import status
 
 
 def __getattr__(name: str) -> Any:

@@ -224,7 +224,7 @@ def _session_fetch(st: Any, dataset: str, seg: pl.DataFrame, chain: pl.DataFrame
 
 
 def _windows_join(st: Any, dataset: str, g: str, seg: pl.DataFrame, back: dt.timedelta) -> pl.DataFrame:
-    from hdi.store.base import normalise
+    from hdi.store.frames import normalise
     from hdi.tables import OHLCV
 
     params: list[Any] = [dataset, g]

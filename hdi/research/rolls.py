@@ -224,7 +224,7 @@ def stored_rolls(st: Any, root: str, rule: str, days_before_expiry: int = 0,
     rule, n = check_rule(rule, days_before_expiry)
     if not st.has_table("rolls"):
         return pl.DataFrame(schema={**ROLL_SCHEMA, "computed_at": _TS})  # as read back
-    from hdi.store.base import normalise
+    from hdi.store.frames import normalise
     from hdi.tables import ROLLS
 
     got = normalise(st.query('SELECT * FROM "rolls" WHERE "dataset" = $1 AND "root" = $2 AND "rule" = $3 '
