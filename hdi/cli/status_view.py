@@ -90,8 +90,7 @@ def _symbols(s: pl.DataFrame) -> list[Line]:
     return [("", False), ("Stored rows per symbol", True)] + [(x, False) for x in _columns(rows, {3, 4})]
 
 
-COVERAGE_HEAD = ("Coverage  (MISSING = never fetched; FLAGGED = a trading day fetched without data; "
-                 "closed = market closed, none expected)")
+COVERAGE_HEAD = "Coverage  (MISSING = never fetched; FLAGGED = trading day, no data; closed = market closed)"
 
 
 def _coverage(c: pl.DataFrame, width: int) -> list[Line]:

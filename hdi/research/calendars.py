@@ -113,6 +113,8 @@ def _year(name: str, year: int, extended: bool) -> pl.DataFrame:
         cal = _calendar(name)
         first, last = f"{year}-01-01", f"{year}-12-31"
         regular = cal.schedule(first, last)
+        # only calendars with pre/post-market hours (NYSE) have an extended session; others keep theirs
+        extended = extended and {"pre", "post"} <= set(cal.market_times)
         sched = cal.schedule(first, last, start="pre", end="post") if extended else regular
         early = set(cal.early_closes(regular).index)
 
@@ -138,7 +140,8 @@ def schedule(calendar: str, start: dt.date, end: dt.date, *, extended: bool = Fa
     Columns: ``trading_date`` (Date), ``open`` and ``close`` (Datetime ns UTC: the session's bounds,
     ``close`` exclusive), ``early_close`` (Boolean: the exchange closes early that day). Days the
     market is closed (weekends, holidays) have no row. ``extended=True`` gives the NYSE pre/post
-    market bounds (04:00-20:00 New York). Cached per (calendar, year, extended).
+    market bounds (04:00-20:00 New York); a calendar without pre/post-market hours (CME Globex, whose
+    session already spans the day) keeps its own. Cached per (calendar, year, extended).
     """
     import polars as pl
 

@@ -8,10 +8,12 @@ Monday. ``session_intraday`` gives 5m/15m/1h bars anchored at the session open (
 
 How it reads (measured by ``benchmarks/session_bars.py``): the store pre-aggregates the 1m bars into
 buckets of the largest size that divides every session bound in the range (an hour, or 15 minutes
-when a session closes at 13:45), with the first open and last close of each bucket; Polars then
-assigns each bucket its trading date and folds buckets into sessions. A year of one future's 1m
-bars (~340k rows) becomes ~6k-23k bucket rows, so nothing is materialised and re-ingested bars are
-always reflected.
+when a session closes at 18:45) with high, low, volume and the first/last bar time; a second query
+fetches the open of each session's first bar and the close of its last; Polars assigns each bucket
+its trading date and folds buckets into sessions. A year of one future's 1m bars (~356k rows)
+becomes ~6k-23k bucket rows. The result is kept in memory and reused while the store's ledger shows
+no new write to ``ohlcv`` (one ledger query), so re-ingested bars are always reflected and nothing is
+written to the store.
 
 A continuous symbol is mapped by UTC day (Databento's symbology), so on a roll date the session can
 hold two contracts: each gets its own row, named by ``raw_symbol``/``instrument_id``.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,47 +84,64 @@ def _bucket_minutes(scheds: Sequence[pl.DataFrame]) -> int:
     return g
 
 
-def _bucket_sql(st: Store, windows: pl.DataFrame, minutes: int) -> tuple[str, list[Any]]:
-    """SQL aggregating the selected 1m bars into ``minutes`` buckets: first open, max high, min low,
-    last close (as 1e-9 fixed-point integers), volume and the first bar time, per instrument."""
-    params: list[Any] = []
-
-    def p(v: Any) -> str:
-        params.append(v)
-        return f"${len(params)}"
-
+def _where(windows: pl.DataFrame, p: Any) -> str:
     ors = []
     for ds, iid, lo, hi in windows.select("dataset", "instrument_id", "from_ts", "to_ts").iter_rows():
         parts = [f"instrument_id = {p(int(iid))}", f"bar_timestamp_utc >= {p(lo)}", f"bar_timestamp_utc < {p(hi)}"]
         if ds is not None:
             parts.append(f"dataset = {p(ds)}")
         ors.append("(" + " AND ".join(parts) + ")")
-    ts = "bar_timestamp_utc"
-    if st.kind == "timescale":
-        first, last = f"first(open_price, {ts})", f"last(close_price, {ts})"
-    else:
-        first, last = f"arg_min(open_price, {ts})", f"arg_max(close_price, {ts})"
+    return f"granularity = {p('1m')} AND ({' OR '.join(ors)})"
 
-    def fx(e: str) -> str:
-        return f"CAST(({e}) * 1000000000 AS BIGINT)"
 
-    bucket = f"time_bucket(INTERVAL '{minutes} minutes', {ts})"
-    sql = (f"SELECT dataset, instrument_id, {bucket} AS bucket, min({ts}) AS first_ts, {fx(first)} AS open_price, "
-           f"{fx('max(high_price)')} AS high_price, {fx('min(low_price)')} AS low_price, "
-           f"{fx(last)} AS close_price, CAST(sum(volume) AS BIGINT) AS volume, count(*) AS bars "
-           f"FROM {OHLCV.name} WHERE granularity = {p('1m')} AND ({' OR '.join(ors)}) "
-           f"GROUP BY dataset, instrument_id, {bucket}")
-    return sql, params
+def _params() -> tuple[list[Any], Any]:
+    params: list[Any] = []
+
+    def p(v: Any) -> str:
+        params.append(v)
+        return f"${len(params)}"
+
+    return params, p
+
+
+def _fx(e: str) -> str:
+    """A price expression as its 1e-9 fixed-point integer (exact in both stores)."""
+    return f"CAST(({e}) * 1000000000 AS BIGINT)"
 
 
 def _buckets(st: Store, windows: pl.DataFrame, minutes: int) -> pl.DataFrame:
-    schema = {"dataset": pl.String, "instrument_id": pl.Int64, "bucket": UTC_NS, "first_ts": UTC_NS,
-              **dict.fromkeys(PRICES, pl.Int64), "volume": pl.Int64, "bars": pl.Int64}
+    """The selected 1m bars aggregated in the store into ``minutes`` buckets per instrument: max high,
+    min low, volume, first and last bar time. (Open and close come from :func:`_edges`: first/last
+    aggregates cost more than the whole scan.)"""
+    schema = {"dataset": pl.String, "instrument_id": pl.Int64, "first_ts": UTC_NS, "last_ts": UTC_NS,
+              "high_price": pl.Int64, "low_price": pl.Int64, "volume": pl.Int64}
     if windows.height == 0 or not st.has_table(OHLCV.name):
         return pl.DataFrame(schema=schema)
-    sql, params = _bucket_sql(st, windows, minutes)
-    df = st.query(sql, params)
-    return df.select(pl.col(c).cast(t) for c, t in schema.items())
+    params, p = _params()
+    ts = "bar_timestamp_utc"
+    bucket = (f"time_bucket(INTERVAL '{minutes} minutes', {ts})" if st.kind == "timescale"
+              else f"epoch_ns({ts}) // {minutes * 60 * 10**9}")
+    sql = (f"SELECT dataset, instrument_id, min({ts}) AS first_ts, max({ts}) AS last_ts, "
+           f"{_fx('max(high_price)')} AS high_price, {_fx('min(low_price)')} AS low_price, "
+           f"CAST(sum(volume) AS BIGINT) AS volume FROM {OHLCV.name} WHERE {_where(windows, p)} "
+           f"GROUP BY dataset, instrument_id, {bucket}")
+    return st.query(sql, params).select(pl.col(c).cast(t) for c, t in schema.items())
+
+
+def _edges(st: Store, edges: pl.DataFrame) -> pl.DataFrame:
+    """The open of each session's first 1m bar and the close of its last: rows (dataset, instrument_id,
+    ts) -> + open_price, close_price (fixed-point)."""
+    params, p = _params()
+    ids = edges["instrument_id"].unique().to_list()
+    times = edges["ts"].unique().to_list()
+    sql = (f"SELECT dataset, instrument_id, bar_timestamp_utc AS ts, {_fx('open_price')} AS open_price, "
+           f"{_fx('close_price')} AS close_price FROM {OHLCV.name} WHERE granularity = {p('1m')} "
+           f"AND instrument_id IN ({', '.join(p(int(i)) for i in ids)}) "
+           f"AND bar_timestamp_utc IN ({', '.join(p(t) for t in times)})")
+    got = st.query(sql, params).select(pl.col("dataset").cast(pl.String), pl.col("instrument_id").cast(pl.Int64),
+                                       pl.col("ts").cast(UTC_NS), pl.col("open_price").cast(pl.Int64),
+                                       pl.col("close_price").cast(pl.Int64))
+    return got.unique(["dataset", "instrument_id", "ts"], keep="first")
 
 
 def _prices(df: pl.DataFrame, prices: str) -> pl.DataFrame:
@@ -135,10 +155,46 @@ BAR_COLUMNS = ["symbol", "raw_symbol", "trading_date", "session_open", "session_
                "instrument_id", *PRICES, "volume"]
 
 
+_CACHE: OrderedDict[tuple, tuple[tuple, pl.DataFrame]] = OrderedDict()
+_CACHE_SIZE = 64
+
+
+def _fingerprint(st: Store) -> tuple:
+    """What changes whenever a bar is written: every write of the ohlcv table is a done chunk of the
+    ledger (``ingest_chunks``, updated in the same transaction as its rows) or a quarantine replay."""
+    out: list[Any] = []
+    for table, col in (("ingest_chunks", "updated_at"), ("quarantine_replays", "replayed_at")):
+        if st.has_table(table):
+            out.extend(st.query(f"SELECT count(*) AS n, max({col}) AS t FROM {table} "
+                                f"WHERE target_table = $1", [OHLCV.name]).row(0))
+    return tuple(out)
+
+
 def session_bars(st: Store, symbols: list[str], start: object, end: object, *, dataset: str | None = None,
-                 session: str = "exchange", prices: str = "float") -> pl.DataFrame:
+                 session: str = "exchange", prices: str = "float", cache: bool = True) -> pl.DataFrame:
     """Daily bars per trading date in [start, end) (trading dates) from the stored 1m bars; see the module
-    docstring. Columns: :data:`BAR_COLUMNS`."""
+    docstring. Columns: :data:`BAR_COLUMNS`.
+
+    The result is materialised in memory per (store, symbols, range, session, prices) and reused until
+    the store's ledger shows a new write of the ohlcv table (:func:`_fingerprint`), so repeated reads
+    (a backtest, a notebook) cost one ledger query."""
+    key = (st.url, tuple(symbols), dataset, str(start), str(end), session, prices)
+    if cache:
+        fp = _fingerprint(st)
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0] == fp:
+            _CACHE.move_to_end(key)
+            return hit[1]
+    out = _session_bars(st, symbols, start, end, dataset=dataset, session=session, prices=prices)
+    if cache:
+        _CACHE[key] = (fp, out)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return out
+
+
+def _session_bars(st: Store, symbols: list[str], start: object, end: object, *, dataset: str | None,
+                  session: str, prices: str) -> pl.DataFrame:
     from hdi.rawsym import with_raw_symbols
     from hdi.symbols import resolve
 
@@ -165,19 +221,28 @@ def session_bars(st: Store, symbols: list[str], start: object, end: object, *, d
         w = win.filter(pl.col("symbol") == symbol)
         if w.height == 0 or buckets.height == 0:
             continue
+        # a bucket never straddles a session bound (bounds lie on bucket edges): its first bar dates it
         b = (buckets.lazy().join(w.lazy().rename({"dataset": "_ds"}), on="instrument_id", how="inner")
              .filter((pl.col("_ds").is_null() | (pl.col("_ds") == pl.col("dataset")))
-                     & (pl.col("bucket") >= pl.col("from_ts")) & (pl.col("bucket") < pl.col("to_ts")))
-             .with_columns(trading_date_expr(pl.col("bucket"), sched).alias("trading_date"))
-             .drop_nulls("trading_date").sort("bucket"))
+                     & (pl.col("first_ts") >= pl.col("from_ts")) & (pl.col("first_ts") < pl.col("to_ts")))
+             .with_columns(trading_date_expr(pl.col("first_ts"), sched).alias("trading_date"))
+             .drop_nulls("trading_date"))
         agg = b.group_by("symbol", "dataset", "instrument_id", "trading_date").agg(
-            pl.col("open_price").first(), pl.col("high_price").max(), pl.col("low_price").min(),
-            pl.col("close_price").last(), pl.col("volume").sum(), pl.col("first_ts").min().alias("_t"))
+            pl.col("high_price").max(), pl.col("low_price").min(), pl.col("volume").sum(),
+            pl.col("first_ts").min().alias("_t"), pl.col("last_ts").max().alias("_last"))
         parts.append(agg.join(sched.lazy().rename({"open": "session_open", "close": "session_close"}),
                               on="trading_date", how="left"))
     if not parts:
         return _empty(prices)
-    out = pl.concat(parts)
+    out = pl.concat(parts).collect()
+    edge_rows = pl.concat([out.select("dataset", "instrument_id", pl.col(c).alias("ts")) for c in ("_t", "_last")])
+    edges = _edges(st, edge_rows) if out.height else edge_rows.with_columns(
+        open_price=pl.lit(None, pl.Int64), close_price=pl.lit(None, pl.Int64))
+    key = ["dataset", "instrument_id"]
+    out = (out.lazy()
+           .join(edges.lazy().select(*key, pl.col("ts").alias("_t"), "open_price"), on=[*key, "_t"], how="left")
+           .join(edges.lazy().select(*key, pl.col("ts").alias("_last"), "close_price"), on=[*key, "_last"],
+                 how="left"))
     ids = win.get_column("instrument_id").to_list()
     out = with_raw_symbols(st, out, "_t", ids).select(BAR_COLUMNS).sort("symbol", "trading_date", "instrument_id")
     return _prices(out.collect(), prices)

@@ -41,8 +41,7 @@ def test_status_table_fits_100_columns_and_tells_missing_from_no_data(cli, store
     assert lines[:2] == [f"Store  {'DuckDB, embedded' if shown.startswith('duckdb') else lines[0][7:]}", f"  {shown}"]
     assert max(len(line) for line in lines if shown not in line) <= 100  # a URL is never cut
     runs = open_store(store_with_gaps).runs()
-    cov = lines.index("Coverage  (MISSING = never fetched; FLAGGED = a trading day fetched without data; "
-                      "closed = market closed, none expected)")
+    cov = lines.index("Coverage  (MISSING = never fetched; FLAGGED = trading day, no data; closed = market closed)")
     cl = next(i for i, line in enumerate(lines) if i > cov and "ohlcv-1d  CL.c.0" in line)
     assert lines[cl].split() == ["GLBX.MDP3", "ohlcv-1d", "CL.c.0", "2024-03-01..2024-03-11", "7", "with", "data,",
                                  "1", "FLAGGED,", "2", "closed,", "1", "MISSING"]

@@ -95,3 +95,9 @@ def test_schedule_across_years_and_bad_range() -> None:
         schedule(ENERGY, D(2025, 1, 3), D(2024, 1, 1))
     with pytest.raises(CalendarError, match="unknown exchange calendar 'NOPE'"):
         schedule("NOPE", D(2024, 1, 1), D(2024, 1, 2))
+
+
+def test_extended_applies_to_calendars_with_pre_and_post_market_only() -> None:
+    assert schedule(ENERGY, D(2024, 3, 7), D(2024, 3, 8), extended=True).equals(
+        schedule(ENERGY, D(2024, 3, 7), D(2024, 3, 8)))
+    assert _row("NYSE", D(2024, 3, 7), extended=True)["close"] == _utc(2024, 3, 8, 1)  # 20:00 New York

@@ -23,6 +23,8 @@ from hdi.pipeline import ingest
 from hdi.testing.dbnfiles import MinuteBar, Stat, write_minute_bars, write_statistics
 
 ROOT = Path(__file__).resolve().parents[2]
+# pandas_market_calendars (called directly here for independent bounds) warns about its own pandas use
+pytestmark = pytest.mark.filterwarnings("ignore:Series.dt.weekday is deprecated")
 RECIPES = ROOT / "recipes"
 UTC = dt.UTC
 D = dt.date
