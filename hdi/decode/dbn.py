@@ -40,6 +40,9 @@ SCHEMA_CLASSES: dict[str, type] = {
     "ohlcv-1s": dbn.OHLCVMsg, "ohlcv-1m": dbn.OHLCVMsg, "ohlcv-1h": dbn.OHLCVMsg, "ohlcv-1d": dbn.OHLCVMsg,
     "trades": dbn.TradeMsg, "tbbo": dbn.MBP1Msg, "mbp-1": dbn.MBP1Msg,
     "statistics": dbn.StatMsg, "definition": dbn.InstrumentDefMsg,
+    # issue 13
+    "mbo": dbn.MBOMsg, "mbp-10": dbn.MBP10Msg, "bbo-1s": dbn.BBOMsg, "bbo-1m": dbn.BBOMsg,
+    "cbbo-1s": dbn.CBBOMsg, "cbbo-1m": dbn.CBBOMsg, "status": dbn.StatusMsg, "imbalance": dbn.ImbalanceMsg,
 }
 SUPPORTED_SCHEMAS: tuple[str, ...] = tuple(SCHEMA_CLASSES)
 

@@ -18,7 +18,7 @@ ALL_TABLES: dict[str, Table] = {**TABLES, **LEDGER_TABLES}
 _OWN_NAME = re.compile(r"hdi_[a-z0-9_]{1,50}")
 
 # Store schema version: bump and append a migration when the shape of a table changes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: issue 13's tables
 
 SQL_TYPES: dict[str, dict[ColType, str]] = {
     "timescale": {
