@@ -484,6 +484,21 @@ SCHEMA_TABLE: dict[str, str] = {
     **ISSUE13_SCHEMA_TABLE,
 }
 
+# Every schema Databento publishes (databento_dbn 0.70.0 ``Schema``); those missing from SCHEMA_TABLE are
+# not stored by hdi, and an error about one never suggests a different product with a similar name.
+DATABENTO_SCHEMAS = ("mbo", "mbp-1", "mbp-10", "tbbo", "trades", "ohlcv-1s", "ohlcv-1m", "ohlcv-1h", "ohlcv-1d",
+                     "ohlcv-eod", "definition", "statistics", "status", "imbalance", "cmbp-1", "cbbo-1s", "cbbo-1m",
+                     "tcbbo", "bbo-1s", "bbo-1m")
+
+
+def schema_hint(name: object, supported: tuple[str, ...] | list[str]) -> str:
+    """What to add after "schema 'x' is not supported": for a real Databento schema hdi does not store,
+    that fact (no "did you mean": tcbbo is not tbbo); for anything else the closest supported name."""
+    text = str(name).strip().lower()
+    if text in DATABENTO_SCHEMAS:
+        return " (a Databento schema hdi does not store; docs/schemas.md lists the stored ones)"
+    return did_you_mean(str(name), supported)
+
 
 def table(name: str) -> Table:
     """Look a table up by name, with a clear error for an unknown one."""

@@ -179,11 +179,11 @@ def query(
 
 def _read(q: object, schema: str, symbols: str, start: str, end: str, store: str | None, dataset: str | None,
           prices: str, **extra: object) -> object:
-    from hdi.errors import did_you_mean
+    from hdi.tables import schema_hint
 
     s = schema.strip().lower()
     if s not in SCHEMAS:
-        raise ConfigError(f"--schema '{schema}' is not allowed{did_you_mean(s, SCHEMAS)}; allowed: {', '.join(SCHEMAS)}")
+        raise ConfigError(f"--schema '{schema}' is not allowed{schema_hint(s, SCHEMAS)}; allowed: {', '.join(SCHEMAS)}")
     kw = {"store": store, "dataset": dataset, "prices": prices, **extra}
     if s.startswith("ohlcv-"):
         return q.read_bars(symbols, start, end, granularity=s.removeprefix("ohlcv-"), **kw)  # type: ignore[attr-defined]

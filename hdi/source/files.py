@@ -34,8 +34,9 @@ from databento import DBNStore
 from databento.common.constants import SCHEMA_STRUCT_MAP, SCHEMA_STRUCT_MAP_V1, SCHEMA_STRUCT_MAP_V2
 from databento.common.error import BentoError
 
-from hdi.errors import DecodeError, SourceError, allowed_list, did_you_mean
+from hdi.errors import DecodeError, SourceError, allowed_list
 from hdi.recipe.checks import DATASET_RE
+from hdi.tables import schema_hint
 from hdi.timeutil import TIME_RANGE, in_range
 
 logger = logging.getLogger(__name__)
@@ -318,7 +319,7 @@ def open_dbn(path: str | PathLike[str], *, schema: str | None = None) -> DbnFile
 
 def _choose_schema(p: Path, in_file: str | None, asked: str | None) -> str:
     if asked is not None and asked not in SUPPORTED_SCHEMAS:
-        raise DecodeError(f"{p}: schema '{asked}' is not supported{did_you_mean(asked, SUPPORTED_SCHEMAS)}; "
+        raise DecodeError(f"{p}: schema '{asked}' is not supported{schema_hint(asked, SUPPORTED_SCHEMAS)}; "
                           f"supported: {allowed_list(SUPPORTED_SCHEMAS)}")
     if in_file is None:
         if asked is None:
@@ -332,7 +333,8 @@ def _choose_schema(p: Path, in_file: str | None, asked: str | None) -> str:
     if asked is not None and asked != in_file:
         raise DecodeError(f"{p}: the file holds {in_file} records, not {asked} (schema= must match the file)")
     if in_file not in SUPPORTED_SCHEMAS:
-        raise DecodeError(f"{p}: schema '{in_file}' is not supported; supported: {allowed_list(SUPPORTED_SCHEMAS)}")
+        raise DecodeError(f"{p}: schema '{in_file}' is not supported{schema_hint(in_file, SUPPORTED_SCHEMAS)}; "
+                          f"supported: {allowed_list(SUPPORTED_SCHEMAS)}")
     return in_file
 
 

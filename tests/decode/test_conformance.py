@@ -83,7 +83,7 @@ def _assert_same(mine: pl.DataFrame, ref: pd.DataFrame, schema: str, cls: type, 
 def test_decode_file_given_real_sample_equals_to_df(samples_dir, name):
     path, schema = samples_dir / name, _schema_of(name)
     if schema not in SUPPORTED_SCHEMAS:
-        with pytest.raises(DecodeError):  # mbo, mbp-10, bbo-*, cbbo-*, status, imbalance, live (mixed)
+        with pytest.raises(DecodeError):  # the live (mixed) capture without schema=
             open_dbn(path)
         return
     dbn_file = open_dbn(path)

@@ -32,7 +32,7 @@ def test_model_for_unknown_table():
         model_for("trade")
     assert str(e.value) == (
         "unknown data table 'trade' (did you mean 'trades'?); "
-        "allowed: ohlcv, trades, tbbo, mbp1, statistics, instruments"
+        "allowed: ohlcv, trades, tbbo, mbp1, statistics, instruments, mbo, mbp10, bbo, cbbo, status, imbalance"
     )
 
 
