@@ -97,7 +97,9 @@ def _report(st: Any, quarantine_dir: str | Path | None, runs: int) -> StatusRepo
     tables = _tables(st, daily)
     days = st.query("SELECT * FROM ingest_days") if st.has_table("ingest_days") else None
     failed = _still_failed(st.chunks(status="failed"), days)
-    coverage = _coverage(days, failed)
+    from hdi.statusfeed import explained_days, not_trading_intervals
+
+    coverage = _coverage(days, failed, explained_days(not_trading_intervals(st)))
     from hdi.quarantine import replayed_rows, with_replays
     from hdi.validate.budget import over_budget
     from hdi.validate.quarantine import quarantine_summary
@@ -194,6 +196,8 @@ _COVERAGE_SCHEMA = {
     "dataset": pl.String, "schema": pl.String, "symbol": pl.String, "first_day": pl.Date, "last_day": pl.Date,
     "rows_fetched": pl.Int64, "days_with_data": pl.UInt32, "days_no_data": pl.UInt32, "days_missing": pl.UInt32,
     "missing": pl.List(pl.String), "no_data": pl.List(pl.String),
+    # days without data that the venue's status feed shows closed or halted all day (hdi/statusfeed.py)
+    "days_closed": pl.UInt32, "closed": pl.List(pl.String), "days_halted": pl.UInt32, "halted": pl.List(pl.String),
 }
 
 
@@ -223,7 +227,8 @@ def _still_failed(failed: pl.DataFrame, days: pl.DataFrame | None) -> pl.DataFra
     return failed.with_row_index("_i").filter(pl.col("_i").is_in(open_["_i"].unique().implode())).drop("_i")
 
 
-def _coverage(days: pl.DataFrame | None, failed: pl.DataFrame) -> pl.DataFrame:
+def _coverage(days: pl.DataFrame | None, failed: pl.DataFrame,
+              feed: dict[tuple[str, str], dict[dt.date, str]] | None = None) -> pl.DataFrame:
     days = (days.select("dataset", "schema", "symbol", pl.col("day").cast(pl.Date), "rows_fetched")
             if days is not None else pl.DataFrame(schema={"dataset": pl.String, "schema": pl.String,
                                                           "symbol": pl.String, "day": pl.Date,
@@ -250,10 +255,17 @@ def _coverage(days: pl.DataFrame | None, failed: pl.DataFrame) -> pl.DataFrame:
         span = [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
         missing = [d for d in span if d not in fetched]
         no_data = [d for d, n in fetched.items() if n == 0]
+        with_data = len(fetched) - len(no_data)
+        said = (feed or {}).get((ds, sym), {})  # days without data the status feed shows closed/halted
+        closed = sorted(d for d in [*missing, *no_data] if said.get(d) == "closed")
+        halted = sorted(d for d in [*missing, *no_data] if said.get(d) == "halted")
+        missing, no_data = [d for d in missing if d not in said], [d for d in no_data if d not in said]
         out.append({"dataset": ds, "schema": sch, "symbol": sym, "first_day": lo, "last_day": hi,
-                    "rows_fetched": int(sum(fetched.values())), "days_with_data": len(fetched) - len(no_data),
+                    "rows_fetched": int(sum(fetched.values())), "days_with_data": with_data,
                     "days_no_data": len(no_data), "days_missing": len(missing),
-                    "missing": _ranges(missing), "no_data": _ranges(no_data)})
+                    "missing": _ranges(missing), "no_data": _ranges(no_data),
+                    "days_closed": len(closed), "closed": _ranges(closed),
+                    "days_halted": len(halted), "halted": _ranges(halted)})
     return pl.DataFrame(out, schema=_COVERAGE_SCHEMA).sort("dataset", "schema", "symbol")
 
 

@@ -96,11 +96,14 @@ def _coverage(c: pl.DataFrame, width: int) -> list[Line]:
     rows = []
     for r in c.iter_rows(named=True):
         counts = f"{r['days_with_data']} with data, {r['days_no_data']} no data, {r['days_missing']} MISSING"
+        for n, label in ((r.get("days_closed"), "closed"), (r.get("days_halted"), "halted")):  # the status feed's
+            counts += f", {n} {label}" if n else ""
         rows.append([r["dataset"], r["schema"], r["symbol"], f"{r['first_day']}..{r['last_day']}", counts])
     heads = _columns(rows, set())
     for head, r in zip(heads, c.iter_rows(named=True), strict=True):
         out.append((head, False))
-        for label, days in (("MISSING", r["missing"]), ("no data", r["no_data"])):
+        for label, days in (("MISSING", r["missing"]), ("no data", r["no_data"]), ("closed", r.get("closed")),
+                            ("halted", r.get("halted"))):
             if days:
                 out.append((f"      {label:<8}{_fit(days, width - 14)}", False))
     return out
