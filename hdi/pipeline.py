@@ -265,6 +265,22 @@ def _databento(r: Recipe) -> Any:
     return DatabentoSource(r.source.gateway)
 
 
+def require_offered(source: Any, dataset: str, schema: str, path: object) -> None:
+    """``ohlcv-eod`` only where the dataset offers it, as ``metadata.list_schemas`` says (never assumed)."""
+    if schema != "ohlcv-eod":
+        return
+    try:
+        offered = source.list_schemas(dataset)
+    except HdiError as e:
+        if e.transient:
+            log.warning("could not check whether %s offers %s: %s", dataset, schema, e.message)
+            return
+        raise
+    if schema not in offered:
+        raise ConfigError(f"{path}: dataset {dataset} does not offer {schema} (metadata.list_schemas); "
+                          f"it offers: {', '.join(offered)}")
+
+
 def _check_available(r: Recipe, source: Any, params: dict[str, Any], *, update: bool) -> None:
     """Before anything is written: the API key is accepted, each dataset exists, and the range
     lies within the dataset's available range (Databento answers 422 otherwise, chunk by chunk).
@@ -281,6 +297,7 @@ def _check_available(r: Recipe, source: Any, params: dict[str, Any], *, update: 
                 log.warning("could not check the available range of %s: %s", dataset, e.message)
                 continue
             raise
+        require_offered(source, dataset, r.source.schema, r.path)  # issue 13: ohlcv-eod where offered
         if update:
             continue
         start, end = r.source.start, r.source.end

@@ -119,7 +119,7 @@ def _granularity(value: str) -> str:
 def read_bars(symbols: str | Sequence[str], start: object, end: object, granularity: str = "1d",
               store: str | None = None, *, dataset: str | None = None, prices: str = "float",
               tz: str | None = None) -> pl.DataFrame:
-    """OHLCV bars of one granularity (1s, 1m, 5m, 15m, 1h, 1d), labelled by bar start.
+    """OHLCV bars of one granularity (1s, 1m, 5m, 15m, 1h, 1d, eod), labelled by bar start.
 
     An empty result for a granularity the store holds no bars of at all logs a warning naming the
     recipe that builds them (5m and 15m bars are built from 1m bars by their own recipes).

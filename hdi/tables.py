@@ -125,10 +125,10 @@ _TICK_KEY = ("instrument_id", "received_timestamp_utc", "ts_recv_ns", "sequence"
 
 OHLCV = Table(
     name="ohlcv",
-    doc="OHLCV bars of every granularity (1s, 1m, 5m, 15m, 1h, 1d); a bar is labelled by its start.",
+    doc="OHLCV bars of every granularity (1s, 1m, 5m, 15m, 1h, 1d, eod); a bar is labelled by its start.",
     columns=(
         *_SOURCE,
-        _c("granularity", T, doc="bar size: 1s, 1m, 5m, 15m, 1h, 1d"),
+        _c("granularity", T, doc="bar size: 1s, 1m, 5m, 15m, 1h, 1d, or eod (end-of-day, ohlcv-eod)"),
         _c("bar_timestamp_utc", TS, doc="start of the bar interval (DBN ts_event)"),
         _c("open_price", P, doc="first trade price of the interval"),
         _c("high_price", P, doc="highest trade price"), _c("low_price", P, doc="lowest trade price"),
@@ -466,7 +466,7 @@ IMBALANCE = Table(
 ISSUE13_TABLES = (MBO, MBP10, BBO, CBBO, STATUS, IMBALANCE)
 ISSUE13_SCHEMA_TABLE: dict[str, str] = {
     "mbo": "mbo", "mbp-10": "mbp10", "bbo-1s": "bbo", "bbo-1m": "bbo", "cbbo-1s": "cbbo", "cbbo-1m": "cbbo",
-    "status": "status", "imbalance": "imbalance",
+    "status": "status", "imbalance": "imbalance", "ohlcv-eod": "ohlcv",
 }
 # ---- end of issue 13 tables -----------------------------------------------------------------------
 
@@ -474,7 +474,7 @@ DATA_TABLES: dict[str, Table] = {t.name: t for t in (OHLCV, TRADES, TBBO, MBP1, 
                                                          *ISSUE13_TABLES)}
 TABLES: dict[str, Table] = {**DATA_TABLES, SYMBOLOGY.name: SYMBOLOGY}
 
-GRANULARITIES = ("1s", "1m", "5m", "15m", "1h", "1d")
+GRANULARITIES = ("1s", "1m", "5m", "15m", "1h", "1d", "eod")  # eod: ohlcv-eod, where a dataset offers it
 
 # Databento schema -> the table its records land in.
 SCHEMA_TABLE: dict[str, str] = {

@@ -76,7 +76,7 @@ def _bar_seconds(r: Recipe) -> int | None:
     """The length of the bars a recipe stores (its source bars, or what it resamples them to)."""
     from hdi.recipe.ops_market import every_seconds
 
-    secs = {"ohlcv-1s": 1, "ohlcv-1m": 60, "ohlcv-1h": 3600, "ohlcv-1d": 86400}.get(r.source.schema)
+    secs = {"ohlcv-1s": 1, "ohlcv-1m": 60, "ohlcv-1h": 3600, "ohlcv-1d": 86400, "ohlcv-eod": 86400}.get(r.source.schema)
     for step in r.transform:
         if step.op == "resample":
             secs = max(secs or 0, every_seconds(step.args["every"]) or 0)

@@ -192,7 +192,7 @@ RECIPE_CASES = [
     ("unknown_schema", "schema: ohlcv-1d", "schema: ohlcv-1w",
      "source.schema: unknown schema 'ohlcv-1w' (did you mean 'ohlcv-1s'?); allowed: ohlcv-1s, ohlcv-1m, "
      "ohlcv-1h, ohlcv-1d, trades, tbbo, mbp-1, statistics, definition, mbo, mbp-10, bbo-1s, bbo-1m, cbbo-1s, "
-     "cbbo-1m, status, imbalance"),
+     "cbbo-1m, status, imbalance, ohlcv-eod"),
     ("unknown_stype_in", "stype_in: raw_symbol", "stype_in: raw_symbols",
      "source.requests[1].stype_in: unknown stype_in 'raw_symbols' (did you mean 'raw_symbol'?); allowed: "
      "raw_symbol, continuous, parent, instrument_id"),
@@ -529,7 +529,7 @@ def test_query_unknown_schema_or_granularity(cli, loaded, schema, hint):
     failed_with(cli(*args, "--store", loaded),
                 f"error: --schema '{schema}' is not allowed{hint}; allowed: ohlcv-1s, ohlcv-1m, ohlcv-5m, ohlcv-15m, "
                 "ohlcv-1h, ohlcv-1d, trades, tbbo, mbp-1, statistics, definition, mbo, mbp-10, bbo-1s, bbo-1m, "
-                "cbbo-1s, cbbo-1m, status, imbalance")
+                "cbbo-1s, cbbo-1m, status, imbalance, ohlcv-eod")
 
 
 def test_query_unknown_format(cli, loaded):

@@ -66,3 +66,33 @@ def test_a_halt_through_a_whole_day_explains_it_as_halted(store):
     assert iv.filter(pl.col("day") == dt.date(2024, 6, 5)).select("state").to_series().to_list() == ["halted", "closed"]
     # the last record (trading again) ends nothing; no interval after the feed's last word but its own day
     assert iv["end"].max() == dt.datetime(2024, 6, 5, 22, tzinfo=dt.UTC)
+
+
+# ------------------------------------------------------------------------------------ ohlcv-eod
+def test_ohlcv_eod_loads_where_list_schemas_offers_it(gateway, any_store_url, recipes_dir):
+    run = ingest(recipes_dir / "ohlcv_eod.yaml", start="2024-03-04", end="2024-03-09", symbols="CL.c.0",
+                 store=any_store_url)
+    assert run.ok and run.rows_loaded == 5
+    bars = hdi.read_bars("CL.c.0", "2024-03-04", "2024-03-09", granularity="eod", store=any_store_url)
+    assert bars.height == 5 and set(bars["granularity"]) == {"eod"}
+    assert any(c.params.get("dataset") == "GLBX.MDP3" for c in gateway.calls("metadata.list_schemas"))
+
+
+def test_ohlcv_eod_on_a_dataset_without_it_is_one_line_before_any_download(gateway, tmp_path, recipes_dir, cli):
+    recipe = tmp_path / "eod.yaml"
+    recipe.write_text((recipes_dir / "ohlcv_eod.yaml").read_text().replace(
+        "{dataset: GLBX.MDP3, stype_in: continuous, symbols: [CL.c.0, NG.c.0, HO.c.0, RB.c.0, ES.c.0]}",
+        "{dataset: XNAS.ITCH, stype_in: raw_symbol, symbols: [SPY]}"))
+    res = cli("ingest", "--recipe", recipe, "--start", "2024-03-04", "--end", "2024-03-09",
+              "--store", f"duckdb://{tmp_path / 's.duckdb'}")
+    assert res.exit_code != 0
+    offered = ", ".join(gateway_schemas("XNAS.ITCH"))
+    assert res.stderr.strip().splitlines() == [
+        f"error: {recipe}: dataset XNAS.ITCH does not offer ohlcv-eod (metadata.list_schemas); it offers: {offered}"]
+    assert gateway.calls("timeseries.get_range") == []
+
+
+def gateway_schemas(dataset: str) -> list[str]:
+    from hdi.testing.market import DATASETS
+
+    return list(DATASETS[dataset].schemas)

@@ -34,7 +34,7 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log INFO line
 
 SCHEMAS = ("ohlcv-1s", "ohlcv-1m", "ohlcv-5m", "ohlcv-15m", "ohlcv-1h", "ohlcv-1d", "trades", "tbbo", "mbp-1",
            "statistics", "definition",
-           "mbo", "mbp-10", "bbo-1s", "bbo-1m", "cbbo-1s", "cbbo-1m", "status", "imbalance")  # issue 13
+           "mbo", "mbp-10", "bbo-1s", "bbo-1m", "cbbo-1s", "cbbo-1m", "status", "imbalance", "ohlcv-eod")  # issue 13
 FORMATS = ("parquet", "csv", "table")
 EXIT_OVER_BUDGET = 3  # hdi ingest: every good row stored, more rows quarantined than max_failure_rate
 

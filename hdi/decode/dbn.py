@@ -44,6 +44,7 @@ SCHEMA_CLASSES: dict[str, type] = {
     # issue 13
     "mbo": dbn.MBOMsg, "mbp-10": dbn.MBP10Msg, "bbo-1s": dbn.BBOMsg, "bbo-1m": dbn.BBOMsg,
     "cbbo-1s": dbn.CBBOMsg, "cbbo-1m": dbn.CBBOMsg, "status": dbn.StatusMsg, "imbalance": dbn.ImbalanceMsg,
+    "ohlcv-eod": dbn.OHLCVMsg,
 }
 SUPPORTED_SCHEMAS: tuple[str, ...] = tuple(SCHEMA_CLASSES)
 

@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_SCHEMAS: tuple[str, ...] = (
     "ohlcv-1s", "ohlcv-1m", "ohlcv-1h", "ohlcv-1d", "trades", "tbbo", "mbp-1", "statistics", "definition",
-    "mbo", "mbp-10", "bbo-1s", "bbo-1m", "cbbo-1s", "cbbo-1m", "status", "imbalance",  # issue 13
+    "mbo", "mbp-10", "bbo-1s", "bbo-1m", "cbbo-1s", "cbbo-1m", "status", "imbalance", "ohlcv-eod",  # issue 13
 )
 SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2, 3)
 

@@ -153,7 +153,7 @@ def test_unknown_schema_is_an_error_with_a_suggestion(cli, filled):
                       "--store", filled))
     assert line == ("error: --schema 'trade' is not allowed (did you mean 'trades'?); allowed: ohlcv-1s, ohlcv-1m, "
                     "ohlcv-5m, ohlcv-15m, ohlcv-1h, ohlcv-1d, trades, tbbo, mbp-1, statistics, definition, mbo, mbp-10, "
-                    "bbo-1s, bbo-1m, cbbo-1s, cbbo-1m, status, imbalance")
+                    "bbo-1s, bbo-1m, cbbo-1s, cbbo-1m, status, imbalance, ohlcv-eod")
 
 
 def test_unknown_format_is_an_error_with_a_suggestion(cli, filled):

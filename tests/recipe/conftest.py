@@ -18,6 +18,7 @@ _CLASSES = {
     "statistics": dbn.StatMsg, "definition": dbn.InstrumentDefMsg,
     "mbo": dbn.MBOMsg, "mbp-10": dbn.MBP10Msg, "bbo-1s": dbn.BBOMsg, "bbo-1m": dbn.BBOMsg,
     "cbbo-1s": dbn.CBBOMsg, "cbbo-1m": dbn.CBBOMsg, "status": dbn.StatusMsg, "imbalance": dbn.ImbalanceMsg,
+    "ohlcv-eod": dbn.OHLCVMsg,
 }
 _INTS = {"u1": pl.UInt8, "u2": pl.UInt16, "u4": pl.UInt32, "u8": pl.UInt64,
          "i1": pl.Int8, "i2": pl.Int16, "i4": pl.Int32, "i8": pl.Int64}

@@ -143,11 +143,11 @@ BAD = [
     ("unknown schema", "schema: ohlcv-1d", "schema: ohlcv-5m", 6,
      "source.schema: unknown schema 'ohlcv-5m' (did you mean 'ohlcv-1m'?); allowed: ohlcv-1s, ohlcv-1m, ohlcv-1h, "
      "ohlcv-1d, trades, tbbo, mbp-1, statistics, definition, mbo, mbp-10, bbo-1s, bbo-1m, cbbo-1s, cbbo-1m, status, "
-     "imbalance"),
+     "imbalance, ohlcv-eod"),
     ("a Databento schema hdi does not store", "schema: ohlcv-1d", "schema: tcbbo", 6,
      "source.schema: unknown schema 'tcbbo' (a Databento schema hdi does not store; docs/schemas.md lists the "
      "stored ones); allowed: ohlcv-1s, ohlcv-1m, ohlcv-1h, ohlcv-1d, trades, tbbo, mbp-1, statistics, definition, "
-     "mbo, mbp-10, bbo-1s, bbo-1m, cbbo-1s, cbbo-1m, status, imbalance"),
+     "mbo, mbp-10, bbo-1s, bbo-1m, cbbo-1s, cbbo-1m, status, imbalance, ohlcv-eod"),
     ("unknown stype_in", "stype_in: raw_symbol", "stype_in: raw_symbols", 13,
      "source.requests[1].stype_in: unknown stype_in 'raw_symbols' (did you mean 'raw_symbol'?); "
      "allowed: raw_symbol, continuous, parent, instrument_id"),

@@ -20,7 +20,7 @@ from hdi.source.files import DbnMetadata, SymbolInterval, open_dbn
 
 D0, D1 = dt.date(2024, 1, 2), dt.date(2024, 1, 5)
 SUPPORTED = ("ohlcv-1s, ohlcv-1m, ohlcv-1h, ohlcv-1d, trades, tbbo, mbp-1, statistics, definition, mbo, mbp-10, "
-             "bbo-1s, bbo-1m, cbbo-1s, cbbo-1m, status, imbalance")
+             "bbo-1s, bbo-1m, cbbo-1s, cbbo-1m, status, imbalance, ohlcv-eod")
 TAIL = "; a .dbn file starts with b'DBN' and a .dbn.zst file with the zstd magic 28 b5 2f fd"
 
 
@@ -267,7 +267,7 @@ def test_open_dbn_given_live_sample_without_schema_raises(samples_dir):
     assert error(p) == f"{p}: mixed-schema DBN file (its metadata has no schema); pass schema= one of {SUPPORTED}"
 
 
-@pytest.mark.parametrize("schema", ["tcbbo", "cmbp-1", "ohlcv-eod"])
+@pytest.mark.parametrize("schema", ["tcbbo", "cmbp-1"])
 def test_open_dbn_given_unsupported_schema_lists_supported_ones(tmp_path, schema):
     """A Databento schema hdi does not store gets no "did you mean" (tcbbo is not tbbo)."""
     p = put(tmp_path, "x.dbn", meta(schema))
