@@ -162,3 +162,25 @@ def test_sample_ingested_by_cli_reads_back_equal_to_databento_decoding(
     run = _last_run(any_store_url)
     assert (run["rows_fetched"], run["rows_loaded"], run["rows_already_present"]) == (len(ref), 0, len(ref))
     assert _read(schema, symbol, start, end, any_store_url).height == len(ref)
+
+
+QUERY_CASES = [("GLBX.MDP3", "mbo"), ("XNAS.ITCH", "mbp-10"), ("EQUS.MINI", "bbo-1s"), ("IFEU.IMPACT", "bbo-1m"),
+               ("OPRA.PILLAR", "cbbo-1s"), ("OPRA.PILLAR", "cbbo-1m"), ("GLBX.MDP3", "status"),
+               ("XNAS.ITCH", "imbalance")]
+
+
+@pytest.mark.parametrize("dataset,schema", QUERY_CASES, ids=[f"{d}-{s}" for d, s in QUERY_CASES])
+def test_hdi_query_schema_reads_each_sample_back(samples_dir: Path, tmp_path: Path, recipes_dir: Path, cli,
+                                                 dataset: str, schema: str) -> None:
+    """``hdi query --schema <databento name>`` for each new schema: every record, as CSV."""
+    path = samples_dir / dataset / f"test_data.{schema}.dbn.zst"
+    src = db.DBNStore.from_file(path)
+    store = f"duckdb://{tmp_path / 's.duckdb'}"
+    assert cli("ingest", "--recipe", recipes_dir / RECIPES[schema], "--from-file", path, "--store", store).exit_code == 0
+    symbol = src.symbols[0]
+    res = cli("query", "--schema", schema, "--symbols", symbol, "--start", src.start.isoformat(), "--end",
+              src.end.isoformat(), "--store", store, "--format", "csv", "--prices", "decimal")
+    assert res.exit_code == 0, res.stderr
+    got = pl.read_csv(res.stdout.encode(), infer_schema=False)
+    assert got.height == len(src.to_ndarray()) and set(got["symbol"]) == {symbol}
+    assert got.columns[:2] == ["symbol", "raw_symbol"]
