@@ -300,12 +300,12 @@ MBO = Table(
         _c("sequence", I64, doc="venue message sequence number"),
         _c("ts_in_delta", I32, True, doc="ts_recv minus the venue's sending time, ns"),
         _c("publisher_id", I32, doc="Databento publisher id"),
-        _c("rec_ordinal", I32, doc="position among records equal in instrument, ts_recv, sequence, order_id, "
-                                   "action and publisher, whatever their side (0 for almost every record)"),
+        _c("rec_ordinal", I32, doc="position among the instrument's records with the same ts_recv and publisher "
+                                   "(one packet), in stream order"),
         _c("data_source", T, doc="vendor, 'databento'"),
     ),
-    # side is nullable (N) and a key column cannot be: rec_ordinal is numbered over the other key columns,
-    # so two records that differ only in side (or not at all) differ in rec_ordinal and both are kept.
+    # side is nullable (N) and a key column cannot be: rec_ordinal (the record's position in its packet)
+    # already tells apart two records that differ only in side, or not at all, so both are kept.
     key=("instrument_id", "received_timestamp_utc", "ts_recv_ns", "sequence", "order_id", "action",
          "publisher_id", "rec_ordinal", "dataset"),
     time_column="received_timestamp_utc",
