@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 import sys
 import tempfile
 import time
@@ -202,9 +201,12 @@ def timescale_bench(path: Path, frame, base: str, repeat: int) -> None:  # noqa:
 def peak(path: Path, tmp: Path, tag: str) -> float:
     m = run_process([HDI, "ingest", "--recipe", str(RECIPE), "--from-file", str(path), "--store",
                      f"duckdb:///{tmp}/{tag}.duckdb"])
-    loaded = re.search(r"([\d,]+) rows loaded", m.stdout + m.stderr)
-    print(f"  {tag:>6}: peak RSS {m.peak_rss_mib:>8.0f} MiB, {m.wall:6.1f} s"
-          + (f", {loaded.group(1)} rows loaded" if loaded else ""))
+    import duckdb
+
+    con = duckdb.connect(str(tmp / f"{tag}.duckdb"), read_only=True)
+    rows = con.execute("SELECT count(*) FROM mbo").fetchone()[0]
+    con.close()
+    print(f"  {tag:>6}: peak RSS {m.peak_rss_mib:>8.1f} MiB, {m.wall:6.1f} s, {rows:,} rows stored")
     (tmp / f"{tag}.duckdb").unlink(missing_ok=True)
     return m.peak_rss_mib
 
