@@ -136,7 +136,7 @@ def compare(store: str, reference: str, tables: list[str]) -> list[str]:
 
 
 def _soak(args: argparse.Namespace, work: Path, store: str) -> int:  # noqa: PLR0915 - setup, loop, report
-    from hdi.status import status
+    from hdi.status_report import status
     from hdi.store import close_all, open_store
     from hdi.testing.gateway import Gateway
 
@@ -193,8 +193,8 @@ def _soak(args: argparse.Namespace, work: Path, store: str) -> int:  # noqa: PLR
         reference = f"duckdb://{work / 'reference.duckdb'}"
         os.environ["HDI_CACHE_DIR"] = str(work / "reference-raw")
         from hdi.pipeline import ingest
+        from hdi.pipeline.update import complete_bars_end
         from hdi.recipe.load import load_recipe
-        from hdi.update import complete_bars_end
 
         for name in names:
             recipe, symbols = RECIPES[name]

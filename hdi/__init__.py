@@ -24,7 +24,7 @@ _LAZY = {
     "read_mbp1": "hdi.query", "read_statistics": "hdi.query", "read_definitions": "hdi.query",
     "read_mbo": "hdi.query", "read_mbp10": "hdi.query", "read_bbo": "hdi.query", "read_cbbo": "hdi.query",
     "read_status": "hdi.query", "read_imbalance": "hdi.query",
-    "ingest": "hdi.pipeline", "status": "hdi.status",
+    "ingest": "hdi.pipeline", "status": "hdi.status_report",
     "quarantine_list": "hdi.quarantine", "quarantine_show": "hdi.quarantine", "quarantine_replay": "hdi.quarantine",
 }
 
@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
         read_tbbo,
         read_trades,
     )
-    from hdi.status import status
+    from hdi.status_report import status
 
 
 def __getattr__(name: str) -> Any:

@@ -25,6 +25,7 @@ from enum import Enum
 import polars as pl
 
 from hdi.errors import QueryError, allowed_list, did_you_mean
+from hdi.schemas import SCHEMAS
 
 
 class ColType(Enum):
@@ -464,10 +465,6 @@ IMBALANCE = Table(
 )
 
 ISSUE13_TABLES = (MBO, MBP10, BBO, CBBO, STATUS, IMBALANCE)
-ISSUE13_SCHEMA_TABLE: dict[str, str] = {
-    "mbo": "mbo", "mbp-10": "mbp10", "bbo-1s": "bbo", "bbo-1m": "bbo", "cbbo-1s": "cbbo", "cbbo-1m": "cbbo",
-    "status": "status", "imbalance": "imbalance", "ohlcv-eod": "ohlcv",
-}
 # ---- end of issue 13 tables -----------------------------------------------------------------------
 
 DATA_TABLES: dict[str, Table] = {t.name: t for t in (OHLCV, TRADES, TBBO, MBP1, STATISTICS, INSTRUMENTS,
@@ -477,12 +474,7 @@ TABLES: dict[str, Table] = {**DATA_TABLES, SYMBOLOGY.name: SYMBOLOGY}
 GRANULARITIES = ("1s", "1m", "5m", "15m", "1h", "1d", "eod")  # eod: ohlcv-eod, where a dataset offers it
 
 # Databento schema -> the table its records land in.
-SCHEMA_TABLE: dict[str, str] = {
-    "ohlcv-1s": "ohlcv", "ohlcv-1m": "ohlcv", "ohlcv-1h": "ohlcv", "ohlcv-1d": "ohlcv",
-    "trades": "trades", "tbbo": "tbbo", "mbp-1": "mbp1",
-    "statistics": "statistics", "definition": "instruments",
-    **ISSUE13_SCHEMA_TABLE,
-}
+SCHEMA_TABLE: dict[str, str] = {name: s.table for name, s in SCHEMAS.items()}
 
 # Every schema Databento publishes (databento_dbn 0.70.0 ``Schema``); those missing from SCHEMA_TABLE are
 # not stored by hdi, and an error about one never suggests a different product with a similar name.

@@ -528,8 +528,8 @@ def test_query_unknown_schema_or_granularity(cli, loaded, schema, hint):
     args[2] = schema
     failed_with(cli(*args, "--store", loaded),
                 f"error: --schema '{schema}' is not allowed{hint}; allowed: ohlcv-1s, ohlcv-1m, ohlcv-5m, ohlcv-15m, "
-                "ohlcv-1h, ohlcv-1d, trades, tbbo, mbp-1, statistics, definition, mbo, mbp-10, bbo-1s, bbo-1m, "
-                "cbbo-1s, cbbo-1m, status, imbalance, ohlcv-eod")
+                "ohlcv-1h, ohlcv-1d, ohlcv-eod, trades, tbbo, mbp-1, statistics, definition, mbo, mbp-10, bbo-1s, "
+                "bbo-1m, cbbo-1s, cbbo-1m, status, imbalance")
 
 
 def test_query_unknown_format(cli, loaded):

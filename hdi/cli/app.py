@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from hdi import schemas
 from hdi.cli import render
 from hdi.cli.quarantine_cmd import quarantine_app
 from hdi.errors import ConfigError, HdiError
@@ -32,9 +33,9 @@ StoreOpt = Annotated[str | None, typer.Option(
     "Default: HDI_STORE, else ./data/hdi.duckdb (HDI_DATA_DIR moves ./data).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log INFO lines to the console too.")]
 
-SCHEMAS = ("ohlcv-1s", "ohlcv-1m", "ohlcv-5m", "ohlcv-15m", "ohlcv-1h", "ohlcv-1d", "trades", "tbbo", "mbp-1",
-           "statistics", "definition",
-           "mbo", "mbp-10", "bbo-1s", "bbo-1m", "cbbo-1s", "cbbo-1m", "status", "imbalance", "ohlcv-eod")  # issue 13
+SCHEMAS = (*sorted((s for s in (*schemas.SCHEMAS, *schemas.RESAMPLED_BARS) if schemas.bar_seconds(s)),
+                   key=lambda s: schemas.bar_seconds(s) or 0),
+           *(s for s in schemas.SCHEMAS if schemas.bar_seconds(s) is None))
 FORMATS = ("parquet", "csv", "table")
 EXIT_OVER_BUDGET = 3  # hdi ingest: every good row stored, more rows quarantined than max_failure_rate
 
@@ -224,7 +225,7 @@ def status(
     fetched (a failed chunk, a range never asked for) is "MISSING". A run marked running* has no
     end recorded: it still runs, or was killed; `hdi ingest --resume RUN_ID` finishes it.
     """
-    from hdi.status import status as get_status
+    from hdi.status_report import status as get_status
 
     render.setup_logging(verbose=False, log_file=None, to_file=False)
     if format not in ("table", "json"):

@@ -30,6 +30,7 @@ import polars as pl
 
 from hdi.decode.symbols import SymbolMapper, symbology_frame
 from hdi.errors import DecodeError, allowed_list
+from hdi.schemas import SCHEMAS
 from hdi.tables import schema_hint
 
 if TYPE_CHECKING:
@@ -37,15 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SUPPORTED_SCHEMAS", "decode_file", "frame_schema", "symbology_frame"]
 
-SCHEMA_CLASSES: dict[str, type] = {
-    "ohlcv-1s": dbn.OHLCVMsg, "ohlcv-1m": dbn.OHLCVMsg, "ohlcv-1h": dbn.OHLCVMsg, "ohlcv-1d": dbn.OHLCVMsg,
-    "trades": dbn.TradeMsg, "tbbo": dbn.MBP1Msg, "mbp-1": dbn.MBP1Msg,
-    "statistics": dbn.StatMsg, "definition": dbn.InstrumentDefMsg,
-    # issue 13
-    "mbo": dbn.MBOMsg, "mbp-10": dbn.MBP10Msg, "bbo-1s": dbn.BBOMsg, "bbo-1m": dbn.BBOMsg,
-    "cbbo-1s": dbn.CBBOMsg, "cbbo-1m": dbn.CBBOMsg, "status": dbn.StatusMsg, "imbalance": dbn.ImbalanceMsg,
-    "ohlcv-eod": dbn.OHLCVMsg,
-}
+SCHEMA_CLASSES: dict[str, type] = {name: getattr(dbn, s.record) for name, s in SCHEMAS.items()}
 SUPPORTED_SCHEMAS: tuple[str, ...] = tuple(SCHEMA_CLASSES)
 
 _INT_TYPES: dict[str, pl.DataType] = {

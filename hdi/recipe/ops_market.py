@@ -1,9 +1,8 @@
-"""Market-data ops: fixed_to_decimal, ordinal, resample, stat_name, stat_value (registered into ``ops.OPS``)."""
+"""Market-data ops: fixed_to_decimal, ordinal, resample, stat_name, stat_value (registered into ``registry.OPS``)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 import polars as pl
@@ -11,7 +10,10 @@ import polars as pl
 from hdi.prices import fixed_to_decimal
 from hdi.recipe.args import Arg
 from hdi.recipe.checks import show_when
-from hdi.recipe.ops import Ctx, StepFn, register
+from hdi.recipe.registry import Ctx, StepFn, register
+from hdi.schemas import SCHEMAS
+from hdi.stat_types import QUANTITY_STAT_TYPES, STAT_TYPES
+from hdi.timeutil import every_seconds
 
 # DBN fixed-point: 1 unit = 1e-9. int64 -> Decimal(38,0) * 1e-9 (Decimal(10,9)) is exact; the float
 # path (col * 1e-9) is not, and Decimal / Decimal keeps scale 0 (reference/libs.md).
@@ -107,20 +109,8 @@ def _may_repeat(df: pl.DataFrame, over: list[str]) -> pl.Series:
 
 # ---- resample ------------------------------------------------------------------------------------
 
-_EVERY = re.compile(r"^([1-9][0-9]*)(s|m|h|d)$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_SOURCE_BAR_S = {"ohlcv-1s": 1, "ohlcv-1m": 60, "ohlcv-1h": 3600, "ohlcv-1d": 86400}
 _AGGS = ("first", "max", "min", "last", "sum")
 _AGG_DEFAULTS = {"first": ["open"], "max": ["high"], "min": ["low"], "last": ["close"], "sum": ["volume"]}
-
-
-def every_seconds(text: Any) -> int | None:
-    """Seconds in a resample interval such as 5m; None unless it is <N>s|m|h|d and divides a day."""
-    m = _EVERY.match(text) if isinstance(text, str) else None
-    if not m:
-        return None
-    secs = int(m[1]) * _UNIT_S[m[2]]
-    return secs if 86400 % secs == 0 else None
 
 
 def _parse_resample(a: Arg) -> dict[str, Any]:
@@ -141,7 +131,7 @@ def _build_resample(args: dict[str, Any], ctx: Ctx) -> StepFn:
     if by is None:  # one bar series per instrument, and per venue where the frame says (OPRA)
         by = [c for c in ("dataset", "instrument_id", "publisher_id") if c in ctx.schema or c != "publisher_id"]
     secs = every_seconds(every) or 0
-    bar = _SOURCE_BAR_S.get(ctx.source_schema)
+    bar = info.bar_seconds if (info := SCHEMAS.get(ctx.source_schema)) else None
     if bar is None or secs < bar or secs % bar:
         ctx.fail(("every",), f"cannot build {every} bars from schema {ctx.source_schema}",
                  "a source ohlcv-1s/1m/1h/1d whose bar size divides the interval, e.g. ohlcv-1m -> 5m")
@@ -182,22 +172,6 @@ def _build_resample(args: dict[str, Any], ctx: Ctx) -> StepFn:
 
 # ---- statistics ----------------------------------------------------------------------------------
 
-def stat_types() -> dict[int, str]:
-    """DBN StatType number -> name, from databento_dbn."""
-    import databento_dbn
-
-    return {int(v.value): v.name for v in databento_dbn.StatType.variants()}
-
-
-def quantity_stat_types() -> list[int]:
-    """StatTypes whose value is the record's ``quantity`` (all others use ``price``)."""
-    import databento_dbn
-
-    st = databento_dbn.StatType
-    return [int(st.CLEARED_VOLUME.value), int(st.OPEN_INTEREST.value), int(st.BLOCK_VOLUME.value),
-            int(st.VENUE_SPECIFIC_VOLUME_1.value)]
-
-
 def _parse_stat_name(a: Arg) -> dict[str, str]:
     kv = a.keys(("to",), ("from",))
     return {"from": kv["from"].column() if "from" in kv else "stat_type", "to": kv["to"].column()}
@@ -210,7 +184,7 @@ def _build_stat_name(args: dict[str, str], ctx: Ctx) -> StepFn:
     if to != src:
         ctx.fresh(to, ("to",))
     c = pl.col(src)
-    e = c.replace_strict(stat_types(), default=pl.lit("UNKNOWN_") + c.cast(pl.String), return_dtype=pl.String)
+    e = c.replace_strict(STAT_TYPES, default=pl.lit("UNKNOWN_") + c.cast(pl.String), return_dtype=pl.String)
     return lambda lf: lf.with_columns(e.alias(to))
 
 
@@ -240,7 +214,7 @@ def _build_stat_value(args: dict[str, str], ctx: Ctx) -> StepFn:
     price = _stat_part(args["price"], ctx.need(args["price"], ("price",)), True, ctx, "price")
     qty = _stat_part(args["quantity"], ctx.need(args["quantity"], ("quantity",)), False, ctx, "quantity")
     ctx.fresh(args["to"], ("to",))
-    e = (pl.when(pl.col(args["type"]).is_in(quantity_stat_types())).then(qty).otherwise(price)
+    e = (pl.when(pl.col(args["type"]).is_in(list(QUANTITY_STAT_TYPES))).then(qty).otherwise(price)
          .alias(args["to"]))
     return lambda lf: lf.with_columns(e)
 

@@ -32,9 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from hdi.errors import ConfigError, StoreError
+from hdi.retrying import RetryPolicy
 from hdi.store.schema import ident
 
 log = logging.getLogger(__name__)
+# polling another process's lock until the deadline: 5 ms, doubling to 50 ms (attempts: the deadline decides)
+LOCK_POLL = RetryPolicy(attempts=1, base_delay=0.005, max_delay=0.05, jitter=0.0)
 
 ALIAS = "hdi_store"  # the attached file's catalog name; every SQL statement uses unqualified names
 TIMEOUT_ENV = "HDI_LOCK_TIMEOUT"
@@ -185,6 +188,14 @@ def _detach(host: _Host) -> None:
         raise
 
 
+class CannotOpen(StoreError):
+    """DuckDB refused to open the file (not a database, unreadable); ``reason`` is DuckDB's first line."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot open DuckDB store {path}: {reason}")
+        self.reason = reason
+
+
 _HOLDER = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
 
 
@@ -195,7 +206,7 @@ def _attach(host: _Host, path: Path, write: bool) -> None:
     deadline = time.monotonic() + timeout
     sql = f"ATTACH $1 AS {ident(ALIAS)}" + ("" if write else " (READ_ONLY)")  # the path is a bound value
     noted = False
-    delay = 0.005
+    polls = 0
     with _Turnstile(path, write) as turn:
         while True:
             waited = turn.wait(deadline)
@@ -209,11 +220,11 @@ def _attach(host: _Host, path: Path, write: bool) -> None:
             except duckdb.IOException as e:
                 first = str(e).splitlines()[0]
                 if "lock" not in first.lower():
-                    raise StoreError(f"cannot open DuckDB store {path}: {first}") from None
+                    raise CannotOpen(path, first) from None
                 m = _HOLDER.search(first)
                 holder = f"process {m.group(2)} ({Path(m.group(1)).name})" if m else "another process"
             except duckdb.Error as e:
-                raise StoreError(f"cannot open DuckDB store {path}: {str(e).splitlines()[0]}") from None
+                raise CannotOpen(path, str(e).splitlines()[0]) from None
             left = deadline - time.monotonic()
             if left <= 0:
                 raise StoreError(
@@ -224,8 +235,8 @@ def _attach(host: _Host, path: Path, write: bool) -> None:
                 noted = True
                 log.warning("DuckDB store %s is in use by %s; waiting for it (up to %g s, %s)", path, holder,
                             timeout, TIMEOUT_ENV)
-            time.sleep(min(delay, left))
-            delay = min(delay * 2, 0.05)
+            polls += 1
+            time.sleep(min(LOCK_POLL.backoff(polls), left))
 
 
 class _Turnstile:
