@@ -361,6 +361,13 @@ class IcebergStore(Store):
                 self._catalog_pid = os.getpid()
             return self._catalog
 
+    def edition(self) -> dict[str, str]:
+        """What ``hdi status`` shows about the store."""
+        from importlib.metadata import version
+
+        return {"catalog": self.config.catalog, "namespace": self.config.namespace,
+                "pyiceberg": version("pyiceberg"), "ledger": str(self.ledger.path)}
+
     def ident(self, table: str) -> str:
         return f"{self.config.namespace}.{table}"
 
@@ -630,6 +637,7 @@ class _Pending:
     staged: list[tuple[Any, list[Any]]] = field(default_factory=list)  # (range, DataFiles) per write
     deletes: list[Any] = field(default_factory=list)  # range filters to delete first (update path)
     guards: list[tuple[Any, int]] = field(default_factory=list)  # (range, stored rows seen there)
+    recovered: dict[int, int] = field(default_factory=dict)  # snapshot -> rows: this chunk's, ledger lost
     inserted: int = 0
 
 
@@ -689,10 +697,13 @@ class _LakeTxn(Transaction):
             present = n - new.height
             inserted = new.height
             if recovered and present:  # loaded by this chunk's earlier attempt, whose ledger row was lost
-                again = batch.join(recovered_keys := self._recovered_rows(p.base, recovered, table),
+                again = batch.join(self._recovered_rows(p.base, recovered, table),
                                    on=list(table.key), how="semi", nulls_equal=True).height
-                del recovered_keys
                 inserted, present = inserted + again, present - again
+                for sid in recovered:
+                    p.recovered[sid] = int((p.base.snapshot_by_id(sid).summary or {}).get("hdi.rows-inserted", 0))
+                log.info("%s: %d rows were committed by this chunk's earlier attempt (snapshot %s) whose ledger "
+                         "row was lost; counted as loaded", table.name, again, ", ".join(map(str, recovered)))
             return WriteResult(table.name, n, inserted, present, "merge")
         # update: rewrite exactly the range: stored rows not replaced, plus the batch
         stored = stored.select(batch.columns).cast(batch.schema) if stored.height else batch.clear()
@@ -793,6 +804,7 @@ class _LakeTxn(Transaction):
             return
         commits: list[tuple[str, str | None, str, int, int]] = []
         for name, p in self.pending.items():
+            commits += [(self.txn_id, self.chunk_id, name, sid, n) for sid, n in p.recovered.items()]
             if not any(f for _, f in p.staged) and not p.deletes:
                 continue
             sid = self._commit_table(LAKE_TABLES[name], p)
