@@ -160,6 +160,9 @@ def _sort_order(table: Table, schema: Any) -> Any:
 TABLE_PROPERTIES = {
     "format-version": "2",
     "write.parquet.compression-codec": "zstd",
+    # a dictionary falls back to plain pages after 64 KiB: timestamps, ns and sequence numbers are
+    # nearly unique, and pyarrow's 2 MiB default dictionaries them first (38.7 -> 27.8 bytes a trade)
+    "write.parquet.dict-size-bytes": "65536",
     # hdi retries a commit itself, after checking its key ranges again on the new snapshot:
     # pyiceberg's own retry would append on top of any concurrent commit unchecked.
     "commit.retry.num-retries": "0",
