@@ -411,15 +411,20 @@ class IcebergStore(Store):
     def migrate(self) -> None:
         if self._migrated:
             return
-        self.ledger.migrate()
-        from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+        with self._lock:  # threads of one process migrate once; processes race safely (below)
+            if not self._migrated:
+                self._migrate()
 
+    def _migrate(self) -> None:
+        self.ledger.migrate()
         cat = self.catalog()
+        ns = self.config.namespace
         try:
-            cat.create_namespace_if_not_exists(self.config.namespace)
-        except NamespaceAlreadyExistsError:
-            pass
-        existing = {t[-1] for t in cat.list_tables(self.config.namespace)}
+            cat.create_namespace_if_not_exists(ns)
+        except Exception:  # noqa: BLE001 - another process created it meanwhile (or a real error: below)
+            if (ns,) not in [tuple(n) for n in cat.list_namespaces()]:
+                raise
+        existing = {t[-1] for t in cat.list_tables(ns)}
         for t in LAKE_TABLES.values():
             if t.name in existing:
                 continue
@@ -428,8 +433,9 @@ class IcebergStore(Store):
                 cat.create_table(self.ident(t.name), schema, partition_spec=_partition_spec(t, schema),
                                  sort_order=_sort_order(t, schema), properties=TABLE_PROPERTIES)
                 log.info("lake store %s: created table %s", self.display_url, t.name)
-            except TableAlreadyExistsError:  # another process created it meanwhile
-                pass
+            except Exception:  # noqa: BLE001 - another process created it meanwhile (or a real error: below)
+                if not cat.table_exists(self.ident(t.name)):
+                    raise
         self._migrated = True
 
     def _check(self, tables: list[Table]) -> None:
