@@ -18,7 +18,7 @@ setup: $(STAMP) ## create .venv and install hdi with its pinned dependencies
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,testing]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

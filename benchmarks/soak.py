@@ -136,7 +136,7 @@ def compare(store: str, reference: str, tables: list[str]) -> list[str]:
 
 
 def _soak(args: argparse.Namespace, work: Path, store: str) -> int:  # noqa: PLR0915 - setup, loop, report
-    from hdi.status import status
+    from hdi.status_report import status
     from hdi.store import close_all, open_store
     from hdi.testing.gateway import Gateway
 

@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "read_bars": "hdi.query", "read_trades": "hdi.query", "read_tbbo": "hdi.query",
     "read_mbp1": "hdi.query", "read_statistics": "hdi.query", "read_definitions": "hdi.query",
-    "ingest": "hdi.pipeline", "status": "hdi.status",
+    "ingest": "hdi.pipeline", "status": "hdi.status_report",
     "quarantine_list": "hdi.quarantine", "quarantine_show": "hdi.quarantine", "quarantine_replay": "hdi.quarantine",
 }
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from hdi.pipeline import ingest
     from hdi.quarantine import quarantine_list, quarantine_replay, quarantine_show
     from hdi.query import read_bars, read_definitions, read_mbp1, read_statistics, read_tbbo, read_trades
-    from hdi.status import status
+    from hdi.status_report import status
 
 
 def __getattr__(name: str) -> Any:

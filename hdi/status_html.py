@@ -157,7 +157,7 @@ th{background:#f6f8fa} td{font-variant-numeric:tabular-nums;white-space:nowrap} 
 
 
 def render(report: Any, quarantined: dict[tuple[str, str, str], set[dt.date]] | None = None) -> str:
-    """The page for a :class:`hdi.status.StatusReport` (``quarantined``: see :func:`quarantined_days`)."""
+    """The page for a :class:`hdi.status_report.StatusReport` (``quarantined``: see :func:`quarantined_days`)."""
     quarantined = quarantined or {}
     css = _CSS + "".join(f"rect.{k.replace(' ', '-')}{{fill:{c}}}" for k, c in COLOURS.items())
     legend = "".join(f'<span><i style="background:{c}"></i>{k}</span>' for k, c in COLOURS.items())

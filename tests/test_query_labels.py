@@ -141,7 +141,7 @@ def test_a_continuous_ingest_names_each_contract_without_definitions(gateway, an
     """hdi ingest looks up the raw symbols of the instruments CL.c.0 resolved to: rows across the
     2024-11-18 roll name CLZ4 then CLF5; they are queryable by raw symbol, not counted in status."""
     from hdi.pipeline import ingest
-    from hdi.status import status
+    from hdi.status_report import status
 
     assert ingest(RECIPE, start="2024-11-14", end="2024-11-21", symbols="CL.c.0", store=any_store_url).ok
     df = hdi.read_bars("CL.c.0", "2024-11-14", "2024-11-21", store=any_store_url)

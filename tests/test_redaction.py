@@ -252,7 +252,7 @@ def test_a_cli_crash_prints_its_traceback_redacted(monkeypatch, capsys):
     monkeypatch.setattr(threading, "excepthook", threading.excepthook)
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("hdi.status"), "status", crash)
+    monkeypatch.setattr(importlib.import_module("hdi.status_report"), "status", crash)
     with pytest.raises(SystemExit) as info:
         app.main()
     err = capsys.readouterr().err

@@ -223,7 +223,7 @@ def status(
     fetched (a failed chunk, a range never asked for) is "MISSING". A run marked running* has no
     end recorded: it still runs, or was killed; `hdi ingest --resume RUN_ID` finishes it.
     """
-    from hdi.status import status as get_status
+    from hdi.status_report import status as get_status
 
     render.setup_logging(verbose=False, log_file=None, to_file=False)
     if format not in ("table", "json"):

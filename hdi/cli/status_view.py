@@ -49,7 +49,7 @@ def _columns(rows: list[list[str]], right: set[int], indent: str = "  ") -> list
 
 
 def lines(report: Any, width: int = 100) -> list[Line]:
-    """The text of ``hdi status`` for a :class:`hdi.status.StatusReport`."""
+    """The text of ``hdi status`` for a :class:`hdi.status_report.StatusReport`."""
     out: list[Line] = []
     ed = report.edition
     kind = ("DuckDB, embedded" if ed.get("kind") == "duckdb" else

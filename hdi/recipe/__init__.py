@@ -10,6 +10,8 @@ Every key and op is documented in docs/recipes.md.
 
 from __future__ import annotations
 
+# the op modules register their ops (hdi.recipe.registry.OPS) on import
+from hdi.recipe import ops, ops_columns, ops_market  # noqa: F401
 from hdi.recipe.compile import CompiledRecipe, compile_recipe, recipe_hash
 from hdi.recipe.load import load_recipe
 from hdi.recipe.model import Chunk, Recipe, Request, Source, Step, Target, ValidateOptions

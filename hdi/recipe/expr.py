@@ -15,8 +15,9 @@ Expressions are parsed by ``polars.sql_expr`` (no Python is ever evaluated) and 
 
 from __future__ import annotations
 
+import json
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hdi.errors import allowed_list, did_you_mean
 from hdi.recipe.checks import Problem
@@ -139,9 +140,18 @@ def parse(text: str) -> pl.Expr:
     except Exception as exc:  # polars raises SQLInterfaceError/SQLSyntaxError/ComputeError here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise Problem(f"cannot parse expression {text!r}: {first}", ALLOWED) from None
-    if "subplan" in str(expr):
+    if _has_subplan(json.loads(expr.meta.serialize(format="json"))):
         raise Problem("subqueries are not allowed in an expression", ALLOWED)
     return expr
+
+
+def _has_subplan(node: Any) -> bool:
+    """Whether a serialized expression tree (Polars' ``meta.serialize``) holds a subquery node."""
+    if isinstance(node, dict):
+        return "SubPlan" in node or any(_has_subplan(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_subplan(v) for v in node)
+    return False
 
 
 def columns_read(expr: pl.Expr) -> list[str]:

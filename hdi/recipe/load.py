@@ -19,7 +19,7 @@ from hdi.recipe import checks
 from hdi.recipe.args import Arg
 from hdi.recipe.checks import Problem, message, type_name
 from hdi.recipe.model import Chunk, Recipe, Request, Source, Step, Target, ValidateOptions
-from hdi.recipe.ops import OPS
+from hdi.recipe.registry import OPS
 from hdi.recipe.yamlsrc import YamlProblem, YMap, parse_yaml
 
 TOP_KEYS = ("name", "description", "source", "transform", "validate", "target")

@@ -1,4 +1,4 @@
-"""The op registry and the general-purpose ops.
+"""The general-purpose ops: rename, select, drop, cast, constant, derive, filter.
 
 An op has two halves:
 
@@ -7,70 +7,25 @@ An op has two halves:
 - ``build(args, ctx) -> fn``: compile time. Knows the frame's schema at that step, checks column
   names and types, and returns a pure ``LazyFrame -> LazyFrame`` made of Polars expressions.
 
-Market-data ops (fixed_to_decimal, ordinal, resample, stat_name, stat_value) live in
-``ops_market.py`` and register themselves in the same :data:`OPS`.
+The registry is :mod:`hdi.recipe.registry`; column ops live in ``ops_columns.py``, market-data ops
+(fixed_to_decimal, ordinal, resample, stat_name, stat_value) in ``ops_market.py``. Each op module
+imports only the registry, and :mod:`hdi.recipe` imports every op module.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, Literal
 
 import polars as pl
 
-from hdi.errors import RecipeError, allowed_list, did_you_mean
+from hdi.errors import allowed_list, did_you_mean
 from hdi.recipe import expr as sqlexpr
 from hdi.recipe.args import Arg
-from hdi.recipe.checks import Problem, message
-from hdi.recipe.model import Source, Step
+from hdi.recipe.checks import Problem
+from hdi.recipe.registry import Ctx, StepFn, register
 from hdi.timeutil import TIME_RANGE, in_range, to_utc
-
-StepFn = Callable[[pl.LazyFrame], pl.LazyFrame]
-
-
-class Ctx:
-    """What a step's ``build`` knows: the recipe file, the step, the schema before the step, the source."""
-
-    def __init__(self, file: str, step: Step, schema: dict[str, pl.DataType], source: Source) -> None:
-        self.file, self.step, self.schema, self.source = file, step, schema, source
-        self.source_schema = source.schema
-
-    def fail(self, path: tuple[Any, ...], what: str, allowed: str, hint: str = "") -> NoReturn:
-        line = self.step.line_of(*path)
-        raise RecipeError(message(self.file, line, f"{self.step.label}: {what}", allowed, hint))
-
-    def need(self, col: str, path: tuple[Any, ...]) -> pl.DataType:
-        """The dtype of an existing column, or a clear error listing the columns there are."""
-        if col not in self.schema:
-            self.fail(path, f"unknown column '{col}'", allowed_list(self.schema), did_you_mean(col, self.schema))
-        return self.schema[col]
-
-    def fresh(self, col: str, path: tuple[Any, ...]) -> None:
-        """``col`` is about to be created: it must not exist yet."""
-        if col in self.schema:
-            self.fail(path, f"column '{col}' already exists", "a new column name (drop or rename the old one first)")
-
-
-@dataclass(frozen=True)
-class Op:
-    """A registered op. ``reorders``: it drops, reorders or aggregates rows (ordinal must come before)."""
-
-    name: str
-    parse: Callable[[Arg], Any]
-    build: Callable[[Any, Ctx], StepFn]
-    reorders: bool = False
-
-
-OPS: dict[str, Op] = {}
-
-
-def register(name: str, parse: Callable[[Arg], Any], build: Callable[[Any, Ctx], StepFn], *,
-             reorders: bool = False) -> None:
-    OPS[name] = Op(name, parse, build, reorders)
-
 
 # ---- dtypes ---------------------------------------------------------------------------------
 
@@ -79,6 +34,7 @@ _SIMPLE = {n: getattr(pl, n) for n in ("Int8", "Int16", "Int32", "Int64", "UInt8
 DTYPES_ALLOWED = allowed_list([*_SIMPLE, "Decimal(P,S) with 1<=P<=38, 0<=S<=P",
                                "Datetime(ns|us|ms) or Datetime(ns|us|ms,UTC)"])
 _DECIMAL = re.compile(r"^Decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+_TIME_UNITS: dict[str, Literal["ns", "us", "ms"]] = {"ns": "ns", "us": "us", "ms": "ms"}
 _DATETIME = re.compile(r"^Datetime\(\s*(ns|us|ms)\s*(?:,\s*(UTC)\s*)?\)$")
 
 
@@ -93,7 +49,7 @@ def parse_dtype(text: Any) -> tuple[str, pl.DataType]:
             return f"Decimal({int(m[1])},{int(m[2])})", pl.Decimal(int(m[1]), int(m[2]))
         m = _DATETIME.match(t)
         if m:
-            return (f"Datetime({m[1]},UTC)" if m[2] else f"Datetime({m[1]})"), pl.Datetime(m[1], m[2])
+            return (f"Datetime({m[1]},UTC)" if m[2] else f"Datetime({m[1]})"), pl.Datetime(_TIME_UNITS[m[1]], m[2])
     shown = f"'{text}'" if isinstance(text, str) else repr(text)
     if isinstance(text, str) and "(" in text and ")" not in text:
         shown += " (inside {...} quote a dtype with a comma: 'Decimal(19,9)')"
@@ -292,6 +248,3 @@ register("cast", _parse_cast, _build_cast)
 register("constant", _parse_constant, _build_constant)
 register("derive", _parse_derive, _build_derive)
 register("filter", _parse_expression, _build_filter, reorders=True)
-
-from hdi.recipe import ops_columns as _ops_columns  # noqa: E402,F401  (registers map_values, epoch_ns, utc_date)
-from hdi.recipe import ops_market as _ops_market  # noqa: E402,F401  (registers the market-data ops)

@@ -1,4 +1,4 @@
-"""Column ops: map_values, epoch_ns, utc_date (registered into ``ops.OPS``)."""
+"""Column ops: map_values, epoch_ns, utc_date (registered into ``registry.OPS``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import polars as pl
 
 from hdi.recipe.args import Arg
 from hdi.recipe.checks import type_name
-from hdi.recipe.ops import Ctx, StepFn, register
+from hdi.recipe.registry import Ctx, StepFn, register
 
 # Above this many keys a hash lookup (replace_strict) beats a when/then chain.
 _WHEN_CHAIN_MAX = 16

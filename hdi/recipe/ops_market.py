@@ -1,4 +1,4 @@
-"""Market-data ops: fixed_to_decimal, ordinal, resample, stat_name, stat_value (registered into ``ops.OPS``)."""
+"""Market-data ops: fixed_to_decimal, ordinal, resample, stat_name, stat_value (registered into ``registry.OPS``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import polars as pl
 from hdi.prices import fixed_to_decimal
 from hdi.recipe.args import Arg
 from hdi.recipe.checks import show_when
-from hdi.recipe.ops import Ctx, StepFn, register
+from hdi.recipe.registry import Ctx, StepFn, register
+from hdi.stat_types import QUANTITY_STAT_TYPES, STAT_TYPES
 
 # DBN fixed-point: 1 unit = 1e-9. int64 -> Decimal(38,0) * 1e-9 (Decimal(10,9)) is exact; the float
 # path (col * 1e-9) is not, and Decimal / Decimal keeps scale 0 (reference/libs.md).
@@ -169,22 +170,6 @@ def _build_resample(args: dict[str, Any], ctx: Ctx) -> StepFn:
 
 # ---- statistics ----------------------------------------------------------------------------------
 
-def stat_types() -> dict[int, str]:
-    """DBN StatType number -> name, from databento_dbn."""
-    import databento_dbn
-
-    return {int(v.value): v.name for v in databento_dbn.StatType.variants()}
-
-
-def quantity_stat_types() -> list[int]:
-    """StatTypes whose value is the record's ``quantity`` (all others use ``price``)."""
-    import databento_dbn
-
-    st = databento_dbn.StatType
-    return [int(st.CLEARED_VOLUME.value), int(st.OPEN_INTEREST.value), int(st.BLOCK_VOLUME.value),
-            int(st.VENUE_SPECIFIC_VOLUME_1.value)]
-
-
 def _parse_stat_name(a: Arg) -> dict[str, str]:
     kv = a.keys(("to",), ("from",))
     return {"from": kv["from"].column() if "from" in kv else "stat_type", "to": kv["to"].column()}
@@ -197,7 +182,7 @@ def _build_stat_name(args: dict[str, str], ctx: Ctx) -> StepFn:
     if to != src:
         ctx.fresh(to, ("to",))
     c = pl.col(src)
-    e = c.replace_strict(stat_types(), default=pl.lit("UNKNOWN_") + c.cast(pl.String), return_dtype=pl.String)
+    e = c.replace_strict(STAT_TYPES, default=pl.lit("UNKNOWN_") + c.cast(pl.String), return_dtype=pl.String)
     return lambda lf: lf.with_columns(e.alias(to))
 
 
@@ -227,7 +212,7 @@ def _build_stat_value(args: dict[str, str], ctx: Ctx) -> StepFn:
     price = _stat_part(args["price"], ctx.need(args["price"], ("price",)), True, ctx, "price")
     qty = _stat_part(args["quantity"], ctx.need(args["quantity"], ("quantity",)), False, ctx, "quantity")
     ctx.fresh(args["to"], ("to",))
-    e = (pl.when(pl.col(args["type"]).is_in(quantity_stat_types())).then(qty).otherwise(price)
+    e = (pl.when(pl.col(args["type"]).is_in(list(QUANTITY_STAT_TYPES))).then(qty).otherwise(price)
          .alias(args["to"]))
     return lambda lf: lf.with_columns(e)
 

@@ -1,4 +1,5 @@
-"""The store contract: one interface, two backends (DuckDB embedded, TimescaleDB via ADBC).
+"""The store contract: one interface, two backends (DuckDB embedded, TimescaleDB via ADBC), and the
+one a further backend implements (the abstract methods below, each documented in one line).
 
 Semantics every backend keeps (the contract tests in tests/store/ check them on both):
 
@@ -9,6 +10,9 @@ Semantics every backend keeps (the contract tests in tests/store/ check them on 
 - Reads return Polars frames with the table's columns: exact ``Decimal`` prices, ``Datetime("ns",
   "UTC")`` timestamps rebuilt from the ``*_ns`` columns where the table has them.
 - Every SQL value is a bound parameter; identifiers come from the fixed table definitions only.
+
+The contract only: the SQL it builds is in :mod:`hdi.store.sql`, frame helpers in
+:mod:`hdi.store.frames`, the ledger tables, records and reads in :mod:`hdi.store.ledger`.
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ import polars as pl
 from hdi import interrupt
 from hdi.errors import ConcurrentWriteError, StoreError, allowed_list
 from hdi.redaction import redact_url, remember
+from hdi.store import ledger
+from hdi.store.frames import empty_frame, normalise
 from hdi.store.ledger import INGEST_CHUNKS, INGEST_RUNS, ChunkRecord, RunRecord
-from hdi.store.schema import ALL_TABLES, ident
-from hdi.tables import DATA_TABLES, SYMBOLOGY, ColType, Table
+from hdi.store.schema import ALL_TABLES
+from hdi.store.sql import select_sql, symbology_sql
+from hdi.tables import DATA_TABLES, SYMBOLOGY, Table
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +101,12 @@ class Transaction(ABC):
         """Ask the database to stop the running statement (a no-op when it is idle)."""
 
     @abstractmethod
-    def commit(self) -> None: ...
+    def commit(self) -> None:
+        """Commit every write of the transaction; the transaction ends."""
 
     @abstractmethod
-    def rollback(self) -> None: ...
+    def rollback(self) -> None:
+        """Undo every write of the transaction; the transaction ends (never raises for a dead connection)."""
 
 
 def _table(name: str) -> Table:
@@ -157,7 +166,7 @@ class Store(ABC):
     # -- backend primitives -------------------------------------------------------------------
     @abstractmethod
     def _check(self, tables: list[Table]) -> None:
-        """See :meth:`check`."""
+        """Check schema version, columns and integrity of ``tables`` as :meth:`check` says; reads only."""
 
     @abstractmethod
     def migrate(self) -> None:
@@ -287,62 +296,18 @@ class Store(ABC):
         for c in [*cols, *(equals or {})]:
             if c not in t.names:
                 raise StoreError(f"table '{table}' has no column '{c}'; it has: {', '.join(t.names)}")
-        if not self.has_table(t.name):
+        if not self.has_table(t.name) or (selections is not None and selections.height == 0):
             return empty_frame(t, cols)
-        where, params = [], []
-        tc = ident(t.time_column)
-
-        def p(v: Any) -> str:
-            params.append(v)
-            return f"${len(params)}"
-
-        if start is not None:
-            where.append(f"{tc} >= {p(start)}")
-        if end is not None:
-            where.append(f"{tc} < {p(end)}")
-        for c, v in (equals or {}).items():
-            where.append(f"{ident(c)} = {p(v)}")
-        if selections is not None:
-            if selections.height == 0:
-                return empty_frame(t, cols)
-            ors = []
-            # instruments sharing (dataset, window) share one IN list: 2000 OR terms took DuckDB 8 s
-            groups: dict[tuple[Any, Any, Any], list[int]] = {}
-            for ds, iid, lo, hi in selections.select("dataset", "instrument_id", "from_ts", "to_ts").iter_rows():
-                groups.setdefault((ds, lo, hi), []).append(int(iid))
-            for (ds, lo, hi), iids in groups.items():
-                parts = [f"instrument_id = {p(iids[0])}" if len(iids) == 1
-                         else f"instrument_id IN ({', '.join(p(i) for i in iids)})"]
-                if ds is not None:
-                    parts.append(f"dataset = {p(ds)}")
-                if lo is not None:
-                    parts.append(f"{tc} >= {p(lo)}")
-                if hi is not None:
-                    parts.append(f"{tc} < {p(hi)}")
-                ors.append("(" + " AND ".join(parts) + ")")
-            where.append("(" + " OR ".join(ors) + ")")
-        order = [t.time_column, "instrument_id"] + [c for c in ("ts_recv_ns", "rec_ordinal") if c in t.names]
-        # A timestamp with an exact *_ns companion is rebuilt from it, so fetch the companion too.
-        fetch = cols + [ns for ts, ns in t.ns_columns if ts in cols and ns not in cols]
-        exprs = [self._price_sql(c) if t.column(c).type is ColType.PRICE else ident(c) for c in fetch]
-        sql = (f"SELECT {', '.join(exprs)} FROM {ident(t.name)}"
-               + (f" WHERE {' AND '.join(where)}" if where else "")
-               + f" ORDER BY {', '.join(ident(c) for c in order)}")
+        sql, params = select_sql(t, cols, price_sql=self._price_sql, start=start, end=end,
+                                 selections=selections, equals=equals)
         return normalise(self._fix_prices(self._fetch(sql, params), t), t, cols)
 
     def symbology(self, symbols: Sequence[str] | None = None) -> pl.DataFrame:
         """Symbology rows, for the given symbols (any stype) or all."""
-        if not self.has_table(SYMBOLOGY.name):
+        if not self.has_table(SYMBOLOGY.name) or (symbols is not None and not symbols):
             return empty_frame(SYMBOLOGY, SYMBOLOGY.names)
-        sql = f"SELECT * FROM {ident(SYMBOLOGY.name)}"
-        params: list[Any] = []
-        if symbols is not None:
-            sql += " WHERE symbol IN (" + ", ".join(f"${i + 1}" for i in range(len(symbols))) + ")"
-            params = list(symbols)
-            if not params:
-                return empty_frame(SYMBOLOGY, SYMBOLOGY.names)
-        return normalise(self._fetch(sql + " ORDER BY dataset, symbol, start_date", params), SYMBOLOGY,
-                         SYMBOLOGY.names)
+        sql, params = symbology_sql(symbols)
+        return normalise(self._fetch(sql, params), SYMBOLOGY, SYMBOLOGY.names)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
         """Run a read-only SQL query of hdi's own (status reports). Never pass user text as SQL."""
@@ -350,88 +315,8 @@ class Store(ABC):
 
     def chunks(self, *, status: str | None = None, chunk_ids: Sequence[str] | None = None) -> pl.DataFrame:
         """Ledger rows of ``ingest_chunks``."""
-        if not self.has_table(INGEST_CHUNKS.name):
-            return empty_frame(INGEST_CHUNKS, INGEST_CHUNKS.names)
-        where, params = [], []
-        if status is not None:
-            params.append(status)
-            where.append(f"status = ${len(params)}")
-        if chunk_ids is not None:
-            if not chunk_ids:
-                return empty_frame(INGEST_CHUNKS, INGEST_CHUNKS.names)
-            start = len(params)
-            params.extend(chunk_ids)
-            where.append("chunk_id IN (" + ", ".join(f"${start + i + 1}" for i in range(len(chunk_ids))) + ")")
-        sql = f"SELECT * FROM {ident(INGEST_CHUNKS.name)}" + (f" WHERE {' AND '.join(where)}" if where else "")
-        return normalise(self._fetch(sql + " ORDER BY start_ts, dataset, symbols", params), INGEST_CHUNKS,
-                         INGEST_CHUNKS.names)
+        return ledger.read_chunks(self, status=status, chunk_ids=chunk_ids)
 
     def runs(self, limit: int = 20) -> pl.DataFrame:
         """The most recent ``ingest_runs`` rows, newest first."""
-        if not self.has_table(INGEST_RUNS.name):
-            return empty_frame(INGEST_RUNS, INGEST_RUNS.names)
-        sql = f"SELECT * FROM {ident(INGEST_RUNS.name)} ORDER BY started_at DESC LIMIT $1"
-        return normalise(self._fetch(sql, [int(limit)]), INGEST_RUNS, INGEST_RUNS.names)
-
-
-def overlap_probe(table: Table, frame: pl.DataFrame) -> tuple[str, list[Any]]:
-    """SQL and parameters asking whether any stored row could share a key with ``frame``.
-
-    Cheap and conservative: the frame's time range and instrument range, narrowed by every text key
-    column that holds one value in the frame (dataset, granularity). No row found means the batch
-    can be appended as it is.
-    """
-    tc = table.time_column
-    lo, hi = time_bounds(frame, tc)
-    sql = f"SELECT 1 FROM {ident(table.name)} WHERE {ident(tc)} >= $1 AND {ident(tc)} < $2"
-    params: list[Any] = [lo, hi]
-    if "instrument_id" in table.key:
-        ilo, ihi = frame.select(pl.col("instrument_id").min().alias("lo"),
-                                pl.col("instrument_id").max().alias("hi")).row(0)
-        sql += " AND instrument_id BETWEEN $3 AND $4"
-        params += [int(ilo), int(ihi)]
-    for k in table.key:
-        if table.column(k).type is ColType.TEXT and frame.get_column(k).n_unique() == 1:
-            params.append(frame.get_column(k)[0])
-            sql += f" AND {ident(k)} = ${len(params)}"
-    return sql + " LIMIT 1", params
-
-
-def time_bounds(frame: pl.DataFrame, column: str) -> tuple[Any, Any]:
-    """[lo, hi) covering every value of a time column, as Python values (µs precision).
-
-    Python datetimes hold microseconds, so the upper bound is the max plus one microsecond, used
-    with ``<``: a ns timestamp is never lost between two bounds.
-    """
-    lo, hi = frame.select(pl.col(column).min().alias("lo"), pl.col(column).max().alias("hi")).row(0)
-    if isinstance(hi, dt.datetime):
-        hi = hi + dt.timedelta(microseconds=1)
-    elif isinstance(hi, dt.date):
-        hi = hi + dt.timedelta(days=1)
-    return lo, hi
-
-
-def empty_frame(table: Table, columns: Sequence[str]) -> pl.DataFrame:
-    """A typed empty frame with the given columns of the table."""
-    return pl.DataFrame(schema={c: table.column(c).type.polars for c in columns})
-
-
-def normalise(frame: pl.DataFrame, table: Table, columns: Sequence[str]) -> pl.DataFrame:
-    """Give a fetched frame exactly the table's dtypes; rebuild ns timestamps from *_ns columns."""
-    exprs = []
-    ns_of = dict(table.ns_columns)
-    for c in columns:
-        target = table.column(c).type.polars
-        if c in ns_of and ns_of[c] in frame.columns:
-            exprs.append(pl.col(ns_of[c]).cast(pl.Datetime("ns")).dt.replace_time_zone("UTC").alias(c))
-            continue
-        dtype = frame.schema[c]
-        if isinstance(dtype, pl.Datetime):
-            e = pl.col(c)
-            e = e.dt.replace_time_zone("UTC") if dtype.time_zone is None else e.dt.convert_time_zone("UTC")
-            exprs.append(e.dt.cast_time_unit("ns").alias(c))
-        elif dtype != target:
-            exprs.append(pl.col(c).cast(target))
-        else:
-            exprs.append(pl.col(c))
-    return frame.select(exprs)
+        return ledger.read_runs(self, limit)

@@ -20,10 +20,12 @@ import polars as pl
 
 from hdi.errors import StoreError
 from hdi.store import duckdb_share as share
-from hdi.store.base import Store, Transaction, WriteResult, overlap_probe, time_bounds
+from hdi.store.base import Store, Transaction, WriteResult
 from hdi.store.check import column_problem, damaged, version_problem
+from hdi.store.frames import time_bounds
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import ALL_TABLES, conform, create_table_sql, ident
+from hdi.store.sql import overlap_probe
 from hdi.tables import Table
 
 log = logging.getLogger(__name__)
@@ -186,10 +188,8 @@ class DuckDBStore(Store):
                         con.execute(f"SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM {ident(t.name)}").fetchall()
                 except duckdb.Error as e:
                     raise damaged(where, str(e).splitlines()[0]) from None
-        except StoreError as e:
-            if e.message.startswith(f"cannot open DuckDB store {self.path}: "):  # not a database, or unreadable
-                raise damaged(where, e.message.split(": ", 1)[1]) from None
-            raise
+        except share.CannotOpen as e:  # not a database, or unreadable
+            raise damaged(where, e.reason) from None
 
     # -- reads --------------------------------------------------------------------------------
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
@@ -261,7 +261,8 @@ class _DuckTxn(Transaction):
 
     def _write(self, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
         batch = conform(frame, table, backend="duckdb")
-        return self._guard("write", lambda: self._write_batch(table, batch, on_conflict))
+        result: WriteResult = self._guard("write", lambda: self._write_batch(table, batch, on_conflict))
+        return result
 
     def _write_batch(self, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
         # The SQL reads the frame as `hdi_batch`, this function's local variable, through DuckDB's

@@ -185,6 +185,14 @@ def _detach(host: _Host) -> None:
         raise
 
 
+class CannotOpen(StoreError):
+    """DuckDB refused to open the file (not a database, unreadable); ``reason`` is DuckDB's first line."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot open DuckDB store {path}: {reason}")
+        self.reason = reason
+
+
 _HOLDER = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
 
 
@@ -209,11 +217,11 @@ def _attach(host: _Host, path: Path, write: bool) -> None:
             except duckdb.IOException as e:
                 first = str(e).splitlines()[0]
                 if "lock" not in first.lower():
-                    raise StoreError(f"cannot open DuckDB store {path}: {first}") from None
+                    raise CannotOpen(path, first) from None
                 m = _HOLDER.search(first)
                 holder = f"process {m.group(2)} ({Path(m.group(1)).name})" if m else "another process"
             except duckdb.Error as e:
-                raise StoreError(f"cannot open DuckDB store {path}: {str(e).splitlines()[0]}") from None
+                raise CannotOpen(path, str(e).splitlines()[0]) from None
             left = deadline - time.monotonic()
             if left <= 0:
                 raise StoreError(

@@ -58,8 +58,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import polars as pl
 
 from hdi.errors import ConcurrentWriteError, StoreError
-from hdi.store.base import Store, Transaction, WriteResult, time_bounds
+from hdi.store.base import Store, Transaction, WriteResult
 from hdi.store.check import column_problem, damaged, version_problem
+from hdi.store.frames import time_bounds
 from hdi.store.ledger import LEDGER_TABLES, ChunkRecord, RunRecord
 from hdi.store.migrate import MIGRATIONS_TABLE
 from hdi.store.schema import ALL_TABLES, SCHEMA_VERSION, conform

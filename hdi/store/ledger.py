@@ -3,14 +3,25 @@
 A chunk is one source request (dataset, schema, symbols, time range) loaded by one recipe. Its ledger
 row and its data commit in the same transaction, so after a crash either both are there or neither is:
 a re-run skips chunks whose status is ``done`` for the same recipe hash and retries the rest.
+
+This module holds the ledger tables, their typed records and the ledger reads every backend shares
+(:meth:`hdi.store.base.Store.chunks` / :meth:`~hdi.store.base.Store.runs` call them).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
+import polars as pl
+
+from hdi.store.frames import empty_frame, normalise
 from hdi.tables import ColType, Column, Table
+
+if TYPE_CHECKING:
+    from hdi.store.base import Store
 
 _T, _I, _TS, _F = ColType.TEXT, ColType.I64, ColType.TS, ColType.F64
 
@@ -159,3 +170,37 @@ class RunRecord:
 
     def row(self) -> dict[str, object]:
         return asdict(self)
+
+
+def _quoted(table: Table) -> str:
+    # the ledger's own fixed table names (hdi.store.schema.ident imports this module, so no ident here)
+    return '"' + table.name + '"'
+
+
+def read_chunks(store: Store, *, status: str | None = None,
+                chunk_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    """Ledger rows of ``ingest_chunks`` in ``store``, with a status and/or among chunk ids."""
+    if not store.has_table(INGEST_CHUNKS.name):
+        return empty_frame(INGEST_CHUNKS, INGEST_CHUNKS.names)
+    where: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        params.append(status)
+        where.append(f"status = ${len(params)}")
+    if chunk_ids is not None:
+        if not chunk_ids:
+            return empty_frame(INGEST_CHUNKS, INGEST_CHUNKS.names)
+        start = len(params)
+        params.extend(chunk_ids)
+        where.append("chunk_id IN (" + ", ".join(f"${start + i + 1}" for i in range(len(chunk_ids))) + ")")
+    sql = f"SELECT * FROM {_quoted(INGEST_CHUNKS)}" + (f" WHERE {' AND '.join(where)}" if where else "")
+    return normalise(store.query(sql + " ORDER BY start_ts, dataset, symbols", params), INGEST_CHUNKS,
+                     INGEST_CHUNKS.names)
+
+
+def read_runs(store: Store, limit: int = 20) -> pl.DataFrame:
+    """The most recent ``ingest_runs`` rows in ``store``, newest first."""
+    if not store.has_table(INGEST_RUNS.name):
+        return empty_frame(INGEST_RUNS, INGEST_RUNS.names)
+    sql = f"SELECT * FROM {_quoted(INGEST_RUNS)} ORDER BY started_at DESC LIMIT $1"
+    return normalise(store.query(sql, [int(limit)]), INGEST_RUNS, INGEST_RUNS.names)

@@ -24,10 +24,11 @@ import polars as pl
 from hdi.errors import ConcurrentWriteError, StoreError
 from hdi.prices import fixed_to_decimal
 from hdi.redaction import libpq_url, redact
-from hdi.store.base import Store, Transaction, WriteResult, overlap_probe
+from hdi.store.base import Store, Transaction, WriteResult
 from hdi.store.check import column_problem, damaged, version_problem
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import SQL_TYPES, conform, ident, key_index_name
+from hdi.store.sql import overlap_probe
 from hdi.store.timescale_adbc import Database
 from hdi.tables import ColType, Table
 
@@ -43,11 +44,26 @@ _PERMANENT = (("password authentication failed", "check the user and password in
 # Column types as PostgreSQL's format_type() names hdi's DDL types.
 _PG_TYPES = {ct: {"timestamptz": "timestamp with time zone"}.get(sql, sql) for ct, sql in SQL_TYPES["timescale"].items()}
 
-# Messages of errors after which the connection is unusable and the operation may be retried.
-_TRANSIENT = ("server closed the connection", "terminating connection", "connection refused",
-              "could not connect", "no connection to the server", "connection to server",
-              "the database system is shutting down", "the database system is starting up",
-              "ssl syscall error", "broken pipe", "connection reset", "failed to connect")
+# SQLSTATEs after which the connection is gone and the operation may be redone on a new one: class
+# 08 (connection exception), 57P01 admin shutdown (a terminated backend), 57P02 crash shutdown,
+# 57P03 cannot connect now (starting up / shutting down).
+_TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def _is_transient(e: BaseException) -> bool:
+    """Whether a driver error means the link to the server failed (retry on a new connection).
+
+    A statement the server refused carries its SQLSTATE; an ADBC ``OperationalError`` with status IO
+    and no SQLSTATE is libpq losing (or never getting) the link: the server closed or reset it, it
+    was terminated, refused or unreachable.
+    """
+    import adbc_driver_manager as adbc
+
+    if not isinstance(e, adbc.Error):
+        return False
+    if e.sqlstate:
+        return e.sqlstate.startswith(_TRANSIENT_SQLSTATES)
+    return isinstance(e, adbc.OperationalError) and e.status_code == adbc.AdbcStatusCode.IO
 
 
 class TimescaleStore(Store):
@@ -76,9 +92,12 @@ class TimescaleStore(Store):
         for prefix in ("IO: ", "INVALID_STATE: ", "INTERNAL: "):
             text = text.replace(prefix, "")
         text = redact(text)  # before it is cut to length: a secret cut in half is no longer recognised
-        transient = always_transient or any(t in text.lower() for t in _TRANSIENT)
+        transient = always_transient or _is_transient(e)
         hint = f" ({_CONNECT_HINT})" if what == "cannot connect" else ""
         if what == "cannot connect":
+            # libpq reports a rejected connection without a SQLSTATE (the ADBC error's sqlstate,
+            # vendor_code and details are empty): its message is all there is to tell a wrong
+            # password from a server that is down.
             fix = next((f for k, f in _PERMANENT if k in text.lower()), None)
             if fix is not None:
                 transient, hint = False, f" ({fix})"
@@ -216,7 +235,7 @@ class TimescaleStore(Store):
                     cur = self._reader().cursor()
                     try:
                         cur.execute(sql, parameters=tuple(params) if params else None)
-                        frame = cur.fetch_polars()
+                        frame: pl.DataFrame = cur.fetch_polars()
                     finally:
                         cur.close()
                     break

@@ -1,8 +1,8 @@
 """A local Databento-compatible HTTPS gateway for tests, ``make demo`` and benchmarks.
 
 The official ``databento.Historical`` client talks to it unmodified: it serves HTTPS with a
-throwaway CA made by ``trustme``; a client process trusts it through ``REQUESTS_CA_BUNDLE`` /
-``SSL_CERT_FILE`` (see :meth:`Gateway.env`) and finds it through ``HDI_DATABENTO_GATEWAY``.
+throwaway CA made by ``trustme`` (the ``testing`` extra: ``pip install 'hdi[testing]'``); a client
+process trusts it through ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` (see :meth:`Gateway.env`) and finds it through ``HDI_DATABENTO_GATEWAY``.
 
 In process::
 
@@ -28,6 +28,7 @@ import os
 import signal
 import socket
 import ssl
+import sys
 import tempfile
 import threading
 import time
@@ -36,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from hdi.errors import ConfigError
 from hdi.testing import faults as faults_mod
 from hdi.testing.api import Api, ApiError, Reply
 from hdi.testing.wire import LoggedRequest, RequestLog, basic_auth_user, error_for_status, parse_params
@@ -61,7 +63,7 @@ class _Server(ThreadingHTTPServer):
             logger.debug("TLS handshake failed from %s: %s", client_address, exc)
             return
         try:
-            self.RequestHandlerClass(conn, client_address, self)
+            self.RequestHandlerClass(conn, client_address, self)  # type: ignore[arg-type]  # typeshed: Self
         finally:
             try:
                 conn.close()
@@ -196,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _control(self, method: str, path: str, body: bytes) -> None:
         gw = self.server.gateway
         try:
-            data = json.loads(body) if body else None
+            data: Any = json.loads(body) if body else None
             if path == "/_hdi/faults" and method == "POST":
                 specs = data if isinstance(data, list) else [data]
                 armed = [gw.faults.add_dict(s).id for s in specs]
@@ -256,7 +258,10 @@ class Gateway:
         self.ca_path: Path | None = None
 
     def start(self) -> Gateway:
-        import trustme
+        try:
+            import trustme
+        except ImportError:
+            raise ConfigError(TRUSTME_MISSING) from None
 
         if self._server is not None:
             return self
@@ -331,6 +336,10 @@ class Gateway:
                 "HDI_DATABENTO_GATEWAY": self.url}
 
 
+# trustme (the throwaway CA) is in the `testing` extra, not in a plain `pip install hdi`.
+TRUSTME_MISSING = "the test gateway needs trustme, which is not installed: pip install 'hdi[testing]'"
+
+
 def _parse_now(value: str) -> datetime:
     dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
@@ -349,8 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.no_trade:
         ds, sym, day = item.split(":")
         no_trade.append((ds, sym, date.fromisoformat(day)))
-    gw = Gateway(port=args.port, state_dir=args.state_dir, now=_parse_now(args.now) if args.now else None,
-                 no_trade=tuple(no_trade)).start()
+    try:
+        gw = Gateway(port=args.port, state_dir=args.state_dir, now=_parse_now(args.now) if args.now else None,
+                     no_trade=tuple(no_trade)).start()
+    except ConfigError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 1
     info = {"url": gw.url, "ca_path": str(gw.ca_path), "pid": os.getpid()}
     if args.state_dir:
         (Path(args.state_dir) / "gateway.json").write_text(json.dumps(info))

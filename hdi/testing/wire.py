@@ -21,19 +21,22 @@ _STATUS_TEXT = {
 }
 
 
-class LoggedRequest(tuple):
+class LoggedRequest(tuple[str, str, dict[str, str]]):
     """``(method, path, params)`` of one request, plus ``.fault`` (the injected fault, if any),
     ``.status`` (the HTTP status answered) and ``.request_id``."""
 
     method: str
     path: str
     params: dict[str, str]
+    fault: str | None
+    status: int | None
+    request_id: str
 
     def __new__(cls, method: str, path: str, params: dict[str, str], fault: str | None = None,
                 request_id: str = "") -> LoggedRequest:
         self = super().__new__(cls, (method, path, params))
         self.fault = fault
-        self.status: int | None = None
+        self.status = None
         self.request_id = request_id
         return self
 

@@ -30,19 +30,9 @@ import polars as pl
 from pydantic import create_model
 
 from hdi.errors import ValidationError, allowed_list, did_you_mean
+from hdi.stat_types import STAT_TYPES
 from hdi.tables import DATA_TABLES, GRANULARITIES, ColType, Table
 
-# databento_dbn 0.70.0 StatType (value -> name); tests/validate checks it against the library.
-STAT_TYPES: dict[int, str] = {
-    1: "OPENING_PRICE", 2: "INDICATIVE_OPENING_PRICE", 3: "SETTLEMENT_PRICE",
-    4: "TRADING_SESSION_LOW_PRICE", 5: "TRADING_SESSION_HIGH_PRICE", 6: "CLEARED_VOLUME",
-    7: "LOWEST_OFFER", 8: "HIGHEST_BID", 9: "OPEN_INTEREST", 10: "FIXING_PRICE", 11: "CLOSE_PRICE",
-    12: "NET_CHANGE", 13: "VWAP", 14: "VOLATILITY", 15: "DELTA", 16: "UNCROSSING_PRICE",
-    17: "UPPER_PRICE_LIMIT", 18: "LOWER_PRICE_LIMIT", 19: "BLOCK_VOLUME", 20: "INDICATIVE_CLOSE_PRICE",
-    21: "MWCB_LEVEL_1", 22: "MWCB_LEVEL_2", 23: "MWCB_LEVEL_3", 24: "AUCTION_COLLAR_REFERENCE_PRICE",
-    25: "AUCTION_COLLAR_UPPER_PRICE", 26: "AUCTION_COLLAR_LOWER_PRICE",
-    10001: "VENUE_SPECIFIC_VOLUME_1", 10002: "VENUE_SPECIFIC_PRICE_1",
-}
 SIDES = ("buy", "sell")
 BOOK_ACTIONS = ("A", "C", "M", "R", "T", "F", "N")
 SECURITY_UPDATE_ACTIONS = ("A", "M", "D")

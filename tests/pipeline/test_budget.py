@@ -13,7 +13,7 @@ import polars as pl
 import hdi
 from hdi import config
 from hdi.pipeline import ingest
-from hdi.status import status
+from hdi.status_report import status
 from hdi.store import open_store
 from hdi.testing.dbnfiles import Bar, write_daily_bars
 

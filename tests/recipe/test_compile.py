@@ -237,7 +237,7 @@ def test_map_values_key_type_must_match_the_column(steps_recipe) -> None:
 
 def test_every_op_and_key_is_documented() -> None:
     from hdi.recipe.load import SOURCE_KEYS, TOP_KEYS
-    from hdi.recipe.ops import OPS
+    from hdi.recipe.registry import OPS
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "recipes.md").read_text()
     headings = {w.strip(",") for line in doc.splitlines() if line.startswith("### ") for w in line[4:].split()}

@@ -13,13 +13,13 @@ Stored rows per (dataset, table, granularity, symbol) come from one grouped quer
 first and last time per instrument and UTC day), mapped to symbols through the symbology table
 (a continuous symbol counts each contract on its own days); an instrument no symbol maps is shown
 by its id.
+
+The public function is :func:`hdi.status` (``hdi/__init__.py`` loads it from here on first use).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import sys
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,13 +118,13 @@ def _report(st: Any, quarantine_dir: str | Path | None, runs: int) -> StatusRepo
                         edition=edition, over_budget=over)
 
 
-def _utc(v: Any) -> dt.datetime | None:
+def _utc(v: dt.datetime | None) -> dt.datetime | None:
     if v is None:
         return None
     return v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
 
 
-_DAILY_SCHEMA = {"table": pl.String, "dataset": pl.String, "instrument_id": pl.Int64, "granularity": pl.String,
+_DAILY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {"table": pl.String, "dataset": pl.String, "instrument_id": pl.Int64, "granularity": pl.String,
                  "day": pl.Date, "rows": pl.Int64, "first": pl.Datetime("ns", "UTC"), "last": pl.Datetime("ns", "UTC")}
 
 
@@ -166,7 +166,7 @@ def _tables(st: Any, daily: pl.DataFrame) -> pl.DataFrame:
             .with_columns(pl.col("rows").fill_null(0)))
 
 
-_SYMBOLS_SCHEMA = {"dataset": pl.String, "table": pl.String, "granularity": pl.String, "symbol": pl.String,
+_SYMBOLS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {"dataset": pl.String, "table": pl.String, "granularity": pl.String, "symbol": pl.String,
                    "rows": pl.Int64, "days": pl.UInt32, "first": pl.Datetime("ns", "UTC"),
                    "last": pl.Datetime("ns", "UTC")}
 
@@ -192,7 +192,7 @@ def _symbols(st: Any, daily: pl.DataFrame) -> pl.DataFrame:
             .sort("dataset", "table", "granularity", "symbol", nulls_last=True).select(list(_SYMBOLS_SCHEMA)))
 
 
-_COVERAGE_SCHEMA = {
+_COVERAGE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "dataset": pl.String, "schema": pl.String, "symbol": pl.String, "first_day": pl.Date, "last_day": pl.Date,
     "rows_fetched": pl.Int64, "days_with_data": pl.UInt32, "days_no_data": pl.UInt32, "days_missing": pl.UInt32,
     "missing": pl.List(pl.String), "no_data": pl.List(pl.String),
@@ -201,13 +201,13 @@ _COVERAGE_SCHEMA = {
 
 def _ranges(days: list[dt.date]) -> list[str]:
     """[d1, d2, d3, d7] -> ["d1..d3", "d7"]."""
-    out: list[str] = []
+    out: list[tuple[dt.date, dt.date]] = []
     for d in sorted(days):
         if out and (d - out[-1][1]).days == 1:
             out[-1] = (out[-1][0], d)
         else:
-            out.append((d, d))  # type: ignore[arg-type]
-    return [a.isoformat() if a == b else f"{a.isoformat()}..{b.isoformat()}" for a, b in out]  # type: ignore[misc]
+            out.append((d, d))
+    return [a.isoformat() if a == b else f"{a.isoformat()}..{b.isoformat()}" for a, b in out]
 
 
 def _still_failed(failed: pl.DataFrame, days: pl.DataFrame | None) -> pl.DataFrame:
@@ -258,14 +258,3 @@ def _coverage(days: pl.DataFrame | None, failed: pl.DataFrame) -> pl.DataFrame:
                     "missing": _ranges(missing), "no_data": _ranges(no_data)})
     return pl.DataFrame(out, schema=_COVERAGE_SCHEMA).sort("dataset", "schema", "symbol")
 
-
-class _CallableModule(types.ModuleType):
-    """``hdi.status`` is both this module and the public function: importing the module first
-    (``from hdi.status import StatusReport``) binds the module to ``hdi.status``, so calling it
-    must still work."""
-
-    def __call__(self, store: str | None = None, **kwargs: Any) -> StatusReport:
-        return status(store, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
