@@ -193,8 +193,8 @@ def _soak(args: argparse.Namespace, work: Path, store: str) -> int:  # noqa: PLR
         reference = f"duckdb://{work / 'reference.duckdb'}"
         os.environ["HDI_CACHE_DIR"] = str(work / "reference-raw")
         from hdi.pipeline import ingest
+        from hdi.pipeline.update import complete_bars_end
         from hdi.recipe.load import load_recipe
-        from hdi.update import complete_bars_end
 
         for name in names:
             recipe, symbols = RECIPES[name]

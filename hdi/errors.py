@@ -39,19 +39,31 @@ class ConfigError(HdiError):
 
 
 class SourceError(HdiError):
-    """Fetching raw DBN failed: Databento API, network, cache, files on disk."""
+    """Fetching raw DBN failed: Databento API, network, cache, files on disk.
+
+    For an answer of Databento's API: ``http_status``, Databento's error ``case`` (e.g.
+    ``symbology_invalid_request``, ``data_end_after_available_end``) and its ``request_id``;
+    decisions read these fields, never the message.
+    """
 
     def __init__(
         self, message: str, *, transient: bool | None = None, http_status: int | None = None,
-        retry_after: float | None = None,
+        retry_after: float | None = None, case: str | None = None, request_id: str | None = None,
     ) -> None:
         super().__init__(message, transient=transient)
         self.http_status = http_status
         self.retry_after = retry_after
+        self.case = case
+        self.request_id = request_id
 
 
 class DecodeError(HdiError):
     """DBN bytes could not be turned into frames: corrupt, truncated or unsupported version."""
+
+
+class SchemaNeededError(DecodeError):
+    """A mixed-schema DBN file (a live capture: no schema in its metadata) was opened without saying
+    which schema to read from it."""
 
 
 class RecipeError(HdiError):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
+from collections.abc import Sequence
 
 import polars as pl
 
-from hdi.decode.dbn import decode_file, frame_schema
+from hdi.decode.dbn import decode_file
 from hdi.errors import ConfigError
-from hdi.report import ChunkOutcome
+from hdi.schemas import SCHEMAS
+from hdi.source.base import Estimate
 from hdi.source.chunks import Request
 from hdi.source.files import DbnFile
 
@@ -42,12 +43,11 @@ class FileWindow:
         return e
 
 
-def file_window(params: dict[str, Any]) -> FileWindow | None:
+def file_window(start: str | None, end: str | None, symbols: Sequence[str] | None) -> FileWindow | None:
     """``--start/--end/--symbols`` as a filter on files' records, or None when none is given."""
     from hdi.recipe.checks import Problem, date_range
     from hdi.recipe.checks import when as parse_when
 
-    start, end, symbols = params.get("start"), params.get("end"), params.get("symbols")
     if start is None and end is None and symbols is None:
         return None
     try:
@@ -93,9 +93,9 @@ def file_request(f: DbnFile, window: FileWindow | None) -> tuple[Request | None,
     return Request(m.dataset or "unknown", f.schema, m.stype_in or "instrument_id", symbols, start, end), bounded
 
 
-def estimate_file(chunk_id: str, label: str, f: DbnFile, keep: FileWindow | None) -> ChunkOutcome:
+def estimate_file(f: DbnFile, keep: FileWindow | None) -> Estimate:
     """A file's real record count, symbols and time range (it is decoded: no network, no store)."""
-    ts = "ts_recv" if "ts_recv" in frame_schema(f.schema) else "ts_event"
+    ts = SCHEMAS[f.schema].index_ts
     total = kept = 0
     symbols: set[str] = set()
     first = last = None
@@ -108,5 +108,5 @@ def estimate_file(chunk_id: str, label: str, f: DbnFile, keep: FileWindow | None
             symbols |= set(batch.get_column("symbol").drop_nulls().unique().to_list())
             lo, hi = batch.select(pl.col(ts).min().alias("lo"), pl.col(ts).max().alias("hi")).row(0)
             first, last = min(first or lo, lo), max(last or hi, hi)
-    return ChunkOutcome(chunk_id, label, "estimated", record_count=kept, cost_usd=0.0,
-                        rows_left_out=total - kept, symbols=",".join(sorted(symbols)), first_ts=first, last_ts=last)
+    return Estimate(record_count=kept, billable_bytes=None, cost_usd=0.0, rows_left_out=total - kept,
+                    symbols=",".join(sorted(symbols)), first_ts=first, last_ts=last)

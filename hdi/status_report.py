@@ -30,6 +30,7 @@ from hdi import config
 from hdi.store import open_store
 from hdi.store.schema import ident
 from hdi.tables import DATA_TABLES
+from hdi.timeutil import as_utc
 
 
 @dataclass
@@ -121,7 +122,7 @@ def _report(st: Any, quarantine_dir: str | Path | None, runs: int) -> StatusRepo
 def _utc(v: dt.datetime | None) -> dt.datetime | None:
     if v is None:
         return None
-    return v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
+    return as_utc(v)
 
 
 _DAILY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {"table": pl.String, "dataset": pl.String, "instrument_id": pl.Int64, "granularity": pl.String,

@@ -25,6 +25,7 @@ from enum import Enum
 import polars as pl
 
 from hdi.errors import QueryError, allowed_list, did_you_mean
+from hdi.schemas import SCHEMAS
 
 
 class ColType(Enum):
@@ -284,11 +285,7 @@ TABLES: dict[str, Table] = {**DATA_TABLES, SYMBOLOGY.name: SYMBOLOGY}
 GRANULARITIES = ("1s", "1m", "5m", "15m", "1h", "1d")
 
 # Databento schema -> the table its records land in.
-SCHEMA_TABLE: dict[str, str] = {
-    "ohlcv-1s": "ohlcv", "ohlcv-1m": "ohlcv", "ohlcv-1h": "ohlcv", "ohlcv-1d": "ohlcv",
-    "trades": "trades", "tbbo": "tbbo", "mbp-1": "mbp1",
-    "statistics": "statistics", "definition": "instruments",
-}
+SCHEMA_TABLE: dict[str, str] = {name: s.table for name, s in SCHEMAS.items()}
 
 
 def table(name: str) -> Table:

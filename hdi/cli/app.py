@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from hdi import schemas
 from hdi.cli import render
 from hdi.cli.quarantine_cmd import quarantine_app
 from hdi.errors import ConfigError, HdiError
@@ -32,8 +33,9 @@ StoreOpt = Annotated[str | None, typer.Option(
     "Default: HDI_STORE, else ./data/hdi.duckdb (HDI_DATA_DIR moves ./data).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log INFO lines to the console too.")]
 
-SCHEMAS = ("ohlcv-1s", "ohlcv-1m", "ohlcv-5m", "ohlcv-15m", "ohlcv-1h", "ohlcv-1d", "trades", "tbbo", "mbp-1",
-           "statistics", "definition")
+SCHEMAS = (*sorted((s for s in (*schemas.SCHEMAS, *schemas.RESAMPLED_BARS) if schemas.bar_seconds(s)),
+                   key=lambda s: schemas.bar_seconds(s) or 0),
+           *(s for s in schemas.SCHEMAS if schemas.bar_seconds(s) is None))
 FORMATS = ("parquet", "csv", "table")
 EXIT_OVER_BUDGET = 3  # hdi ingest: every good row stored, more rows quarantined than max_failure_rate
 

@@ -30,17 +30,14 @@ import polars as pl
 
 from hdi.decode.symbols import SymbolMapper, symbology_frame
 from hdi.errors import DecodeError, allowed_list, did_you_mean
+from hdi.schemas import SCHEMAS
 
 if TYPE_CHECKING:
     from hdi.source.files import DbnFile
 
 __all__ = ["SUPPORTED_SCHEMAS", "decode_file", "frame_schema", "symbology_frame"]
 
-SCHEMA_CLASSES: dict[str, type] = {
-    "ohlcv-1s": dbn.OHLCVMsg, "ohlcv-1m": dbn.OHLCVMsg, "ohlcv-1h": dbn.OHLCVMsg, "ohlcv-1d": dbn.OHLCVMsg,
-    "trades": dbn.TradeMsg, "tbbo": dbn.MBP1Msg, "mbp-1": dbn.MBP1Msg,
-    "statistics": dbn.StatMsg, "definition": dbn.InstrumentDefMsg,
-}
+SCHEMA_CLASSES: dict[str, type] = {name: getattr(dbn, s.record) for name, s in SCHEMAS.items()}
 SUPPORTED_SCHEMAS: tuple[str, ...] = tuple(SCHEMA_CLASSES)
 
 _INT_TYPES: dict[str, pl.DataType] = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 import polars as pl
@@ -12,7 +11,9 @@ from hdi.prices import fixed_to_decimal
 from hdi.recipe.args import Arg
 from hdi.recipe.checks import show_when
 from hdi.recipe.registry import Ctx, StepFn, register
+from hdi.schemas import SCHEMAS
 from hdi.stat_types import QUANTITY_STAT_TYPES, STAT_TYPES
+from hdi.timeutil import every_seconds
 
 # DBN fixed-point: 1 unit = 1e-9. int64 -> Decimal(38,0) * 1e-9 (Decimal(10,9)) is exact; the float
 # path (col * 1e-9) is not, and Decimal / Decimal keeps scale 0 (reference/libs.md).
@@ -95,20 +96,8 @@ def _may_repeat(df: pl.DataFrame, over: list[str]) -> pl.Series:
 
 # ---- resample ------------------------------------------------------------------------------------
 
-_EVERY = re.compile(r"^([1-9][0-9]*)(s|m|h|d)$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_SOURCE_BAR_S = {"ohlcv-1s": 1, "ohlcv-1m": 60, "ohlcv-1h": 3600, "ohlcv-1d": 86400}
 _AGGS = ("first", "max", "min", "last", "sum")
 _AGG_DEFAULTS = {"first": ["open"], "max": ["high"], "min": ["low"], "last": ["close"], "sum": ["volume"]}
-
-
-def every_seconds(text: Any) -> int | None:
-    """Seconds in a resample interval such as 5m; None unless it is <N>s|m|h|d and divides a day."""
-    m = _EVERY.match(text) if isinstance(text, str) else None
-    if not m:
-        return None
-    secs = int(m[1]) * _UNIT_S[m[2]]
-    return secs if 86400 % secs == 0 else None
 
 
 def _parse_resample(a: Arg) -> dict[str, Any]:
@@ -129,7 +118,7 @@ def _build_resample(args: dict[str, Any], ctx: Ctx) -> StepFn:
     if by is None:  # one bar series per instrument, and per venue where the frame says (OPRA)
         by = [c for c in ("dataset", "instrument_id", "publisher_id") if c in ctx.schema or c != "publisher_id"]
     secs = every_seconds(every) or 0
-    bar = _SOURCE_BAR_S.get(ctx.source_schema)
+    bar = info.bar_seconds if (info := SCHEMAS.get(ctx.source_schema)) else None
     if bar is None or secs < bar or secs % bar:
         ctx.fail(("every",), f"cannot build {every} bars from schema {ctx.source_schema}",
                  "a source ohlcv-1s/1m/1h/1d whose bar size divides the interval, e.g. ohlcv-1m -> 5m")

@@ -21,11 +21,12 @@ import re
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hdi.errors import DecodeError, SourceError
-from hdi.source.chunks import Request, iso
+from hdi.source.chunks import Request
 from hdi.source.dbncheck import Verified, verify
+from hdi.timeutil import iso
 
 if TYPE_CHECKING:
     from hdi.source.files import DbnFile
@@ -46,7 +47,7 @@ def public_source(gateway: str | None) -> str:
     return f"{scheme.lower()}://{host}"
 
 
-def _sidecar_problem(side: Any, request: Request) -> str | None:
+def _sidecar_problem(side: object, request: Request) -> str | None:
     """Why a sidecar cannot vouch for a file of ``request`` (None: it can)."""
     if not isinstance(side, dict):
         return "its sidecar is not a JSON object"
@@ -61,7 +62,7 @@ def _sidecar_problem(side: Any, request: Request) -> str | None:
     return None
 
 
-def _file_problem(side: dict[str, Any], info: Verified) -> str | None:
+def _file_problem(side: dict[str, object], info: Verified) -> str | None:
     """Where a fully read file disagrees with its sidecar (None: nowhere)."""
     checks = [("records", info.records, "records"), ("record_size", info.record_size, "byte records"),
               ("raw_bytes", info.raw_bytes, "bytes of DBN"), ("file_bytes", info.file_bytes, "bytes"),
@@ -172,7 +173,7 @@ class RawCache:
         self._checked[final] = _stamp(final.stat())
         return final
 
-    def _add_hash(self, request: Request, sidecar: dict[str, Any]) -> None:
+    def _add_hash(self, request: Request, sidecar: dict[str, object]) -> None:
         """Rewrite an old sidecar with the file's size and hash; a failure only costs the next hit a
         check without them."""
         side_tmp = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from hdi.errors import ConfigError, allowed_list, did_you_mean
+from hdi.timeutil import as_utc, iso
 
 PERIODS = ("day", "week", "month", "year", "<N>d")
 _EPOCH = date(1970, 1, 1)
@@ -26,14 +27,9 @@ _NDAYS = re.compile(r"^(\d+)d$")
 def _utc(value: datetime | date, name: str) -> datetime:
     if not isinstance(value, datetime):
         if isinstance(value, date):
-            return datetime(value.year, value.month, value.day, tzinfo=UTC)
+            return as_utc(value)
         raise ConfigError(f"request {name} must be a datetime or a date, got {type(value).__name__} {value!r}")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def iso(value: datetime) -> str:
-    """``2024-01-02T00:00:00Z`` (microseconds only when present)."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return as_utc(value)
 
 
 @dataclass(frozen=True)

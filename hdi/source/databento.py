@@ -15,51 +15,34 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from hdi import config
-from hdi.config import redact
-from hdi.errors import SourceError
-from hdi.redaction import remember
+from hdi.errors import ConfigError, HdiError, SourceError
+from hdi.redaction import redact, remember
+from hdi.source.base import Chunk, Estimate, Fetched, Plan, UpdateRange, chunk_id, recipe_range
 from hdi.source.cache import RawCache, public_source
 from hdi.source.chunks import Request, plan_chunks
 from hdi.source.dbncheck import Verified, verify
 from hdi.source.retry import RetryPolicy, call_with_retry
+from hdi.timeutil import parse_iso
 
 if TYPE_CHECKING:
     import polars as pl
+    from databento import Historical
 
-__all__ = ["DatabentoSource", "Estimate", "Request", "RetryPolicy", "plan_chunks"]
+    from hdi.recipe.model import Recipe
+    from hdi.store.base import Store
+
+__all__ = ["ApiSource", "DatabentoSource", "Estimate", "Request", "RetryPolicy", "plan_chunks"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 # errors of the local disk, not the network: retrying cannot help
 _LOCAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """What a request would return and cost, from Databento's metadata endpoints."""
-
-    record_count: int
-    billable_bytes: int
-    cost_usd: float
-
-
-def _parse_ts(text: str) -> datetime:
-    """``2010-06-06T00:00:00.000000000Z`` (ns precision) -> aware UTC datetime (us precision)."""
-    s = text.strip().replace("Z", "+00:00")
-    if "." in s:
-        head, rest = s.split(".", 1)
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        tz = rest[len(digits):]
-        s = f"{head}.{digits[:6].ljust(6, '0')}{tz}"
-    dt = datetime.fromisoformat(s)
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 class DatabentoSource:
@@ -81,7 +64,7 @@ class DatabentoSource:
         remember(self.gateway)  # credentials in the gateway URL are known secrets from now on
         self.retry = retry or RetryPolicy.from_env()
         self.cache = RawCache(cache_dir)
-        self._client: Any = None
+        self._client: Historical | None = None
         self._swept = False
 
     def __repr__(self) -> str:  # the key stays out of reprs too
@@ -89,7 +72,7 @@ class DatabentoSource:
         return f"DatabentoSource(gateway={gateway!r}, cache={str(self.cache.root)!r})"
 
     @property
-    def client(self) -> Any:
+    def client(self) -> Historical:
         """The ``databento.Historical`` client, created on first use."""
         if self._client is None:
             import databento
@@ -167,19 +150,25 @@ class DatabentoSource:
     # ---- metadata ----------------------------------------------------------------------------
     def estimate(self, request: Request) -> Estimate:
         """Record count, billable bytes and cost in USD of ``request`` (three metadata calls)."""
-        kw = {"dataset": request.dataset, "schema": request.schema, "stype_in": request.stype_in,
-              "symbols": list(request.symbols), "start": request.start, "end": request.end}
-        md = self.client.metadata
-        count = self._call(f"get_record_count {request.describe()}", lambda: md.get_record_count(**kw))
-        size = self._call(f"get_billable_size {request.describe()}", lambda: md.get_billable_size(**kw))
-        cost = self._call(f"get_cost {request.describe()}", lambda: md.get_cost(**kw))
+        q, md = request, self.client.metadata
+        what = q.describe()
+        count = self._call(f"get_record_count {what}", lambda: md.get_record_count(
+            dataset=q.dataset, schema=q.schema, stype_in=q.stype_in, symbols=list(q.symbols), start=q.start,
+            end=q.end))
+        size = self._call(f"get_billable_size {what}", lambda: md.get_billable_size(
+            dataset=q.dataset, schema=q.schema, stype_in=q.stype_in, symbols=list(q.symbols), start=q.start,
+            end=q.end))
+        cost = self._call(f"get_cost {what}", lambda: md.get_cost(
+            dataset=q.dataset, schema=q.schema, stype_in=q.stype_in, symbols=list(q.symbols), start=q.start,
+            end=q.end))
         return Estimate(int(count), int(size), float(cost))
 
     def cost(self, request: Request) -> float:
         """What downloading ``request`` costs in USD (``metadata.get_cost``; one call)."""
-        kw = {"dataset": request.dataset, "schema": request.schema, "stype_in": request.stype_in,
-              "symbols": list(request.symbols), "start": request.start, "end": request.end}
-        return float(self._call(f"get_cost {request.describe()}", lambda: self.client.metadata.get_cost(**kw)))
+        q = request
+        return float(self._call(f"get_cost {q.describe()}", lambda: self.client.metadata.get_cost(
+            dataset=q.dataset, schema=q.schema, stype_in=q.stype_in, symbols=list(q.symbols), start=q.start,
+            end=q.end)))
 
     def is_cached(self, request: Request) -> bool:
         """Whether ``fetch`` would be served from the raw cache (no download, no cost): the file is
@@ -232,7 +221,7 @@ class DatabentoSource:
     def dataset_range(self, dataset: str) -> tuple[datetime, datetime]:
         """(start, end) of the data available for ``dataset``, UTC."""
         out = self._call(f"get_dataset_range {dataset}", lambda: self.client.metadata.get_dataset_range(dataset))
-        return _parse_ts(str(out["start"])), _parse_ts(str(out["end"]))
+        return parse_iso(str(out["start"])), parse_iso(str(out["end"]))
 
     def list_schemas(self, dataset: str) -> list[str]:
         """Schemas ``dataset`` offers."""
@@ -264,3 +253,130 @@ def _local_error(exc: OSError, request: Request, folder: Path) -> SourceError:
                            "larger disk", transient=False)
     what = (exc.strerror or type(exc).__name__).lower()
     return SourceError(f"{what}: {where}; check that folder or point HDI_CACHE_DIR elsewhere", transient=False)
+
+
+class ApiSource:
+    """Databento's historical API as a :class:`~hdi.source.base.Source` for one recipe run.
+
+    Chunks are the recipe's requests (or ``--update``'s ranges) cut by period and symbols; each is
+    downloaded through the raw cache by a :class:`DatabentoSource`. A window in which symbols that
+    resolve elsewhere in the range map to nothing (Databento answers 422
+    ``symbology_invalid_request``, e.g. for a Saturday) is a chunk without data, not a failure.
+
+    Raises:
+        ConfigError: the recipe's vendor is not Databento, or ``DATABENTO_API_KEY`` is not set.
+    """
+
+    def __init__(self, recipe: Recipe, *, client: DatabentoSource | None = None) -> None:
+        if recipe.source.vendor != "databento":
+            raise ConfigError(f"{recipe.path}: vendor '{recipe.source.vendor}' is not supported; allowed: databento")
+        self.api = client or DatabentoSource(recipe.source.gateway)
+        self.resolved: set[tuple[str, str]] = set()  # (dataset, symbol) resolving somewhere in the range
+
+    def __repr__(self) -> str:
+        return f"ApiSource({self.api!r})"
+
+    def check(self, recipe: Recipe, *, update: bool, names: tuple[str, str]) -> None:
+        """The API key is accepted, each dataset exists, and (unless ``update``) the range lies
+        within the dataset's available range (Databento answers 422 otherwise, chunk by chunk).
+
+        A transient failure here (5xx, network) is only logged: the chunks retry on their own.
+        """
+        from hdi.recipe.checks import show_when
+
+        for dataset in dict.fromkeys(rq.dataset for rq in recipe.source.requests):
+            try:
+                first, last = self.api.dataset_range(dataset)
+            except HdiError as e:
+                if e.transient:
+                    logger.warning("could not check the available range of %s: %s", dataset, e.message)
+                    continue
+                raise
+            if update:
+                continue
+            start, end = recipe_range(recipe)
+            s_name, e_name = names
+            avail = f"({dataset} has data from {show_when(first)} to {show_when(last)}, end exclusive)"
+            if start >= last:
+                raise ConfigError(f"{recipe.path}: {s_name} {show_when(start)} is after the available end of {dataset} "
+                                  f"{avail}; Databento answers 422 data_start_after_available_end; allowed: a start "
+                                  f"before {show_when(last)} (or --update to fetch up to the available end)")
+            if end > last:
+                raise ConfigError(f"{recipe.path}: {e_name} {show_when(end)} is after the available end of {dataset} "
+                                  f"{avail}; Databento answers 422 data_end_after_available_end; allowed: an end at "
+                                  f"or before {show_when(last)} (or --update to fetch up to the available end)")
+            if start < first:
+                raise ConfigError(f"{recipe.path}: {s_name} {show_when(start)} is before the available start of "
+                                  f"{dataset} {avail}; Databento answers 422 data_start_before_available_start; "
+                                  f"allowed: a start at or after {show_when(first)}")
+
+    def dataset_range(self, dataset: str) -> tuple[datetime, datetime]:
+        return self.api.dataset_range(dataset)
+
+    def plan(self, recipe: Recipe, rhash: str, ranges: Sequence[UpdateRange] | None) -> Plan:
+        src = recipe.source
+        start, end = recipe_range(recipe)
+        wanted = ([(g.dataset, g.stype_in, g.symbols, g.start, g.end) for g in ranges] if ranges is not None else
+                  [(rq.dataset, rq.stype_in, rq.symbols, start, end) for rq in src.requests])
+        chunks = [Chunk(chunk_id(req, rhash), req, req.describe())
+                  for dataset, stype_in, symbols, start, end in wanted
+                  for req in plan_chunks(dataset, src.schema, stype_in, symbols, start, end,
+                                         period=src.chunk.period, max_symbols=src.chunk.max_symbols)]
+        return Plan(tuple(chunks))
+
+    def symbology(self, st: Store, recipe: Recipe, *, write: bool) -> None:
+        """Store ``symbology.resolve``'s intervals for every request (the DBN metadata of each chunk
+        adds its own); a failure here only costs the extra intervals, so it is logged, not fatal."""
+        from hdi.rawsym import store_raw_symbols
+
+        src = recipe.source
+        t0, t1 = recipe_range(recipe)
+        start, end = t0.date(), (t1 - timedelta(microseconds=1)).date() + timedelta(days=1)
+        known: set[tuple[str, str]] = set()
+        for rq in src.requests:
+            try:
+                frame = self.api.resolve(rq.dataset, rq.symbols, rq.stype_in, start, end)
+                if write:
+                    st.write_symbology(frame)
+                if write and rq.stype_in != "raw_symbol":  # every row names its contract (CL.c.0 -> CLZ4)
+                    store_raw_symbols(st, self.api, rq.dataset, frame, start, end)
+                known |= {(rq.dataset, s) for s in frame.get_column("symbol").unique().to_list()}
+            except HdiError as e:
+                logger.warning("symbology.resolve for %s failed (the chunks' own mappings are still stored): %s",
+                               rq.label(), e.message)
+        # A symbol the store already maps (an earlier run loaded it) is real too: a window in which it
+        # resolves nowhere (a scheduled --update over a weekend, for an equity) has no data; not a failure.
+        stored = st.symbology([s for rq in src.requests for s in rq.symbols])
+        known |= set(stored.select("dataset", "symbol").iter_rows())
+        self.resolved = known
+
+    def _empty_window(self, e: SourceError, request: Request) -> bool:
+        """Databento's 422 ``symbology_invalid_request``, as it answers for a window in which none of
+        the requested symbols maps to an instrument ("None of the symbols could be resolved"), for
+        symbols that all resolve elsewhere in the range: a window without data. (The same case for
+        a malformed symbol fails: such a symbol resolves nowhere.)"""
+        return (e.http_status == 422 and e.case == "symbology_invalid_request"
+                and all((request.dataset, s) in self.resolved for s in request.symbols))
+
+    def estimate(self, chunk: Chunk) -> Estimate:
+        try:
+            return self.api.estimate(chunk.request)
+        except SourceError as e:
+            if not self._empty_window(e, chunk.request):
+                raise
+            return Estimate(record_count=0, billable_bytes=0, cost_usd=0.0)
+
+    def fetch(self, chunk: Chunk, *, refresh: bool) -> Fetched:
+        from hdi.source.files import open_dbn
+
+        q = chunk.request
+        try:
+            cached = not refresh and self.api.is_cached(q)
+            cost = 0.0 if cached else self.api.cost(q)
+            return Fetched(open_dbn(self.api.fetch(q, refresh=refresh)), cost)
+        except SourceError as e:
+            if not self._empty_window(e, q):
+                raise
+            logger.info("%s: no symbol maps to an instrument in this window (Databento 422); a chunk without "
+                        "data", chunk.label)
+            return Fetched(None)

@@ -18,35 +18,39 @@ This module and ``hdi/source/databento.py`` are the only places that import ``da
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from os import PathLike
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 import databento_dbn as dbn
 import numpy as np
 import zstandard
 from databento import DBNStore
-from databento.common.constants import SCHEMA_STRUCT_MAP, SCHEMA_STRUCT_MAP_V1, SCHEMA_STRUCT_MAP_V2
 from databento.common.error import BentoError
 
-from hdi.errors import DecodeError, SourceError, allowed_list, did_you_mean
+from hdi.errors import DecodeError, SchemaNeededError, SourceError, allowed_list, did_you_mean
 from hdi.recipe.checks import DATASET_RE
-from hdi.timeutil import TIME_RANGE, in_range
+from hdi.schemas import SCHEMAS
+from hdi.source.base import Chunk, Estimate, Fetched, Plan, UpdateRange, chunk_id
+from hdi.source.dbnfile import ZSTD_MAGIC, CorruptStream, is_skippable, read_layout, record_class, record_size
+from hdi.timeutil import MIN_TIME, TIME_RANGE, as_utc, in_range
+
+if TYPE_CHECKING:
+    from hdi.filewindow import FileWindow
+    from hdi.recipe.model import Recipe
+    from hdi.store.base import Store
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_SCHEMAS: tuple[str, ...] = (
-    "ohlcv-1s", "ohlcv-1m", "ohlcv-1h", "ohlcv-1d", "trades", "tbbo", "mbp-1", "statistics", "definition",
-)
+SUPPORTED_SCHEMAS: tuple[str, ...] = tuple(SCHEMAS)
 SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2, 3)
 
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_STRUCT_MAPS: dict[int, dict[Any, type]] = {1: SCHEMA_STRUCT_MAP_V1, 2: SCHEMA_STRUCT_MAP_V2, 3: SCHEMA_STRUCT_MAP}
 _UNDEF_TS = dbn.UNDEF_TIMESTAMP
 
 
@@ -108,6 +112,7 @@ class DbnFile:
         self._mixed = mixed
         self._warn_on_read: tuple[str, ...] = ()
         self.verified_records: int | None = None
+        self.sha256: str | None = None  # of the file as stored, once :meth:`verify` has read it
 
     def __repr__(self) -> str:
         return f"DbnFile({str(self.path)!r}, schema={self.schema!r}, version={self.metadata.version})"
@@ -118,7 +123,7 @@ class DbnFile:
         whose frames declare their content size), else ``None``. Exact for single-schema files."""
         if self._mixed or self._payload_bytes is None:
             return None
-        return self._payload_bytes // np.dtype(self.record_class._dtypes).itemsize
+        return self._payload_bytes // record_size(self.record_class)
 
     def arrays(self, count: int) -> Iterator[np.ndarray]:
         """Yield the records as read-only structured arrays of at most ``count`` records each.
@@ -140,7 +145,7 @@ class DbnFile:
         if self._mixed:
             yield from self._mixed_arrays(count)
             return
-        dtype = np.dtype(self.record_class._dtypes)
+        dtype = np.dtype(self.record_class._dtypes)  # type: ignore[attr-defined]
         want = dtype.itemsize * count
         records = 0
         # One thread reads (and decompresses, without the GIL) the next chunk while the caller
@@ -172,7 +177,7 @@ class DbnFile:
                 records += len(arr)
                 if len(arr):
                     yield arr
-            decoder = dbn.DBNDecoder(upgrade_policy=dbn.VersionUpgradePolicy.AS_IS)
+            decoder = dbn.DBNDecoder(upgrade_policy=dbn.VersionUpgradePolicy.AS_IS)  # type: ignore[arg-type]
             decoder.write(store.reader.read())
             decoder.decode()
         except zstandard.ZstdError as exc:
@@ -194,27 +199,17 @@ class DbnFile:
             DecodeError: corrupt zstd data, a zstd stream cut inside a frame, or (single-schema
                 files) a last record cut short.
         """
-        total, complete = 0, True
-        with open(self.path, "rb") as fh:
-            d = zstandard.ZstdDecompressor().decompressobj() if self.compressed else None
-            fresh = True
-            try:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    while block:
-                        if d is None:
-                            total, block = total + len(block), b""
-                            continue
-                        total, block, fresh = total + len(d.decompress(block)), b"", False
-                        if d.eof:
-                            block, d, fresh = d.unused_data, zstandard.ZstdDecompressor().decompressobj(), True
-            except zstandard.ZstdError as exc:
-                raise DecodeError(f"{self.path}: corrupt zstd data ({exc}); download the file again") from None
-            complete = d is None or fresh or d.eof
+        try:
+            layout = read_layout(self.path)
+        except CorruptStream as exc:
+            raise DecodeError(f"{self.path}: corrupt zstd data ({exc.reason}); download the file again") from None
+        total, complete = layout.total, layout.complete
+        self.sha256 = layout.sha256
         if not complete:
             raise DecodeError(f"{self.path}: file is truncated: the zstd stream ends inside a frame after "
                               f"{total} bytes of DBN; download the file again")
         if not self._mixed:
-            size = np.dtype(self.record_class._dtypes).itemsize
+            size = record_size(self.record_class)
             extra = (total - self._metadata_bytes) % size
             if extra:
                 raise DecodeError(f"{self.path}: file is truncated: its last {self.schema} record is incomplete "
@@ -273,7 +268,7 @@ def open_dbn(path: str | PathLike[str], *, schema: str | None = None) -> DbnFile
         if size == 0:
             raise DecodeError(f"{p}: file is empty (0 bytes); expected DBN data (.dbn or .dbn.zst)")
         magic = fh.read(4)
-        compressed = magic == _ZSTD_MAGIC or _is_skippable(magic)
+        compressed = magic == ZSTD_MAGIC or is_skippable(magic)
         content_size: int | None = size
         complete = True
         if compressed:
@@ -288,7 +283,7 @@ def open_dbn(path: str | PathLike[str], *, schema: str | None = None) -> DbnFile
             raise DecodeError(f"{p}: not a DBN file: it starts with {magic!r}{_looks_like(magic)}; a .dbn "
                               "file starts with b'DBN' and a .dbn.zst file with the zstd magic 28 b5 2f fd")
     try:
-        meta = dbn.Metadata.decode(head + meta_raw, upgrade_policy=dbn.VersionUpgradePolicy.AS_IS)
+        meta = dbn.Metadata.decode(head + meta_raw, upgrade_policy=dbn.VersionUpgradePolicy.AS_IS)  # type: ignore[arg-type]
     except (dbn.DBNError, ValueError) as exc:
         raise DecodeError(f"{p}: corrupt DBN metadata: {exc}") from exc
     metadata = _to_metadata(meta, p, issues)
@@ -305,11 +300,11 @@ def open_dbn(path: str | PathLike[str], *, schema: str | None = None) -> DbnFile
                "are lost; decoding the whole records before it")
         warn_on_read = (msg,)  # logged when records are read: a caller may refuse the file first (verify)
         issues.append(msg)
-    record_class = SCHEMA_STRUCT_MAP[dbn.Schema.from_str(chosen)] if mixed else \
-        _STRUCT_MAPS[metadata.version][dbn.Schema.from_str(chosen)]
+    # a mixed-schema file is read through DBNStore, which upgrades every record to the newest layout
+    cls = record_class(SUPPORTED_VERSIONS[-1] if mixed else metadata.version, chosen)
     metadata_bytes = len(head) + len(meta_raw)
     payload = None if content_size is None else content_size - metadata_bytes
-    f = DbnFile(p, metadata, chosen, record_class, compressed=compressed,
+    f = DbnFile(p, metadata, chosen, cls, compressed=compressed,
                 metadata_bytes=metadata_bytes, payload_bytes=payload, mixed=mixed, issues=issues)
     f._warn_on_read = warn_on_read
     return f
@@ -321,7 +316,7 @@ def _choose_schema(p: Path, in_file: str | None, asked: str | None) -> str:
                           f"supported: {allowed_list(SUPPORTED_SCHEMAS)}")
     if in_file is None:
         if asked is None:
-            raise DecodeError(f"{p}: mixed-schema DBN file (its metadata has no schema); pass schema= one of "
+            raise SchemaNeededError(f"{p}: mixed-schema DBN file (its metadata has no schema); pass schema= one of "
                               f"{allowed_list(SUPPORTED_SCHEMAS)}")
         if asked == "tbbo":  # each record goes to its own schema's table only, never to two
             raise DecodeError(f"{p}: a mixed-schema (live) file cannot tell tbbo records from mbp-1 records "
@@ -375,8 +370,7 @@ def _with_stream_symbology(p: Path, metadata: DbnMetadata) -> DbnMetadata:
     intervals = [SymbolInterval(sym, iid, _ns_to_datetime(lo).date() if lo is not None else day0,
                                 _ns_to_datetime(hi - 1).date() + timedelta(days=1) if hi is not None else day1)
                  for (sym, iid), (lo, hi) in found.items()]
-    start = datetime(day0.year, day0.month, day0.day, tzinfo=UTC)
-    end = datetime(day1.year, day1.month, day1.day, tzinfo=UTC)
+    start, end = as_utc(day0), as_utc(day1)
     symbols = list(dict.fromkeys(iv.symbol for iv in intervals))
     return dataclasses.replace(metadata, start=start, end=end, symbols=symbols or metadata.symbols,
                                stype_in=(stypes.pop() if len(stypes) == 1 else "raw_symbol") if intervals
@@ -397,7 +391,7 @@ def _read_header(reader: IO[bytes], p: Path) -> tuple[bytes, bytes]:
         version = head[3]
         if version not in SUPPORTED_VERSIONS:
             raise DecodeError(f"{p}: DBN version {version} is not supported; supported versions: "
-                              f"{allowed_list(SUPPORTED_VERSIONS)}")
+                              f"{allowed_list(str(v) for v in SUPPORTED_VERSIONS)}")
         length = int.from_bytes(head[4:8], "little")
         meta_raw = _read_exact(reader, length)
     except zstandard.ZstdError as exc:
@@ -422,7 +416,7 @@ def _zstd_frames(fh: IO[bytes], size: int, p: Path) -> tuple[bool, int | None]:
         magic = fh.read(4)
         if len(magic) < 4:
             return False, None
-        if _is_skippable(magic):
+        if is_skippable(magic):
             length = fh.read(4)
             if len(length) < 4:
                 return False, None
@@ -430,7 +424,7 @@ def _zstd_frames(fh: IO[bytes], size: int, p: Path) -> tuple[bool, int | None]:
             if pos > size:
                 return False, None
             continue
-        if magic != _ZSTD_MAGIC:
+        if magic != ZSTD_MAGIC:
             raise DecodeError(f"{p}: corrupt zstd data: unexpected bytes {magic!r} at offset {pos} "
                               "where a zstd frame should start")
         header = magic + fh.read(14)
@@ -452,19 +446,14 @@ def _zstd_frames(fh: IO[bytes], size: int, p: Path) -> tuple[bool, int | None]:
             if len(block) < 3:
                 return False, None
             bits = int.from_bytes(block, "little")
-            last, kind, length = bits & 1, (bits >> 1) & 3, bits >> 3
+            last, kind, block_size = bits & 1, (bits >> 1) & 3, bits >> 3
             if kind == 3:
                 raise DecodeError(f"{p}: corrupt zstd data: reserved block type at offset {pos}")
-            pos += 3 + (1 if kind == 1 else length)
+            pos += 3 + (1 if kind == 1 else block_size)
         pos += 4 if params.has_checksum else 0
         if pos > size:
             return False, None
     return True, total if known else None
-
-
-def _is_skippable(magic: bytes) -> bool:
-    """A zstd skippable frame (magic 0x184D2A50-0x184D2A5F): metadata for tools, no data."""
-    return len(magic) == 4 and 0x184D2A50 <= int.from_bytes(magic, "little") <= 0x184D2A5F
 
 
 def _looks_like(magic: bytes) -> str:
@@ -481,10 +470,10 @@ def _looks_like(magic: bytes) -> str:
 
 def _ns_to_datetime(ns: int) -> datetime:
     seconds, rest = divmod(ns, 1_000_000_000)
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds, microseconds=rest // 1000)
+    return MIN_TIME + timedelta(seconds=seconds, microseconds=rest // 1000)
 
 
-def _enum_str(value: Any) -> str | None:
+def _enum_str(value: object) -> str | None:
     if value is None:
         return None
     return str(getattr(value, "value", value))
@@ -567,3 +556,85 @@ def expand_paths(paths: list[str | PathLike[str]]) -> list[Path]:
         for f in found:
             out.setdefault(f, None)
     return list(out)
+
+
+class FileSource:
+    """DBN files on disk as a :class:`~hdi.source.base.Source`: one chunk per file.
+
+    Every file is opened and read in full here, before anything loads (a corrupt or truncated
+    file is refused, not half-loaded). A file is loaded whole (the recipe's range and requests do
+    not apply) unless a ``window`` (``--start/--end/--symbols``) is given: then each file's request
+    is narrowed to it, its records outside it are left out, and a file it misses entirely is
+    ``excluded``. Nothing costs anything.
+
+    Raises:
+        HdiError: a file is unreadable, corrupt, truncated, of another schema than the recipe's,
+            or ``--symbols`` names a symbol of none of the files.
+    """
+
+    def __init__(self, paths: Sequence[Path], recipe: Recipe, window: FileWindow | None = None) -> None:
+        from hdi.filewindow import check_symbols
+
+        self.window = window
+        self.files = [_open_for(p, recipe) for p in paths]
+        check_symbols(window, self.files)
+        self._by_path = {str(f.path): f for f in self.files}
+
+    def __repr__(self) -> str:
+        return f"FileSource({len(self.files)} files)"
+
+    def check(self, recipe: Recipe, *, update: bool, names: tuple[str, str]) -> None:
+        """Nothing left to check: the files were checked when opened."""
+
+    def dataset_range(self, dataset: str) -> None:
+        """Files have no available range: ``--update`` plans nothing beyond them."""
+        return None
+
+    def plan(self, recipe: Recipe, rhash: str, ranges: Sequence[UpdateRange] | None) -> Plan:
+        from hdi.filewindow import file_request
+        from hdi.report import ChunkOutcome
+
+        chunks: list[Chunk] = []
+        excluded: list[ChunkOutcome] = []
+        for f in self.files:
+            req, bounded = file_request(f, self.window)
+            if req is None:
+                excluded.append(ChunkOutcome(f"file:{f.path.name}", f"{f.path} (outside --start/--end/--symbols)",
+                                             "excluded", rows_left_out=f.verified_records or 0))
+                continue
+            digest = (f.sha256 or _file_digest(f.path)) + ("" if self.window is None else f"|{self.window}")
+            chunks.append(Chunk(chunk_id(req, rhash, digest), req, f"{f.path} ({req.describe()})",
+                                origin=str(f.path), where=str(f.path), bounded=bounded, keep=self.window))
+        return Plan(tuple(chunks), tuple(excluded))
+
+    def symbology(self, st: Store, recipe: Recipe, *, write: bool) -> None:
+        """Nothing beyond each file's own metadata, which the loader stores with its chunk."""
+
+    def estimate(self, chunk: Chunk) -> Estimate:
+        """A file's real record count, symbols and time range (it is decoded: no network, no store)."""
+        from hdi.filewindow import estimate_file
+
+        return estimate_file(self._by_path[chunk.origin], chunk.keep)
+
+    def fetch(self, chunk: Chunk, *, refresh: bool) -> Fetched:
+        return Fetched(self._by_path[chunk.origin])
+
+
+def _open_for(path: Path, r: Recipe) -> DbnFile:
+    try:
+        f = open_dbn(path)
+    except SchemaNeededError:
+        f = open_dbn(path, schema=r.source.schema)  # a live capture: read the recipe's records from it
+    if f.schema != r.source.schema:
+        raise DecodeError(f"{path}: the file holds schema '{f.schema}' but recipe {r.path} reads "
+                          f"'{r.source.schema}'; use a recipe for {f.schema}")
+    f.verify()  # a corrupt or truncated file is refused before anything loads, not half-loaded
+    return f
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

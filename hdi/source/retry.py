@@ -12,63 +12,21 @@ HTTP status, Databento's own message and request id; it never contains the API k
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from hdi import interrupt
-from hdi.config import API_KEY_ENV, redact
+from hdi.config import API_KEY_ENV
 from hdi.errors import HdiError, SourceError
+from hdi.redaction import redact
+from hdi.retrying import RetryPolicy
+
+__all__ = ["Failure", "RetryPolicy", "call_with_retry", "classify"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 KEYS_URL = "https://databento.com/portal/keys"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """``attempts`` is the total number of calls (1 = no retry); delays are in seconds.
-
-    The default, 5 calls waiting about 1, 2, 4 and 8 s between them, rides out a ~15 s outage
-    (PRD NFR2 asks for 3-5 retries with exponential backoff); a 429's Retry-After is waited as given.
-    """
-
-    attempts: int = 5
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    jitter: float = 0.25
-
-    @classmethod
-    def from_env(cls) -> RetryPolicy:
-        """The default policy, adjusted by ``HDI_RETRY_ATTEMPTS`` (total calls, 1-10),
-        ``HDI_RETRY_BASE_DELAY`` and ``HDI_RETRY_MAX_DELAY`` (seconds)."""
-        import os
-
-        from hdi.errors import ConfigError
-
-        def read(name: str, cast: Callable[[str], Any], lo: float, hi: float, default: Any) -> Any:
-            raw = os.environ.get(name)
-            if raw is None or raw.strip() == "":
-                return default
-            try:
-                value = cast(raw)
-            except ValueError:
-                value = None
-            if value is None or not lo <= value <= hi:
-                raise ConfigError(f"{name}='{raw}' is not allowed; allowed: a number from {lo:g} to {hi:g}")
-            return value
-
-        d = cls()
-        return cls(attempts=read("HDI_RETRY_ATTEMPTS", int, 1, 10, d.attempts),
-                   base_delay=read("HDI_RETRY_BASE_DELAY", float, 0, 60, d.base_delay),
-                   max_delay=read("HDI_RETRY_MAX_DELAY", float, 0, 600, d.max_delay), jitter=d.jitter)
-
-    def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        """Wait after failed attempt number ``attempt`` (1-based): ``base * 2**(attempt-1)``, capped,
-        times a random factor in ``[1 - jitter, 1 + jitter]``."""
-        delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return max(0.0, delay * (1.0 + self.jitter * (2.0 * rand() - 1.0)))
 
 
 @dataclass(frozen=True)
@@ -80,6 +38,7 @@ class Failure:
     http_status: int | None = None
     retry_after: float | None = None
     request_id: str | None = None
+    case: str | None = None  # Databento's error case, e.g. "symbology_invalid_request"
 
 
 def _one_line(text: str) -> str:
@@ -95,23 +54,44 @@ def _retry_after(headers: object) -> float | None:
         return None  # an HTTP-date or garbage: fall back to backoff
 
 
+_DBN_READER = "databento.common.dbnstore"  # the client module whose only warning is a truncated file
+_HTTP = "databento.common.http"  # the client module whose only plain BentoError is a broken response stream
+
+
+def _raised_in(exc: BaseException, module: str) -> bool:
+    """Whether ``exc`` was raised by code of ``module`` (the innermost frame of its traceback)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__") == module
+
+
+def _case(body: object) -> str | None:
+    """Databento's error case from a JSON error body (``{"detail": {"case": ...}}``)."""
+    detail = body.get("detail") if isinstance(body, dict) else None
+    case = detail.get("case") if isinstance(detail, dict) else None
+    return case if isinstance(case, str) else None
+
+
 def classify(exc: BaseException) -> Failure:
     """Sort an exception from the client (or from hdi's own checks) into transient or terminal."""
     import requests
     from databento.common.error import BentoError, BentoHttpError, BentoWarning
 
-    if isinstance(exc, BentoWarning) and "truncated" in str(exc):  # warnings raised as errors by a filter
+    if isinstance(exc, BentoWarning) and _raised_in(exc, _DBN_READER):  # a filter raised a read warning
         return Failure(True, f"DBN file is truncated ({_one_line(str(exc))})")
+    if isinstance(exc, SourceError):
+        return Failure(exc.transient, exc.message, exc.http_status, exc.retry_after, exc.request_id, exc.case)
     if isinstance(exc, HdiError):
-        return Failure(exc.transient, exc.message, getattr(exc, "http_status", None))
+        return Failure(exc.transient, exc.message)
     if isinstance(exc, BentoHttpError):
         status = int(exc.http_status)
         detail = _one_line(exc.message) if exc.message else "no message from the server"
         transient = status == 429 or status >= 500 or status == 408
-        return Failure(transient, detail, status, _retry_after(exc.headers), exc.request_id)
+        return Failure(transient, detail, status, _retry_after(exc.headers), exc.request_id, _case(exc.json_body))
     if isinstance(exc, BentoError):
         text = str(exc)
-        if text.startswith("Error streaming response"):
+        if _raised_in(exc, _HTTP) and exc.__context__ is not None:  # the body stream broke (http.py's only BentoError)
             return Failure(True, f"connection dropped mid-stream ({_one_line(text)})")
         return Failure(False, _one_line(text))
     if isinstance(exc, requests.exceptions.SSLError):
@@ -157,7 +137,8 @@ def call_with_retry(fn: Callable[[], T], *, policy: RetryPolicy, what: str,
             failure = classify(exc)
             if not failure.transient or attempt == attempts:
                 raise SourceError(redact(_message(what, failure, attempt)), transient=failure.transient,
-                                  http_status=failure.http_status, retry_after=failure.retry_after) from exc
+                                  http_status=failure.http_status, retry_after=failure.retry_after,
+                                  case=failure.case, request_id=failure.request_id) from exc
             wait = failure.retry_after if failure.retry_after is not None else policy.backoff(attempt)
             status = f"HTTP {failure.http_status}" if failure.http_status is not None else "error"
             logger.warning(redact(f"{what}: {status} ({failure.detail}); retry {attempt}/{attempts - 1} in "

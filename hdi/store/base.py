@@ -30,6 +30,7 @@ import polars as pl
 from hdi import interrupt
 from hdi.errors import ConcurrentWriteError, StoreError, allowed_list
 from hdi.redaction import redact_url, remember
+from hdi.retrying import RetryPolicy
 from hdi.store import ledger
 from hdi.store.frames import empty_frame, normalise
 from hdi.store.ledger import INGEST_CHUNKS, INGEST_RUNS, ChunkRecord, RunRecord
@@ -38,6 +39,8 @@ from hdi.store.sql import select_sql, symbology_sql
 from hdi.tables import DATA_TABLES, SYMBOLOGY, Table
 
 log = logging.getLogger(__name__)
+# another writer stored some of the same keys first: the write is redone at once (its keys now conflict)
+CONCURRENT_WRITE_RETRY = RetryPolicy(attempts=3, base_delay=0.0, jitter=0.0)
 
 ON_CONFLICT = ("ignore", "update")
 
@@ -243,14 +246,14 @@ class Store(ABC):
             StoreError: the frame does not fit the table, or the database refused or went away
                 (then ``transient`` is True and nothing was committed).
         """
-        for attempt in range(1, 4):
+        for attempt in range(1, CONCURRENT_WRITE_RETRY.attempts + 1):
             try:
                 with self.transaction(chunk=chunk) as txn:
                     if symbology is not None:
                         txn.add_symbology(symbology)
                     return txn.write(table, frame, on_conflict=on_conflict)
             except ConcurrentWriteError:
-                if attempt == 3:
+                if attempt == CONCURRENT_WRITE_RETRY.attempts:
                     raise
                 log.info("concurrent writer on %s; retrying (attempt %d)", table, attempt + 1)
         raise AssertionError("unreachable")

@@ -32,9 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from hdi.errors import ConfigError, StoreError
+from hdi.retrying import RetryPolicy
 from hdi.store.schema import ident
 
 log = logging.getLogger(__name__)
+# polling another process's lock until the deadline: 5 ms, doubling to 50 ms (attempts: the deadline decides)
+LOCK_POLL = RetryPolicy(attempts=1, base_delay=0.005, max_delay=0.05, jitter=0.0)
 
 ALIAS = "hdi_store"  # the attached file's catalog name; every SQL statement uses unqualified names
 TIMEOUT_ENV = "HDI_LOCK_TIMEOUT"
@@ -203,7 +206,7 @@ def _attach(host: _Host, path: Path, write: bool) -> None:
     deadline = time.monotonic() + timeout
     sql = f"ATTACH $1 AS {ident(ALIAS)}" + ("" if write else " (READ_ONLY)")  # the path is a bound value
     noted = False
-    delay = 0.005
+    polls = 0
     with _Turnstile(path, write) as turn:
         while True:
             waited = turn.wait(deadline)
@@ -232,8 +235,8 @@ def _attach(host: _Host, path: Path, write: bool) -> None:
                 noted = True
                 log.warning("DuckDB store %s is in use by %s; waiting for it (up to %g s, %s)", path, holder,
                             timeout, TIMEOUT_ENV)
-            time.sleep(min(delay, left))
-            delay = min(delay * 2, 0.05)
+            polls += 1
+            time.sleep(min(LOCK_POLL.backoff(polls), left))
 
 
 class _Turnstile:

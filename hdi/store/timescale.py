@@ -24,6 +24,7 @@ import polars as pl
 from hdi.errors import ConcurrentWriteError, StoreError
 from hdi.prices import fixed_to_decimal
 from hdi.redaction import libpq_url, redact
+from hdi.retrying import RetryPolicy
 from hdi.store.base import Store, Transaction, WriteResult
 from hdi.store.check import column_problem, damaged, version_problem
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
@@ -33,6 +34,8 @@ from hdi.store.timescale_adbc import Database
 from hdi.tables import ColType, Table
 
 log = logging.getLogger(__name__)
+# a read on a lost connection is redone once, at once, on a new connection
+READ_RETRY = RetryPolicy(attempts=2, base_delay=0.0, jitter=0.0)
 
 _CONNECT_HINT = "is the server running? `make db-up` starts the local one"
 # Connection failures no retry can mend, each with what to fix.
@@ -229,7 +232,7 @@ class TimescaleStore(Store):
     # -- reads --------------------------------------------------------------------------------
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
         with self._lock:
-            for attempt in (1, 2):
+            for attempt in range(1, READ_RETRY.attempts + 1):
                 fresh = self._read is None
                 try:
                     cur = self._reader().cursor()
@@ -248,7 +251,7 @@ class TimescaleStore(Store):
                     # The server restarted or ended the session: a read is safe to redo once on a
                     # new connection (a connection opened just now failing is not mended that way).
                     self._drop_reader()
-                    if fresh or attempt == 2:
+                    if fresh or attempt == READ_RETRY.attempts:
                         raise err from None
                     log.info("TimescaleDB store %s: the read connection was lost (%s); reconnecting",
                              self.display_url, err.message)

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from hdi.errors import ConfigError
 from hdi.testing import faults as faults_mod
 from hdi.testing.api import Api, ApiError, Reply
 from hdi.testing.wire import LoggedRequest, RequestLog, basic_auth_user, error_for_status, parse_params
+from hdi.timeutil import parse_iso
 
 logger = logging.getLogger(__name__)
 
@@ -341,8 +342,7 @@ TRUSTME_MISSING = "the test gateway needs trustme, which is not installed: pip i
 
 
 def _parse_now(value: str) -> datetime:
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return parse_iso(value)
 
 
 def main(argv: list[str] | None = None) -> int:

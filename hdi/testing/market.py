@@ -20,13 +20,15 @@ import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from hdi.schemas import SCHEMAS
+
 DAY_NS = 86_400 * 10**9
 MINUTE_NS = 60 * 10**9
 PRICE_SCALE = 10**9
 MONTH_CODES = "FGHJKMNQUVXZ"
 ROLL_BUSINESS_DAYS = 2
 
-OHLCV_SCHEMAS = ("ohlcv-1s", "ohlcv-1m", "ohlcv-1h", "ohlcv-1d")
+OHLCV_SCHEMAS = tuple(name for name, s in SCHEMAS.items() if s.bar_seconds)
 FUTURES_SCHEMAS = (*OHLCV_SCHEMAS, "trades", "tbbo", "mbp-1", "statistics", "definition")
 EQUITY_SCHEMAS = (*OHLCV_SCHEMAS, "trades", "tbbo", "mbp-1", "definition")
 

@@ -20,21 +20,18 @@ from datetime import date, timedelta
 import databento_dbn as dbn
 import numpy as np
 
+from hdi.schemas import SCHEMAS
 from hdi.testing import market, prices
 
 UNDEF_PRICE = dbn.UNDEF_PRICE
 UNDEF_TS = dbn.UNDEF_TIMESTAMP
 UNDEF_QTY = dbn.UNDEF_STAT_QUANTITY
 
-RECORD_CLASS = {
-    "ohlcv-1s": dbn.OHLCVMsg, "ohlcv-1m": dbn.OHLCVMsg, "ohlcv-1h": dbn.OHLCVMsg, "ohlcv-1d": dbn.OHLCVMsg,
-    "trades": dbn.TradeMsg, "tbbo": dbn.MBP1Msg, "mbp-1": dbn.MBP1Msg,
-    "statistics": dbn.StatMsg, "definition": dbn.InstrumentDefMsg,
-}
+RECORD_CLASS = {name: s.record_class for name, s in SCHEMAS.items()}
 RTYPE = {"ohlcv-1s": 32, "ohlcv-1m": 33, "ohlcv-1h": 34, "ohlcv-1d": 35, "trades": 0, "tbbo": 1, "mbp-1": 1,
          "statistics": 24, "definition": 19}
 DTYPE = {s: np.dtype(c._dtypes) for s, c in RECORD_CLASS.items()}
-INDEX = {s: ("ts_recv" if "ts_recv" in DTYPE[s].names else "ts_event") for s in RECORD_CLASS}
+INDEX = {name: s.index_ts for name, s in SCHEMAS.items()}
 RECORD_SIZE = {s: dt.itemsize for s, dt in DTYPE.items()}
 
 

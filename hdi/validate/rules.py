@@ -36,6 +36,7 @@ import polars as pl
 
 from hdi.errors import ValidationError
 from hdi.tables import DATA_TABLES
+from hdi.timeutil import as_utc
 from hdi.validate.conform import dtype_name, fit_reason
 from hdi.validate.models import model_for
 
@@ -97,9 +98,7 @@ def model_rules(model: type[pt.Model]) -> dict[str, dict[str, pl.Expr]]:
 
 def _utc(value: dt.datetime | dt.date) -> dt.datetime:
     """A bound as an aware UTC datetime: a naive datetime is UTC, a date is its midnight UTC."""
-    if not isinstance(value, dt.datetime):
-        return dt.datetime.combine(value, dt.time(), dt.UTC)
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return as_utc(value)
 
 
 def _lit(value: dt.datetime) -> pl.Expr:

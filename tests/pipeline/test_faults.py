@@ -290,10 +290,11 @@ def test_a_chunk_that_failed_at_load_is_retried_from_the_raw_cache(gateway, time
                                                                   monkeypatch):
     """With no store retries left, a terminated load fails its chunk; the re-run loads it from the
     raw cache (no download) and skips the chunks that were done."""
-    import hdi.pipeline
+    import hdi.pipeline.loader
+    from hdi.retrying import RetryPolicy
 
     reference = _trades_reference(tmp_path)
-    monkeypatch.setattr(hdi.pipeline, "STORE_ATTEMPTS", 1)
+    monkeypatch.setattr(hdi.pipeline.loader, "STORE_RETRY", RetryPolicy(attempts=1))
     app = f"hdi_fail_{uuid.uuid4().hex[:8]}"
     url = _with_app(timescale_schema_url, app)
     open_store(url).migrate()

@@ -1,49 +1,59 @@
 """``hdi ingest --update``: where each symbol's data ends, from the ledger, and what is left to fetch.
 
-The ranges are plain JSON (dataset, stype_in, symbols, start, end) so that a run keeps them in its
-params and ``--resume RUN_ID`` repeats exactly them.
+The ranges (:class:`~hdi.source.base.UpdateRange`) are kept in the run's params
+(:class:`~hdi.pipeline.params.RunParams`), so that ``--resume RUN_ID`` repeats exactly them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from typing import cast
 
 import polars as pl
 
 from hdi.recipe.model import Recipe
-from hdi.source.chunks import iso
+from hdi.schemas import SCHEMAS
+from hdi.source.base import Source, UpdateRange, recipe_range
 from hdi.store import Store
 from hdi.store.ledger import DONE, FAILED
+from hdi.timeutil import bar_name, every_seconds, floor_to, midnight
 
 log = logging.getLogger(__name__)
 
 
-def when(text: str) -> dt.datetime:
-    """An ISO timestamp of a range (``2024-01-01T00:00:00Z``) as an aware UTC datetime."""
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def update_ranges(st: Store, r: Recipe, source: Any, end_cap: dt.datetime | None) -> list[dict[str, Any]]:
+def update_ranges(st: Store, r: Recipe, source: Source, since: dt.datetime | None,
+                  end_cap: dt.datetime | None) -> list[UpdateRange] | None:
     """``--update``: per (request, symbol), from where this recipe's data ends to the available end.
 
     A symbol starts at the end of the last chunk this recipe loaded for it, floored to that UTC
     midnight (a partly fetched day is fetched whole: its daily bar, its full count in
     ``ingest_days``), or earlier at a failed chunk of it whose days were not fetched since; a
-    symbol never loaded starts at the recipe's start. The end is the dataset's available end
-    (or ``--end`` when given), floored to the recipe's bar size so that no bar whose interval is
+    symbol never loaded starts at ``since``. The end is the dataset's available end (or
+    ``--end`` when given), floored to the recipe's bar size so that no bar whose interval is
     still open is stored. Symbols sharing a start share requests.
 
     Args:
         st: the store whose ledger says what was loaded.
-        r: the recipe (with --symbols / --start applied).
-        source: a ``DatabentoSource`` (for each dataset's available end).
+        r: the recipe (with --symbols applied).
+        source: the run's source (for each dataset's available end).
+        since: where a symbol never loaded starts (``--start``; None: the recipe's start).
         end_cap: ``--end`` when given.
 
     Returns:
-        The ranges to plan, JSON-ready: kept in the run's params so that ``--resume`` repeats them.
+        The ranges to plan, kept in the run's params so that ``--resume`` repeats them; None when
+        the source has no available range (files: nothing to extend).
     """
+    ends: dict[str, dt.datetime] = {}
+    for rq in r.source.requests:
+        if rq.dataset not in ends:
+            avail = source.dataset_range(rq.dataset)
+            if avail is None:
+                return None
+            ends[rq.dataset] = avail[1]
+    if not ends:
+        return None
+    since = since if since is not None else recipe_range(r)[0]
     # chunks are recorded under the schema stored (ohlcv-5m for 5m bars built from ohlcv-1m); a
     # ledger written before that recorded the source schema, so both are this recipe's
     ledger = st.chunks().filter((pl.col("recipe") == r.name)
@@ -51,22 +61,21 @@ def update_ranges(st: Store, r: Recipe, source: Any, end_cap: dt.datetime | None
     ledger = ledger.with_columns(pl.col("symbols").str.split(",").alias("_symbols"))
     fetched = (st.query("SELECT dataset, symbol, day FROM ingest_days WHERE schema = $1", [stored_schema(r)])
                .with_columns(pl.col("day").cast(pl.Date)) if st.has_table("ingest_days") else None)
-    out: list[dict[str, Any]] = []
+    out: list[UpdateRange] = []
     for rq in r.source.requests:
-        _, end = source.dataset_range(rq.dataset)
+        end = ends[rq.dataset]
         end = complete_bars_end(r, min(end, end_cap) if end_cap is not None else end)
         by_start: dict[dt.datetime, list[str]] = {}
         for s in rq.symbols:
             mine = ledger.filter((pl.col("dataset") == rq.dataset) & pl.col("_symbols").list.contains(s))
             done = mine.filter(pl.col("status") == DONE)
-            start = _midnight(done["end_ts"].max()) if done.height else r.source.start
+            start = midnight(cast(dt.datetime, done["end_ts"].max())) if done.height else since
             for lo, hi in mine.filter(pl.col("status") == FAILED).select("start_ts", "end_ts").iter_rows():
                 if not _all_fetched(fetched, rq.dataset, s, lo, hi):
-                    start = min(start, _midnight(lo))
+                    start = min(start, midnight(lo))
             if start < end:
                 by_start.setdefault(start, []).append(s)
-        out += [{"dataset": rq.dataset, "stype_in": rq.stype_in, "symbols": syms, "start": iso(lo), "end": iso(end)}
-                for lo, syms in sorted(by_start.items())]
+        out += [UpdateRange(rq.dataset, rq.stype_in, tuple(syms), lo, end) for lo, syms in sorted(by_start.items())]
     if not out:
         log.info("update: every symbol of %s is loaded up to its dataset's available end", r.path)
     return out
@@ -74,9 +83,8 @@ def update_ranges(st: Store, r: Recipe, source: Any, end_cap: dt.datetime | None
 
 def _bar_seconds(r: Recipe) -> int | None:
     """The length of the bars a recipe stores (its source bars, or what it resamples them to)."""
-    from hdi.recipe.ops_market import every_seconds
-
-    secs = {"ohlcv-1s": 1, "ohlcv-1m": 60, "ohlcv-1h": 3600, "ohlcv-1d": 86400}.get(r.source.schema)
+    info = SCHEMAS.get(r.source.schema)
+    secs = info.bar_seconds if info is not None else None
     for step in r.transform:
         if step.op == "resample":
             secs = max(secs or 0, every_seconds(step.args["every"]) or 0)
@@ -88,11 +96,7 @@ def stored_schema(r: Recipe) -> str:
     source schema, except for bars resampled to another size (``ohlcv-5m`` from ``ohlcv-1m``)."""
     if r.target.table != "ohlcv" or not any(step.op == "resample" for step in r.transform):
         return r.source.schema
-    secs = _bar_seconds(r) or 0
-    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
-        if secs and secs % n == 0:
-            return f"ohlcv-{secs // n}{unit}"
-    return f"ohlcv-{secs}s"
+    return f"ohlcv-{bar_name(_bar_seconds(r) or 0)}"
 
 
 def complete_bars_end(r: Recipe, t: dt.datetime) -> dt.datetime:
@@ -101,12 +105,7 @@ def complete_bars_end(r: Recipe, t: dt.datetime) -> dt.datetime:
     seconds = _bar_seconds(r)
     if not seconds:
         return t
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return epoch + dt.timedelta(seconds=int((t - epoch).total_seconds()) // seconds * seconds)
-
-
-def _midnight(t: dt.datetime) -> dt.datetime:
-    return t.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return floor_to(t, seconds)
 
 
 def _all_fetched(fetched: pl.DataFrame | None, dataset: str, symbol: str, lo: dt.datetime, hi: dt.datetime) -> bool:

@@ -1,0 +1,197 @@
+"""``ingest()``: wires planning, pre-flight checks and the chunk loader; the run's ledger rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hdi import config, interrupt
+from hdi.errors import ConfigError, HdiError
+from hdi.pipeline.loader import BATCH_ROWS, Loader, estimated, prefetch
+from hdi.pipeline.params import RunParams
+from hdi.pipeline.plan import compile_for, done_chunks, narrow, open_source, update_start
+from hdi.pipeline.update import update_ranges
+from hdi.recipe.compile import recipe_hash
+from hdi.recipe.load import load_recipe
+from hdi.recipe.model import Recipe
+from hdi.report import ChunkOutcome, Event, IngestReport
+from hdi.source.files import expand_paths
+from hdi.store import Store, open_store
+from hdi.store.ledger import RunRecord
+from hdi.validate.budget import Budget, Verdict, write_verdict
+from hdi.validate.quarantine import check_writable
+
+__all__ = ["ingest", "new_run_id"]
+
+log = logging.getLogger(__name__)
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+@interrupt.guarded  # SIGINT/SIGTERM stop the run cleanly (see hdi.interrupt)
+def ingest(
+    recipe: str | Path | Recipe | None = None, *, start: object = None, end: object = None,
+    symbols: Sequence[str] | str | None = None, from_files: Sequence[str | Path] | None = None,
+    store: str | None = None, dry_run: bool = False, refresh: bool = False, resume: str | None = None,
+    update: bool = False, on_event: Callable[[Event], None] | None = None, batch_rows: int = BATCH_ROWS,
+    command: str = "hdi ingest",
+) -> IngestReport:
+    """Run a recipe: fetch, decode, transform, validate and store, chunk by chunk.
+
+    Args:
+        recipe: the recipe file (or a loaded Recipe). May be omitted with ``resume``.
+        start, end: override the recipe's range ([start, end), UTC dates or ISO timestamps); with
+            ``from_files``, keep only the files' records in [start, end) (the rest are counted in
+            ``report.rows_left_out``).
+        symbols: override the recipe's symbols; with ``from_files``, keep only these symbols' records.
+        from_files: ingest DBN files (``.dbn`` / ``.dbn.zst``), folders of them or globs instead of
+            calling Databento; each file is loaded whole (the recipe's range and requests do not
+            apply) unless ``start``/``end``/``symbols`` are given.
+        store: store URL (default ``HDI_STORE``, else the embedded DuckDB file).
+        dry_run: print what would be fetched (records, bytes, cost per chunk); download nothing.
+        refresh: download and load chunks again even when cached or done.
+        resume: a run id: continue that run with its own recipe and parameters.
+        update: extend each request from its last loaded time to the dataset's available end.
+        on_event: progress callback.
+        batch_rows: rows decoded per batch (bounds memory).
+        command: how the run was started, recorded in the ledger (no secrets).
+
+    Returns:
+        The run's report; ``report.ok`` is False when any chunk failed; ``report.over_budget`` is
+        True when more rows were quarantined than the recipe's ``max_failure_rate`` allows (every
+        good row is stored; ``report.budget.over_symbols`` says which symbols and why). On
+        SIGINT/SIGTERM (in the main thread) the chunk in flight is rolled back, no further chunk
+        starts, the run is recorded ``interrupted`` and ``report.interrupted`` names the signal.
+
+    Raises:
+        HdiError: a problem found before any chunk is loaded (bad recipe, missing API key,
+            unreachable store, a data, cache or quarantine folder not writable, bad file).
+    """
+    t0 = time.perf_counter()
+    emit = on_event or (lambda e: None)
+    if not dry_run:  # every folder the run writes, before the store opens or anything downloads
+        config.check_writable_dirs(store, cache=not from_files)
+    st = open_store(store)
+    p = RunParams.given(start=start, end=end, symbols=symbols, from_files=expand_paths(list(from_files or [])),
+                        update=update)
+    p = p.resumed(_saved(st, resume)) if resume is not None else p
+    if recipe is None and p.recipe is None:
+        raise ConfigError("no recipe given: pass --recipe PATH (or --resume RUN_ID)")
+    r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe or str(p.recipe))
+    p = p.with_recipe(r.path)
+    r = narrow(r, p)
+    compiled = compile_for(r)
+    st.check([r.target.table, "symbology", "ingest_chunks", "ingest_runs", "ingest_days"])  # damaged: stop here
+    rhash = recipe_hash(r)
+    source = open_source(r, p)  # files: every one read in full now, before anything loads
+    qroot = config.quarantine_dir()
+    if not dry_run:
+        check_writable(qroot)  # a local check: before anything is asked of Databento
+    # before the store is touched: a bad range or key creates no empty store
+    source.check(r, update=p.update, names=("--start" if p.start else "source.start",
+                                            "--end" if p.end else "source.end"))
+    if not dry_run:
+        st.migrate()
+    if p.update and p.ranges is None:  # a resumed --update run repeats its own ranges
+        since = update_start(r, p) if p.start is not None else None
+        ranges = update_ranges(st, r, source, since, r.source.end if p.end else None)
+        p = p.with_ranges(ranges) if ranges is not None else p
+    if p.ranges:  # symbology.resolve covers the update's window
+        r = r.with_overrides(start=min(g.start for g in p.ranges), end=max(g.end for g in p.ranges))
+    run = RunRecord(run_id=resume or new_run_id(), recipe=r.name, recipe_hash=rhash, command=command,
+                    params=p.to_json())
+    report = IngestReport(run_id=run.run_id, recipe=str(r.path), store=st.display_url, table=r.target.table,
+                          dry_run=dry_run)
+    plan = source.plan(r, rhash, p.ranges)
+    chunks = list(plan.chunks)
+    report.planned = len(chunks)
+    done = done_chunks(st, [c.chunk_id for c in chunks]) if not refresh else set()
+    emit(Event("plan", total=len(chunks)))
+    log.info("run %s: recipe %s, %d chunks (%d already done), store %s", run.run_id, r.path, len(chunks),
+             sum(c.chunk_id in done for c in chunks), st.display_url)
+    if not dry_run:
+        run.chunks_total = len(chunks)
+        st.save_run(run)
+    todo = [c for c in chunks if c.chunk_id not in done]
+    report.chunks.extend(plan.excluded)
+    for c in chunks:
+        if c.chunk_id in done:
+            _chunk_end(report, emit, c.label, ChunkOutcome(c.chunk_id, c.label, "skipped"))
+    if todo:
+        source.symbology(st, r, write=not dry_run)
+    if dry_run:
+        for c in todo:
+            _chunk_end(report, emit, c.label, estimated(c, source))
+    else:
+        loader = Loader(st, r, compiled, rhash, run.run_id, qroot, source, refresh, emit, batch_rows)
+        try:
+            for c, fetched in prefetch(todo, loader.fetch):
+                interrupt.check()  # no chunk starts after SIGINT/SIGTERM
+                emit(Event("chunk_start", label=c.label))
+                _chunk_end(report, emit, c.label, loader.load(c, fetched))
+        except interrupt.Interrupted as e:  # the chunk in flight was rolled back
+            report.interrupted = e.name
+            log.warning("run %s interrupted by %s: %d of %d chunks not loaded; `hdi ingest --resume %s` "
+                        "finishes it", run.run_id, e.name, report.chunks_left, report.planned, run.run_id)
+        report.budget = _judge(loader.budget, qroot, run.run_id, st.display_url, r.name)
+    report.seconds = time.perf_counter() - t0
+    if not dry_run:
+        _finish(st, run, report)
+    return report
+
+
+def _chunk_end(report: IngestReport, emit: Callable[[Event], None], label: str, outcome: ChunkOutcome) -> None:
+    report.chunks.append(outcome)
+    emit(Event("chunk_end", label=label, outcome=outcome))
+
+
+def _saved(st: Store, run_id: str) -> RunParams:
+    """The parameters a run was started with (``--resume``)."""
+    import polars as pl
+
+    runs = st.runs(limit=10_000).filter(pl.col("run_id") == run_id)
+    if runs.height == 0:
+        raise ConfigError(f"--resume {run_id}: no such run in {st.display_url} (see `hdi status` for recent runs)")
+    return RunParams.from_json(runs["params"][0], run_id=run_id)
+
+
+def _judge(budget: Budget, qroot: Path, run_id: str, store: str, recipe: str) -> Verdict:
+    """The run's quarantine budget verdict, written beside its quarantined rows for ``hdi status``."""
+    verdict = budget.verdict()
+    try:
+        write_verdict(verdict, root=qroot, run_id=run_id, store=store, recipe=recipe)
+    except OSError as e:  # the rows are loaded and quarantined already: say so, do not fail the run
+        log.error("run %s: could not write its quarantine budget to %s: %s", run_id, qroot, e.strerror or e)
+    for s in verdict.over_symbols:
+        log.info("over quarantine budget: %s", s.describe(verdict.max_rate))  # the summary shows it too
+    return verdict
+
+
+def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:
+    run.finished_at = dt.datetime.now(dt.UTC)
+    run.chunks_done = report.count("done")
+    run.chunks_skipped = report.count("skipped")
+    run.chunks_failed = report.count("failed")
+    run.rows_fetched, run.rows_loaded = report.rows_fetched, report.rows_loaded
+    run.rows_quarantined, run.rows_already_present = report.rows_quarantined, report.rows_already_present
+    run.cost_usd = report.cost_usd
+    run.status = ("interrupted" if report.interrupted else "failed" if not report.ok
+                  else "over_budget" if report.over_budget else "succeeded")
+    if report.count("failed"):
+        first = next(c for c in report.chunks if c.status == "failed")
+        run.error = f"{report.count('failed')} chunk(s) failed; first: {first.label}: {first.error}"
+    if report.over_budget:
+        run.error = "; ".join(filter(None, [run.error, report.budget.message()]))
+    if report.interrupted:
+        run.error = "; ".join(filter(None, [f"interrupted by {report.interrupted}: {report.chunks_left} of "
+                                            f"{report.planned} chunk(s) not loaded", run.error]))
+    try:
+        st.save_run(run)
+    except HdiError as e:
+        log.error("run %s: could not record the run's end: %s", run.run_id, e.message)
