@@ -140,7 +140,7 @@ def ingest(
                 log.info("run %s: %d worker processes load %d chunks", run.run_id, n, len(todo))
                 job = Job(st.url, r, rhash, run.run_id, qroot, refresh, batch_rows, bool(p.from_files),
                           frozenset(getattr(source, "resolved", ())))
-                stopped = load_parallel(loader, todo, n, job, emit, lambda label, o: _chunk_end(report, emit, label, o))
+                stopped = load_parallel(loader, todo, n, job, emit, lambda label, o, w: _chunk_end(report, emit, label, o, w))
                 if stopped is not None:
                     raise interrupt.Interrupted(stopped)
             for c, fetched in prefetch(todo if n <= 1 else [], loader.fetch):
@@ -158,9 +158,10 @@ def ingest(
     return report
 
 
-def _chunk_end(report: IngestReport, emit: Callable[[Event], None], label: str, outcome: ChunkOutcome) -> None:
+def _chunk_end(report: IngestReport, emit: Callable[[Event], None], label: str, outcome: ChunkOutcome,
+               worker: int = 0) -> None:
     report.chunks.append(outcome)
-    emit(Event("chunk_end", label=label, outcome=outcome))
+    emit(Event("chunk_end", label=label, outcome=outcome, worker=worker))
 
 
 def _saved(st: Store, run_id: str) -> RunParams:

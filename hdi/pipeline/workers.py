@@ -126,7 +126,7 @@ def _one(chunk: Any) -> tuple[int, ChunkOutcome | None, Budget | None, int | Non
 
 
 def load_parallel(loader: Any, todo: list[Any], workers: int, job: Job, emit: Callable[[Event], None],
-                  chunk_end: Callable[[str, ChunkOutcome], None]) -> int | None:
+                  chunk_end: Callable[[str, ChunkOutcome, int], None]) -> int | None:
     """Load ``todo`` with ``workers`` processes; returns the number of a signal that stopped the run."""
     ctx = multiprocessing.get_context("spawn")
     events = ctx.SimpleQueue()
@@ -150,13 +150,13 @@ def load_parallel(loader: Any, todo: list[Any], workers: int, job: Job, emit: Ca
             for f in done:
                 if f.cancelled():
                     continue
-                _, outcome, budget, sig = f.result()
+                w, outcome, budget, sig = f.result()
                 if sig is not None:
                     interrupted = interrupted or sig
                     continue
                 assert outcome is not None and budget is not None
                 loader.budget.add(budget)
-                chunk_end(outcome.label, outcome)
+                chunk_end(outcome.label, outcome, w)
             if interrupted is None:
                 try:
                     interrupt.check()
