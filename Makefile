@@ -53,8 +53,9 @@ coverage-png: setup chromium ## regenerate docs/coverage.png: the demo, then `hd
 bench: setup db-up ## run the benchmark scripts (figures and ratios against baselines measured in the same run)
 	HDI_BENCH_TIMESCALE_URL="$$(scripts/timescaledb.sh url)" $(BIN)/python benchmarks/run_all.py $(ARGS)
 
-lint: setup ## ruff
+lint: setup ## ruff, then mypy (strict, over hdi/; configured in pyproject.toml)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean: ## remove caches (keeps .venv, data/ and the database)
-	rm -rf .pytest_cache .ruff_cache build *.egg-info
+	rm -rf .pytest_cache .ruff_cache .mypy_cache build *.egg-info

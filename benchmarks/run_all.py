@@ -9,7 +9,7 @@ TimescaleDB figures need ``HDI_BENCH_TIMESCALE_URL`` (set by the Makefile) or ``
 
 Usage: .venv/bin/python benchmarks/run_all.py [--only NAME[,NAME]] [--skip NAME[,NAME]] [--big]
        [--no-timescale] [--strict]
-Names: nfr4a, nfr4b, trades, rss, store, decode, gateway, soak
+Names: nfr4a, nfr4b, trades, rss, store, decode, gateway, soak, continuous
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def plan(big: bool, no_ts: bool) -> dict[str, list[str]]:
         "decode": ["decode.py"],
         "gateway": ["gateway.py", "--repeat", "5" if big else "3"],
         "soak": ["soak.py", "--runs", "100" if big else "20"],
+        "continuous": ["continuous_read.py", "--reads", "40" if big else "15", *ts],
     }
 
 

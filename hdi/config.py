@@ -24,7 +24,8 @@ import os
 from pathlib import Path
 
 from hdi.errors import ConfigError
-from hdi.redaction import redact, redact_url  # noqa: F401 - the one implementation, re-exported
+from hdi.redaction import redact as redact  # the one implementation, re-exported
+from hdi.redaction import redact_url as redact_url
 
 API_KEY_ENV = "DATABENTO_API_KEY"
 

@@ -29,7 +29,10 @@ import stat
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 from hdi.errors import HdiError, OutputError
 
@@ -135,7 +138,7 @@ class _Sink(io.BufferedWriter):
 
     error: OSError | None = None
 
-    def write(self, b: Any) -> int:
+    def write(self, b: Buffer) -> int:
         try:
             return super().write(b)
         except OSError as e:
@@ -180,7 +183,7 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, force: bool
     sink: _Sink | None = None
     try:
         sink = _Sink(io.FileIO(tmp, "xb"))
-        write(sink)  # type: ignore[arg-type]
+        write(sink)
         sink.flush()
         os.fsync(sink.fileno())
         sink.close()

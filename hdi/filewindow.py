@@ -77,7 +77,7 @@ def file_request(f: DbnFile, window: FileWindow | None) -> tuple[Request | None,
     """The request a file answers, narrowed to the window (None: no record can fall in it)."""
     m = f.metadata
     bounded = m.end is not None and m.end > m.start
-    start, end = m.start, m.end if bounded else m.start + dt.timedelta(days=1)
+    start, end = m.start, m.end if m.end is not None and bounded else m.start + dt.timedelta(days=1)
     symbols = tuple(m.symbols) or ("ALL_SYMBOLS",)
     if window is not None:
         if window.start is not None:

@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
+from types import FrameType
 from typing import Any, ParamSpec, TypeVar
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def guarded(fn: Callable[P, T]) -> Callable[P, T]:
     return run
 
 
-def _handler(signum: int, frame: Any) -> None:
+def _handler(signum: int, frame: FrameType | None) -> None:
     """The Python-level handler: the watcher thread does the work (it learns of the signal from
     the wakeup fd even while this thread is blocked in C code), so nothing is raised here."""
 

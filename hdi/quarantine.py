@@ -26,7 +26,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -35,6 +35,10 @@ from hdi.errors import ConfigError, HdiError, QuarantineError
 from hdi.store import Store, open_store
 from hdi.store.ledger import QUARANTINE_REPLAYS, RunRecord
 from hdi.validate.quarantine import META_COLUMNS, _files, _name_part
+
+if TYPE_CHECKING:
+    from hdi.recipe.model import Recipe
+    from hdi.validate.split import SplitResult
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,7 @@ def _replayed(st: Store, run_ids: list[str] | None = None) -> pl.DataFrame:
     if not st.has_table(QUARANTINE_REPLAYS.name):
         return pl.DataFrame(schema=schema)
     sql = 'SELECT "quarantine_run_id", "file", "row_index", "replay_id" FROM "quarantine_replays"'
-    params: list[Any] = []
+    params: list[object] = []
     if run_ids is not None:
         if not run_ids:
             return pl.DataFrame(schema=schema)
@@ -116,28 +120,44 @@ def quarantine_list(store: str | None = None, *, root: str | os.PathLike[str] | 
     for f in files:
         run = _run_of(f)
         reasons = pl.read_parquet(f, columns=[REASONS]).get_column(REASONS)
-        rows = done.filter((pl.col("quarantine_run_id") == run) & (pl.col("file") == f.name))
-        opened = ~pl.int_range(reasons.len(), eager=True).is_in(rows.get_column("row_index").implode())
-        records.append({"run_id": run, "table": f.name.split("-", 1)[0], "rows": reasons.len(),
-                        "replayed": rows.height, "open_reasons": reasons.filter(opened), "all_reasons": reasons,
-                        "mtime": dt.datetime.fromtimestamp(f.stat().st_mtime, dt.UTC), "folder": str(f.parent)})
+        done_rows = done.filter((pl.col("quarantine_run_id") == run) & (pl.col("file") == f.name))
+        opened = ~pl.int_range(reasons.len(), eager=True).is_in(done_rows.get_column("row_index").implode())
+        records.append(_FileCounts(run_id=run, table=f.name.split("-", 1)[0], rows=reasons.len(),
+                                   replayed=done_rows.height, open_reasons=reasons.filter(opened),
+                                   all_reasons=reasons,
+                                   mtime=dt.datetime.fromtimestamp(f.stat().st_mtime, dt.UTC),
+                                   folder=str(f.parent)))
     out = []
     for (run, table), group in _group(records):
-        rows = sum(g["rows"] for g in group)
-        replayed = sum(g["replayed"] for g in group)
-        key = "open_reasons" if rows > replayed else "all_reasons"
+        rows = sum(g.rows for g in group)
+        replayed = sum(g.replayed for g in group)
         out.append({"run_id": run, "table": table, "files": len(group), "rows": rows, "replayed": replayed,
                     "open": rows - replayed, "status": "open" if rows > replayed else "replayed",
-                    "top_reasons": _top_reasons(pl.concat([g[key] for g in group])),
-                    "latest": max(g["mtime"] for g in group), "folder": group[0]["folder"]})
+                    "top_reasons": _top_reasons(pl.concat([g.open_reasons if rows > replayed else g.all_reasons
+                                                           for g in group])),
+                    "latest": max(g.mtime for g in group), "folder": group[0].folder})
     return (pl.DataFrame(out, schema=_LIST_SCHEMA)
             .sort(["latest", "run_id", "table"], descending=[True, False, False]))
 
 
-def _group(records: list[dict[str, Any]]) -> list[tuple[tuple[str, str], list[dict[str, Any]]]]:
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+@dataclass(frozen=True)
+class _FileCounts:
+    """One quarantine file's rows, as :func:`quarantine_list` counts them."""
+
+    run_id: str
+    table: str
+    rows: int
+    replayed: int  # rows a replay loaded into the store
+    open_reasons: pl.Series  # the reasons of the rows not replayed
+    all_reasons: pl.Series
+    mtime: dt.datetime
+    folder: str
+
+
+def _group(records: list[_FileCounts]) -> list[tuple[tuple[str, str], list[_FileCounts]]]:
+    groups: dict[tuple[str, str], list[_FileCounts]] = {}
     for r in records:
-        groups.setdefault((r["run_id"], r["table"]), []).append(r)
+        groups.setdefault((r.run_id, r.table), []).append(r)
     return list(groups.items())
 
 
@@ -259,8 +279,9 @@ def _recorded_recipe(st: Store, run_id: str) -> str:
     if runs.height == 0:
         raise ConfigError(f"run '{run_id}' is not in the ledger of {st.display_url}, so its recipe is unknown; "
                           "pass --recipe PATH (or --store, the store that run wrote to)")
-    recipe = json.loads(runs.get_column("params")[0] or "{}").get("recipe")
-    if not recipe:
+    params: dict[str, object] = json.loads(runs.get_column("params")[0] or "{}")
+    recipe = params.get("recipe")
+    if not isinstance(recipe, str) or not recipe:
         raise ConfigError(f"run '{run_id}' recorded no recipe path; pass --recipe PATH")
     if not Path(recipe).is_file():
         raise ConfigError(f"run '{run_id}' was ingested with recipe {recipe}, which no longer exists; "
@@ -268,7 +289,8 @@ def _recorded_recipe(st: Store, run_id: str) -> str:
     return recipe
 
 
-def _revalidate(st: Store, frame: pl.DataFrame, table: str, recipe: Any, start: Any, end: Any) -> Any:
+def _revalidate(st: Store, frame: pl.DataFrame, table: str, recipe: Recipe, start: dt.datetime | None,
+                end: dt.datetime | None) -> SplitResult:
     """The ingest's own validation (``hdi.validate.split``) with the recipe's options and the
     ingest's price rule (the instrument's definition, else its dataset's asset class)."""
     from hdi.validate.price_rules import PriceRule
@@ -278,7 +300,7 @@ def _revalidate(st: Store, frame: pl.DataFrame, table: str, recipe: Any, start: 
     datasets = (frame.get_column("dataset").cast(pl.String).drop_nulls().unique().to_list()
                 if "dataset" in frame.columns and frame.height else [])
     if len(datasets) == 1:
-        allow: Any = rule.for_frame(table, datasets[0], frame)
+        allow: pl.Expr | bool = rule.for_frame(table, datasets[0], frame)
     else:  # rows of several datasets (or none named): each dataset's own rule
         allow = rule.override if rule.override is not None else False
         for ds in datasets:
@@ -338,18 +360,18 @@ def quarantine_replay(
     runs = list(dict.fromkeys(_run_of(f) for f in files))
     done = _replayed(st, runs)
     given = load_recipe(recipe) if recipe is not None else None
-    recipes: dict[str, Any] = {}
-    plan: list[tuple[Path, pl.DataFrame, Any]] = []
+    recipes: dict[str, Recipe] = {}
+    plan: list[tuple[Path, pl.DataFrame, Recipe]] = []
     for f in files:  # everything checked before anything is loaded
-        run = _run_of(f)
-        seen = done.filter((pl.col("quarantine_run_id") == run) & (pl.col("file") == f.name))
+        file_run = _run_of(f)
+        seen = done.filter((pl.col("quarantine_run_id") == file_run) & (pl.col("file") == f.name))
         frame = _read(f).filter(~pl.col("_row").is_in(seen.get_column("row_index").implode()))
         if frame.height == 0:
             continue
         if given is not None:
             r = given
         else:
-            path = _recorded_recipe(st, run)
+            path = _recorded_recipe(st, file_run)
             r = recipes.get(path) or recipes.setdefault(path, load_recipe(path))
         table = str(frame.get_column("_table")[0]) if "_table" in frame.columns else f.name.split("-", 1)[0]
         if all_runs and given is not None and table != given.target.table:
@@ -390,7 +412,7 @@ def quarantine_replay(
     return report
 
 
-def _replay_file(st: Store, f: Path, frame: pl.DataFrame, r: Any, replay_id: str) -> ReplayedFile:
+def _replay_file(st: Store, f: Path, frame: pl.DataFrame, r: Recipe, replay_id: str) -> ReplayedFile:
     run = _run_of(f)
     table = r.target.table
     total = pl.scan_parquet(f).select(pl.len()).collect().item()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
@@ -28,6 +29,9 @@ from hdi.symbols import is_instrument_id, resolve
 from hdi.tables import GRANULARITIES, TABLES, ColType, Table
 from hdi.timeutil import parse_range
 from hdi.tz import to_zone, zone_for
+
+if TYPE_CHECKING:
+    from hdi.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +91,7 @@ def _read_table(
     return out, zone_for(tz, datasets | ({dataset} if dataset else set()))
 
 
-def _attach_symbols(st: object, rows: pl.DataFrame, sel: pl.DataFrame, t: Table, prices: str) -> pl.DataFrame:
+def _attach_symbols(st: Store, rows: pl.DataFrame, sel: pl.DataFrame, t: Table, prices: str) -> pl.DataFrame:
     """Label each row with the symbol(s) that selected it (a row can match several symbols) and,
     unless the table has its own, the contract's raw symbol as of the row's time."""
     tc = t.time_column
@@ -99,7 +103,7 @@ def _attach_symbols(st: object, rows: pl.DataFrame, sel: pl.DataFrame, t: Table,
     order = ["symbol", tc, "instrument_id"] + [c for c in ("ts_recv_ns", "rec_ordinal") if c in t.names]
     lead = ["symbol"]
     if "raw_symbol" not in t.names:
-        out = with_raw_symbols(st, out, tc, sel.get_column("instrument_id").to_list())  # type: ignore[arg-type]
+        out = with_raw_symbols(st, out, tc, sel.get_column("instrument_id").to_list())
         lead.append("raw_symbol")
     out = out.select(*lead, *t.names).sort(order)
     if prices == "float":
@@ -118,8 +122,17 @@ def _granularity(value: str) -> str:
 
 def read_bars(symbols: str | Sequence[str], start: object, end: object, granularity: str = "1d",
               store: str | None = None, *, dataset: str | None = None, prices: str = "float",
-              tz: str | None = None) -> pl.DataFrame:
+              tz: str | None = None, session: str | None = None, as_of: object = None) -> pl.DataFrame:
     """OHLCV bars of one granularity (1s, 1m, 5m, 15m, 1h, 1d), labelled by bar start.
+
+    ``session=None`` (or ``"utc"``) returns the bars as stored (Databento's ``1d`` bar is a UTC day).
+    ``session="exchange"`` builds bars on the instrument's exchange calendar from the stored 1m bars
+    (:mod:`hdi.research.sessions`, docs/sessions.md): for ``1d``, one bar per trading date labelled
+    ``trading_date`` with the session's UTC ``session_open``/``session_close``, ``early_close``, and the
+    ``settlement_price``, ``cleared_volume`` and ``open_interest`` known ``as_of`` an instant (None: all
+    stored), each with its ``*_known_at`` time; ``start``/``end`` are then trading dates (end
+    exclusive). For 5m/15m/1h, bars anchored at the session open. ``session="extended"``: the same on
+    the NYSE pre/post-market session (equities).
 
     An empty result for a granularity the store holds no bars of at all logs a warning naming the
     recipe that builds them (5m and 15m bars are built from 1m bars by their own recipes).
@@ -127,13 +140,55 @@ def read_bars(symbols: str | Sequence[str], start: object, end: object, granular
     Example:
         >>> import hdi
         >>> df = hdi.read_bars("CL.c.0", "2024-01-01", "2024-02-01")  # doctest: +SKIP
+        >>> td = hdi.read_bars("CL.c.0", "2024-11-25", "2024-12-02", session="exchange")  # doctest: +SKIP
     """
     g = _granularity(granularity)
+    from hdi.research.sessions import check_session
+
+    kind = check_session(session)
+    if kind != "utc":
+        return _read_session_bars(symbols, start, end, g, store, dataset=dataset, prices=prices, tz=tz,
+                                  session=kind, as_of=as_of)
+    if as_of is not None:
+        raise QueryError("as_of applies to trading-day bars; allowed: as_of with session='exchange' or "
+                         "'extended' and granularity '1d'")
     df, zone = _read_table("ohlcv", symbols, start, end, store, dataset=dataset, equals={"granularity": g},
                            prices=prices, tz=tz)
     if df.height == 0:
         _hint_granularity(store, g)
     return to_zone(df, zone)
+
+
+def _read_session_bars(symbols: str | Sequence[str], start: object, end: object, g: str, store: str | None, *,
+                       dataset: str | None, prices: str, tz: str | None, session: str, as_of: object) -> pl.DataFrame:
+    """``read_bars(..., session="exchange"|"extended")``: trading-day or session-anchored bars."""
+    from hdi.research import sessions, stats
+    from hdi.store import open_store
+    from hdi.timeutil import parse_time
+
+    if prices not in PRICE_MODES:
+        raise QueryError(f"prices '{prices}' is not allowed; allowed: {allowed_list(PRICE_MODES)}")
+    zone_for(tz, ())
+    syms = _symbols(symbols)
+    if g in sessions.INTRADAY:
+        if as_of is not None:
+            raise QueryError("as_of applies to daily bars; allowed: as_of with granularity '1d'")
+        df = sessions.session_intraday(store, syms, start, end, g, dataset=dataset, session=session, prices=prices)
+    elif g == "1d":
+        when = None if as_of is None else parse_time(as_of, "as_of", error=QueryError)
+        st = open_store(store)
+        with st.session():
+            df = sessions.session_bars(st, syms, start, end, dataset=dataset, session=session, prices=prices)
+            d0, d1 = sessions.trading_dates(start, end)
+            known = stats.daily_stats(st, df.get_column("instrument_id").unique().to_list(), d0, d1, when)
+        if prices == "float":
+            known = known.with_columns(pl.col("settlement_price").cast(pl.Float64))
+        df = df.join(known, on=stats.KEY, how="left", maintain_order="left")
+    else:
+        raise QueryError(f"granularity '{g}' has no session bars; allowed with session='{session}': "
+                         f"{allowed_list(['1d', *sessions.INTRADAY])}")
+    datasets = set(df.get_column("dataset").unique().to_list()) | ({dataset} if dataset else set())
+    return to_zone(df, zone_for(tz, datasets))
 
 
 def _hint_granularity(store: str | None, g: str) -> None:
@@ -221,7 +276,14 @@ def read_definitions(symbols: str | Sequence[str], start: object, end: object, s
                    .with_columns(pl.col("received_timestamp_utc").alias("valid_from")), zone)
 
 
-READERS = {
+class Reader(Protocol):
+    """What every ``read_*`` function accepts (``hdi query`` calls them by ``--schema``)."""
+
+    def __call__(self, symbols: str | Sequence[str], start: object, end: object, *, store: str | None = None,
+                 dataset: str | None = None, prices: str = "float", tz: str | None = None) -> pl.DataFrame: ...
+
+
+READERS: dict[str, Reader] = {
     "ohlcv": read_bars, "trades": read_trades, "tbbo": read_tbbo, "mbp-1": read_mbp1,
     "statistics": read_statistics, "definition": read_definitions,
 }

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from collections.abc import Iterable
+from typing import Protocol
 
 import polars as pl
 
@@ -30,7 +31,14 @@ _ID_BATCH = 5_000  # instrument ids per IN (...) list
 _RESOLVE_BATCH = 2_000  # symbols per symbology.resolve request (Databento's limit)
 
 
-def store_raw_symbols(st: Store, source: Any, dataset: str, resolved: pl.DataFrame, start: dt.date,
+class RawSymbolSource(Protocol):
+    """What :func:`store_raw_symbols` asks of a source (the Databento API source has it)."""
+
+    def raw_symbols(self, dataset: str, instrument_ids: Iterable[int], start_date: dt.date,
+                    end_date: dt.date) -> pl.DataFrame: ...
+
+
+def store_raw_symbols(st: Store, source: RawSymbolSource, dataset: str, resolved: pl.DataFrame, start: dt.date,
                       end: dt.date) -> None:
     """Store the raw symbols of the instruments ``resolved`` (a continuous or parent request's
     symbology rows) maps to, as ``raw_symbol`` intervals; a failure costs only those names."""

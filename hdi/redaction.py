@@ -36,7 +36,7 @@ import os
 import re
 import sys
 import threading
-from typing import Any
+from types import TracebackType
 from urllib.parse import parse_qsl, quote, quote_plus, unquote
 
 MASK = "***"
@@ -184,6 +184,15 @@ _KEY = re.compile(r"pass(?:word|wd)[\"']?\s*[:=][ \t]*", re.I)
 _QUOTED = {q: re.compile(rf"[^{q}\\]*(?:\\.[^{q}\\]*)*", re.S) for q in ("'", '"')}
 _URL_VALUE = re.compile(r"[^\s&#'\"]*")
 _DSN_VALUE = re.compile(r"\S*")
+
+
+def _value_end(pattern: re.Pattern[str], text: str, pos: int) -> int:
+    """Where the value starting at ``pos`` ends; every value pattern above matches the empty string."""
+    m = pattern.match(text, pos)
+    assert m is not None, pattern.pattern
+    return m.end()
+
+
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
@@ -197,14 +206,14 @@ def _redact_keyvals(text: str) -> str:
         if s < len(text) and text[s] in "'\"":
             q = text[s]
             v_start = s + 1
-            v_end = _QUOTED[q].match(text, v_start).end()
+            v_end = _value_end(_QUOTED[q], text, v_start)
         else:
             j, lo = m.start(), max(0, m.start() - 40)
             while j > lo and text[j - 1] in _NAME_CHARS:  # the key's own prefix (ssl, PG, db_, ...)
                 j -= 1
             in_url = j > 0 and text[j - 1] in "?&;"
             v_start = s
-            v_end = (_URL_VALUE if in_url else _DSN_VALUE).match(text, s).end()
+            v_end = _value_end(_URL_VALUE if in_url else _DSN_VALUE, text, s)
         if v_end == v_start or text.startswith(MASK, v_start):  # nothing, or hidden already
             continue
         out.append(text[last:v_start])
@@ -268,10 +277,10 @@ def install_excepthook() -> None:
     """Uncaught exceptions (main thread and others) print their traceback redacted. (Typer puts its
     own hook in place while a command runs: the CLI's ``main`` catches and prints those itself.)"""
 
-    def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    def hook(exc_type: type[BaseException], exc: BaseException | None, tb: TracebackType | None) -> None:
         print_exception(exc.with_traceback(tb) if exc is not None else exc_type())
 
-    def thread_hook(args: Any) -> None:
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
         if args.exc_type is SystemExit:
             return
         name = args.thread.name if args.thread is not None else "?"

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from hdi.validate.budget import Verdict
 
 ChunkStatus = Literal["done", "skipped", "failed", "estimated", "excluded"]
 
@@ -54,7 +57,7 @@ class IngestReport:
     error: str | None = None  # a run-level failure
     planned: int = 0  # chunks planned (done before, loaded, failed or not reached)
     interrupted: str | None = None  # "SIGINT" / "SIGTERM": the run stopped; the chunk in flight rolled back
-    budget: Any = None  # hdi.validate.budget.Verdict of the chunks loaded (None for a dry run)
+    budget: Verdict | None = None  # hdi.validate.budget.Verdict of the chunks loaded (None for a dry run)
 
     def _sum(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.chunks)

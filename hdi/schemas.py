@@ -13,6 +13,10 @@ The record class is named, not imported: importing this module does not load ``d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from databento_dbn import DBNRecord
 
 
 @dataclass(frozen=True)
@@ -26,11 +30,11 @@ class SchemaInfo:
     bar_seconds: int | None = None  # OHLCV bar length; None for other schemas
 
     @property
-    def record_class(self) -> type:
+    def record_class(self) -> type[DBNRecord]:
         """The ``databento_dbn`` record class (current DBN version layout)."""
         import databento_dbn
 
-        cls: type = getattr(databento_dbn, self.record)
+        cls: type[DBNRecord] = getattr(databento_dbn, self.record)
         return cls
 
 

@@ -5,7 +5,10 @@ UTC day from the first to the last day fetched (or asked for by a failed chunk),
 Monday..Sunday as rows — coloured:
 
 - **data**: fetched, the source had records;
-- **no data**: fetched, the source had none (a weekend, a holiday, a no-trade day);
+- **flagged**: a trading day of the symbol's exchange calendar, fetched, the source had none (the
+  source may be incomplete: a vendor outage, a planted no-trade day);
+- **closed**: fetched, no data, and the market was closed (weekend, holiday): expected empty;
+- **no data**: fetched, the source had none, and no exchange calendar is known for the symbol;
 - **missing**: never fetched (a failed chunk, a skipped or never-asked range);
 - **quarantined**: the day has open quarantined rows (quarantined, not replayed since) of that
   dataset and schema, for the symbol the row was requested under.
@@ -18,20 +21,25 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from hdi.fileout import write_atomic
 from hdi.validate.budget import SYMBOL_COLUMN
 
-COLOURS = {"data": "#2da44e", "no data": "#d0d7de", "missing": "#cf222e", "quarantined": "#bf8700"}
+if TYPE_CHECKING:
+    from hdi.status_report import StatusReport
+
+COLOURS = {"data": "#2da44e", "flagged": "#8250df", "closed": "#eaeef2", "no data": "#d0d7de", "missing": "#cf222e",
+           "quarantined": "#bf8700"}
 CELL, GAP = 11, 2
 _TIME_COLUMNS = ("ts_event", "bar_timestamp_utc", "ts_recv", "ts")
 
 
-def _e(v: Any) -> str:
+def _e(v: object) -> str:
     if v is None:
         return "—"
     if isinstance(v, dt.datetime):
@@ -156,7 +164,7 @@ th{background:#f6f8fa} td{font-variant-numeric:tabular-nums;white-space:nowrap} 
 """
 
 
-def render(report: Any, quarantined: dict[tuple[str, str, str], set[dt.date]] | None = None) -> str:
+def render(report: StatusReport, quarantined: dict[tuple[str, str, str], set[dt.date]] | None = None) -> str:
     """The page for a :class:`hdi.status_report.StatusReport` (``quarantined``: see :func:`quarantined_days`)."""
     quarantined = quarantined or {}
     css = _CSS + "".join(f"rect.{k.replace(' ', '-')}{{fill:{c}}}" for k, c in COLOURS.items())
@@ -165,12 +173,13 @@ def render(report: Any, quarantined: dict[tuple[str, str, str], set[dt.date]] | 
     for r in report.coverage.iter_rows(named=True):
         first, last = r["first_day"], r["last_day"]
         missing, no_data = _days(r["missing"]), _days(r["no_data"])
+        flagged, closed = _days(r.get("flagged") or []), _days(r.get("closed") or [])
         q = quarantined.get((r["dataset"], r["schema"], r["symbol"]), set())
         kind: dict[dt.date, str] = {}
         d = first
         while d <= last:
-            kind[d] = ("quarantined" if d in q else "missing" if d in missing
-                       else "no data" if d in no_data else "data")
+            kind[d] = ("quarantined" if d in q else "missing" if d in missing else "flagged" if d in flagged
+                       else "closed" if d in closed else "no data" if d in no_data else "data")
             d += dt.timedelta(days=1)
         counts = {k: sum(1 for v in kind.values() if v == k) for k in COLOURS}
         summary = (f"{first.isoformat()}..{last.isoformat()} · {r['rows_fetched']:,} records fetched · "
@@ -197,7 +206,7 @@ def render(report: Any, quarantined: dict[tuple[str, str, str], set[dt.date]] | 
             f"<h2>Tables</h2>{tables}<h2>Quarantine</h2>{quar}</body></html>\n")
 
 
-def write_html(report: Any, path: str | Path, *, force: bool = False, protect: Any = (),
+def write_html(report: StatusReport, path: str | Path, *, force: bool = False, protect: Iterable[Path] = (),
                quarantined: dict[tuple[str, str, str], set[dt.date]] | None = None) -> Path:
     """Write the page atomically; an existing file is replaced only with ``force`` (never a store)."""
     page = render(report, quarantined).encode("utf-8")

@@ -9,6 +9,11 @@ number of records the source had for each requested symbol. So:
 - a day inside the symbol's span that is not listed was never fetched (a chunk failed, was skipped,
   or the range was never asked for): **missing**. The two are never confused.
 
+The symbol's exchange calendar (:mod:`hdi.research.calendars`) splits the no-data days: a day the
+market trades is **flagged** (the source may be incomplete: a vendor outage, a halted instrument);
+a day it is closed (weekend, holiday) is **closed**, expected empty. Early-close trading dates in the
+span are listed (``early_close``). A symbol without a known calendar keeps plain no-data days.
+
 Stored rows per (dataset, table, granularity, symbol) come from one grouped query per table (rows,
 first and last time per instrument and UTC day), mapped to symbols through the symbology table
 (a continuous symbol counts each contract on its own days); an instrument no symbol maps is shown
@@ -27,6 +32,7 @@ from typing import Any
 import polars as pl
 
 from hdi import config
+from hdi.research.calendars import classify_coverage
 from hdi.store import open_store
 from hdi.store.schema import ident
 from hdi.tables import DATA_TABLES
@@ -197,6 +203,9 @@ _COVERAGE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "dataset": pl.String, "schema": pl.String, "symbol": pl.String, "first_day": pl.Date, "last_day": pl.Date,
     "rows_fetched": pl.Int64, "days_with_data": pl.UInt32, "days_no_data": pl.UInt32, "days_missing": pl.UInt32,
     "missing": pl.List(pl.String), "no_data": pl.List(pl.String),
+    # by the symbol's exchange calendar (hdi.research.calendars.classify_coverage); calendar null: unknown
+    "calendar": pl.String, "days_flagged": pl.UInt32, "days_closed": pl.UInt32,
+    "flagged": pl.List(pl.String), "closed": pl.List(pl.String), "early_close": pl.List(pl.String),
 }
 
 
@@ -252,10 +261,14 @@ def _coverage(days: pl.DataFrame | None, failed: pl.DataFrame) -> pl.DataFrame:
         lo, hi = min(bounds), max(bounds)
         span = [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
         missing = [d for d in span if d not in fetched]
-        no_data = [d for d, n in fetched.items() if n == 0]
+        no_data = sorted(d for d, n in fetched.items() if n == 0)
+        cal = classify_coverage(ds, sym, lo, hi, no_data)
         out.append({"dataset": ds, "schema": sch, "symbol": sym, "first_day": lo, "last_day": hi,
                     "rows_fetched": int(sum(fetched.values())), "days_with_data": len(fetched) - len(no_data),
                     "days_no_data": len(no_data), "days_missing": len(missing),
-                    "missing": _ranges(missing), "no_data": _ranges(no_data)})
+                    "missing": _ranges(missing), "no_data": _ranges(no_data),
+                    "calendar": cal["calendar"], "days_flagged": len(cal["flagged"]), "days_closed": len(cal["closed"]),
+                    "flagged": _ranges(cal["flagged"]), "closed": _ranges(cal["closed"]),
+                    "early_close": _ranges(cal["early_close"])})
     return pl.DataFrame(out, schema=_COVERAGE_SCHEMA).sort("dataset", "schema", "symbol")
 

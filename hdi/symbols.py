@@ -22,10 +22,10 @@ import polars as pl
 from hdi.errors import QueryError, did_you_mean
 from hdi.store.base import Store
 
-SELECTION_SCHEMA = {
-    "symbol": pl.String, "dataset": pl.String, "instrument_id": pl.Int64,
+SELECTION_SCHEMA = pl.Schema({
+    "symbol": pl.String(), "dataset": pl.String(), "instrument_id": pl.Int64(),
     "from_ts": pl.Datetime("ns", "UTC"), "to_ts": pl.Datetime("ns", "UTC"),
-}
+})
 _PARENT = re.compile(r"^(?P<root>.+)\.(?P<kind>FUT|OPT)$")
 _CLASSES = {"FUT": ("F",), "OPT": ("C", "P")}
 

@@ -296,3 +296,28 @@ def table(name: str) -> Table:
         raise QueryError(
             f"unknown table '{name}'{did_you_mean(name, TABLES)}; allowed: {allowed_list(TABLES)}"
         ) from None
+
+
+ROLLS = Table(
+    name="rolls",
+    doc="Roll schedules of continuous futures (hdi rolls, hdi.read_continuous): one row per roll of a "
+        "(dataset, root, rule, parameters), with the data that decided it. Derived from stored definitions "
+        "and statistics; recomputing a schedule replaces its rows (the latest computed_at is current).",
+    columns=(
+        _c("dataset", T), _c("root", T, doc="futures root, e.g. CL"),
+        _c("rule", T, doc="calendar | volume | open_interest"),
+        _c("parameters", T, doc="the rule's parameters, e.g. days_before_expiry=2 ('' when none)"),
+        _c("trading_date", D, doc="first trading date on the new contract"),
+        _c("effective_ts", TS, doc="session open of trading_date: when the roll takes effect"),
+        _c("from_contract", T, doc="raw symbol rolled out of"), _c("from_instrument_id", I64),
+        _c("to_contract", T, doc="raw symbol rolled into"), _c("to_instrument_id", I64),
+        _c("decided_by_ts", TS, doc="ts_recv of the latest record the decision used (always < effective_ts)"),
+        _c("decided_by_ns", I64, doc="decided_by_ts, exact nanoseconds since the epoch"),
+        _c("decided_by", T, doc="what decided it, e.g. 'expiration of CLG4 (definition)' or the two figures"),
+        _c("computed_at", TS, doc="when this schedule was computed"),
+    ),
+    key=("dataset", "root", "rule", "parameters", "trading_date"),
+    time_column="trading_date",
+    chunk_interval=None,
+    ns_columns=(("decided_by_ts", "decided_by_ns"),),
+)

@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 
 from hdi.store.ledger import LEDGER_TABLES  # noqa: E402
 from hdi.store.schema import SQL_TYPES  # noqa: E402
-from hdi.tables import TABLES  # noqa: E402
+from hdi.tables import ROLLS, TABLES  # noqa: E402
 
 HEAD = """# Tables
 
@@ -32,7 +32,7 @@ read API rebuilds ns timestamps from them. DuckDB stores `TIMESTAMPTZ_NS`.
 
 def render() -> str:
     out = [HEAD]
-    for title, tables in (("Data", TABLES), ("Ingest ledger", LEDGER_TABLES)):
+    for title, tables in (("Data", TABLES), ("Ingest ledger", LEDGER_TABLES), ("Research", {ROLLS.name: ROLLS})):
         out.append(f"\n## {title} tables\n")
         for t in tables.values():
             out.append(f"\n### `{t.name}`\n\n{t.doc}\n")

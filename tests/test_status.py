@@ -35,6 +35,10 @@ def test_a_skipped_day_is_missing_and_a_no_trade_day_is_no_data(gateway, any_sto
     cl = coverage(status(any_store_url), "CL.c.0")
     assert cl["missing"] == ["2024-03-05"]  # never fetched
     assert cl["no_data"] == ["2024-03-02", "2024-03-06", "2024-03-09"]  # Saturdays and the no-trade day
+    # by the CME Globex energy calendar: the no-trade day is a trading day (flagged), Saturdays are closed
+    assert (cl["calendar"], cl["flagged"], cl["closed"]) == (
+        "CMEGlobex_CrudeAndRefined", ["2024-03-06"], ["2024-03-02", "2024-03-09"])
+    assert (cl["days_flagged"], cl["days_closed"], cl["early_close"]) == (1, 2, [])
     assert (cl["first_day"], cl["last_day"]) == (dt.date(2024, 3, 1), dt.date(2024, 3, 11))
     assert (cl["days_with_data"], cl["days_no_data"], cl["days_missing"], cl["rows_fetched"]) == (7, 3, 1, 7)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,9 @@ from hdi import schemas
 from hdi.cli import render
 from hdi.cli.quarantine_cmd import quarantine_app
 from hdi.errors import ConfigError, HdiError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 app = typer.Typer(
     name="hdi",
@@ -136,11 +139,13 @@ def ingest(
 
 @app.command()
 def query(
-    schema: Annotated[str, typer.Option(help=f"What to read: {', '.join(SCHEMAS)}.")],
-    symbols: Annotated[str, typer.Option(metavar="A,B", help="Symbols (CL.c.0, ESH5, ES.FUT, SPY) or "
-                                         "instrument ids, comma-separated.")],
     start: Annotated[str, typer.Option(metavar="DATE", help="Inclusive start, YYYY-MM-DD or ISO timestamp (UTC).")],
     end: Annotated[str, typer.Option(metavar="DATE", help="Exclusive end, YYYY-MM-DD or ISO timestamp (UTC).")],
+    schema: Annotated[str | None, typer.Option(help=f"What to read: {', '.join(SCHEMAS)}. Required, except "
+                                               "with --continuous (bars, default ohlcv-1d).")] = None,
+    symbols: Annotated[str | None, typer.Option(metavar="A,B", help="Symbols (CL.c.0, ESH5, ES.FUT, SPY) or "
+                                                "instrument ids, comma-separated. Required, except with "
+                                                "--continuous.")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="parquet, csv or table. CSV and table go to "
                                         "stdout when no --output is given; parquet needs --output.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", metavar="PATH", help="File to write (to a "
@@ -158,41 +163,146 @@ def query(
     all_publications: Annotated[bool, typer.Option("--all-publications", help="--schema statistics: every "
                                                    "publication (deletes included), not only the latest per "
                                                    "statistic and day.")] = False,
+    continuous: Annotated[str | None, typer.Option("--continuous", metavar="ROOT", help="A continuous future "
+                          "built from ROOT's stored contracts (e.g. CL; see docs/continuous.md): each row names "
+                          "its contract; adjusted prices in open_price..close_price, traded ones in "
+                          "*_unadjusted.")] = None,
+    roll: Annotated[str, typer.Option(help="--continuous: calendar, volume or open_interest.")] = "calendar",
+    days_before_expiry: Annotated[int, typer.Option(help="--continuous --roll calendar: trading days before "
+                                                    "the last trade date the next contract starts.")] = 0,
+    adjust: Annotated[str, typer.Option(help="--continuous: none, difference or ratio.")] = "none",
+    direction: Annotated[str, typer.Option(help="--continuous: backward (the latest contract as traded) or "
+                                           "forward (the first one as traded).")] = "backward",
+    plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png", help="--continuous: also write a "
+                    "PNG of the adjusted and unadjusted closes with the rolls marked (needs matplotlib: "
+                    "pip install 'hdi[plot]'); an existing file only with --force.")] = None,
+    session: Annotated[str | None, typer.Option("--session", metavar="KIND", help="--schema ohlcv-*: utc "
+                                                "(default: bars as stored; ohlcv-1d is a UTC day), exchange "
+                                                "(bars on the instrument's exchange calendar, built from the "
+                                                "stored 1m bars: ohlcv-1d per trading date with settlement, "
+                                                "cleared volume and open interest; 5m/15m/1h anchored at the "
+                                                "session open; --start/--end are trading dates) or extended "
+                                                "(equities: NYSE pre/post market). See docs/sessions.md.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="--session exchange, ohlcv-1d: "
+                                              "settlement, cleared volume and open interest as known at this "
+                                              "instant (ISO timestamp, UTC): null before their publication.")] = None,
 ) -> None:
     """Read stored rows for symbols in [start, end) and write Parquet, CSV or a table.
 
     Every row names the symbol asked for (symbol), the contract (raw_symbol, as of the row's time)
     and its instrument_id, for parent (ES.FUT) and continuous (CL.c.0) symbols too.
+    `--session exchange` gives bars on the exchange's trading day (docs/sessions.md). With
+    --continuous ROOT, a continuous future joined from ROOT's contracts by hdi's own roll schedule.
     """
-    from hdi import query as q
     from hdi.fileout import check_target
 
     render.setup_logging(verbose=False, log_file=None, to_file=False)
     try:
-        if all_publications and schema.strip().lower() != "statistics":
+        if continuous is None:
+            for flag, value in (("--schema", schema), ("--symbols", symbols)):
+                if value is None:
+                    raise ConfigError(f"{flag} is required (or --continuous ROOT for a continuous future)")
+            if plot is not None:
+                raise ConfigError("--plot applies to --continuous only")
+        elif symbols is not None:
+            raise ConfigError("--symbols and --continuous exclude each other: --continuous takes the root (CL)")
+        if all_publications and (schema or "").strip().lower() != "statistics":
             raise ConfigError(f"--all-publications applies to --schema statistics only, not '{schema}'")
         protect = _store_files(store)
-        if output is not None:  # refused before the store is read
-            check_target(output, force=force, protect=protect)
-        extra = {"tz": tz, **({"latest": False} if all_publications else {})}
-        frame = _read(q, schema, symbols, start, end, store, dataset, prices, **extra)
+        for path in (output, plot):
+            if path is not None:  # refused before the store is read
+                check_target(path, force=force, protect=protect)
+        if continuous is not None:
+            if as_of is not None:
+                raise ConfigError("--as-of does not apply to --continuous (see hdi rolls --as-of)")
+            frame = _read_continuous(continuous, schema, start, end, store, dataset, roll, days_before_expiry,
+                                     adjust, direction, tz, plot, force, protect, session)
+            render.write_frame(frame, format=format, output=output, limit=limit, allowed=FORMATS, force=force,
+                               protect=protect)
+            return
+        assert schema is not None and symbols is not None
+        if (session is not None or as_of is not None) and not schema.strip().lower().startswith("ohlcv-"):
+            raise ConfigError(f"--session and --as-of apply to --schema ohlcv-* only, not '{schema}'")
+        frame = _read(schema, symbols, start, end, store, dataset, prices, tz, latest=not all_publications,
+                      session=session, as_of=as_of)
         render.write_frame(frame, format=format, output=output, limit=limit, allowed=FORMATS, force=force,
                            protect=protect)
     except HdiError as e:
         raise _fail(e) from None
 
 
-def _read(q: object, schema: str, symbols: str, start: str, end: str, store: str | None, dataset: str | None,
-          prices: str, **extra: object) -> object:
+def _read(schema: str, symbols: str, start: str, end: str, store: str | None, dataset: str | None,
+          prices: str, tz: str | None, *, latest: bool, session: str | None = None,
+          as_of: str | None = None) -> pl.DataFrame:
+    from hdi import query as q
     from hdi.errors import did_you_mean
 
     s = schema.strip().lower()
     if s not in SCHEMAS:
         raise ConfigError(f"--schema '{schema}' is not allowed{did_you_mean(s, SCHEMAS)}; allowed: {', '.join(SCHEMAS)}")
-    kw = {"store": store, "dataset": dataset, "prices": prices, **extra}
     if s.startswith("ohlcv-"):
-        return q.read_bars(symbols, start, end, granularity=s.removeprefix("ohlcv-"), **kw)  # type: ignore[attr-defined]
-    return q.READERS[s](symbols, start, end, **kw)  # type: ignore[attr-defined]
+        return q.read_bars(symbols, start, end, granularity=s.removeprefix("ohlcv-"), store=store, dataset=dataset,
+                           prices=prices, tz=tz, session=session, as_of=as_of)
+    if s == "statistics":
+        return q.read_statistics(symbols, start, end, store=store, dataset=dataset, latest=latest, prices=prices,
+                                 tz=tz)
+    return q.READERS[s](symbols, start, end, store=store, dataset=dataset, prices=prices, tz=tz)
+
+
+def _read_continuous(root: str, schema: str | None, start: str, end: str, store: str | None, dataset: str | None,
+                     roll: str, days: int, adjust: str, direction: str, tz: str | None, plot: Path | None,
+                     force: bool, protect: tuple[Path, ...], session: str | None = None) -> object:
+    from hdi.errors import did_you_mean
+    from hdi.research.continuous import read_continuous
+
+    s = (schema or "ohlcv-1d").strip().lower()
+    bars = tuple(x for x in SCHEMAS if x.startswith("ohlcv-"))
+    if s not in bars:
+        raise ConfigError(f"--schema '{schema}' is not allowed with --continuous{did_you_mean(s, bars)}; allowed: "
+                          f"{', '.join(bars)}")
+    frame = read_continuous(root, start, end, granularity=s.removeprefix("ohlcv-"), roll=roll,
+                            days_before_expiry=days, adjust=adjust, dataset=dataset or "GLBX.MDP3", store=store,
+                            direction=direction, session=session)
+    if plot is not None:
+        from hdi.research.plot import plot_continuous
+
+        what = f"roll {roll}" + (f" {days} days before expiry" if roll == "calendar" else "")
+        plot_continuous(frame, plot, force=force, protect=protect,  # type: ignore[arg-type]
+                        title=f"{root} continuous ({s}), {what}, adjust {adjust} ({direction})")
+        print(f"wrote the picture to {plot}", file=sys.stderr)
+    if tz is not None:
+        from hdi.tz import to_zone, zone_for
+
+        frame = to_zone(frame, zone_for(tz, {dataset or "GLBX.MDP3"}))  # type: ignore[arg-type]
+    return frame
+
+
+@app.command()
+def rolls(
+    root: Annotated[str, typer.Argument(metavar="ROOT", help="Futures root, e.g. CL (its contracts' definitions "
+                                        "must be stored: recipes/cl_contracts_definitions.yaml).")],
+    rule: Annotated[str, typer.Option(help="calendar, volume or open_interest.")] = "calendar",
+    days_before_expiry: Annotated[int, typer.Option(help="--rule calendar: trading days before the last trade "
+                                                    "date the next contract starts.")] = 0,
+    dataset: Annotated[str, typer.Option(metavar="DATASET")] = "GLBX.MDP3",
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="Compute the schedule from the "
+                     "records received before TIME only (UTC), as a run then would have; not stored.")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table or csv, on stdout.")] = "table",
+    store: StoreOpt = None,
+) -> None:
+    """Compute ROOT's roll schedule under a rule from the stored contracts, store it (table rolls) and
+    print it: trading date, from/to contract, and the timestamp of the data that decided each roll
+    (always before the session open the roll takes effect at).
+    """
+    from hdi.research.rolls import rolls as compute
+
+    render.setup_logging(verbose=False, log_file=None, to_file=False)
+    try:
+        frame = compute(root, rule, days_before_expiry, dataset, store, as_of=as_of)
+        frame = frame.drop("dataset", "root")  # type: ignore[attr-defined]
+        render.write_frame(frame, format=format, output=None, limit=10_000, allowed=("table", "csv"))
+    except HdiError as e:
+        raise _fail(e) from None
 
 
 def _store_files(store: str | None) -> tuple[Path, ...]:
@@ -225,8 +335,11 @@ def status(
     """What is stored: rows per table and per symbol (first/last time), coverage and gaps per
     (dataset, schema, symbol), quarantine files, recent runs and failed chunks.
 
-    A day fetched whose source had no records (a holiday, a no-trade day) is "no data"; a day never
-    fetched (a failed chunk, a range never asked for) is "MISSING". A run marked running* has no
+    Days are judged by each symbol's exchange calendar: a trading day fetched whose source had no
+    records is "FLAGGED" (the source may be incomplete); a day the market is closed (weekend,
+    holiday) is "closed" (none expected); early closes are listed. A day never fetched (a failed
+    chunk, a range never asked for) is "MISSING". A symbol with no known calendar keeps "no data"
+    for its fetched days without records. A run marked running* has no
     end recorded: it still runs, or was killed; `hdi ingest --resume RUN_ID` finishes it.
     """
     from hdi.status_report import status as get_status

@@ -43,7 +43,7 @@ class LogFile(logging.FileHandler):
     def _discard(self) -> None:
         """Drop the stream without another failing flush: its unwritten buffer goes to /dev/null, so
         neither ``close`` nor interpreter exit reports the same error again."""
-        stream, self.stream = self.stream, None  # type: ignore[assignment]
+        stream, self.stream = self.stream, None
         if stream is None:
             return
         silence(stream)

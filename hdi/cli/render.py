@@ -10,19 +10,25 @@ import logging
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import IO, TYPE_CHECKING
 
 import polars as pl
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hdi import config
 from hdi.cli.stdout import silence
 from hdi.errors import ConfigError
 from hdi.report import Event, IngestReport
+
+if TYPE_CHECKING:
+    from hdi.cli.logfile import LogFile
+    from hdi.status_report import StatusReport
 
 
 class _Console(Console):
@@ -35,7 +41,7 @@ class _Console(Console):
 
 
 err = _Console(stderr=True, highlight=False)
-log_handler: Any = None  # the ingest's LogFile, once setup_logging made one
+log_handler: LogFile | None = None  # the ingest's LogFile, once setup_logging made one
 out = _Console(highlight=False, soft_wrap=True)
 
 
@@ -114,7 +120,7 @@ def ok(message: str) -> None:
     err.print(f"[green]✓[/] {message}", markup=True) if err.is_terminal else print(message, file=sys.stderr)
 
 
-def _writing(stream: Any, fn: Any, *args: Any) -> None:
+def _writing(stream: IO[str], fn: Callable[..., object], *args: object) -> None:
     """Call a printing function; a closed pipe on ``stream`` silences it instead of stopping the caller."""
     try:
         fn(*args)
@@ -138,7 +144,7 @@ class IngestProgress:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[rows]:>12,} rows"), TimeElapsedColumn(),
                                  console=err, disable=not self.live, transient=False)
-        self.task: Any = None
+        self.task: TaskID | None = None
         self.rows = 0
         self.total = 0
         self.seen = 0
@@ -149,8 +155,9 @@ class IngestProgress:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.progress.__exit__(exc_type, exc, tb)
 
     def on_event(self, e: Event) -> None:
         """Show an ingest event; a closed stderr (``2>&1 | head -1``) never stops the ingest."""
@@ -228,7 +235,7 @@ def _summary(r: IngestReport) -> None:
     t.add_row("cost", f"${r.cost_usd:,.2f}")
     t.add_row("elapsed", f"{r.seconds:.2f} s")
     if r.log_file:
-        failed = getattr(log_handler, "failure", None)
+        failed = log_handler.failure if log_handler is not None else None
         t.add_row("log", r.log_file + (f" (incomplete: writing stopped, {failed})" if failed else ""))
     err.print(t)
 
@@ -260,8 +267,8 @@ def _failures(r: IngestReport, shown: set[str] | frozenset[str] = frozenset()) -
             error(f"{c.label}: {c.error}")
     if failed and all(c.chunk_id in shown for c in failed):
         error(f"{len(failed)} chunk(s) failed (each error is printed above); a re-run retries them")
-    if r.over_budget:
-        v = r.budget
+    v = r.budget
+    if r.over_budget and v is not None:
         error(f"over quarantine budget: {v.quarantined:,} of {v.rows:,} rows ({v.rate:.2%}) quarantined by this "
               f"run, max_failure_rate {v.max_rate:.2%} (judged over the run, and per symbol from "
               f"{v.min_population:,} rows); every good row is stored (exit code 3)")
@@ -273,7 +280,7 @@ def _failures(r: IngestReport, shown: set[str] | frozenset[str] = frozenset()) -
                   "(`hdi status` marks these symbols until their quarantine is replayed)")
 
 
-def _when(value: Any) -> str:
+def _when(value: object) -> str:
     return value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else str(value)
 
 
@@ -312,7 +319,7 @@ def write_frame(frame: pl.DataFrame, *, format: str, output: Path | None, limit:
           file=sys.stderr)
 
 
-def status(report: Any, *, as_json: bool) -> None:
+def status(report: StatusReport, *, as_json: bool) -> None:
     """``hdi status``: JSON, or compact text sections fitted to the terminal (80 to 100 columns)."""
     if as_json:
         print(json.dumps(report.to_dict(), indent=2, default=str))

@@ -1,7 +1,8 @@
 """``hdi status`` as text: one short section per topic, every line fitted to 80-100 columns.
 
 Sections: the store, its tables, stored rows per symbol, coverage per (dataset, schema, symbol) with
-its MISSING days (never fetched) and no-data days (fetched, the source had nothing), quarantine,
+its MISSING days (never fetched), FLAGGED days (a trading day of the symbol's exchange calendar fetched
+without data), closed days (weekend, holiday) and early closes, quarantine,
 symbols over their quarantine budget, recent runs and failed chunks. Lists too long for a line end in ``(+N more)``; ``--format json``
 has them all. Only a store URL or a file path may be longer than the line: they are never cut.
 """
@@ -10,14 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from hdi.status_report import StatusReport
 
 Line = tuple[str, bool]  # (text, is a heading)
 
 
-def _when(v: Any) -> str:
+def _when(v: object) -> str:
     if v is None:
         return "—"
     if isinstance(v, dt.datetime):
@@ -48,7 +52,7 @@ def _columns(rows: list[list[str]], right: set[int], indent: str = "  ") -> list
                                ).rstrip() for r in rows]
 
 
-def lines(report: Any, width: int = 100) -> list[Line]:
+def lines(report: StatusReport, width: int = 100) -> list[Line]:
     """The text of ``hdi status`` for a :class:`hdi.status_report.StatusReport`."""
     out: list[Line] = []
     ed = report.edition
@@ -91,18 +95,28 @@ def _symbols(s: pl.DataFrame) -> list[Line]:
     return [("", False), ("Stored rows per symbol", True)] + [(x, False) for x in _columns(rows, {3, 4})]
 
 
+COVERAGE_HEAD = "Coverage  (MISSING = never fetched; FLAGGED = trading day, no data; closed = market closed)"
+
+
 def _coverage(c: pl.DataFrame, width: int) -> list[Line]:
-    out: list[Line] = [("", False), ("Coverage  (MISSING = never fetched; no data = fetched, the source had none)", True)]
+    out: list[Line] = [("", False), (COVERAGE_HEAD, True)]
     if c.height == 0:
         return [*out, ("  no ingest recorded yet", False)]
     rows = []
     for r in c.iter_rows(named=True):
-        counts = f"{r['days_with_data']} with data, {r['days_no_data']} no data, {r['days_missing']} MISSING"
+        if r.get("calendar"):
+            counts = (f"{r['days_with_data']} with data, {r['days_flagged']} FLAGGED, {r['days_closed']} closed, "
+                      f"{r['days_missing']} MISSING")
+        else:  # no exchange calendar known for the symbol: days without data stay unclassified
+            counts = f"{r['days_with_data']} with data, {r['days_no_data']} no data, {r['days_missing']} MISSING"
         rows.append([r["dataset"], r["schema"], r["symbol"], f"{r['first_day']}..{r['last_day']}", counts])
     heads = _columns(rows, set())
     for head, r in zip(heads, c.iter_rows(named=True), strict=True):
         out.append((head, False))
-        for label, days in (("MISSING", r["missing"]), ("no data", r["no_data"])):
+        lists = ((("MISSING", r["missing"]), ("FLAGGED", r["flagged"]), ("closed", r["closed"]),
+                  ("early", r["early_close"])) if r.get("calendar") else
+                 (("MISSING", r["missing"]), ("no data", r["no_data"])))
+        for label, days in lists:
             if days:
                 out.append((f"      {label:<8}{_fit(days, width - 14)}", False))
     return out

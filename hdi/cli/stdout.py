@@ -13,8 +13,8 @@ import contextlib
 import errno
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TextIO
 
 
 class StdoutError(OSError):
@@ -50,7 +50,7 @@ class _Guarded:
         except OSError as e:
             raise _failure(e) from e
 
-    def writelines(self, lines: Any) -> None:
+    def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:
             self.write(line)
 
@@ -64,7 +64,11 @@ class _Guarded:
         return getattr(self._stream, name)
 
 
-def silence(stream: Any) -> None:
+class _HasFileno(Protocol):
+    def fileno(self) -> int: ...
+
+
+def silence(stream: _HasFileno) -> None:
     """Point a stream's descriptor at /dev/null, so the data still buffered and any later write or
     flush (the interpreter's own at exit included) succeed quietly. A stream without a descriptor
     (tests' captured streams) is left alone."""
@@ -86,8 +90,8 @@ def guarded(run: Callable[[], None], on_error: Callable[[str], None]) -> None:
     """Run ``run()`` (which may raise SystemExit) with stdout guarded; a stdout failure calls
     ``on_error(message)`` and exits 1."""
     real = sys.stdout
-    sys.stdout = _Guarded(real)  # type: ignore[assignment]
-    code: Any = 0
+    sys.stdout = _Guarded(real)
+    code: str | int | None = 0
     try:
         try:
             run()

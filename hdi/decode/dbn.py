@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import databento_dbn as dbn
 import numpy as np
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SUPPORTED_SCHEMAS", "decode_file", "frame_schema", "symbology_frame"]
 
-SCHEMA_CLASSES: dict[str, type] = {name: getattr(dbn, s.record) for name, s in SCHEMAS.items()}
+SCHEMA_CLASSES: dict[str, type[dbn.DBNRecord]] = {name: s.record_class for name, s in SCHEMAS.items()}
 SUPPORTED_SCHEMAS: tuple[str, ...] = tuple(SCHEMA_CLASSES)
 
 _INT_TYPES: dict[str, pl.DataType] = {
@@ -50,7 +50,7 @@ _INT32_MAX = 2**31 - 1
 _BLOCK = 16_384  # records per cache-friendly copy block (~0.8-8 MB)
 _PIECE_BYTES = 4 << 20  # bytes of records read at a time
 # v3 fields a v1/v2 record lacks, with the value DBN's upgrade to v3 gives them (others: null or 0)
-_UPGRADE_DEFAULTS: dict[str, Any] = {"leg_side": "N"}
+_UPGRADE_DEFAULTS: dict[str, str | int | None] = {"leg_side": "N"}
 # one-byte char -> one-character string; NUL -> null
 _CHARS = pl.Series("char", [None, *(chr(i) for i in range(1, 256))], dtype=pl.String)
 
@@ -90,11 +90,24 @@ def _target(schema: str) -> tuple[_Column, ...]:
     return tuple(cols)
 
 
-@functools.lru_cache(maxsize=64)
-def _plan(schema: str, record_class: type) -> tuple[_Column, ...]:
+# (schema, record class) -> plan: a few dozen pairs at most (schemas x DBN versions). A dict, not
+# lru_cache: mypy does not see a union of record classes as Hashable.
+_PLANS: dict[tuple[str, type], tuple[_Column, ...]] = {}
+
+
+def _plan(schema: str, record_class: type[dbn.DBNRecord]) -> tuple[_Column, ...]:
     """The target columns, each with the numpy type the file's record class stores it as."""
-    have = dict(record_class._dtypes)
-    return tuple(_Column(c.name, c.kind, c.dtype, have.get(c.name)) for c in _target(schema))
+    plan = _PLANS.get((schema, record_class))
+    if plan is None:
+        have = dict(record_class._dtypes)
+        plan = _PLANS[(schema, record_class)] = tuple(_Column(c.name, c.kind, c.dtype, have.get(c.name))
+                                                      for c in _target(schema))
+    return plan
+
+
+def _itemsize(record_class: type[dbn.DBNRecord]) -> int:
+    """The bytes of one record of ``record_class`` in a DBN file."""
+    return np.dtype(record_class._dtypes).itemsize
 
 
 def frame_schema(schema: str) -> dict[str, pl.DataType]:
@@ -185,7 +198,7 @@ def decode_file(dbn_file: DbnFile, *, chunk_rows: int = 1_000_000) -> Iterator[p
     plan = _plan(dbn_file.schema, dbn_file.record_class)
     mapper = SymbolMapper(dbn_file.metadata)
     ts_field = "ts_recv" if any(c.name == "ts_recv" for c in plan) else "ts_event"
-    itemsize = np.dtype(dbn_file.record_class._dtypes).itemsize
+    itemsize = _itemsize(dbn_file.record_class)
     piece = max(1, min(chunk_rows, _PIECE_BYTES // itemsize))
     parts: list[pl.DataFrame] = []
     rows, produced = 0, False

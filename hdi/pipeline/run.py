@@ -199,7 +199,7 @@ def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:
     if report.count("failed"):
         first = next(c for c in report.chunks if c.status == "failed")
         run.error = f"{report.count('failed')} chunk(s) failed; first: {first.label}: {first.error}"
-    if report.over_budget:
+    if report.over_budget and report.budget is not None:
         run.error = "; ".join(filter(None, [run.error, report.budget.message()]))
     if report.interrupted:
         run.error = "; ".join(filter(None, [f"interrupted by {report.interrupted}: {report.chunks_left} of "

@@ -196,7 +196,7 @@ def _transform(a: Arg, file: str) -> tuple[Step, ...]:
             got = f"a mapping with {len(item.value)} keys" if isinstance(item.value, dict) else type_name(item.value)
             item.fail(f"a step must be a mapping with exactly one op, got {got}", allowed_list(OPS))
         (op_name, _), = item.value.items()
-        line = item.value.line_of(op_name)
+        line = item.value.line_of(op_name) if isinstance(item.value, YMap) else item.line  # YAML gives a YMap
         if op_name not in OPS:
             shown = f"'{op_name}'" if isinstance(op_name, str) else type_name(op_name)
             raise RecipeError(message(file, line, f"transform[{i}]: unknown op {shown}", allowed_list(OPS),

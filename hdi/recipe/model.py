@@ -156,6 +156,9 @@ class Recipe:
         try:
             new_start = checks.when(start, "--start") if start is not None else src.start
             new_end = checks.when(end, "--end") if end is not None else src.end
+            if new_start is None or new_end is None:  # a files-only recipe: callers narrow only ranged ones
+                raise Problem("the recipe has no source.start and source.end to narrow",
+                              "--start and --end with a recipe that has source.start and source.end")
             checks.date_range(new_start, new_end)
             requests = src.requests if symbols is None else _select(src.requests, symbols)
         except Problem as problem:

@@ -16,7 +16,7 @@ MAX_DEPTH = 32  # a recipe nests 5 levels; PyYAML's recursion fails near 1000
 MAX_VALUES = 100_000  # 2000 symbols and a long transform are a few thousand
 
 
-class YMap(dict):
+class YMap(dict[Any, Any]):  # keys and values as YAML gives them
     """A YAML mapping: ``line`` is where it starts, ``key_lines[key]`` where each key is written."""
 
     line: int = 0
@@ -26,7 +26,7 @@ class YMap(dict):
         return self.key_lines.get(key, self.line)
 
 
-class YList(list):
+class YList(list[Any]):
     """A YAML sequence: ``line`` is where it starts, ``item_lines[i]`` where item ``i`` is written."""
 
     line: int = 0
@@ -60,7 +60,7 @@ class _Loader(yaml.SafeLoader):
         if not self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
             return super().compose_node(parent, index)
         if self._depth >= MAX_DEPTH:
-            line = self.peek_event().start_mark.line + 1
+            line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]  # unannotated in types-PyYAML
             raise YamlProblem(line, f"lists and mappings are nested more than {MAX_DEPTH} deep",
                               f"at most {MAX_DEPTH} levels of nested lists and mappings", exit_code=2)
         self._depth += 1
@@ -82,7 +82,8 @@ class _Loader(yaml.SafeLoader):
             return super().construct_object(node, deep=deep)
         except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError):
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-            shown = repr(node.value) if isinstance(node, yaml.ScalarNode) else f"a {node.id}"
+            shown = (repr(node.value) if isinstance(node, yaml.ScalarNode)
+                     else f"a {node.id}" if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) else "a node")
             raise YamlProblem(node.start_mark.line + 1, f"the tag {tag} does not fit the value {shown[:60]}",
                               "plain YAML values (a tag such as !!int must fit its value)") from None
 
@@ -196,7 +197,7 @@ def parse_yaml(text: str, name: str = "<recipe>") -> Any:
         raise YamlProblem(1, f"malformed YAML: {str(exc).splitlines()[0]}") from None
     if len(docs) > 1:
         starts = [e.start_mark.line + 1 for e in yaml.parse(text, Loader=yaml.SafeLoader)
-                  if isinstance(e, yaml.DocumentStartEvent)]
+                  if isinstance(e, yaml.DocumentStartEvent) and e.start_mark is not None]
         second = starts[1] if len(starts) > 1 else 1
         raise YamlProblem(second, "a recipe file holds one YAML document, found several ('---')")
     return docs[0] if docs else None

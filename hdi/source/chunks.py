@@ -81,7 +81,9 @@ def _next_boundary(d: date, period: str) -> date:
         return date(d.year + 1, 1, 1) if d.month == 12 else date(d.year, d.month + 1, 1)
     if period == "year":
         return date(d.year + 1, 1, 1)
-    n = int(_NDAYS.match(period)[1])  # type: ignore[index]
+    m = _NDAYS.match(period)
+    assert m is not None, period  # _check_period admitted only day, week, month, year and Nd
+    n = int(m[1])
     offset = (d - _EPOCH).days
     return _EPOCH + timedelta(days=(offset // n + 1) * n)
 

@@ -12,6 +12,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from databento_dbn import DBNRecord
 
 __all__ = ["ZSTD_MAGIC", "CorruptStream", "Layout", "is_skippable", "read_layout", "record_class", "record_size"]
 
@@ -102,19 +106,19 @@ def read_layout(path: Path, *, digest: bool = True) -> Layout:
     return Layout(bytes(head), total, complete, size, sha.hexdigest() if sha is not None else "")
 
 
-def record_class(version: int, schema: str) -> type:
+def record_class(version: int, schema: str) -> type[DBNRecord]:
     """The ``databento_dbn`` record class of ``schema`` in DBN ``version``'s layout (the newest
     layout for a version newer than those listed)."""
     import databento_dbn as dbn
     from databento.common.constants import SCHEMA_STRUCT_MAP, SCHEMA_STRUCT_MAP_V1, SCHEMA_STRUCT_MAP_V2
 
     maps = {1: SCHEMA_STRUCT_MAP_V1, 2: SCHEMA_STRUCT_MAP_V2}
-    cls: type = maps.get(version, SCHEMA_STRUCT_MAP)[dbn.Schema.from_str(schema)]
+    cls: type[DBNRecord] = maps.get(version, SCHEMA_STRUCT_MAP)[dbn.Schema.from_str(schema)]
     return cls
 
 
-def record_size(cls: type) -> int:
+def record_size(cls: type[DBNRecord]) -> int:
     """Bytes per record of a ``databento_dbn`` record class."""
     import numpy as np
 
-    return int(np.dtype(cls._dtypes).itemsize)  # type: ignore[attr-defined]
+    return int(np.dtype(cls._dtypes).itemsize)

@@ -52,6 +52,8 @@ SUPPORTED_SCHEMAS: tuple[str, ...] = tuple(SCHEMAS)
 SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2, 3)
 
 _UNDEF_TS = dbn.UNDEF_TIMESTAMP
+# by value: databento_dbn's stubs declare the enum members as plain int attributes
+_AS_IS = dbn.VersionUpgradePolicy(1)  # VersionUpgradePolicy.AS_IS: records keep their file's version
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class DbnFile:
     """
 
     def __init__(
-        self, path: Path, metadata: DbnMetadata, schema: str, record_class: type, *, compressed: bool,
+        self, path: Path, metadata: DbnMetadata, schema: str, record_class: type[dbn.DBNRecord], *, compressed: bool,
         metadata_bytes: int, payload_bytes: int | None, mixed: bool, issues: list[str],
     ) -> None:
         self.path = path
@@ -145,7 +147,7 @@ class DbnFile:
         if self._mixed:
             yield from self._mixed_arrays(count)
             return
-        dtype = np.dtype(self.record_class._dtypes)  # type: ignore[attr-defined]
+        dtype = np.dtype(self.record_class._dtypes)
         want = dtype.itemsize * count
         records = 0
         # One thread reads (and decompresses, without the GIL) the next chunk while the caller
@@ -177,7 +179,7 @@ class DbnFile:
                 records += len(arr)
                 if len(arr):
                     yield arr
-            decoder = dbn.DBNDecoder(upgrade_policy=dbn.VersionUpgradePolicy.AS_IS)  # type: ignore[arg-type]
+            decoder = dbn.DBNDecoder(upgrade_policy=_AS_IS)
             decoder.write(store.reader.read())
             decoder.decode()
         except zstandard.ZstdError as exc:
@@ -283,7 +285,7 @@ def open_dbn(path: str | PathLike[str], *, schema: str | None = None) -> DbnFile
             raise DecodeError(f"{p}: not a DBN file: it starts with {magic!r}{_looks_like(magic)}; a .dbn "
                               "file starts with b'DBN' and a .dbn.zst file with the zstd magic 28 b5 2f fd")
     try:
-        meta = dbn.Metadata.decode(head + meta_raw, upgrade_policy=dbn.VersionUpgradePolicy.AS_IS)  # type: ignore[arg-type]
+        meta = dbn.Metadata.decode(head + meta_raw, upgrade_policy=_AS_IS)
     except (dbn.DBNError, ValueError) as exc:
         raise DecodeError(f"{p}: corrupt DBN metadata: {exc}") from exc
     metadata = _to_metadata(meta, p, issues)
@@ -360,8 +362,8 @@ def _with_stream_symbology(p: Path, metadata: DbnMetadata) -> DbnMetadata:
                 hi = None if rec.end_ts == undef else int(rec.end_ts)
                 was = found.get(key)
                 found[key] = (lo, hi) if was is None else (
-                    None if None in (lo, was[0]) else min(lo, was[0]),  # type: ignore[type-var]
-                    None if None in (hi, was[1]) else max(hi, was[1]))  # type: ignore[type-var]
+                    None if lo is None or was[0] is None else min(lo, was[0]),
+                    None if hi is None or was[1] is None else max(hi, was[1]))
     except (BentoError, dbn.DBNError, ValueError, zstandard.ZstdError) as exc:
         raise DecodeError(f"{p}: undecodable DBN records: {exc}") from exc
     if first is None or last is None:

@@ -12,7 +12,7 @@ HTTP status, Databento's own message and request id; it never contains the API k
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -46,10 +46,12 @@ def _one_line(text: str) -> str:
     return ": ".join(lines)
 
 
-def _retry_after(headers: object) -> float | None:
+def _retry_after(headers: Mapping[str, object] | None) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    if not isinstance(value, (str, bytes, int, float)):
+        return None
     try:
-        value = headers.get("Retry-After") if headers is not None else None  # type: ignore[attr-defined]
-        return max(0.0, float(value)) if value is not None else None
+        return max(0.0, float(value))
     except (TypeError, ValueError):
         return None  # an HTTP-date or garbage: fall back to backoff
 

@@ -43,7 +43,16 @@ def _v2(backend: str) -> list[str]:
             f"CREATE UNIQUE INDEX IF NOT EXISTS {key_index_name(t)} ON {ident(t.name)} ({key})"]
 
 
-_MIGRATIONS = {1: _v1, 2: _v2}
+def _v3(backend: str) -> list[str]:
+    """The roll schedules of continuous futures (``hdi rolls``; a fresh store already has it from v1)."""
+    from hdi.tables import ROLLS as t
+
+    key = ", ".join(ident(k) for k in t.key)
+    return [create_table_sql(t, backend),
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {key_index_name(t)} ON {ident(t.name)} ({key})"]
+
+
+_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3}
 
 
 def migrations(backend: str) -> Iterator[tuple[int, list[str]]]:

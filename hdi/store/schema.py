@@ -12,13 +12,13 @@ import polars as pl
 
 from hdi.errors import StoreError
 from hdi.store.ledger import LEDGER_TABLES
-from hdi.tables import TABLES, ColType, Table
+from hdi.tables import ROLLS, TABLES, ColType, Table
 
-ALL_TABLES: dict[str, Table] = {**TABLES, **LEDGER_TABLES}
+ALL_TABLES: dict[str, Table] = {**TABLES, **LEDGER_TABLES, ROLLS.name: ROLLS}
 _OWN_NAME = re.compile(r"hdi_[a-z0-9_]{1,50}")
 
 # Store schema version: bump and append a migration when the shape of a table changes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SQL_TYPES: dict[str, dict[ColType, str]] = {
     "timescale": {

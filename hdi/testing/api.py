@@ -34,7 +34,7 @@ MAX_SYMBOLS = 2000
 class ApiError(Exception):
     """An error answer in Databento's JSON shape."""
 
-    def __init__(self, status: int, case: str, message: str, docs: str = "", payload: dict | None = None,
+    def __init__(self, status: int, case: str, message: str, docs: str = "", payload: dict[str, Any] | None = None,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(f"{status} {case}: {message}")
         self.status, self.case, self.message, self.docs = status, case, message, docs
@@ -138,7 +138,7 @@ class Api:
         return int(now.timestamp()) * 10**9 + now.microsecond * 1000
 
     def blocked(self, dataset: str) -> frozenset[tuple[int, date]]:
-        out = set()
+        out: set[tuple[int, date]] = set()
         for ds, sym, d in list(self.no_trade):
             if ds != dataset:
                 continue

@@ -5,13 +5,14 @@ Memory stays bounded by one instrument-day of records per requested instrument, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import NamedTuple
 
 import databento_dbn as dbn
 import numpy as np
 import zstandard
+from databento_dbn.metadata import MappingInterval
 
 from hdi.testing import market, synth
 from hdi.testing.symbology import Resolution
@@ -19,15 +20,17 @@ from hdi.testing.symbology import Resolution
 _STREAM_CHUNK = 1 << 16
 
 
-class _Interval(NamedTuple):
+@dataclass
+class _Interval:  # a databento_dbn.metadata.MappingInterval
     start_date: date
     end_date: date
     symbol: str
 
 
-class _Mapping(NamedTuple):
+@dataclass
+class _Mapping:  # a databento_dbn.metadata.SymbolMapping
     raw_symbol: str
-    intervals: list[_Interval]
+    intervals: Sequence[MappingInterval]
 
 
 def metadata(dataset: str, schema: str, stype_in: str, res: Resolution, start_ns: int, end_ns: int,
@@ -35,7 +38,7 @@ def metadata(dataset: str, schema: str, stype_in: str, res: Resolution, start_ns
     """DBN v3 metadata exactly as a Databento ``get_range`` carries it (mappings end-exclusive UTC dates)."""
     meta = dbn.Metadata(
         dataset=dataset, start=start_ns, end=end_ns, schema=dbn.Schema(schema), stype_in=dbn.SType(stype_in),
-        stype_out=dbn.SType.INSTRUMENT_ID, symbols=list(res.symbols), partial=list(res.partial),
+        stype_out=dbn.SType("instrument_id"), symbols=list(res.symbols), partial=list(res.partial),
         not_found=list(res.not_found), limit=limit or None,
         mappings=[_Mapping(sym, [_Interval(a, b, str(iid)) for a, b, iid in ivs]) for sym, ivs in res.mappings.items()],
     )

@@ -2,7 +2,8 @@
 
 Starts ``python -m hdi.testing.gateway`` in its own process, then runs the real ``hdi`` command:
 ``hdi ingest --recipe recipes/ohlcv_1d.yaml`` into the embedded DuckDB store, ``hdi query`` (a table
-and a Parquet file) and ``hdi status``. Everything goes under ``./data/demo`` (its own store, raw
+and a Parquet file), a week of 1m bars read as trading-day bars (``--session exchange``) and ``hdi
+status``, which flags the empty trading day the demo's gateway plants (``NO_TRADE``). Everything goes under ``./data/demo`` (its own store, raw
 cache, quarantine and logs), so synthetic prices never mix with data from Databento in ``./data``.
 
 Each command is printed exactly as it runs, with ``--store`` naming the demo's store, so a query or
@@ -32,8 +33,14 @@ def _say(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
+# a planted empty trading day: `hdi status` flags it (a trading day without data), unlike weekends and holidays
+NO_TRADE = "GLBX.MDP3:CL.c.0:2024-11-13"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
 def _start_gateway(state: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "hdi.testing.gateway", "--state-dir", str(state)],
+    proc = subprocess.Popen([sys.executable, "-m", "hdi.testing.gateway", "--state-dir", str(state),
+                             "--no-trade", NO_TRADE],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -90,7 +97,12 @@ def main(argv: list[str] | None = None) -> None:
              "2024-11-23", "--format", "table", *store, env=env)
         _hdi("query", "--schema", "ohlcv-1d", "--symbols", "CL.c.0", "--start", "2024-11-01", "--end",
              "2024-12-01", "--format", "parquet", "--output", str(out), "--force", *store, env=env)  # the demo's own file
-        _say("status")
+        _say("trading-day bars over Thanksgiving, from 1m bars (docs/sessions.md): early closes, Sunday opens")
+        _hdi("ingest", "--recipe", str(RECIPES / "ohlcv_1m.yaml"), "--symbols", "CL.c.0", "--start", "2024-11-25",
+             "--end", "2024-12-03", *store, env=env, note=via)
+        _hdi("query", "--schema", "ohlcv-1d", "--session", "exchange", "--symbols", "CL.c.0", "--start",
+             "2024-11-25", "--end", "2024-12-03", "--format", "table", *store, env=env)
+        _say(f"status (a no-trade day was planted: {NO_TRADE}, FLAGGED; weekends and holidays are closed)")
         _hdi("status", *store, env=env)
         print(f"\n{BANNER}\ndemo done in {time.perf_counter() - t0:.1f} s; store {data / 'hdi.duckdb'}, "
               f"Parquet {out}")

@@ -10,8 +10,11 @@ processes started at different times agree on every instrument id, expiry and ro
 - The continuous front contract (``X.c.0``) rolls ``ROLL_BUSINESS_DAYS`` business days before the
   expiry date; ``X.c.1`` is the contract after it.
 - Equities SPY, QQQ, NVDA on EQUS.MINI and XNAS.ITCH with fixed instrument ids.
-- Futures trade Sunday 23:00 to Friday 22:00 UTC with a 22:00-23:00 daily break; equities trade
-  14:30-21:00 UTC on weekdays. A *session date* is a UTC date with trading minutes.
+- Trading minutes follow the exchange calendars of hdi.research.calendars (pandas_market_calendars):
+  CME Globex energy hours for CL/HO/RB/NG and CME equity hours for ES (17:00-16:00 Chicago time, the
+  daily break, holidays and early closes), the NYSE regular session for equities. A *session date*
+  (symbology, definitions) is a UTC date of the simplified week: Sunday-Friday for futures,
+  Monday-Friday for equities.
 """
 
 from __future__ import annotations
@@ -256,18 +259,59 @@ def is_session_date(kind: str, d: date) -> bool:
     return d.weekday() != 5 if kind == "futures" else d.weekday() < 5
 
 
-def session_minutes(kind: str, d: date) -> tuple[range, ...]:
-    """Trading minutes of a UTC date, as minute-of-day ranges."""
-    wd = d.weekday()
-    if kind == "equities":
-        return (range(870, 1260),) if wd < 5 else ()
-    if wd == 5:
-        return ()
-    if wd == 6:
-        return (range(1380, 1440),)
-    if wd == 4:
-        return (range(0, 1320),)
-    return (range(0, 1320), range(1380, 1440))
+def calendar_of(kind: str, root: str | None = None) -> str:
+    """The exchange calendar (hdi.research.calendars) an instrument of ``kind``/``root`` trades on."""
+    from hdi.research.calendars import EQUITY_CALENDAR, FUTURES_CALENDARS
+
+    return EQUITY_CALENDAR if kind == "equities" else FUTURES_CALENDARS[root or "CL"]
+
+
+@functools.lru_cache(maxsize=256)
+def _sessions(calendar: str, year: int) -> tuple[tuple[date, int, int], ...]:
+    """(trading date, open ns, close ns) of every session with a trading date from December of the year
+    before to January of the year after (so any UTC day of ``year`` sees its sessions)."""
+    from hdi.research.calendars import schedule
+
+    s = schedule(calendar, date(year - 1, 12, 1), date(year + 1, 1, 31))
+    opens = s["open"].dt.epoch("ns").to_list()
+    closes = s["close"].dt.epoch("ns").to_list()
+    return tuple(zip(s["trading_date"].to_list(), opens, closes, strict=True))
+
+
+def sessions_on(calendar: str, d: date) -> tuple[tuple[date, int, int], ...]:
+    """The sessions (trading date, open ns, close ns) of ``calendar`` that overlap the UTC day ``d``."""
+    lo, hi = ns(d), ns(d) + DAY_NS
+    return tuple(x for x in _sessions(calendar, d.year) if x[1] < hi and x[2] > lo)
+
+
+def trading_dates(calendar: str, d0: date, d1: date) -> list[date]:
+    """Trading dates of ``calendar`` in [d0, d1]."""
+    return [t for y in range(d0.year, d1.year + 1) for t, _, _ in _sessions(calendar, y)
+            if d0 <= t <= d1 and t.year == y]
+
+
+def previous_trading_date(calendar: str, d: date) -> date | None:
+    """The trading date before ``d`` (within the last three weeks), or None."""
+    before = trading_dates(calendar, d - timedelta(days=21), d - timedelta(days=1))
+    return before[-1] if before else None
+
+
+def session_minutes(kind: str, d: date, root: str | None = None,
+                    skip: frozenset[date] = frozenset()) -> tuple[range, ...]:
+    """Trading minutes of a UTC date, as minute-of-day ranges, from the exchange calendar of the
+    instrument (``root`` for futures: CL/HO/RB and NG on CME Globex energy hours, ES on CME equity
+    hours; NYSE regular hours for equities): the daily break, weekends and holidays have none, early
+    closes end early, DST moves the bounds. Sessions whose trading date is in ``skip`` are left out."""
+    base = ns(d)
+    out = []
+    for t, o, c in sessions_on(calendar_of(kind, root), d):
+        if t in skip:
+            continue
+        a = max(0, (o - base) // MINUTE_NS)
+        b = min(1440, -(-(c - base) // MINUTE_NS))
+        if b > a:
+            out.append(range(int(a), int(b)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

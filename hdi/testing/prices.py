@@ -100,13 +100,16 @@ def _session_shape(kind: str, ranges: tuple[range, ...]) -> tuple[np.ndarray, np
 
 
 @functools.lru_cache(maxsize=256)
-def minutes(dataset: str, instrument_id: int, d: date) -> Minutes | None:
-    """The minute model of one instrument on one UTC date, or None when it does not trade."""
+def minutes(dataset: str, instrument_id: int, d: date, skip: frozenset[date] = frozenset()) -> Minutes | None:
+    """The minute model of one instrument on one UTC date, or None when it does not trade: only minutes
+    inside its exchange calendar's sessions (``market.session_minutes``), none of the sessions whose
+    trading date is in ``skip`` (a planted no-trade day)."""
     inst = market.instrument(dataset, instrument_id)
     if inst is None:
         return None
     expected = inst.trades_on(d)
-    ranges = market.session_minutes(inst.dataset.kind, d)
+    root = inst.contract.product.root if inst.contract is not None else None
+    ranges = market.session_minutes(inst.dataset.kind, d, root, skip)
     if expected <= 0 or not ranges:
         return None
     mins, shape, frac = _session_shape(inst.dataset.kind, tuple(ranges))
@@ -141,9 +144,10 @@ def minutes(dataset: str, instrument_id: int, d: date) -> Minutes | None:
 
 
 @functools.lru_cache(maxsize=200_000)
-def daily(dataset: str, instrument_id: int, d: date) -> tuple[int, int, int, int, int] | None:
+def daily(dataset: str, instrument_id: int, d: date,
+          skip: frozenset[date] = frozenset()) -> tuple[int, int, int, int, int] | None:
     """(open, high, low, close, volume) of the UTC day, prices in ticks; None without trades."""
-    mm = minutes(dataset, instrument_id, d)
+    mm = minutes(dataset, instrument_id, d, skip)
     if mm is None:
         return None
     return int(mm.o[0]), int(mm.h.max()), int(mm.low.min()), int(mm.c[-1]), int(mm.v.sum())

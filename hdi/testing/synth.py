@@ -58,9 +58,9 @@ class DayTrades:
 
 
 @functools.lru_cache(maxsize=8)
-def day_trades(dataset: str, instrument_id: int, d: date) -> DayTrades | None:
+def day_trades(dataset: str, instrument_id: int, d: date, skip: frozenset[date] = frozenset()) -> DayTrades | None:
     """Trades matching ``prices.minutes`` exactly (see the module docstring)."""
-    mm = prices.minutes(dataset, instrument_id, d)
+    mm = prices.minutes(dataset, instrument_id, d, skip)
     inst = market.instrument(dataset, instrument_id)
     if mm is None or inst is None:
         return None
@@ -110,7 +110,8 @@ def day_trades(dataset: str, instrument_id: int, d: date) -> DayTrades | None:
                      sequence)
 
 
-def _ohlcv(schema: str, inst: market.Instrument, ts: np.ndarray, o, h, low, c, v) -> np.ndarray:
+def _ohlcv(schema: str, inst: market.Instrument, ts: np.ndarray, o: np.ndarray, h: np.ndarray, low: np.ndarray,
+           c: np.ndarray, v: np.ndarray) -> np.ndarray:
     arr = _new(schema, len(ts), inst)
     arr["ts_event"] = ts
     for name, col in (("open", o), ("high", h), ("low", low), ("close", c)):
@@ -119,15 +120,15 @@ def _ohlcv(schema: str, inst: market.Instrument, ts: np.ndarray, o, h, low, c, v
     return arr
 
 
-def _bars(schema: str, inst: market.Instrument, d: date) -> np.ndarray | None:
+def _bars(schema: str, inst: market.Instrument, d: date, skip: frozenset[date]) -> np.ndarray | None:
     ds, iid = inst.dataset.code, inst.instrument_id
     if schema == "ohlcv-1d":
-        bar = prices.daily(ds, iid, d)
+        bar = prices.daily(ds, iid, d, skip)
         if bar is None:
             return None
         return _ohlcv(schema, inst, np.array([market.ns(d)]), *(np.array([x]) for x in bar))
     if schema == "ohlcv-1s":
-        t = day_trades(ds, iid, d)
+        t = day_trades(ds, iid, d, skip)
         if t is None:
             return None
         sec = t.ts_event // 10**9
@@ -135,7 +136,7 @@ def _bars(schema: str, inst: market.Instrument, d: date) -> np.ndarray | None:
         en = np.concatenate((st[1:], [len(sec)])) - 1
         return _ohlcv(schema, inst, sec[st] * 10**9, t.price[st], np.maximum.reduceat(t.price, st),
                       np.minimum.reduceat(t.price, st), t.price[en], np.add.reduceat(t.size.astype(np.uint64), st))
-    mm = prices.minutes(ds, iid, d)
+    mm = prices.minutes(ds, iid, d, skip)
     if mm is None:
         return None
     if schema == "ohlcv-1m":
@@ -150,8 +151,8 @@ def _trade_flags(inst: market.Instrument, book: bool) -> int:
     return 130 if book else 0
 
 
-def _trades(inst: market.Instrument, d: date) -> np.ndarray | None:
-    t = day_trades(inst.dataset.code, inst.instrument_id, d)
+def _trades(inst: market.Instrument, d: date, skip: frozenset[date]) -> np.ndarray | None:
+    t = day_trades(inst.dataset.code, inst.instrument_id, d, skip)
     if t is None:
         return None
     order = np.argsort(t.ts_recv, kind="stable")
@@ -176,8 +177,8 @@ def _book(inst: market.Instrument, t: DayTrades, g: np.random.Generator) -> tupl
     return bid, ask, bid_sz, ask_sz, np.maximum(bid_sz // (3 * lot), 1), np.maximum(ask_sz // (3 * lot), 1)
 
 
-def _mbp(schema: str, inst: market.Instrument, d: date) -> np.ndarray | None:
-    t = day_trades(inst.dataset.code, inst.instrument_id, d)
+def _mbp(schema: str, inst: market.Instrument, d: date, skip: frozenset[date]) -> np.ndarray | None:
+    t = day_trades(inst.dataset.code, inst.instrument_id, d, skip)
     if t is None:
         return None
     g = prices.rng(schema, inst.dataset.code, inst.instrument_id, d.toordinal())
@@ -211,27 +212,40 @@ def _mbp(schema: str, inst: market.Instrument, d: date) -> np.ndarray | None:
     return both[np.argsort(both["ts_recv"], kind="stable")]
 
 
-def _prev_business(d: date) -> date:
-    return market.add_business_days(d, -1)
+def _settlement_ticks(inst: market.Instrument, d: date, close_ns: int, skip: frozenset[date]) -> int | None:
+    """The last 1m close before the session's close on trading date ``d`` (ticks), or None."""
+    mm = prices.minutes(inst.dataset.code, inst.instrument_id, d, skip)
+    if mm is None:
+        return None
+    before = mm.minute < (close_ns - market.ns(d)) // market.MINUTE_NS
+    return int(mm.c[before][-1]) if before.any() else None
 
 
-def _statistics(inst: market.Instrument, d: date, blocked: frozenset[tuple[int, date]]) -> np.ndarray | None:
-    """Settlement (preliminary, final), session high/low, and the previous session's cleared volume and
-    open interest, published the next morning (UTC)."""
+def _statistics(inst: market.Instrument, d: date, blocked: frozenset[tuple[int, date]],
+                skip: frozenset[date]) -> np.ndarray | None:
+    """On a trading date of the instrument's calendar: settlement (preliminary, then final: the last
+    price before the session's close), session high/low, and the previous trading date's cleared
+    volume and open interest, published that morning (UTC)."""
     c = inst.contract
-    if c is None or not market.is_business_day(d) or not c.live_on(d):
+    if c is None or not c.live_on(d):
+        return None
+    cal = market.calendar_of("futures", c.product.root)
+    session = [x for x in market.sessions_on(cal, d) if x[0] == d]
+    if not session or d in skip:
         return None
     ds, iid = inst.dataset.code, inst.instrument_id
-    bar = prices.daily(ds, iid, d)
+    bar = prices.daily(ds, iid, d, skip)
     base = market.ns(d)
     rows: list[tuple[int, int, int, int, int, int]] = []  # (ts offset ns, stat_type, price, qty, ts_ref, flags)
-    p = _prev_business(d)
-    if c.live_on(p) and (iid, p) not in blocked:
+    p = market.previous_trading_date(cal, d)
+    if p is not None and c.live_on(p) and (iid, p) not in blocked and p not in skip:
         prev = prices.daily(ds, iid, p)
         oi = int(200_000 * market.activity(c, p) * (1.2 + np.sin(p.toordinal() / 20.0) / 5)) + 100
         rows.append((10 * 3600, 6, UNDEF_PRICE, prev[4] if prev else 0, market.ns(p), 0))
         rows.append((10 * 3600 + 1, 9, UNDEF_PRICE, oi, market.ns(p), 0))
-    settle = bar[3] * inst.tick if bar else int(round(prices.level(inst, d + timedelta(days=1)) * 1e9 / inst.tick)) * inst.tick
+    last = _settlement_ticks(inst, d, session[0][2], skip)
+    settle = (last * inst.tick if last is not None
+              else int(round(prices.level(inst, d + timedelta(days=1)) * 1e9 / inst.tick)) * inst.tick)
     if bar:
         rows.append((int(19.5 * 3600), 3, settle, UNDEF_QTY, base, 2))  # preliminary, actual
         rows.append((22 * 3600, 5, bar[1] * inst.tick, UNDEF_QTY, base, 0))
@@ -259,7 +273,8 @@ def _definition_template() -> np.ndarray:
     msg = dbn.InstrumentDefMsg(
         publisher_id=0, instrument_id=0, ts_event=0, ts_recv=0, min_price_increment=UNDEF_PRICE,
         display_factor=UNDEF_PRICE, raw_symbol="", asset="", security_type="",
-        instrument_class=dbn.InstrumentClass.FUTURE, security_update_action=dbn.SecurityUpdateAction.ADD,
+        # by value: databento_dbn's stubs declare the enum members as plain str attributes
+        instrument_class=dbn.InstrumentClass("F"), security_update_action=dbn.SecurityUpdateAction("A"),
     )
     return np.frombuffer(bytes(msg), dtype=DTYPE["definition"]).copy()
 
@@ -301,25 +316,32 @@ def _definition(inst: market.Instrument, d: date) -> np.ndarray | None:
     return arr
 
 
+def _skip(instrument_id: int, d: date, blocked: frozenset[tuple[int, date]]) -> frozenset[date]:
+    """The blocked trading dates near ``d``: their sessions (which start the evening before) are empty."""
+    return frozenset(t for i, t in blocked if i == instrument_id and abs((t - d).days) <= 7)
+
+
 def records(dataset: str, schema: str, instrument_id: int, d: date,
             blocked: frozenset[tuple[int, date]] = frozenset()) -> np.ndarray | None:
     """One instrument-day of one schema, sorted by the index timestamp; None when empty.
 
-    ``blocked`` holds (instrument_id, date) pairs that have no records at all (no-trade days).
+    ``blocked`` holds (instrument_id, date) pairs that have no records at all (no-trade days): neither
+    the UTC day nor the session of that trading date (which opens the evening before for futures).
     """
     if (instrument_id, d) in blocked:
         return None
     inst = market.instrument(dataset, instrument_id)
     if inst is None:
         return None
+    skip = _skip(instrument_id, d, blocked)
     if schema.startswith("ohlcv-"):
-        return _bars(schema, inst, d)
+        return _bars(schema, inst, d, skip)
     if schema == "trades":
-        return _trades(inst, d)
+        return _trades(inst, d, skip)
     if schema in ("tbbo", "mbp-1"):
-        return _mbp(schema, inst, d)
+        return _mbp(schema, inst, d, skip)
     if schema == "statistics":
-        return _statistics(inst, d, blocked)
+        return _statistics(inst, d, blocked, skip)
     if schema == "definition":
         return _definition(inst, d)
     raise ValueError(f"unsupported schema {schema!r}")
@@ -332,7 +354,7 @@ def count(dataset: str, schema: str, instrument_id: int, d: date,
     if (instrument_id, d) in blocked:
         return 0
     if schema in ("trades", "tbbo", "mbp-1", "ohlcv-1m", "ohlcv-1h"):
-        mm = prices.minutes(dataset, instrument_id, d)
+        mm = prices.minutes(dataset, instrument_id, d, _skip(instrument_id, d, blocked))
         if mm is None:
             return 0
         if schema == "ohlcv-1m":

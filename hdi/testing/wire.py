@@ -6,7 +6,6 @@ import base64
 import binascii
 import itertools
 import threading
-from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from hdi.testing.api import ApiError
@@ -25,9 +24,6 @@ class LoggedRequest(tuple[str, str, dict[str, str]]):
     """``(method, path, params)`` of one request, plus ``.fault`` (the injected fault, if any),
     ``.status`` (the HTTP status answered) and ``.request_id``."""
 
-    method: str
-    path: str
-    params: dict[str, str]
     fault: str | None
     status: int | None
     request_id: str
@@ -40,11 +36,19 @@ class LoggedRequest(tuple[str, str, dict[str, str]]):
         self.request_id = request_id
         return self
 
-    method = property(lambda self: self[0])  # type: ignore[assignment]
-    path = property(lambda self: self[1])  # type: ignore[assignment]
-    params = property(lambda self: self[2])  # type: ignore[assignment]
+    @property
+    def method(self) -> str:
+        return self[0]
 
-    def as_dict(self) -> dict[str, Any]:
+    @property
+    def path(self) -> str:
+        return self[1]
+
+    @property
+    def params(self) -> dict[str, str]:
+        return self[2]
+
+    def as_dict(self) -> dict[str, object]:
         return {"method": self.method, "path": self.path, "params": self.params, "fault": self.fault,
                 "status": self.status, "request_id": self.request_id}
 

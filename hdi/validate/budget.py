@@ -29,10 +29,13 @@ import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    from hdi.decode.symbols import SymbolMapper
 
 MIN_POPULATION = 1_000
 SYMBOL_COLUMN = "_symbol"  # the requested symbol of a quarantined row (a quarantine metadata column)
@@ -55,7 +58,7 @@ def _ids_and_times(frame: pl.DataFrame, time_column: str) -> pl.DataFrame:
 _VALID = (pl.col(_IID).is_between(0, 2**32 - 1) & (pl.col(_DAY) >= 0)).fill_null(False)
 
 
-def _label(keys: pl.DataFrame, mapper: Any) -> pl.Series:
+def _label(keys: pl.DataFrame, mapper: SymbolMapper | None) -> pl.Series:
     """The symbol of (instrument id, ns time) rows through the file's ``SymbolMapper``; a row no
     requested symbol covers gets its instrument id, and one without an id ``?``."""
     valid = keys.with_row_index("__i").filter(_VALID)
@@ -68,14 +71,14 @@ def _label(keys: pl.DataFrame, mapper: Any) -> pl.Series:
     return keys.select(pl.coalesce(full, pl.col(_IID).cast(pl.String), pl.lit("?"))).to_series()
 
 
-def label_rows(frame: pl.DataFrame, time_column: str, mapper: Any) -> pl.Series:
+def label_rows(frame: pl.DataFrame, time_column: str, mapper: SymbolMapper | None) -> pl.Series:
     """The requested symbol of every row of ``frame`` (a recipe's output or its bad rows), by its
     instrument and the UTC day of its time column, as the decoder labels records
     (``hdi.decode.symbols.SymbolMapper`` of the chunk's file; None: by instrument id)."""
     return _label(_ids_and_times(frame, time_column), mapper).alias(SYMBOL_COLUMN)
 
 
-def rows_per_symbol(frame: pl.DataFrame, time_column: str, mapper: Any) -> dict[str, int]:
+def rows_per_symbol(frame: pl.DataFrame, time_column: str, mapper: SymbolMapper | None) -> dict[str, int]:
     """Rows of ``frame`` per requested symbol, labelled as :func:`label_rows` does: counted from
     the mapper's segment numbers, so no string is built for the common rows."""
     keys = _ids_and_times(frame, time_column)

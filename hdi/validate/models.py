@@ -131,8 +131,8 @@ def _build(t: Table) -> type[pt.Model]:
             fields[c.name] = (py | None, pt.Field(default=None, **kwargs))
         else:
             fields[c.name] = (py, pt.Field(**kwargs))
-    model = create_model(t.name.title() + "Row", __base__=pt.Model, **fields)
-    return model  # type: ignore[no-any-return]
+    model: type[pt.Model] = create_model(t.name.title() + "Row", __base__=pt.Model, **fields)
+    return model
 
 
 @cache

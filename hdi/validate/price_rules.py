@@ -22,8 +22,8 @@ Undefined prices (DBN's ``INT64_MAX`` sentinel) are decoded as null and fail the
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import polars as pl
 
@@ -57,6 +57,14 @@ def class_allows(instrument_class: str | None, dataset: str) -> bool | None:
     return False
 
 
+class DefinitionStore(Protocol):
+    """What :class:`PriceRule` reads definitions through (every :class:`hdi.store.base.Store` is one)."""
+
+    def has_table(self, name: str) -> bool: ...
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> pl.DataFrame: ...
+
+
 class PriceRule:
     """Per dataset and instrument: may prices be zero or negative? Definitions are read from the
     store once per instrument and cached for the run.
@@ -66,7 +74,7 @@ class PriceRule:
         override: the recipe's ``allow_non_positive_prices`` (None = follow the instrument).
     """
 
-    def __init__(self, store: Any = None, override: bool | None = None) -> None:
+    def __init__(self, store: DefinitionStore | None = None, override: bool | None = None) -> None:
         self.store, self.override = store, override
         self._known: dict[tuple[str, int], bool | None] = {}
 

@@ -28,7 +28,7 @@ operand is null) passes: nullness is its own rule. Every returned expression is 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import patito as pt
@@ -50,7 +50,7 @@ POSITIVE_PRICES: dict[str, tuple[str, ...]] = {
 }
 
 # JSON-schema bound keyword -> (operator shown in the reason: the violation, check True when valid)
-_BOUNDS: dict[str, tuple[str, Any]] = {
+_BOUNDS: dict[str, tuple[str, Callable[[pl.Expr, float], pl.Expr]]] = {
     "minimum": ("<", lambda c, v: c >= v),
     "exclusiveMinimum": ("<=", lambda c, v: c > v),
     "maximum": (">", lambda c, v: c <= v),

@@ -197,13 +197,15 @@ def split(
     model = model_for(table)  # raises for an unknown table
     t = DATA_TABLES[table]
     casts = plan(frame.schema, t)
-    unfit = {c: f"__hdi_unfit_{i}" for i, (c, cast) in enumerate(casts.items()) if cast.unfit is not None}
+    unfit_exprs = {c: (f"__hdi_unfit_{i}", cast.unfit) for i, (c, cast) in enumerate(casts.items())
+                   if cast.unfit is not None}
+    unfit = {c: flag for c, (flag, _) in unfit_exprs.items()}
     rules = row_rules(table, start=start, end=end, allow_non_positive_prices=allow_non_positive_prices,
                       unfit=unfit)
     work = (
         frame.lazy()
         .select(*(cast.expr for cast in casts.values()),
-                *(casts[c].unfit.alias(flag) for c, flag in unfit.items()))  # type: ignore[union-attr]
+                *(expr.alias(flag) for flag, expr in unfit_exprs.values()))
         .with_columns(pl.all_horizontal(rules.values()).alias(_OK))
         .collect()
     )

@@ -41,12 +41,15 @@ def test_status_table_fits_100_columns_and_tells_missing_from_no_data(cli, store
     assert lines[:2] == [f"Store  {'DuckDB, embedded' if shown.startswith('duckdb') else lines[0][7:]}", f"  {shown}"]
     assert max(len(line) for line in lines if shown not in line) <= 100  # a URL is never cut
     runs = open_store(store_with_gaps).runs()
-    cov = lines.index("Coverage  (MISSING = never fetched; no data = fetched, the source had none)")
+    cov = lines.index("Coverage  (MISSING = never fetched; FLAGGED = trading day, no data; closed = market closed)")
     cl = next(i for i, line in enumerate(lines) if i > cov and "ohlcv-1d  CL.c.0" in line)
     assert lines[cl].split() == ["GLBX.MDP3", "ohlcv-1d", "CL.c.0", "2024-03-01..2024-03-11", "7", "with", "data,",
-                                 "3", "no", "data,", "1", "MISSING"]
+                                 "1", "FLAGGED,", "2", "closed,", "1", "MISSING"]
     assert lines[cl + 1].split() == ["MISSING", "2024-03-05"]
-    assert lines[cl + 2].split() == ["no", "data", "2024-03-02,", "2024-03-06,", "2024-03-09"]
+    # the no-trade day is a CME trading day: flagged; the Saturdays are closed (the Sundays have data:
+    # Monday's session opens on Sunday evening)
+    assert lines[cl + 2].split() == ["FLAGGED", "2024-03-06"]
+    assert lines[cl + 3].split() == ["closed", "2024-03-02,", "2024-03-09"]
     spy = next(i for i, line in enumerate(lines) if i > cov and "ohlcv-1d  SPY" in line)
     assert lines[spy + 1].split() == ["MISSING", "2024-03-05,", "2024-03-12..2024-03-13"]  # skipped; failed
     stored = lines[lines.index("Stored rows per symbol") + 2]
@@ -65,6 +68,10 @@ def test_status_json_has_every_section_and_every_day(cli, store_with_gaps):
     cov = {(c["schema"], c["symbol"]): c for c in d["coverage"]}
     assert cov[("ohlcv-1d", "CL.c.0")]["missing"] == ["2024-03-05"]
     assert cov[("ohlcv-1d", "CL.c.0")]["no_data"] == ["2024-03-02", "2024-03-06", "2024-03-09"]
+    assert cov[("ohlcv-1d", "CL.c.0")]["flagged"] == ["2024-03-06"]
+    assert cov[("ohlcv-1d", "CL.c.0")]["closed"] == ["2024-03-02", "2024-03-09"]
+    assert cov[("ohlcv-1d", "CL.c.0")]["calendar"] == "CMEGlobex_CrudeAndRefined"
+    assert cov[("ohlcv-1d", "SPY")]["calendar"] == "NYSE"
     assert cov[("ohlcv-1d", "SPY")]["missing"] == ["2024-03-05", "2024-03-12..2024-03-13"]
     assert {s["symbol"]: s["rows"] for s in d["symbols"]} == {"CL.c.0": 7, "SPY": 6}
     assert {s["symbol"]: s["first"] for s in d["symbols"]} == {"CL.c.0": "2024-03-01T00:00:00.000000000+00:00",

@@ -57,7 +57,7 @@ def picture_store(gateway, cli, any_store_url, monkeypatch, tmp_path):
     return any_store_url
 
 
-def test_html_colours_every_day_data_no_data_missing_quarantined(cli, picture_store, tmp_path):
+def test_html_colours_every_day_data_flagged_closed_missing_quarantined(cli, picture_store, tmp_path):
     page_file = tmp_path / "coverage.html"
     r = cli("status", "--store", picture_store, "--html", page_file)
     assert r.exit_code == 0, r.stderr
@@ -69,7 +69,8 @@ def test_html_colours_every_day_data_no_data_missing_quarantined(cli, picture_st
     cl = _cells(page, "GLBX.MDP3", "ohlcv-1d", "CL.c.0")
     assert list(cl) == [f"2024-03-{d:02d}" for d in range(1, 12)]
     assert {d for d, k in cl.items() if k == "missing"} == {"2024-03-05"}
-    assert {d for d, k in cl.items() if k == "no data"} == {"2024-03-02", "2024-03-06", "2024-03-09"}
+    assert {d for d, k in cl.items() if k == "flagged"} == {"2024-03-06"}  # a trading day without data
+    assert {d for d, k in cl.items() if k == "closed"} == {"2024-03-02", "2024-03-09"}  # Saturdays
     assert sum(k == "data" for k in cl.values()) == 7
     spy = _cells(page, "EQUS.MINI", "ohlcv-1d", "SPY")
     assert {d for d, k in spy.items() if k == "missing"} == {"2024-03-05", "2024-03-12", "2024-03-13"}  # + failed
@@ -138,7 +139,7 @@ def test_the_page_renders_in_headless_chromium(cli, gateway, tmp_path):
     assert colours is not None and len(colours) >= 8  # text, grid, legend: not a blank page
     counts = {f"#{r:02x}{g:02x}{b:02x}": n for n, (r, g, b) in colours}
     assert counts.get(COLOURS["data"], 0) > 11 * 11 * 100  # well over 100 days' squares drawn in the data colour
-    assert counts.get(COLOURS["no data"], 0) > 11 * 11 * 10  # weekends
+    assert counts.get(COLOURS["closed"], 0) > 11 * 11 * 10  # weekends and holidays: market closed
 
 
 def test_html_of_an_empty_store_and_a_missing_folder(cli, any_store_url, tmp_path):

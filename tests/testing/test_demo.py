@@ -30,19 +30,22 @@ def test_demo_prints_query_commands_that_work_when_pasted(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     printed = [ln[2:] for ln in done.stdout.splitlines() if ln.startswith("$ ")]
     store = f"--store duckdb://{data / 'hdi.duckdb'}"
-    assert len(printed) == 5 and all(store in cmd for cmd in printed)
+    assert len(printed) == 7 and all(store in cmd for cmd in printed)
     pasted = [cmd for cmd in printed if shlex.split(cmd, comments=True)[1] in ("query", "status")]
-    assert [shlex.split(cmd, comments=True)[1] for cmd in pasted] == ["query", "query", "status"]
+    assert [shlex.split(cmd, comments=True)[1] for cmd in pasted] == ["query", "query", "query", "status"]
     out = data / "cl_c0_2024-11.parquet"
     out.unlink()
     elsewhere = tmp_path / "elsewhere"  # another shell: no HDI_* settings (the default store is ./data)
     elsewhere.mkdir()
     results = [subprocess.run(cmd, shell=True, cwd=ROOT, env={**env, "HDI_DATA_DIR": str(elsewhere)},
                               capture_output=True, text=True, timeout=120) for cmd in pasted]
-    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    assert [r.returncode for r in results] == [0, 0, 0, 0], [r.stderr for r in results]
     table = results[0].stdout
     assert "CL.c.0" in table and "CLZ4" in table and "CLF5" in table  # the roll, each contract named
     bars = pl.read_parquet(out)
     assert bars.height > 15 and set(bars["raw_symbol"]) == {"CLZ4", "CLF5"}
-    assert "GLBX.MDP3  ohlcv-1d  CL.c.0" in results[2].stdout
+    sessions = results[2].stdout  # trading-day bars: Thanksgiving's early close, the Sunday open of 12-02
+    assert "2024-11-29" in sessions and "18:45:00" in sessions and "2024-12-01 23:00:00" in sessions
+    assert "GLBX.MDP3  ohlcv-1d  CL.c.0" in results[3].stdout
+    assert ["FLAGGED", "2024-11-13"] in [line.split() for line in results[3].stdout.splitlines()]
     assert list(elsewhere.iterdir()) == []  # nothing went to the default store

@@ -33,7 +33,12 @@ def test_one_year_of_daily_bars_for_five_futures_has_one_bar_per_session_day(cli
     df = store.to_df()
     sessions = sum(1 for i in range(365) if (date(2025, 1, 1) + timedelta(days=i)).weekday() != 5)
     assert sessions == 313
-    assert df.groupby("symbol").size().to_dict() == dict.fromkeys(FUT5, 313)
+    # the gateway follows the CME Globex calendars: on Good Friday (2025-04-18) the energy products are
+    # closed the whole UTC day, ES trades until an early halt; every other Sunday-Friday UTC day has trading
+    # (a holiday's UTC day still holds the 17:00 CT reopening)
+    expect = dict.fromkeys(FUT5, 312) | {"ES.c.0": 313}
+    assert df.groupby("symbol").size().to_dict() == expect
+    assert date(2025, 4, 18) not in set(df[df["symbol"] == "CL.c.0"].index.date)
     assert store.metadata.version == 3 and str(store.schema) == "ohlcv-1d"
     assert sorted(store.metadata.symbols) == sorted(FUT5)
 
@@ -123,7 +128,11 @@ def test_equity_prices_are_realistic(client, dataset, symbol, lo, hi):
     df = frame(get(client, "ohlcv-1d", [symbol], "2024-01-01", "2026-01-01", stype_in="raw_symbol",
                    dataset=dataset))
     weekdays = sum(1 for i in range(731) if (date(2024, 1, 1) + timedelta(days=i)).weekday() < 5)
-    assert len(df) == weekdays == 523
+    assert weekdays == 523
+    # NYSE holidays are closed: 252 trading days in 2024, 250 in 2025 (pandas_market_calendars' NYSE)
+    import pandas_market_calendars as mcal
+
+    assert len(df) == len(mcal.get_calendar("NYSE").valid_days("2024-01-01", "2025-12-31")) == 502
     assert lo * 1e9 <= df["low"].min() and df["high"].max() <= hi * 1e9
 
 
@@ -201,7 +210,10 @@ def test_statistics_carry_settlement_volume_and_open_interest(client):
     assert oi["ts_ref"][0] == ns("2025-03-03T00:00:00")  # the previous session, published next morning
     bar = frame(get(client, "ohlcv-1d", ["CL.c.0"], "2025-03-04", "2025-03-05"))
     prev = frame(get(client, "ohlcv-1d", ["CL.c.0"], "2025-03-03", "2025-03-04"))
-    assert settle["price"][1] == bar["close"][0]
+    # the settlement is the last 1m close before the session's 16:00 CT (22:00 UTC in March, before DST)
+    m1 = frame(get(client, "ohlcv-1m", ["CL.c.0"], "2025-03-04", "2025-03-05"))
+    assert settle["price"][1] == m1.filter(pl.col("ts_event") < ns("2025-03-04T22:00:00"))["close"][-1]
+    assert settle["price"][1] != bar["close"][0]  # not the UTC day's close (that is in the next session)
     assert df.filter(pl.col("stat_type") == 5)["price"][0] == bar["high"][0]
     assert df.filter(pl.col("stat_type") == 6)["quantity"][0] == prev["volume"][0]
 
