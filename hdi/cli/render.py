@@ -149,7 +149,7 @@ class IngestProgress:
         self.total = 0
         self.seen = 0
         self.shown: set[str] = set()  # chunk ids whose failure is printed already
-        self.workers: dict[int, Any] = {}  # `--workers N`: a progress line per worker, its current chunk
+        self.workers: dict[int, TaskID] = {}  # `--workers N`: a progress line per worker, its current chunk
 
     def __enter__(self) -> IngestProgress:
         self.progress.__enter__()
