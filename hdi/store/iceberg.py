@@ -64,12 +64,13 @@ from hdi.store.frames import time_bounds
 from hdi.store.ledger import LEDGER_TABLES, ChunkRecord, RunRecord
 from hdi.store.migrate import MIGRATIONS_TABLE
 from hdi.store.schema import ALL_TABLES, SCHEMA_VERSION, conform
-from hdi.tables import DATA_TABLES, SYMBOLOGY, ColType, Table
+from hdi.tables import DATA_TABLES, ROLLS, SYMBOLOGY, ColType, Table
 
 log = logging.getLogger(__name__)
 
-# Tables kept in the SQLite ledger beside the lake (small, keyed, written with every chunk).
-SQL_TABLES: dict[str, Table] = {**LEDGER_TABLES, SYMBOLOGY.name: SYMBOLOGY}
+# Tables kept in the SQLite ledger beside the lake (small, keyed, written with every chunk; the roll
+# schedules of `hdi rolls` are small and keyed too).
+SQL_TABLES: dict[str, Table] = {**LEDGER_TABLES, SYMBOLOGY.name: SYMBOLOGY, ROLLS.name: ROLLS}
 LAKE_TABLES: dict[str, Table] = dict(DATA_TABLES)
 COMMITS_TABLE = "hdi_lake_commits"
 DAY_PARTITIONED = ("trades", "tbbo", "mbp1")  # the others are partitioned by month
