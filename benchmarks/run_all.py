@@ -36,6 +36,7 @@ def plan(big: bool, no_ts: bool) -> dict[str, list[str]]:
         "nfr4a": ["nfr4a_backfill.py", "--repeat", "7" if big else "3", *ts],
         "nfr4b": ["nfr4b_query.py", "--reads", "500" if big else "200", "--runs", "9" if big else "5", *ts],
         "trades": ["trades_load.py", "--repeat", "5" if big else "3", *ts],
+        "lake": ["lake.py", "--repeat", "3" if big else "2", *ts],
         "rss": ["peak_rss.py", *ts],
         "store": ["store_bench.py", "--repeat", "5" if big else "3", *ts],
         "decode": ["decode.py"],

@@ -122,3 +122,4 @@ class Event:
     rows: int = 0  # rows: rows decoded so far in this chunk
     outcome: ChunkOutcome | None = None
     message: str = ""
+    worker: int = 0  # the worker process (1..N) of `hdi ingest --workers N`; 0 = the run's own process

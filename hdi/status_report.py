@@ -118,6 +118,8 @@ def _report(st: Any, quarantine_dir: str | Path | None, runs: int) -> StatusRepo
         version, license_ = st.query("SELECT (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') "
                                      "AS v, current_setting('timescaledb.license', true) AS l").row(0)
         edition |= {"timescaledb": version, "license": license_}
+    elif st.kind == "iceberg":
+        edition |= st.edition()
     return StatusReport(store=st.display_url, tables=tables, coverage=coverage, symbols=_symbols(st, daily),
                         quarantine=q,
                         runs=st.runs(limit=runs), failed_chunks=failed.select(

@@ -71,11 +71,11 @@ def timescale_schema_url(timescale_url: str) -> str:
     _admin(timescale_url, f"DROP SCHEMA {schema} CASCADE")
 
 
-@pytest.fixture(params=["duckdb", pytest.param("timescale", marks=pytest.mark.timescale)])
+@pytest.fixture(params=["duckdb", pytest.param("timescale", marks=pytest.mark.timescale), "iceberg"])
 def any_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each store contract test runs on both backends; the backend is in the test id."""
-    if request.param == "duckdb":
-        yield f"duckdb://{tmp_path / 'store.duckdb'}"
+    """Each store contract test runs on every backend; the backend is in the test id."""
+    if request.param in ("duckdb", "iceberg"):
+        yield f"duckdb://{tmp_path / 'store.duckdb'}" if request.param == "duckdb" else f"iceberg://{tmp_path / 'lake'}"
         from hdi.store import close_all
 
         close_all()

@@ -91,6 +91,10 @@ def ingest(
                                          "ends (that last day fetched again whole, failed chunks retried) to "
                                          "the end of the dataset's available range (or --end); symbols never "
                                          "loaded start at --start (default: the recipe's start).")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, metavar="N", help="Worker processes that "
+                                         "download, decode and load chunks at once (each chunk is still one "
+                                         "transaction). TimescaleDB and the Iceberg lake take several writers; "
+                                         "a DuckDB file takes one, so it loads with 1.")] = 1,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: "
                                                   "when stderr is a terminal).")] = None,
     log_file: Annotated[Path | None, typer.Option(metavar="PATH", help="Log file (default: "
@@ -117,7 +121,7 @@ def ingest(
             report = run_ingest(
                 recipe, start=start, end=end, symbols=symbols, from_files=from_file, store=store,
                 dry_run=dry_run, refresh=refresh, resume=resume, update=update, on_event=bar.on_event,
-                command=render.command_line(),
+                command=render.command_line(), workers=workers,
             )
     except HdiError as e:
         raise _fail(e) from None

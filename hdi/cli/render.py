@@ -149,6 +149,7 @@ class IngestProgress:
         self.total = 0
         self.seen = 0
         self.shown: set[str] = set()  # chunk ids whose failure is printed already
+        self.workers: dict[int, TaskID] = {}  # `--workers N`: a progress line per worker, its current chunk
 
     def __enter__(self) -> IngestProgress:
         self.progress.__enter__()
@@ -166,6 +167,14 @@ class IngestProgress:
         if e.kind == "plan":
             self.total = e.total
             self.task = self.progress.add_task("chunks", total=e.total, rows=0)
+        elif e.kind == "chunk_start" and e.worker and self.live:
+            what = f"worker {e.worker}: {e.label}"
+            if e.worker not in self.workers:
+                self.workers[e.worker] = self.progress.add_task(what, total=None, rows=0)
+            else:
+                self.progress.update(self.workers[e.worker], description=what, rows=0)
+        elif e.kind == "rows" and e.worker in self.workers:
+            self.progress.update(self.workers[e.worker], rows=e.rows)
         elif e.kind == "rows" and self.task is not None:
             self.progress.update(self.task, rows=self.rows + e.rows)
         elif e.kind == "chunk_end" and e.outcome is not None:
@@ -182,9 +191,10 @@ class IngestProgress:
                 else:
                     print(line, file=sys.stderr, flush=True)
             elif not self.live:
+                by = f"worker {e.worker}: " if e.worker else ""
                 tail = (f": {o.rows_fetched:,} fetched, {o.rows_loaded:,} loaded, {o.rows_quarantined:,} quarantined, "
                         f"{o.rows_already_present:,} already present" if o.status == "done" else "")
-                print(f"[{self.seen}/{self.total}] {o.status} {o.label}{tail}", file=sys.stderr, flush=True)
+                print(f"[{self.seen}/{self.total}] {by}{o.status} {o.label}{tail}", file=sys.stderr, flush=True)
         elif e.kind == "retry":
             print(f"retrying {e.label}: {e.message}", file=sys.stderr, flush=True)
 

@@ -57,6 +57,8 @@ def lines(report: StatusReport, width: int = 100) -> list[Line]:
     out: list[Line] = []
     ed = report.edition
     kind = ("DuckDB, embedded" if ed.get("kind") == "duckdb" else
+            f"Iceberg lake (catalog {ed.get('catalog')}, namespace {ed.get('namespace')}, pyiceberg "
+            f"{ed.get('pyiceberg')})" if ed.get("kind") == "iceberg" else
             f"TimescaleDB {ed.get('timescaledb') or '?'}, {ed.get('license') or 'unknown'} license")
     out += [(f"Store  {kind}", True), (f"  {report.store}", False)]  # a URL or path is never cut
     out += _tables(report.tables)

@@ -15,6 +15,7 @@ from hdi.pipeline.loader import BATCH_ROWS, Loader, estimated, prefetch
 from hdi.pipeline.params import RunParams
 from hdi.pipeline.plan import compile_for, done_chunks, narrow, open_source, update_start
 from hdi.pipeline.update import update_ranges
+from hdi.pipeline.workers import Job, effective_workers, load_parallel
 from hdi.recipe.compile import recipe_hash
 from hdi.recipe.load import load_recipe
 from hdi.recipe.model import Recipe
@@ -40,7 +41,7 @@ def ingest(
     symbols: Sequence[str] | str | None = None, from_files: Sequence[str | Path] | None = None,
     store: str | None = None, dry_run: bool = False, refresh: bool = False, resume: str | None = None,
     update: bool = False, on_event: Callable[[Event], None] | None = None, batch_rows: int = BATCH_ROWS,
-    command: str = "hdi ingest",
+    command: str = "hdi ingest", workers: int = 1,
 ) -> IngestReport:
     """Run a recipe: fetch, decode, transform, validate and store, chunk by chunk.
 
@@ -61,6 +62,9 @@ def ingest(
         on_event: progress callback.
         batch_rows: rows decoded per batch (bounds memory).
         command: how the run was started, recorded in the ledger (no secrets).
+        workers: processes that download, decode and load chunks at once, where the store takes
+            concurrent writers (TimescaleDB, the Iceberg lake); a DuckDB file has one writer, so it
+            loads with one (and says so in one log line). Each chunk stays one transaction.
 
     Returns:
         The run's report; ``report.ok`` is False when any chunk failed; ``report.over_budget`` is
@@ -130,8 +134,16 @@ def ingest(
             _chunk_end(report, emit, c.label, estimated(c, source))
     else:
         loader = Loader(st, r, compiled, rhash, run.run_id, qroot, source, refresh, emit, batch_rows)
+        n = min(effective_workers(st, workers), len(todo))
         try:
-            for c, fetched in prefetch(todo, loader.fetch):
+            if n > 1:
+                log.info("run %s: %d worker processes load %d chunks", run.run_id, n, len(todo))
+                job = Job(st.url, r, rhash, run.run_id, qroot, refresh, batch_rows, bool(p.from_files),
+                          frozenset(getattr(source, "resolved", ())))
+                stopped = load_parallel(loader, todo, n, job, emit, lambda label, o, w: _chunk_end(report, emit, label, o, w))
+                if stopped is not None:
+                    raise interrupt.Interrupted(stopped)
+            for c, fetched in prefetch(todo if n <= 1 else [], loader.fetch):
                 interrupt.check()  # no chunk starts after SIGINT/SIGTERM
                 emit(Event("chunk_start", label=c.label))
                 _chunk_end(report, emit, c.label, loader.load(c, fetched))
@@ -146,9 +158,10 @@ def ingest(
     return report
 
 
-def _chunk_end(report: IngestReport, emit: Callable[[Event], None], label: str, outcome: ChunkOutcome) -> None:
+def _chunk_end(report: IngestReport, emit: Callable[[Event], None], label: str, outcome: ChunkOutcome,
+               worker: int = 0) -> None:
     report.chunks.append(outcome)
-    emit(Event("chunk_end", label=label, outcome=outcome))
+    emit(Event("chunk_end", label=label, outcome=outcome, worker=worker))
 
 
 def _saved(st: Store, run_id: str) -> RunParams:

@@ -2,6 +2,8 @@
 
 - ``duckdb:///path/to/file.duckdb`` — the embedded store (the default; no server).
 - ``postgresql://user:pass@host:port/db`` — TimescaleDB (``postgres://`` is accepted too).
+- ``iceberg:///abs/folder`` — the lake store: Apache Iceberg tables (SQLite catalog and a local
+  warehouse in that folder, or any pyiceberg catalog with ``?catalog=NAME``; see docs/lake.md).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from hdi.store.base import Store, WriteResult
 
 __all__ = ["Store", "WriteResult", "open_store", "close_all"]
 
-_SCHEMES = ("duckdb:///path/to/file.duckdb", "postgresql://user:password@host:port/database")
+_SCHEMES = ("duckdb:///path/to/file.duckdb", "postgresql://user:password@host:port/database",
+            "iceberg:///path/to/folder")
 _STORES: dict[str, Store] = {}
 _LOCK = threading.Lock()
 
@@ -41,6 +44,10 @@ def open_store(url: str | None = None) -> Store:
             from hdi.store.timescale import TimescaleStore
 
             store = TimescaleStore(url)
+        elif scheme == "iceberg":
+            from hdi.store.iceberg import IcebergStore
+
+            store = IcebergStore(url)
         else:
             origin = "" if given else " (from HDI_STORE)"
             what = f"has an unknown scheme '{scheme}'" if scheme else "is not a URL (no scheme://)"

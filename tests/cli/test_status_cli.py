@@ -78,8 +78,8 @@ def test_status_json_has_every_section_and_every_day(cli, store_with_gaps):
                                                             "SPY": "2024-03-01T00:00:00.000000000+00:00"}
     assert [r["status"] for r in d["runs"]] == ["failed", "succeeded", "succeeded"]
     assert [(f["dataset"], f["symbols"]) for f in d["failed_chunks"]] == [("EQUS.MINI", "SPY")]
-    assert d["quarantine"] == [] and d["edition"]["kind"] in ("duckdb", "timescale")
-    assert "***" in d["store"] or d["store"].startswith("duckdb://")  # never a password
+    assert d["quarantine"] == [] and d["edition"]["kind"] in ("duckdb", "timescale", "iceberg")
+    assert "***" in d["store"] or d["store"].startswith(("duckdb://", "iceberg://"))  # never a password
 
 
 def test_an_unfinished_run_is_flagged_with_how_to_finish_it(cli, any_store_url):

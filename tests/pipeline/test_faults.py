@@ -438,7 +438,7 @@ def _hdi(env: dict[str, str], *args: str, wait: bool = True):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["duckdb", pytest.param("timescale", marks=pytest.mark.timescale)])
+@pytest.mark.parametrize("backend", ["duckdb", pytest.param("timescale", marks=pytest.mark.timescale), "iceberg"])
 def test_sigkill_mid_load_then_resume_gives_exactly_the_expected_rows(gateway_process, tmp_path, request, backend):
     env = {**os.environ, "REQUESTS_CA_BUNDLE": gateway_process["ca_path"], "SSL_CERT_FILE": gateway_process["ca_path"],
            "HDI_DATABENTO_GATEWAY": gateway_process["url"], "DATABENTO_API_KEY": TEST_KEY, "HDI_NO_PROGRESS": "1",
@@ -460,7 +460,7 @@ def test_sigkill_mid_load_then_resume_gives_exactly_the_expected_rows(gateway_pr
         schema = _schema_of(base)
         loading = lambda: pg.loading(schema, "trades", app)  # noqa: E731
     else:
-        url = f"duckdb://{tmp_path / 'store.duckdb'}"
+        url = f"duckdb://{tmp_path / 'store.duckdb'}" if backend == "duckdb" else f"iceberg://{tmp_path / 'lake'}"
         # DuckDB cannot be watched from another process while a writer holds it: the log says when
         # the first batch of a chunk was written inside its (still open) transaction.
         loading = lambda: log.is_file() and "wrote trades:" in log.read_text()  # noqa: E731

@@ -261,6 +261,8 @@ def fresh_store(request):
     def make(url: str, tmp_path: Path, n: int) -> str:
         if url.startswith("duckdb"):
             return f"duckdb://{tmp_path / f'store{n}.duckdb'}"
+        if url.startswith("iceberg"):
+            return f"iceberg://{tmp_path / f'lake{n}'}"
         old = _schema_of(url)
         new = f"{old}_{n}"
         _admin(url, f"CREATE SCHEMA {new}")

@@ -35,7 +35,9 @@ def _filled(url: str, make_bars, make_symbology) -> None:
 def _sql(url: str, *statements: str) -> None:
     """Damage by hand, outside hdi."""
     close_all()
-    if url.startswith("duckdb://"):
+    if url.startswith("iceberg://"):
+        _lake_sql(url, *statements)
+    elif url.startswith("duckdb://"):
         import duckdb
 
         con = duckdb.connect(url.removeprefix("duckdb://"))
@@ -50,6 +52,42 @@ def _sql(url: str, *statements: str) -> None:
         with pg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
             for s in statements:
                 cur.execute(s)
+
+
+def _lake_sql(url: str, *statements: str) -> None:
+    """The same damage done to a lake store: its ledger tables (symbology, migrations) by SQLite, its
+    Iceberg tables through pyiceberg's catalog (a column dropped by schema evolution; a table
+    replaced by one whose column has another type)."""
+    import sqlite3
+
+    from pyiceberg.catalog import load_catalog
+
+    from hdi.store.iceberg import LAKE_TABLES, iceberg_schema, parse_url
+
+    cfg = parse_url(url)
+    catalog = load_catalog(cfg.catalog, **cfg.properties)
+    for s in statements:
+        words = s.split()
+        if words[2] in LAKE_TABLES or (words[0] == "ALTER" and words[2] in LAKE_TABLES):
+            name = f"{cfg.namespace}.{words[2]}"
+            if words[3:5] == ["DROP", "COLUMN"]:
+                with catalog.load_table(name).update_schema() as update:
+                    update.delete_column(words[5])
+            elif words[3:5] == ["ALTER", "COLUMN"]:
+                from pyiceberg.schema import Schema
+                from pyiceberg.types import IntegerType, NestedField
+
+                fields = [NestedField(f.field_id, f.name, IntegerType() if f.name == words[5] else f.field_type,
+                                      required=f.required) for f in iceberg_schema(LAKE_TABLES[words[2]]).fields]
+                catalog.drop_table(name)
+                catalog.create_table(name, Schema(*fields))
+            else:
+                raise AssertionError(s)
+        else:
+            con = sqlite3.connect(cfg.ledger)
+            con.execute(s)
+            con.commit()
+            con.close()
 
 
 def _refused(url: str, pattern: str) -> str:
@@ -72,6 +110,8 @@ def test_a_store_nothing_was_written_to_passes_and_stays_untouched(any_store_url
     open_store(any_store_url).check(RUN_TABLES)
     if any_store_url.startswith("duckdb://"):
         assert not Path(any_store_url.removeprefix("duckdb://")).exists()
+    elif any_store_url.startswith("iceberg://"):
+        assert not Path(any_store_url.removeprefix("iceberg://")).exists()
     else:
         assert not open_store(any_store_url).has_table("ingest_runs")
 
@@ -90,7 +130,7 @@ def test_a_dropped_column_is_found(any_store_url, make_bars, make_symbology):
 def test_a_changed_column_type_is_found(any_store_url, make_bars, make_symbology):
     _filled(any_store_url, make_bars, make_symbology)
     _sql(any_store_url, "ALTER TABLE ohlcv ALTER COLUMN volume TYPE integer")
-    _refused(any_store_url, r"table 'ohlcv': volume is (INTEGER|integer), not (BIGINT|bigint)")
+    _refused(any_store_url, r"table 'ohlcv': volume is (INTEGER|integer|int), not (BIGINT|bigint|long)")
 
 
 def test_a_dropped_table_is_found(any_store_url, make_bars, make_symbology):
@@ -180,3 +220,13 @@ def test_a_table_that_is_no_longer_a_hypertable_is_found(timescale_schema_url, m
     close_all()
     with pytest.raises(StoreError, match=r"table 'trades' is not a hypertable"):
         open_store(timescale_schema_url).check(["trades"])
+
+
+def test_a_lake_data_file_gone_missing_is_found(tmp_path, make_bars, make_symbology):
+    """A lake loses files (a lifecycle rule, a hand-run cleanup): the check names the file."""
+    url = f"iceberg://{tmp_path / 'lake'}"
+    _filled(url, make_bars, make_symbology)
+    victim = sorted((tmp_path / "lake" / "warehouse").rglob("*.parquet"))[3]
+    victim.unlink()
+    msg = _refused(url, r"table 'ohlcv' lists data file file://.*\.parquet, which is missing")
+    assert victim.name in msg
