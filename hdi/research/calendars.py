@@ -23,7 +23,7 @@ import functools
 import re
 import threading
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hdi.errors import QueryError, allowed_list
 
@@ -92,8 +92,8 @@ _lock = threading.Lock()
 
 
 @functools.cache
-def _calendar(name: str):  # noqa: ANN202 - a pandas_market_calendars MarketCalendar
-    import pandas_market_calendars as mcal
+def _calendar(name: str) -> Any:  # a pandas_market_calendars MarketCalendar
+    import pandas_market_calendars as mcal  # type: ignore[import-untyped]
 
     if name not in CALENDARS and name not in mcal.get_calendar_names():
         raise CalendarError(f"unknown exchange calendar '{name}'; allowed: {allowed_list(CALENDARS)}")
@@ -180,12 +180,13 @@ def with_trading_date(frame: pl.DataFrame | pl.LazyFrame, ts_col: str, sched: pl
     import polars as pl
 
     frame = frame.with_columns(trading_date_expr(pl.col(ts_col), sched).alias("trading_date"))
-    if bounds:
-        frame = frame.join(
-            sched.lazy() if isinstance(frame, pl.LazyFrame) else sched,
-            on="trading_date", how="left", maintain_order="left",
-        ).rename({"open": "session_open", "close": "session_close"}).drop("early_close")
-    return frame
+    if not bounds:
+        return frame
+    names = {"open": "session_open", "close": "session_close"}
+    if isinstance(frame, pl.LazyFrame):
+        return frame.join(sched.lazy(), on="trading_date", how="left", maintain_order="left").rename(names) \
+            .drop("early_close")
+    return frame.join(sched, on="trading_date", how="left", maintain_order="left").rename(names).drop("early_close")
 
 
 def day_kinds(calendar: str, first: dt.date, last: dt.date) -> dict[dt.date, tuple[bool, bool]]:
@@ -209,7 +210,7 @@ def day_kinds(calendar: str, first: dt.date, last: dt.date) -> dict[dt.date, tup
 
 
 def classify_coverage(dataset: str, symbol: str, first: dt.date, last: dt.date,
-                      no_data: list[dt.date]) -> dict[str, object]:
+                      no_data: list[dt.date]) -> dict[str, Any]:
     """Coverage of one requested symbol by its exchange calendar: of the fetched days without data,
     which fall on a trading day (``flagged``: the source may be incomplete) and which on a closed
     market (``closed``: weekend, holiday, expected empty); the early-close trading dates in the span.

@@ -22,6 +22,7 @@ with ``settlement_final``. Before the first publication every column is null, so
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import polars as pl
 
@@ -33,7 +34,7 @@ DELETE = 2
 UTC_NS = pl.Datetime("ns", "UTC")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 KEY = ["dataset", "instrument_id", "trading_date"]
-STAT_COLUMNS = {
+STAT_COLUMNS: dict[str, Any] = {
     "settlement_price": pl.Decimal(19, 9), "settlement_final": pl.Boolean, "settlement_known_at": UTC_NS,
     "cleared_volume": pl.Int64, "cleared_volume_known_at": UTC_NS,
     "open_interest": pl.Int64, "open_interest_known_at": UTC_NS,
@@ -90,4 +91,4 @@ def daily_stats(st: Store, ids: list[int], d0: dt.date, d1: dt.date, as_of: dt.d
         *KEY, pl.col("quantity").alias("open_interest"), known.alias("open_interest_known_at"))
     keys = chosen.select(KEY).unique()
     out = (keys.join(settle, on=KEY, how="left").join(vol, on=KEY, how="left").join(oi, on=KEY, how="left"))
-    return pl.concat([empty, out.cast(STAT_COLUMNS)], how="diagonal_relaxed")
+    return pl.concat([empty, out.cast(pl.Schema(STAT_COLUMNS))], how="diagonal_relaxed")
