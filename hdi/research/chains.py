@@ -18,6 +18,7 @@ published); everything is read with one aggregate query, so a chain of a decade 
 from __future__ import annotations
 
 import datetime as dt
+import typing
 from typing import Any
 
 import polars as pl
@@ -42,6 +43,13 @@ _SQL = (
     'AND "ts_recv_ns" < $3 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8'
 )
 _NEVER = 2**63 - 1
+
+
+def ts_of(value: object) -> dt.datetime:
+    """A Polars datetime scalar (``.min()``, ``.max()``, ``[0]``) as the datetime it is."""
+    if not isinstance(value, dt.datetime):
+        raise QueryError(f"expected a timestamp, got {value!r}")
+    return value
 
 
 def _ns_ts(col: str) -> pl.Expr:
@@ -117,15 +125,15 @@ def _chain(st: Any, root: str, dataset: str, as_of: int | None, rows: pl.DataFra
     exp_known = (rows.join(per.select("instrument_id", "expiration"), on=["instrument_id", "expiration"])
                  .group_by("instrument_id").agg(pl.col("first_ts").min().alias("expiration_known_ts")))
     per = per.join(exp_known, on="instrument_id", how="left")
-    first = per.get_column("expiration").min().date() - dt.timedelta(days=10)
-    last = per.get_column("expiration").max().date() + dt.timedelta(days=10)
+    first = ts_of(per.get_column("expiration").min()).date() - dt.timedelta(days=10)
+    last = ts_of(per.get_column("expiration").max()).date() + dt.timedelta(days=10)
     sched = schedule(calendar_for(dataset, root), first, last)
     return (per.with_columns(
         pl.lit(root).alias("root"),
         pl.col("raw_symbol").alias("contract"),
         last_trade_date_expr(pl.col("expiration"), sched).alias("last_trade_date"),
         pl.coalesce(pl.col("contract_multiplier"), pl.col("unit_of_measure_qty")).alias("contract_multiplier"),
-    ).select(list(CHAIN_SCHEMA)).cast(CHAIN_SCHEMA).sort("expiration", "instrument_id"))
+    ).select(list(CHAIN_SCHEMA)).cast(typing.cast(Any, CHAIN_SCHEMA)).sort("expiration", "instrument_id"))
 
 
 def last_trade_date_expr(ts: pl.Expr, sched: pl.DataFrame) -> pl.Expr:

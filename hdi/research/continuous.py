@@ -23,11 +23,13 @@ and ``roll`` true on the first bar of each contract after a roll.
 from __future__ import annotations
 
 import datetime as dt
+import typing
 from typing import Any
 
 import polars as pl
 
 from hdi.errors import QueryError, allowed_list, did_you_mean
+from hdi.research.chains import ts_of
 
 ADJUSTMENTS = ("none", "difference", "ratio")
 DIRECTIONS = ("backward", "forward")
@@ -162,7 +164,7 @@ def _assemble(root: str, chain: pl.DataFrame, seg: pl.DataFrame, bars: pl.DataFr
     ).with_columns(adj)
     out = _trading_dates(out, dataset, root)
     return (out.with_columns(pl.lit(root).alias("root"), pl.lit(dataset).alias("dataset"), pl.lit(g).alias("granularity"))
-            .select(list(OUT_SCHEMA)).cast(OUT_SCHEMA))
+            .select(list(OUT_SCHEMA)).cast(typing.cast(Any, OUT_SCHEMA)))
 
 
 def _fetch(st: Any, dataset: str, g: str, seg: pl.DataFrame, back: dt.timedelta) -> pl.DataFrame:
@@ -183,7 +185,8 @@ def _fetch(st: Any, dataset: str, g: str, seg: pl.DataFrame, back: dt.timedelta)
         no_bound = pl.lit(None, _TS)
         sel = seg.select(pl.lit(dataset).alias("dataset"), "instrument_id").unique().with_columns(from_ts=no_bound,
                                                                                                    to_ts=no_bound)
-        rows = st.select("ohlcv", start=seg.get_column("from_ts").min() - back, end=seg.get_column("to_ts").max(),
+        rows = st.select("ohlcv", start=ts_of(seg.get_column("from_ts").min()) - back,
+                         end=ts_of(seg.get_column("to_ts").max()),
                          selections=sel, equals={"granularity": g}, columns=cols)
     rows = rows.with_columns(pl.col(list(PRICES)).cast(pl.Float64))
     t = pl.col("bar_timestamp_utc")
@@ -210,8 +213,8 @@ def _session_fetch(st: Any, dataset: str, seg: pl.DataFrame, chain: pl.DataFrame
     from hdi.research.sessions import session_bars
 
     names = chain.filter(pl.col("instrument_id").is_in(seg.get_column("instrument_id").implode()))
-    lo = seg.get_column("from_ts").min() - back
-    hi = seg.get_column("to_ts").max() + dt.timedelta(days=1)
+    lo = ts_of(seg.get_column("from_ts").min()) - back
+    hi = ts_of(seg.get_column("to_ts").max()) + dt.timedelta(days=1)
     got = session_bars(st, names.get_column("contract").to_list(), lo.date(), hi.date(), dataset=dataset,
                        session=kind)
     rows = (got.filter(pl.col("dataset") == dataset)
@@ -284,6 +287,6 @@ def _trading_dates(frame: pl.DataFrame, dataset: str, root: str) -> pl.DataFrame
 
     if frame.height == 0:
         return frame.with_columns(pl.lit(None, pl.Date).alias("trading_date"))
-    lo, hi = frame.get_column("bar_timestamp_utc").min(), frame.get_column("bar_timestamp_utc").max()
+    lo, hi = ts_of(frame.get_column("bar_timestamp_utc").min()), ts_of(frame.get_column("bar_timestamp_utc").max())
     sched = schedule(calendar_for(dataset, root), lo.date() - dt.timedelta(days=1), hi.date() + dt.timedelta(days=7))
     return with_trading_date(frame, "bar_timestamp_utc", sched)  # type: ignore[return-value]

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from hdi.errors import OutputError, QueryError
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib.pyplot, optional
+def _pyplot() -> Any:  # matplotlib.pyplot, optional
     try:
         import matplotlib
 

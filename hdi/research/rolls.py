@@ -85,9 +85,10 @@ class Sessions:
 
 def _sessions(dataset: str, root: str, chain: pl.DataFrame) -> Sessions:
     from hdi.research.calendars import calendar_for, schedule
+    from hdi.research.chains import ts_of
 
-    first = chain.get_column("known_since_ts").min().date() - dt.timedelta(days=7)
-    last = chain.get_column("expiration").max().date() + dt.timedelta(days=7)
+    first = ts_of(chain.get_column("known_since_ts").min()).date() - dt.timedelta(days=7)
+    last = ts_of(chain.get_column("expiration").max()).date() + dt.timedelta(days=7)
     return Sessions(schedule(calendar_for(dataset, root), first, last))
 
 
@@ -97,7 +98,7 @@ def roll_schedule(st: Any, root: str, rule: str = "calendar", days_before_expiry
     """Every roll of ``root`` under ``rule`` that the stored data supports (see the module docstring),
     by trading date; columns :data:`ROLL_SCHEMA`. ``st`` is an open store; ``as_of`` (ns since the
     epoch) uses only records received before it, as a run at that instant would have seen them."""
-    from hdi.research.chains import chain_from
+    from hdi.research.chains import chain_from, ts_of
 
     rule, n = check_rule(rule, days_before_expiry)
     chain = chain if chain is not None else chain_from(st, root, dataset, as_of)
@@ -113,18 +114,19 @@ def roll_schedule(st: Any, root: str, rule: str = "calendar", days_before_expiry
              "decided_by_ts", "decided_by")
     out = pl.DataFrame(rows, schema={k: (pl.Int64 if k.endswith("_ts") else ROLL_SCHEMA[k]) for k in names},
                        orient="row").with_columns(pl.col("effective_ts", "decided_by_ts").cast(_TS))
-    out = out.filter(pl.col("trading_date") <= horizon.date() + dt.timedelta(days=1))
+    out = out.filter(pl.col("trading_date") <= ts_of(horizon).date() + dt.timedelta(days=1))
     return out.with_columns(dataset=pl.lit(dataset), root=pl.lit(root), rule=pl.lit(rule),
                             parameters=pl.lit(parameters(rule, n))).select(list(ROLL_SCHEMA)).sort("trading_date")
 
 
-def _row(sess: Sessions, i: int, cur: dict, nxt: dict, decided_ns: int, why: str) -> tuple:
+def _row(sess: Sessions, i: int, cur: dict[str, Any], nxt: dict[str, Any], decided_ns: int,
+         why: str) -> tuple[Any, ...]:
     return (sess.dates[i], sess.opens[i], cur["contract"], cur["instrument_id"], nxt["contract"],
             nxt["instrument_id"], decided_ns, why)
 
 
-def _calendar(contracts: list[dict], sess: Sessions, n: int) -> list[tuple]:
-    rows: list[tuple] = []
+def _calendar(contracts: list[dict[str, Any]], sess: Sessions, n: int) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
     prev = -1
     for cur, nxt in zip(contracts, contracts[1:], strict=False):
         ltd = sess.at_or_before(cur["last_trade_date"])
@@ -146,14 +148,15 @@ def _figures(st: Any, dataset: str, rule: str, ids: Sequence[int]) -> pl.DataFra
     if not st.has_table("statistics") or not ids:
         return pl.DataFrame()
     ph = ", ".join(f"${i + 3}" for i in range(len(ids)))
-    return st.query(
+    out: pl.DataFrame = st.query(
         'SELECT "instrument_id", "effective_date_utc", "quantity", "ts_recv_ns", "update_action" FROM "statistics" '
         f'WHERE "dataset" = $1 AND "stat_type" = $2 AND "instrument_id" IN ({ph}) '
         'ORDER BY "ts_recv_ns", "sequence", "rec_ordinal"', [dataset, STAT_TYPE[rule], *ids])
+    return out
 
 
-def _by_figures(st: Any, dataset: str, root: str, rule: str, contracts: list[dict], sess: Sessions,
-                as_of: int | None) -> list[tuple]:
+def _by_figures(st: Any, dataset: str, root: str, rule: str, contracts: list[dict[str, Any]], sess: Sessions,
+                as_of: int | None) -> list[tuple[Any, ...]]:
     figs = _figures(st, dataset, rule, [c["instrument_id"] for c in contracts])
     if as_of is not None and figs.height:
         figs = figs.filter(pl.col("ts_recv_ns") < as_of)
@@ -169,7 +172,7 @@ def _by_figures(st: Any, dataset: str, root: str, rule: str, contracts: list[dic
     end = min(sess.first_open_after(int(recs[-1][3])) + 1, len(sess.dates))
     # the first contract: the nearest one not past its last trade date on the first decidable day
     cur = next((k for k, c in enumerate(contracts) if ltd_idx[k] >= start), None)
-    rows: list[tuple] = []
+    rows: list[tuple[Any, ...]] = []
     p = 0
     for i in range(start, end):
         if cur is None or cur + 1 >= len(contracts):
