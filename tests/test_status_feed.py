@@ -12,8 +12,6 @@ from hdi.pipeline import ingest
 from hdi.statusfeed import explained_days, not_trading_intervals
 from hdi.tables import STATUS
 
-START, END = "2024-03-01", "2024-03-05"  # Friday .. Monday: CL closes Friday 22:00 and reopens Sunday 23:00
-
 
 def _coverage(url: str, schema: str) -> dict:
     c = hdi.status(url).coverage.filter((pl.col("schema") == schema) & (pl.col("symbol") == "CL.c.0"))
@@ -21,21 +19,22 @@ def _coverage(url: str, schema: str) -> dict:
     return c.row(0, named=True)
 
 
-def test_a_weekend_the_status_feed_shows_closed_is_closed_not_no_data(gateway, any_store_url, recipes_dir, cli):
-    assert ingest(recipes_dir / "trades.yaml", start=START, end=END, symbols="CL.c.0", store=any_store_url).ok
+def test_a_weekday_the_status_feed_shows_closed_is_closed_not_flagged(gateway, any_store_url, recipes_dir, cli):
+    """The exchange calendar says CL trades on Tuesday 2024-03-05; the venue had no session that day
+    (the gateway's no-trade day). Without the status feed the empty day is FLAGGED; with it, closed."""
+    gateway.add_no_trade_day("GLBX.MDP3", "CL.c.0", dt.date(2024, 3, 5))
+    start, end = "2024-03-04", "2024-03-07"
+    assert ingest(recipes_dir / "trades.yaml", start=start, end=end, symbols="CL.c.0", store=any_store_url).ok
     before = _coverage(any_store_url, "trades")
-    assert (before["no_data"], before["days_closed"]) == (["2024-03-02"], 0)
+    assert (before["flagged"], before["closed"]) == (["2024-03-05"], [])
 
-    assert ingest(recipes_dir / "status.yaml", start=START, end=END, symbols="CL.c.0", store=any_store_url).ok
+    assert ingest(recipes_dir / "status.yaml", start=start, end=end, symbols="CL.c.0", store=any_store_url).ok
     after = _coverage(any_store_url, "trades")
-    assert (after["no_data"], after["missing"], after["closed"], after["halted"]) == ([], [], ["2024-03-02"], [])
-    assert (after["days_with_data"], after["days_no_data"], after["days_closed"]) == (3, 0, 1)
-    # Sunday has trades after 23:00: the status feed's closed hours do not make a day with data closed
+    assert (after["flagged"], after["missing"], after["closed"], after["halted"]) == ([], [], ["2024-03-05"], [])
+    assert (after["days_with_data"], after["days_flagged"], after["days_closed"]) == (2, 0, 1)
     text = cli("status", "--store", any_store_url)
     assert text.exit_code == 0, text.stderr
-    line = next(x for x in text.stdout.splitlines() if "trades" in x and "CL.c.0" in x and "with data" in x)
-    assert "3 with data, 0 no data, 0 MISSING, 1 closed" in line
-    assert any(x.split() == ["closed", "2024-03-02"] for x in text.stdout.splitlines())
+    assert any(x.split() == ["closed", "2024-03-05"] for x in text.stdout.splitlines())
 
 
 def _status_rows(rows: list[tuple[str, int, str]]) -> pl.DataFrame:

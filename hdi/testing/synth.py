@@ -324,10 +324,10 @@ def _skip(instrument_id: int, d: date, blocked: frozenset[tuple[int, date]]) -> 
 
 
 # ---- issue 13: mbo, mbp-10, bbo, cbbo, status, imbalance, ohlcv-eod ---------------------------------------
-def _mbo(inst: market.Instrument, d: date) -> np.ndarray | None:
+def _mbo(inst: market.Instrument, d: date, skip: frozenset[date]) -> np.ndarray | None:
     """Per trade: the resting order's add (shortly before, same minute), then the trade and the resting
     order's fill in one packet (same ts_recv). Identical same-nanosecond trades stay identical records."""
-    t = day_trades(inst.dataset.code, inst.instrument_id, d)
+    t = day_trades(inst.dataset.code, inst.instrument_id, d, skip)
     if t is None:
         return None
     g = prices.rng("mbo", inst.dataset.code, inst.instrument_id, d.toordinal())
@@ -352,9 +352,9 @@ def _mbo(inst: market.Instrument, d: date) -> np.ndarray | None:
     return both[np.argsort(both["ts_recv"], kind="stable")]
 
 
-def _mbp10(inst: market.Instrument, d: date) -> np.ndarray | None:
+def _mbp10(inst: market.Instrument, d: date, skip: frozenset[date]) -> np.ndarray | None:
     """mbp-1's events with ten levels: level i is i ticks away from the touch."""
-    top = _mbp("mbp-1", inst, d)
+    top = _mbp("mbp-1", inst, d, skip)
     if top is None:
         return None
     g = prices.rng("mbp-10", inst.dataset.code, inst.instrument_id, d.toordinal())
@@ -375,11 +375,11 @@ def _mbp10(inst: market.Instrument, d: date) -> np.ndarray | None:
     return arr
 
 
-def _snapshots(schema: str, inst: market.Instrument, d: date) -> np.ndarray | None:
+def _snapshots(schema: str, inst: market.Instrument, d: date, skip: frozenset[date]) -> np.ndarray | None:
     """bbo/cbbo: at the end of every interval with a book event, the book after its last event and the
     interval's last trade (UNDEF price, size 0, side N without one). Intervals ending at the next UTC
     midnight belong to the next day and are left out."""
-    top = _mbp("mbp-1", inst, d)
+    top = _mbp("mbp-1", inst, d, skip)
     if top is None:
         return None
     iv = 10**9 if schema.endswith("-1s") else market.MINUTE_NS
@@ -421,7 +421,8 @@ PRE_OPEN_MINUTES = 15
 HALT_MINUTES = 5
 
 
-def status_events(inst: market.Instrument, d: date) -> list[tuple[int, int, bool]]:
+def status_events(inst: market.Instrument, d: date,
+                  skip: frozenset[date] = frozenset()) -> list[tuple[int, int, bool]]:
     """(minute of day, StatusAction, is_trading) of one UTC day: pre-open 15 minutes before each session
     range, trading at its start, close at its end (futures' 22:00 daily break, Friday's close), and on
     about one equity day in ten a 5-minute volatility halt at 16:00."""
@@ -429,7 +430,7 @@ def status_events(inst: market.Instrument, d: date) -> list[tuple[int, int, bool
     if c is not None and not c.live_on(d):
         return []
     out: list[tuple[int, int, bool]] = []
-    for r in market.session_minutes(inst.dataset.kind, d):
+    for r in market.session_minutes(inst.dataset.kind, d, inst.path_key if inst.contract else None, skip):
         if r.start > 0:
             out += [(r.start - PRE_OPEN_MINUTES, PRE_OPEN, False), (r.start, TRADING, True)]
         if r.stop < 1440:
@@ -440,8 +441,8 @@ def status_events(inst: market.Instrument, d: date) -> list[tuple[int, int, bool
     return sorted(out)
 
 
-def _status(inst: market.Instrument, d: date) -> np.ndarray | None:
-    events = status_events(inst, d)
+def _status(inst: market.Instrument, d: date, skip: frozenset[date]) -> np.ndarray | None:
+    events = status_events(inst, d, skip)
     if not events:
         return None
     g = prices.rng("status-ns", inst.dataset.code, inst.instrument_id, d.toordinal())
@@ -459,12 +460,12 @@ def _status(inst: market.Instrument, d: date) -> np.ndarray | None:
     return arr
 
 
-def _imbalance(inst: market.Instrument, d: date) -> np.ndarray | None:
+def _imbalance(inst: market.Instrument, d: date, skip: frozenset[date]) -> np.ndarray | None:
     """Nasdaq-style auction imbalance: every 10 s from 14:25 to the 14:30 open, and from 20:50 to the
     21:00 close."""
     if inst.dataset.code != "XNAS.ITCH":
         return None
-    bar = prices.daily(inst.dataset.code, inst.instrument_id, d)
+    bar = prices.daily(inst.dataset.code, inst.instrument_id, d, skip)
     if bar is None:
         return None
     g = prices.rng("imbalance", inst.dataset.code, inst.instrument_id, d.toordinal())
@@ -491,9 +492,9 @@ def _imbalance(inst: market.Instrument, d: date) -> np.ndarray | None:
     return np.concatenate(parts)
 
 
-def _eod(inst: market.Instrument, d: date) -> np.ndarray | None:
+def _eod(inst: market.Instrument, d: date, skip: frozenset[date]) -> np.ndarray | None:
     """End-of-day bars: the day's bar, as ohlcv-1d (the synthetic sessions are UTC days)."""
-    bar = prices.daily(inst.dataset.code, inst.instrument_id, d)
+    bar = prices.daily(inst.dataset.code, inst.instrument_id, d, skip)
     if bar is None:
         return None
     return _ohlcv("ohlcv-eod", inst, np.array([market.ns(d)]), *(np.array([x]) for x in bar))
@@ -518,9 +519,9 @@ def records(dataset: str, schema: str, instrument_id: int, d: date,
         return None
     skip = _skip(instrument_id, d, blocked)
     if schema in ISSUE13_BUILDERS:
-        return ISSUE13_BUILDERS[schema](inst, d)
+        return ISSUE13_BUILDERS[schema](inst, d, skip)
     if schema in ("bbo-1s", "bbo-1m", "cbbo-1s", "cbbo-1m"):
-        return _snapshots(schema, inst, d)
+        return _snapshots(schema, inst, d, skip)
     if schema.startswith("ohlcv-"):
         return _bars(schema, inst, d, skip)
     if schema == "trades":
