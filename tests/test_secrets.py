@@ -334,8 +334,8 @@ def test_ident_quotes_known_tables_and_columns():
         '"ohlcv"', '"close_price"', '"ingest_chunks"', '"hdi_schema_migrations"']
 
 
-SQL_MODULES = sorted((ROOT / "hdi" / "store").glob("*.py")) + [ROOT / "hdi" / n for n in ("status.py", "query.py",
-                                                                                          "symbols.py", "rawsym.py")]
+SQL_MODULES = (sorted((ROOT / "hdi" / "store").glob("*.py")) + sorted((ROOT / "hdi" / "research").glob("*.py"))
+               + [ROOT / "hdi" / n for n in ("status_report.py", "statusfeed.py", "query.py", "symbols.py", "rawsym.py")])
 _SQL = re.compile(r"\b(SELECT|INSERT|DELETE|UPDATE|CREATE|DROP|WHERE|FROM|ORDER BY|AND|VALUES|CONFLICT|SET|USING|"
                   r"EXCLUDED)\b|\$|[<>=]")
 # Locals that hold SQL built only from ident(), $n placeholders and constant SQL (each checked by reading
@@ -404,7 +404,7 @@ def test_sql_text_interpolates_only_identifiers_and_placeholders():
                     and isinstance(node.left.value, str) and _SQL.search(node.left.value):
                 bad.append(f"{path.name}:{node.lineno}: %-formatting on SQL")
     assert checked >= 40  # the scan really saw the SQL of the stores
-    assert bad == []
+    assert bad == [], "\n".join(bad)
 
 
 def test_the_sql_scan_flags_an_interpolated_value():
