@@ -15,7 +15,8 @@ from hdi.errors import HdiError
 
 __all__ = [
     "HdiError", "read_bars", "read_trades", "read_tbbo", "read_mbp1", "read_statistics",
-    "read_definitions", "ingest", "status", "close", "quarantine_list", "quarantine_show", "quarantine_replay",
+    "read_definitions", "read_mbo", "read_mbp10", "read_bbo", "read_cbbo", "read_status", "read_imbalance",
+    "ingest", "status", "close", "quarantine_list", "quarantine_show", "quarantine_replay",
     "read_continuous", "rolls", "contract_chain",
 ]
 __version__ = "0.1.0"
@@ -23,6 +24,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "read_bars": "hdi.query", "read_trades": "hdi.query", "read_tbbo": "hdi.query",
     "read_mbp1": "hdi.query", "read_statistics": "hdi.query", "read_definitions": "hdi.query",
+    "read_mbo": "hdi.query", "read_mbp10": "hdi.query", "read_bbo": "hdi.query", "read_cbbo": "hdi.query",
+    "read_status": "hdi.query", "read_imbalance": "hdi.query",
     "ingest": "hdi.pipeline", "status": "hdi.status_report",
     "quarantine_list": "hdi.quarantine", "quarantine_show": "hdi.quarantine", "quarantine_replay": "hdi.quarantine",
     "read_continuous": "hdi.research.continuous", "rolls": "hdi.research.rolls", "contract_chain": "hdi.research.chains",
@@ -31,7 +34,20 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from hdi.pipeline import ingest
     from hdi.quarantine import quarantine_list, quarantine_replay, quarantine_show
-    from hdi.query import read_bars, read_definitions, read_mbp1, read_statistics, read_tbbo, read_trades
+    from hdi.query import (
+        read_bars,
+        read_bbo,
+        read_cbbo,
+        read_definitions,
+        read_imbalance,
+        read_mbo,
+        read_mbp1,
+        read_mbp10,
+        read_statistics,
+        read_status,
+        read_tbbo,
+        read_trades,
+    )
     from hdi.research.chains import contract_chain
     from hdi.research.continuous import read_continuous
     from hdi.research.rolls import rolls

@@ -26,7 +26,7 @@ from hdi.errors import QueryError, allowed_list, beyond_limit, did_you_mean
 from hdi.rawsym import with_raw_symbols
 from hdi.recipe.checks import MAX_INSTRUMENT_ID, MAX_SYMBOLS_PER_REQUEST, SYMBOL_MAX_LEN, shown
 from hdi.symbols import is_instrument_id, resolve
-from hdi.tables import GRANULARITIES, TABLES, ColType, Table
+from hdi.tables import BBO_GRANULARITIES, GRANULARITIES, TABLES, ColType, Table
 from hdi.timeutil import parse_range
 from hdi.tz import to_zone, zone_for
 
@@ -123,7 +123,7 @@ def _granularity(value: str) -> str:
 def read_bars(symbols: str | Sequence[str], start: object, end: object, granularity: str = "1d",
               store: str | None = None, *, dataset: str | None = None, prices: str = "float",
               tz: str | None = None, session: str | None = None, as_of: object = None) -> pl.DataFrame:
-    """OHLCV bars of one granularity (1s, 1m, 5m, 15m, 1h, 1d), labelled by bar start.
+    """OHLCV bars of one granularity (1s, 1m, 5m, 15m, 1h, 1d, eod), labelled by bar start.
 
     ``session=None`` (or ``"utc"``) returns the bars as stored (Databento's ``1d`` bar is a UTC day).
     ``session="exchange"`` builds bars on the instrument's exchange calendar from the stored 1m bars
@@ -276,6 +276,78 @@ def read_definitions(symbols: str | Sequence[str], start: object, end: object, s
                    .with_columns(pl.col("received_timestamp_utc").alias("valid_from")), zone)
 
 
+# ---- issue 13: mbo, mbp-10, bbo, cbbo, status, imbalance --------------------------------------------
+def read_mbo(symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
+             dataset: str | None = None, prices: str = "float", tz: str | None = None) -> pl.DataFrame:
+    """Market by order: every order book event (add, cancel, modify, clear, trade, fill), order by order."""
+    return read_table("mbo", symbols, start, end, store, dataset=dataset, prices=prices, tz=tz)
+
+
+def read_mbp10(symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
+               dataset: str | None = None, prices: str = "float", tz: str | None = None) -> pl.DataFrame:
+    """Ten-level book events (mbp-10): each event with the ten best bid and ask levels after it, one row
+    per event, ``bid_price_00`` .. ``ask_count_09`` (level 00 is the best)."""
+    return read_table("mbp10", symbols, start, end, store, dataset=dataset, prices=prices, tz=tz)
+
+
+def _snapshot_granularity(value: str) -> str:
+    g = str(value).strip().lower()
+    if g not in BBO_GRANULARITIES:
+        raise QueryError(f"granularity '{value}' is not allowed for bbo/cbbo; allowed: {allowed_list(BBO_GRANULARITIES)}")
+    return g
+
+
+def read_bbo(symbols: str | Sequence[str], start: object, end: object, granularity: str = "1s",
+             store: str | None = None, *, dataset: str | None = None, prices: str = "float",
+             tz: str | None = None) -> pl.DataFrame:
+    """Best bid and offer sampled every second (``granularity="1s"``, bbo-1s) or minute (``"1m"``, bbo-1m),
+    each row labelled by the end of its interval (``received_timestamp_utc``)."""
+    return read_table("bbo", symbols, start, end, store, dataset=dataset, prices=prices, tz=tz,
+                      equals={"granularity": _snapshot_granularity(granularity)})
+
+
+def read_cbbo(symbols: str | Sequence[str], start: object, end: object, granularity: str = "1s",
+              store: str | None = None, *, dataset: str | None = None, prices: str = "float",
+              tz: str | None = None) -> pl.DataFrame:
+    """Consolidated best bid and offer across venues (cbbo-1s / cbbo-1m, e.g. OPRA options), with the
+    publisher of each side's best price."""
+    return read_table("cbbo", symbols, start, end, store, dataset=dataset, prices=prices, tz=tz,
+                      equals={"granularity": _snapshot_granularity(granularity)})
+
+
+def read_status(symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
+                dataset: str | None = None, tz: str | None = None) -> pl.DataFrame:
+    """Trading status changes (pre-open, trading, halt, pause, close, ...) received in [start, end)."""
+    return read_table("status", symbols, start, end, store, dataset=dataset, tz=tz)
+
+
+def read_imbalance(symbols: str | Sequence[str], start: object, end: object, store: str | None = None, *,
+                   dataset: str | None = None, prices: str = "float", tz: str | None = None) -> pl.DataFrame:
+    """Auction imbalance messages."""
+    return read_table("imbalance", symbols, start, end, store, dataset=dataset, prices=prices, tz=tz)
+
+
+def _snapshot_reader(reader: object, granularity: str) -> object:
+    def read(symbols: str | Sequence[str], start: object, end: object, **kw: object) -> pl.DataFrame:
+        return reader(symbols, start, end, granularity=granularity, **kw)  # type: ignore[operator]
+    return read
+
+
+def _status_reader(symbols: str | Sequence[str], start: object, end: object, *, prices: str = "float",
+                   **kw: object) -> pl.DataFrame:
+    if prices not in PRICE_MODES:
+        raise QueryError(f"prices '{prices}' is not allowed; allowed: {allowed_list(PRICE_MODES)}")
+    return read_status(symbols, start, end, **kw)  # type: ignore[arg-type]
+
+
+ISSUE13_READERS = {
+    "mbo": read_mbo, "mbp-10": read_mbp10, "bbo-1s": _snapshot_reader(read_bbo, "1s"),
+    "bbo-1m": _snapshot_reader(read_bbo, "1m"), "cbbo-1s": _snapshot_reader(read_cbbo, "1s"),
+    "cbbo-1m": _snapshot_reader(read_cbbo, "1m"), "status": _status_reader, "imbalance": read_imbalance,
+}
+# ---- end of issue 13 readers ----------------------------------------------------------------------
+
+
 class Reader(Protocol):
     """What every ``read_*`` function accepts (``hdi query`` calls them by ``--schema``)."""
 
@@ -286,4 +358,5 @@ class Reader(Protocol):
 READERS: dict[str, Reader] = {
     "ohlcv": read_bars, "trades": read_trades, "tbbo": read_tbbo, "mbp-1": read_mbp1,
     "statistics": read_statistics, "definition": read_definitions,
+    **ISSUE13_READERS,
 }

@@ -52,6 +52,16 @@ SCHEMAS: dict[str, SchemaInfo] = {s.name: s for s in (
     SchemaInfo("mbp-1", "MBP1Msg", "mbp1", "ts_recv"),
     SchemaInfo("statistics", "StatMsg", "statistics", "ts_recv"),
     SchemaInfo("definition", "InstrumentDefMsg", "instruments", "ts_recv"),
+    # issue 13 (keys and layouts: docs/schemas.md)
+    SchemaInfo("mbo", "MBOMsg", "mbo", "ts_recv"),
+    SchemaInfo("mbp-10", "MBP10Msg", "mbp10", "ts_recv"),
+    SchemaInfo("bbo-1s", "BBOMsg", "bbo", "ts_recv"),
+    SchemaInfo("bbo-1m", "BBOMsg", "bbo", "ts_recv"),
+    SchemaInfo("cbbo-1s", "CBBOMsg", "cbbo", "ts_recv"),
+    SchemaInfo("cbbo-1m", "CBBOMsg", "cbbo", "ts_recv"),
+    SchemaInfo("status", "StatusMsg", "status", "ts_recv"),
+    SchemaInfo("imbalance", "ImbalanceMsg", "imbalance", "ts_recv"),
+    _bars("ohlcv-eod", 86400),  # only where the dataset offers it (metadata.list_schemas, hdi/pipeline)
 )}
 
 # Bar sizes a recipe can resample OHLCV bars to, beyond the source schemas (``ohlcv-5m`` from ``ohlcv-1m``).

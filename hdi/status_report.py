@@ -104,7 +104,9 @@ def _report(st: Any, quarantine_dir: str | Path | None, runs: int) -> StatusRepo
     tables = _tables(st, daily)
     days = st.query("SELECT * FROM ingest_days") if st.has_table("ingest_days") else None
     failed = _still_failed(st.chunks(status="failed"), days)
-    coverage = _coverage(days, failed)
+    from hdi.statusfeed import explained_days, not_trading_intervals
+
+    coverage = _coverage(days, failed, explained_days(not_trading_intervals(st)))
     from hdi.quarantine import replayed_rows, with_replays
     from hdi.validate.budget import over_budget
     from hdi.validate.quarantine import quarantine_summary
@@ -203,9 +205,12 @@ _COVERAGE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "dataset": pl.String, "schema": pl.String, "symbol": pl.String, "first_day": pl.Date, "last_day": pl.Date,
     "rows_fetched": pl.Int64, "days_with_data": pl.UInt32, "days_no_data": pl.UInt32, "days_missing": pl.UInt32,
     "missing": pl.List(pl.String), "no_data": pl.List(pl.String),
-    # by the symbol's exchange calendar (hdi.research.calendars.classify_coverage); calendar null: unknown
+    # by the symbol's exchange calendar (hdi.research.calendars.classify_coverage); calendar null: unknown.
+    # closed: a closed market by the calendar, or closed all day by the venue's status feed (hdi/statusfeed.py);
+    # halted: trading halted all day by the status feed
     "calendar": pl.String, "days_flagged": pl.UInt32, "days_closed": pl.UInt32,
     "flagged": pl.List(pl.String), "closed": pl.List(pl.String), "early_close": pl.List(pl.String),
+    "days_halted": pl.UInt32, "halted": pl.List(pl.String),
 }
 
 
@@ -235,7 +240,8 @@ def _still_failed(failed: pl.DataFrame, days: pl.DataFrame | None) -> pl.DataFra
     return failed.with_row_index("_i").filter(pl.col("_i").is_in(open_["_i"].unique().implode())).drop("_i")
 
 
-def _coverage(days: pl.DataFrame | None, failed: pl.DataFrame) -> pl.DataFrame:
+def _coverage(days: pl.DataFrame | None, failed: pl.DataFrame,
+              feed: dict[tuple[str, str], dict[dt.date, str]] | None = None) -> pl.DataFrame:
     days = (days.select("dataset", "schema", "symbol", pl.col("day").cast(pl.Date), "rows_fetched")
             if days is not None else pl.DataFrame(schema={"dataset": pl.String, "schema": pl.String,
                                                           "symbol": pl.String, "day": pl.Date,
@@ -262,13 +268,20 @@ def _coverage(days: pl.DataFrame | None, failed: pl.DataFrame) -> pl.DataFrame:
         span = [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
         missing = [d for d in span if d not in fetched]
         no_data = sorted(d for d, n in fetched.items() if n == 0)
+        with_data = len(fetched) - len(no_data)
+        said = (feed or {}).get((ds, sym), {})  # days without data the status feed shows closed/halted
+        feed_closed = [d for d in [*missing, *no_data] if said.get(d) == "closed"]
+        halted = sorted(d for d in [*missing, *no_data] if said.get(d) == "halted")
+        missing, no_data = [d for d in missing if d not in said], [d for d in no_data if d not in said]
         cal = classify_coverage(ds, sym, lo, hi, no_data)
+        closed = sorted({*cal["closed"], *feed_closed})  # type: ignore[misc]
         out.append({"dataset": ds, "schema": sch, "symbol": sym, "first_day": lo, "last_day": hi,
-                    "rows_fetched": int(sum(fetched.values())), "days_with_data": len(fetched) - len(no_data),
+                    "rows_fetched": int(sum(fetched.values())), "days_with_data": with_data,
                     "days_no_data": len(no_data), "days_missing": len(missing),
                     "missing": _ranges(missing), "no_data": _ranges(no_data),
-                    "calendar": cal["calendar"], "days_flagged": len(cal["flagged"]), "days_closed": len(cal["closed"]),
-                    "flagged": _ranges(cal["flagged"]), "closed": _ranges(cal["closed"]),
-                    "early_close": _ranges(cal["early_close"])})
+                    "calendar": cal["calendar"], "days_flagged": len(cal["flagged"]),  # type: ignore[arg-type]
+                    "days_closed": len(closed), "flagged": _ranges(cal["flagged"]),  # type: ignore[arg-type]
+                    "closed": _ranges(closed), "early_close": _ranges(cal["early_close"]),  # type: ignore[arg-type]
+                    "days_halted": len(halted), "halted": _ranges(halted)})
     return pl.DataFrame(out, schema=_COVERAGE_SCHEMA).sort("dataset", "schema", "symbol")
 

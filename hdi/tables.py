@@ -126,10 +126,10 @@ _TICK_KEY = ("instrument_id", "received_timestamp_utc", "ts_recv_ns", "sequence"
 
 OHLCV = Table(
     name="ohlcv",
-    doc="OHLCV bars of every granularity (1s, 1m, 5m, 15m, 1h, 1d); a bar is labelled by its start.",
+    doc="OHLCV bars of every granularity (1s, 1m, 5m, 15m, 1h, 1d, eod); a bar is labelled by its start.",
     columns=(
         *_SOURCE,
-        _c("granularity", T, doc="bar size: 1s, 1m, 5m, 15m, 1h, 1d"),
+        _c("granularity", T, doc="bar size: 1s, 1m, 5m, 15m, 1h, 1d, or eod (end-of-day, ohlcv-eod)"),
         _c("bar_timestamp_utc", TS, doc="start of the bar interval (DBN ts_event)"),
         _c("open_price", P, doc="first trade price of the interval"),
         _c("high_price", P, doc="highest trade price"), _c("low_price", P, doc="lowest trade price"),
@@ -279,13 +279,217 @@ SYMBOLOGY = Table(
     chunk_interval=None,
 )
 
-DATA_TABLES: dict[str, Table] = {t.name: t for t in (OHLCV, TRADES, TBBO, MBP1, STATISTICS, INSTRUMENTS)}
+# ---- issue 13: order book, BBO snapshots, venue status and auction imbalance --------------------
+_EVENT_NS = (("event_timestamp_utc", "ts_event_ns"), ("received_timestamp_utc", "ts_recv_ns"))
+_SIDE = "'buy' (DBN side B), 'sell' (A), NULL when none (N)"
+_BOOK_ACTION = "A add, C cancel, M modify, R clear, T trade, F fill, N none"
+
+MBO = Table(
+    name="mbo",
+    doc="Market by order: every order book event, order by order (Databento mbo schema).",
+    columns=(
+        *_SOURCE,
+        _c("event_timestamp_utc", TS, doc="ts_event of the book event"),
+        *_TICK_TIMES,
+        _c("order_id", I64, doc="the venue's order id"),
+        _c("action", T, doc=_BOOK_ACTION),
+        _c("side", T, True, doc=_SIDE),
+        _c("price", P, True, doc="the order's price; NULL when undefined"),
+        _c("size", I64, doc="the order's quantity"),
+        _c("channel_id", I16, doc="venue channel"),
+        _FLAGS,
+        _c("sequence", I64, doc="venue message sequence number"),
+        _c("ts_in_delta", I32, True, doc="ts_recv minus the venue's sending time, ns"),
+        _c("publisher_id", I32, doc="Databento publisher id"),
+        _c("rec_ordinal", I32, doc="position among the instrument's records with the same ts_recv and publisher "
+                                   "(one packet), in stream order"),
+        _c("data_source", T, doc="vendor, 'databento'"),
+    ),
+    # side is nullable (N) and a key column cannot be: rec_ordinal (the record's position in its packet)
+    # already tells apart two records that differ only in side, or not at all, so both are kept.
+    key=("instrument_id", "received_timestamp_utc", "ts_recv_ns", "sequence", "order_id", "action",
+         "publisher_id", "rec_ordinal", "dataset"),
+    time_column="received_timestamp_utc",
+    chunk_interval="1 day",
+    ns_columns=_EVENT_NS,
+)
+
+MBP10_LEVELS = 10
+
+
+def _levels(n: int) -> tuple[Column, ...]:
+    out: list[Column] = []
+    for i in range(n):
+        lv = f"{i:02d}"
+        out += [_c(f"bid_price_{lv}", P, True, doc=f"bid price at level {i} (0 = best); NULL when empty"),
+                _c(f"bid_size_{lv}", I64), _c(f"bid_count_{lv}", I64),
+                _c(f"ask_price_{lv}", P, True, doc=f"ask price at level {i} (0 = best); NULL when empty"),
+                _c(f"ask_size_{lv}", I64), _c(f"ask_count_{lv}", I64)]
+    return tuple(out)
+
+
+MBP10 = Table(
+    name="mbp10",
+    doc="Market by price, ten levels: every book event with the ten best bid and ask levels after it "
+        "(Databento mbp-10 schema), one row per event, levels as columns (see docs/schemas.md).",
+    columns=(
+        *_SOURCE,
+        _c("event_timestamp_utc", TS, doc="ts_event of the book event"),
+        *_TICK_TIMES,
+        _c("action", T, doc=_BOOK_ACTION),
+        _c("side", T, True, doc=_SIDE),
+        _c("depth", I16, doc="book level the event changed"),
+        _c("price", P, True, doc="the event's price; NULL when undefined"), _c("size", I64),
+        *_levels(MBP10_LEVELS),
+        _FLAGS,
+        *_TICK_TAIL,
+    ),
+    key=_TICK_KEY,
+    time_column="received_timestamp_utc",
+    chunk_interval="1 day",
+    ns_columns=_EVENT_NS,
+)
+
+BBO_GRANULARITIES = ("1s", "1m")
+_SNAPSHOT_HEAD = (
+    *_SOURCE,
+    _c("granularity", T, doc="snapshot interval: 1s or 1m"),
+    _c("received_timestamp_utc", TS, doc="ts_recv: the end of the interval the snapshot closes (hypertable time)"),
+    _c("event_timestamp_utc", TS, True, doc="ts_event of the last book update in the interval; NULL when none"),
+    _c("ts_event_ns", I64, True, doc="ts_event, exact nanoseconds (NULL when undefined)"),
+    _c("ts_recv_ns", I64, doc="ts_recv, exact nanoseconds"),
+    _c("side", T, True, doc="side of the interval's last trade: " + _SIDE),
+    _c("price", P, True, doc="the interval's last trade price; NULL when no trade yet"),
+    _c("size", I64, doc="the last trade's quantity (0 when none)"),
+    _c("bid_price", P, True, doc="best bid at the end of the interval; NULL when the side is empty"),
+    _c("bid_size", I64),
+)
+# one snapshot per instrument, interval, publisher and dataset
+_SNAPSHOT_KEY = ("instrument_id", "granularity", "received_timestamp_utc", "ts_recv_ns", "publisher_id", "dataset")
+
+BBO = Table(
+    name="bbo",
+    doc="Best bid and offer sampled every second or minute (Databento bbo-1s and bbo-1m schemas).",
+    columns=(
+        *_SNAPSHOT_HEAD,
+        _c("bid_count", I64, doc="orders at the best bid"),
+        _c("ask_price", P, True, doc="best offer at the end of the interval; NULL when the side is empty"),
+        _c("ask_size", I64), _c("ask_count", I64, doc="orders at the best offer"),
+        _FLAGS,
+        _c("sequence", I64, doc="venue sequence number of the last update"),
+        _c("publisher_id", I32, doc="Databento publisher id"),
+        _c("data_source", T, doc="vendor, 'databento'"),
+    ),
+    key=_SNAPSHOT_KEY,
+    time_column="received_timestamp_utc",
+    chunk_interval="7 days",
+    ns_columns=_EVENT_NS,
+)
+
+CBBO = Table(
+    name="cbbo",
+    doc="Consolidated best bid and offer across venues, sampled every second or minute (Databento cbbo-1s "
+        "and cbbo-1m schemas, e.g. OPRA options).",
+    columns=(
+        *_SNAPSHOT_HEAD,
+        _c("bid_publisher_id", I32, doc="publisher (venue) of the best bid (DBN bid_pb_00)"),
+        _c("ask_price", P, True, doc="best offer at the end of the interval; NULL when the side is empty"),
+        _c("ask_size", I64),
+        _c("ask_publisher_id", I32, doc="publisher (venue) of the best offer (DBN ask_pb_00)"),
+        _FLAGS,
+        _c("publisher_id", I32, doc="Databento publisher id of the consolidated feed"),
+        _c("data_source", T, doc="vendor, 'databento'"),
+    ),
+    key=_SNAPSHOT_KEY,
+    time_column="received_timestamp_utc",
+    chunk_interval="7 days",
+    ns_columns=_EVENT_NS,
+)
+
+_NOTICE_KEY = ("instrument_id", "received_timestamp_utc", "ts_recv_ns", "publisher_id", "rec_ordinal", "dataset")
+_NOTICE_TAIL = (
+    _c("publisher_id", I32, doc="Databento publisher id"),
+    _c("rec_ordinal", I32, doc="position among records with the same instrument, ts_recv and publisher"),
+    _c("data_source", T, doc="vendor, 'databento'"),
+)
+
+STATUS = Table(
+    name="status",
+    doc="Trading status changes: pre-open, trading, halts, pauses, close (Databento status schema).",
+    columns=(
+        *_SOURCE,
+        _c("event_timestamp_utc", TS, doc="ts_event: when the venue changed the status"),
+        *_TICK_TIMES,
+        _c("action", I32, doc="DBN StatusAction number (7 TRADING, 8 HALT, 9 PAUSE, 12 CLOSE, ...)"),
+        _c("action_name", T, True, doc="StatusAction name, e.g. TRADING, HALT, CLOSE; NULL for a number "
+                                       "this hdi version does not know"),
+        _c("reason", I32, doc="DBN StatusReason number"),
+        _c("trading_event", I32, doc="DBN TradingEvent number"),
+        _c("is_trading", T, True, doc="'Y' or 'N'; NULL when not available (DBN '~')"),
+        _c("is_quoting", T, True, doc="'Y' or 'N'; NULL when not available (DBN '~')"),
+        _c("is_short_sell_restricted", T, True, doc="'Y' or 'N'; NULL when not available (DBN '~')"),
+        *_NOTICE_TAIL,
+    ),
+    key=_NOTICE_KEY,
+    time_column="received_timestamp_utc",
+    chunk_interval="30 days",
+    ns_columns=_EVENT_NS,
+)
+
+IMBALANCE = Table(
+    name="imbalance",
+    doc="Auction imbalance messages (Databento imbalance schema).",
+    columns=(
+        *_SOURCE,
+        _c("event_timestamp_utc", TS, doc="ts_event"),
+        *_TICK_TIMES,
+        _c("ref_price", P, True, doc="reference price; NULL when undefined"),
+        _c("auction_time", TS, True, doc="the auction's time where the venue gives one"),
+        _c("auction_time_ns", I64, True, doc="auction_time, exact nanoseconds"),
+        _c("cont_book_clr_price", P, True), _c("auct_interest_clr_price", P, True),
+        _c("ssr_filling_price", P, True), _c("ind_match_price", P, True),
+        _c("upper_collar", P, True), _c("lower_collar", P, True),
+        _c("paired_qty", I64), _c("total_imbalance_qty", I64), _c("market_imbalance_qty", I64),
+        _c("unpaired_qty", I64),
+        _c("auction_type", T, True, doc="venue auction type code (e.g. O open, C close); NULL when none"),
+        _c("side", T, True, doc="imbalance side: " + _SIDE),
+        _c("auction_status", I16), _c("freeze_status", I16), _c("num_extensions", I16),
+        _c("unpaired_side", T, True, doc=_SIDE),
+        _c("significant_imbalance", T, True, doc="venue code; NULL when none"),
+        *_NOTICE_TAIL,
+    ),
+    key=_NOTICE_KEY,
+    time_column="received_timestamp_utc",
+    chunk_interval="7 days",
+    ns_columns=(*_EVENT_NS, ("auction_time", "auction_time_ns")),
+)
+
+ISSUE13_TABLES = (MBO, MBP10, BBO, CBBO, STATUS, IMBALANCE)
+# ---- end of issue 13 tables -----------------------------------------------------------------------
+
+DATA_TABLES: dict[str, Table] = {t.name: t for t in (OHLCV, TRADES, TBBO, MBP1, STATISTICS, INSTRUMENTS,
+                                                         *ISSUE13_TABLES)}
 TABLES: dict[str, Table] = {**DATA_TABLES, SYMBOLOGY.name: SYMBOLOGY}
 
-GRANULARITIES = ("1s", "1m", "5m", "15m", "1h", "1d")
+GRANULARITIES = ("1s", "1m", "5m", "15m", "1h", "1d", "eod")  # eod: ohlcv-eod, where a dataset offers it
 
 # Databento schema -> the table its records land in.
 SCHEMA_TABLE: dict[str, str] = {name: s.table for name, s in SCHEMAS.items()}
+
+# Every schema Databento publishes (databento_dbn 0.70.0 ``Schema``); those missing from SCHEMA_TABLE are
+# not stored by hdi, and an error about one never suggests a different product with a similar name.
+DATABENTO_SCHEMAS = ("mbo", "mbp-1", "mbp-10", "tbbo", "trades", "ohlcv-1s", "ohlcv-1m", "ohlcv-1h", "ohlcv-1d",
+                     "ohlcv-eod", "definition", "statistics", "status", "imbalance", "cmbp-1", "cbbo-1s", "cbbo-1m",
+                     "tcbbo", "bbo-1s", "bbo-1m")
+
+
+def schema_hint(name: object, supported: tuple[str, ...] | list[str]) -> str:
+    """What to add after "schema 'x' is not supported": for a real Databento schema hdi does not store,
+    that fact (no "did you mean": tcbbo is not tbbo); for anything else the closest supported name."""
+    text = str(name).strip().lower()
+    if text in DATABENTO_SCHEMAS:
+        return " (a Databento schema hdi does not store; docs/schemas.md lists the stored ones)"
+    return did_you_mean(str(name), supported)
 
 
 def table(name: str) -> Table:

@@ -191,7 +191,8 @@ RECIPE_CASES = [
      "stat_name, stat_value"),
     ("unknown_schema", "schema: ohlcv-1d", "schema: ohlcv-1w",
      "source.schema: unknown schema 'ohlcv-1w' (did you mean 'ohlcv-1s'?); allowed: ohlcv-1s, ohlcv-1m, "
-     "ohlcv-1h, ohlcv-1d, trades, tbbo, mbp-1, statistics, definition"),
+     "ohlcv-1h, ohlcv-1d, trades, tbbo, mbp-1, statistics, definition, mbo, mbp-10, bbo-1s, bbo-1m, cbbo-1s, "
+     "cbbo-1m, status, imbalance, ohlcv-eod"),
     ("unknown_stype_in", "stype_in: raw_symbol", "stype_in: raw_symbols",
      "source.requests[1].stype_in: unknown stype_in 'raw_symbols' (did you mean 'raw_symbol'?); allowed: "
      "raw_symbol, continuous, parent, instrument_id"),
@@ -215,7 +216,8 @@ RECIPE_CASES = [
     ("start_not_before_end", "end: 2024-03-01 ", "end: 2023-03-01 ",
      "source.start: start 2024-01-01 is not before end 2023-03-01 (end is exclusive); allowed: start < end"),
     ("unknown_table", "table: ohlcv", "table: bars",
-     "target.table: unknown table 'bars'; allowed: ohlcv, trades, tbbo, mbp1, statistics, instruments"),
+     "target.table: unknown table 'bars'; allowed: ohlcv, trades, tbbo, mbp1, statistics, instruments, mbo, "
+     "mbp10, bbo, cbbo, status, imbalance"),
 ]
 
 
@@ -526,7 +528,8 @@ def test_query_unknown_schema_or_granularity(cli, loaded, schema, hint):
     args[2] = schema
     failed_with(cli(*args, "--store", loaded),
                 f"error: --schema '{schema}' is not allowed{hint}; allowed: ohlcv-1s, ohlcv-1m, ohlcv-5m, ohlcv-15m, "
-                "ohlcv-1h, ohlcv-1d, trades, tbbo, mbp-1, statistics, definition")
+                "ohlcv-1h, ohlcv-1d, ohlcv-eod, trades, tbbo, mbp-1, statistics, definition, mbo, mbp-10, bbo-1s, "
+                "bbo-1m, cbbo-1s, cbbo-1m, status, imbalance")
 
 
 def test_query_unknown_format(cli, loaded):

@@ -235,11 +235,11 @@ def _read(schema: str, symbols: str, start: str, end: str, store: str | None, da
           prices: str, tz: str | None, *, latest: bool, session: str | None = None,
           as_of: str | None = None) -> pl.DataFrame:
     from hdi import query as q
-    from hdi.errors import did_you_mean
+    from hdi.tables import schema_hint
 
     s = schema.strip().lower()
     if s not in SCHEMAS:
-        raise ConfigError(f"--schema '{schema}' is not allowed{did_you_mean(s, SCHEMAS)}; allowed: {', '.join(SCHEMAS)}")
+        raise ConfigError(f"--schema '{schema}' is not allowed{schema_hint(s, SCHEMAS)}; allowed: {', '.join(SCHEMAS)}")
     if s.startswith("ohlcv-"):
         return q.read_bars(symbols, start, end, granularity=s.removeprefix("ohlcv-"), store=store, dataset=dataset,
                            prices=prices, tz=tz, session=session, as_of=as_of)

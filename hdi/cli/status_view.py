@@ -109,13 +109,16 @@ def _coverage(c: pl.DataFrame, width: int) -> list[Line]:
                       f"{r['days_missing']} MISSING")
         else:  # no exchange calendar known for the symbol: days without data stay unclassified
             counts = f"{r['days_with_data']} with data, {r['days_no_data']} no data, {r['days_missing']} MISSING"
+            counts += f", {r['days_closed']} closed" if r.get("days_closed") else ""  # by the status feed
+        counts += f", {r['days_halted']} halted" if r.get("days_halted") else ""  # by the status feed
         rows.append([r["dataset"], r["schema"], r["symbol"], f"{r['first_day']}..{r['last_day']}", counts])
     heads = _columns(rows, set())
     for head, r in zip(heads, c.iter_rows(named=True), strict=True):
         out.append((head, False))
         lists = ((("MISSING", r["missing"]), ("FLAGGED", r["flagged"]), ("closed", r["closed"]),
-                  ("early", r["early_close"])) if r.get("calendar") else
-                 (("MISSING", r["missing"]), ("no data", r["no_data"])))
+                  ("halted", r.get("halted")), ("early", r["early_close"])) if r.get("calendar") else
+                 (("MISSING", r["missing"]), ("no data", r["no_data"]), ("closed", r.get("closed")),
+                  ("halted", r.get("halted"))))
         for label, days in lists:
             if days:
                 out.append((f"      {label:<8}{_fit(days, width - 14)}", False))

@@ -29,8 +29,9 @@ import numpy as np
 import polars as pl
 
 from hdi.decode.symbols import SymbolMapper, symbology_frame
-from hdi.errors import DecodeError, allowed_list, did_you_mean
+from hdi.errors import DecodeError, allowed_list
 from hdi.schemas import SCHEMAS
+from hdi.tables import schema_hint
 
 if TYPE_CHECKING:
     from hdi.source.files import DbnFile
@@ -68,7 +69,7 @@ def _target(schema: str) -> tuple[_Column, ...]:
     try:
         cls = SCHEMA_CLASSES[schema]
     except KeyError:
-        raise DecodeError(f"schema '{schema}' is not supported{did_you_mean(schema, SUPPORTED_SCHEMAS)}; "
+        raise DecodeError(f"schema '{schema}' is not supported{schema_hint(schema, SUPPORTED_SCHEMAS)}; "
                           f"supported: {allowed_list(SUPPORTED_SCHEMAS)}") from None
     hidden = set(cls._hidden_fields) | {"length"}
     cols = []

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from hdi.errors import RecipeError, allowed_list, did_you_mean
-from hdi.tables import DATA_TABLES, SCHEMA_TABLE
+from hdi.tables import DATA_TABLES, SCHEMA_TABLE, schema_hint
 from hdi.timeutil import TIME_RANGE, in_range, to_utc
 
 VENDORS = ("databento",)
@@ -89,7 +89,8 @@ def choice(value: Any, allowed: Iterable[str], what: str) -> str:
     allowed = tuple(allowed)
     if not isinstance(value, str) or value not in allowed:
         shown = f"'{value}'" if isinstance(value, str) else type_name(value)
-        hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
+        hint = "" if not isinstance(value, str) else schema_hint(value, allowed) if what == "schema" \
+            else did_you_mean(value, allowed)
         raise Problem(f"unknown {what} {shown}", allowed_list(allowed), hint)
     return value
 

@@ -66,17 +66,30 @@ def _build_ordinal(args: dict[str, Any], ctx: Ctx) -> StepFn:
     schema = {**ctx.schema, name: pl.Int32()}
 
     def number(df: pl.DataFrame) -> pl.DataFrame:
-        # 0,1,2,... in row order among rows with equal `over` values. A window over every row costs
-        # ~0.6 s per 2M rows, so only the rows that may share their key go through it (a superset of
-        # those that do); the rest are 0.
+        # 0,1,2,... in row order among rows with equal `over` values. Only the rows that may share
+        # their key are numbered (a superset of those that do); the rest are 0.
         out = pl.zeros(df.height, pl.Int32, eager=True).alias(name)
         maybe = _may_repeat(df, over)
         if maybe.any():
-            ranks = df.filter(maybe).select(pl.int_range(pl.len(), dtype=pl.Int32).over(over)).to_series()
-            out = out.scatter(maybe.arg_true(), ranks)
+            out = out.scatter(maybe.arg_true(), _positions(df.filter(maybe), over))
         return df.with_columns(out)
 
     return lambda lf: lf.map_batches(number, schema=schema)
+
+
+def _positions(df: pl.DataFrame, over: list[str]) -> pl.Series:
+    """Each row's position among the rows with equal ``over`` values, in row order.
+
+    Sorted by the key and then the row number, equal keys are neighbours in row order; a row's position
+    is its distance from the start of its run. (A window ``int_range().over(over)`` gives the same and
+    took 3.6 s for 650 k rows in small groups (MBO packets) where this takes 0.6 s, under load.)
+    """
+    s = df.select(over).with_row_index("_row").sort([*over, "_row"], nulls_last=True, maintain_order=True)
+    same = pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in over).fill_null(False)
+    idx = pl.int_range(pl.len(), dtype=pl.Int64)
+    start = pl.when(same).then(None).otherwise(idx).forward_fill()
+    pos = s.select("_row", (idx - start).cast(pl.Int32).alias("_pos"))
+    return pos.sort("_row").get_column("_pos")
 
 
 def _may_repeat(df: pl.DataFrame, over: list[str]) -> pl.Series:

@@ -292,6 +292,7 @@ class ApiSource:
                     logger.warning("could not check the available range of %s: %s", dataset, e.message)
                     continue
                 raise
+            self.require_offered(dataset, recipe.source.schema, recipe.path)  # issue 13: ohlcv-eod
             if update:
                 continue
             start, end = recipe_range(recipe)
@@ -312,6 +313,22 @@ class ApiSource:
 
     def dataset_range(self, dataset: str) -> tuple[datetime, datetime]:
         return self.api.dataset_range(dataset)
+
+    def require_offered(self, dataset: str, schema: str, path: object) -> None:
+        """``ohlcv-eod`` only where the dataset offers it, as ``metadata.list_schemas`` says (never
+        assumed); a transient failure of that call is only logged."""
+        if schema != "ohlcv-eod":
+            return
+        try:
+            offered = self.api.list_schemas(dataset)
+        except HdiError as e:
+            if e.transient:
+                logger.warning("could not check whether %s offers %s: %s", dataset, schema, e.message)
+                return
+            raise
+        if schema not in offered:
+            raise ConfigError(f"{path}: dataset {dataset} does not offer {schema} (metadata.list_schemas); "
+                              f"it offers: {', '.join(offered)}")
 
     def plan(self, recipe: Recipe, rhash: str, ranges: Sequence[UpdateRange] | None) -> Plan:
         src = recipe.source

@@ -34,11 +34,12 @@ import zstandard
 from databento import DBNStore
 from databento.common.error import BentoError
 
-from hdi.errors import DecodeError, SchemaNeededError, SourceError, allowed_list, did_you_mean
+from hdi.errors import DecodeError, SchemaNeededError, SourceError, allowed_list
 from hdi.recipe.checks import DATASET_RE
 from hdi.schemas import SCHEMAS
 from hdi.source.base import Chunk, Estimate, Fetched, Plan, UpdateRange, chunk_id
 from hdi.source.dbnfile import ZSTD_MAGIC, CorruptStream, is_skippable, read_layout, record_class, record_size
+from hdi.tables import schema_hint
 from hdi.timeutil import MIN_TIME, TIME_RANGE, as_utc, in_range
 
 if TYPE_CHECKING:
@@ -314,7 +315,7 @@ def open_dbn(path: str | PathLike[str], *, schema: str | None = None) -> DbnFile
 
 def _choose_schema(p: Path, in_file: str | None, asked: str | None) -> str:
     if asked is not None and asked not in SUPPORTED_SCHEMAS:
-        raise DecodeError(f"{p}: schema '{asked}' is not supported{did_you_mean(asked, SUPPORTED_SCHEMAS)}; "
+        raise DecodeError(f"{p}: schema '{asked}' is not supported{schema_hint(asked, SUPPORTED_SCHEMAS)}; "
                           f"supported: {allowed_list(SUPPORTED_SCHEMAS)}")
     if in_file is None:
         if asked is None:
@@ -328,7 +329,8 @@ def _choose_schema(p: Path, in_file: str | None, asked: str | None) -> str:
     if asked is not None and asked != in_file:
         raise DecodeError(f"{p}: the file holds {in_file} records, not {asked} (schema= must match the file)")
     if in_file not in SUPPORTED_SCHEMAS:
-        raise DecodeError(f"{p}: schema '{in_file}' is not supported; supported: {allowed_list(SUPPORTED_SCHEMAS)}")
+        raise DecodeError(f"{p}: schema '{in_file}' is not supported{schema_hint(in_file, SUPPORTED_SCHEMAS)}; "
+                          f"supported: {allowed_list(SUPPORTED_SCHEMAS)}")
     return in_file
 
 

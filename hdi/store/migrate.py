@@ -6,18 +6,23 @@ Each migration is a list of statements applied in one transaction and recorded i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from hdi.store.ledger import LEDGER_TABLES
 from hdi.store.schema import ALL_TABLES, create_table_sql, ident, key_index_name
-from hdi.tables import DATA_TABLES
+from hdi.tables import DATA_TABLES, Table
 
 MIGRATIONS_TABLE = "hdi_schema_migrations"
 
 
 def _v1(backend: str) -> list[str]:
+    return _create(ALL_TABLES.values(), backend)
+
+
+def _create(tables: Iterable[Table], backend: str) -> list[str]:
+    """Each table with its hypertable and key index (TimescaleDB) or its unique index (small DuckDB tables)."""
     stmts: list[str] = []
-    for table in ALL_TABLES.values():
+    for table in tables:
         stmts.append(create_table_sql(table, backend))
         key = ", ".join(ident(k) for k in table.key)
         if backend == "timescale":
@@ -52,7 +57,14 @@ def _v3(backend: str) -> list[str]:
             f"CREATE UNIQUE INDEX IF NOT EXISTS {key_index_name(t)} ON {ident(t.name)} ({key})"]
 
 
-_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3}
+def _v4(backend: str) -> list[str]:
+    """Issue 13's tables: mbo, mbp10, bbo, cbbo, status, imbalance (a fresh store already has them from v1)."""
+    from hdi.tables import ISSUE13_TABLES
+
+    return _create(ISSUE13_TABLES, backend)
+
+
+_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
 
 
 def migrations(backend: str) -> Iterator[tuple[int, list[str]]]:

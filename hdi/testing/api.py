@@ -27,7 +27,9 @@ ALL_DBN_SCHEMAS = ("mbo", "mbp-1", "mbp-10", "tbbo", "trades", "ohlcv-1s", "ohlc
                    "tcbbo", "bbo-1s", "bbo-1m")
 # USD per GB (1e9 bytes) of uncompressed DBN; the gateway's cost = billable bytes * rate / 1e9.
 COST_PER_GB = {"ohlcv-1s": 2.0, "ohlcv-1m": 1.5, "ohlcv-1h": 1.0, "ohlcv-1d": 0.5, "trades": 3.0, "tbbo": 4.0,
-               "mbp-1": 4.0, "statistics": 1.0, "definition": 0.5}
+               "mbp-1": 4.0, "statistics": 1.0, "definition": 0.5,
+               "mbo": 5.0, "mbp-10": 6.0, "bbo-1s": 2.0, "bbo-1m": 1.5, "cbbo-1s": 2.0, "cbbo-1m": 1.5,
+               "status": 0.5, "imbalance": 1.0, "ohlcv-eod": 0.5}  # issue 13
 MAX_SYMBOLS = 2000
 
 

@@ -31,9 +31,14 @@ PRICE_SCALE = 10**9
 MONTH_CODES = "FGHJKMNQUVXZ"
 ROLL_BUSINESS_DAYS = 2
 
-OHLCV_SCHEMAS = tuple(name for name, s in SCHEMAS.items() if s.bar_seconds)
-FUTURES_SCHEMAS = (*OHLCV_SCHEMAS, "trades", "tbbo", "mbp-1", "statistics", "definition")
+OHLCV_SCHEMAS = tuple(name for name, s in SCHEMAS.items() if s.bar_seconds and name != "ohlcv-eod")
+FUTURES_SCHEMAS = (*OHLCV_SCHEMAS, "trades", "tbbo", "mbp-1", "statistics", "definition",
+                   "mbo", "mbp-10", "bbo-1s", "bbo-1m", "status", "ohlcv-eod")  # issue 13
 EQUITY_SCHEMAS = (*OHLCV_SCHEMAS, "trades", "tbbo", "mbp-1", "definition")
+# issue 13: Nasdaq's own feed has the full book, status and auction imbalance; EQUS.MINI (consolidated)
+# bbo and, in this synthetic market, the consolidated cbbo with each side's venue
+XNAS_SCHEMAS = (*EQUITY_SCHEMAS, "mbo", "mbp-10", "bbo-1s", "bbo-1m", "status", "imbalance")
+EQUS_SCHEMAS = (*EQUITY_SCHEMAS, "bbo-1s", "bbo-1m", "cbbo-1s", "cbbo-1m")
 
 
 @dataclass(frozen=True)
@@ -47,8 +52,8 @@ class Dataset:
 
 DATASETS: dict[str, Dataset] = {
     "GLBX.MDP3": Dataset("GLBX.MDP3", 1, date(2010, 6, 6), FUTURES_SCHEMAS, "futures"),
-    "XNAS.ITCH": Dataset("XNAS.ITCH", 2, date(2018, 5, 1), EQUITY_SCHEMAS, "equities"),
-    "EQUS.MINI": Dataset("EQUS.MINI", 95, date(2023, 3, 28), EQUITY_SCHEMAS, "equities"),
+    "XNAS.ITCH": Dataset("XNAS.ITCH", 2, date(2018, 5, 1), XNAS_SCHEMAS, "equities"),
+    "EQUS.MINI": Dataset("EQUS.MINI", 95, date(2023, 3, 28), EQUS_SCHEMAS, "equities"),
 }
 
 

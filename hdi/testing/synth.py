@@ -29,7 +29,9 @@ UNDEF_QTY = dbn.UNDEF_STAT_QUANTITY
 
 RECORD_CLASS = {name: s.record_class for name, s in SCHEMAS.items()}
 RTYPE = {"ohlcv-1s": 32, "ohlcv-1m": 33, "ohlcv-1h": 34, "ohlcv-1d": 35, "trades": 0, "tbbo": 1, "mbp-1": 1,
-         "statistics": 24, "definition": 19}
+         "statistics": 24, "definition": 19,
+         "mbo": 160, "mbp-10": 10, "bbo-1s": 195, "bbo-1m": 196, "cbbo-1s": 192, "cbbo-1m": 193, "status": 18,
+         "imbalance": 20, "ohlcv-eod": 36}
 DTYPE = {s: np.dtype(c._dtypes) for s, c in RECORD_CLASS.items()}
 INDEX = {name: s.index_ts for name, s in SCHEMAS.items()}
 RECORD_SIZE = {s: dt.itemsize for s, dt in DTYPE.items()}
@@ -321,6 +323,187 @@ def _skip(instrument_id: int, d: date, blocked: frozenset[tuple[int, date]]) -> 
     return frozenset(t for i, t in blocked if i == instrument_id and abs((t - d).days) <= 7)
 
 
+# ---- issue 13: mbo, mbp-10, bbo, cbbo, status, imbalance, ohlcv-eod ---------------------------------------
+def _mbo(inst: market.Instrument, d: date) -> np.ndarray | None:
+    """Per trade: the resting order's add (shortly before, same minute), then the trade and the resting
+    order's fill in one packet (same ts_recv). Identical same-nanosecond trades stay identical records."""
+    t = day_trades(inst.dataset.code, inst.instrument_id, d)
+    if t is None:
+        return None
+    g = prices.rng("mbo", inst.dataset.code, inst.instrument_id, d.toordinal())
+    n = len(t.price)
+    resting = np.where(t.side == b"A", b"B", b"A").astype("S1")
+    order_id = (d.toordinal() % 1000) * 10_000_000 + np.arange(n, dtype=np.uint64) + 1
+    minute_start = t.ts_event - (t.ts_event - market.ns(d)) % market.MINUTE_NS
+    add = _new("mbo", n, inst)
+    add["ts_event"] = np.maximum(t.ts_event - g.integers(1_000, 200_000, n), minute_start)
+    add["ts_recv"] = add["ts_event"] + g.integers(2_000, 400_000, n)
+    add["action"], add["side"], add["order_id"] = b"A", resting, order_id
+    add["price"], add["size"], add["flags"] = t.price, t.size, 128
+    add["ts_in_delta"] = t.ts_in_delta
+    add["sequence"] = t.sequence.astype(np.int64) + 2_000_000
+    trade = _new("mbo", n, inst)
+    for name in ("ts_event", "ts_recv", "price", "size", "side", "ts_in_delta", "sequence"):
+        trade[name] = getattr(t, name)
+    trade["action"], trade["order_id"], trade["flags"] = b"T", 0, 0
+    fill = trade.copy()
+    fill["action"], fill["side"], fill["order_id"], fill["flags"] = b"F", resting, order_id, 128
+    both = np.concatenate((add, trade, fill))
+    return both[np.argsort(both["ts_recv"], kind="stable")]
+
+
+def _mbp10(inst: market.Instrument, d: date) -> np.ndarray | None:
+    """mbp-1's events with ten levels: level i is i ticks away from the touch."""
+    top = _mbp("mbp-1", inst, d)
+    if top is None:
+        return None
+    g = prices.rng("mbp-10", inst.dataset.code, inst.instrument_id, d.toordinal())
+    n = len(top)
+    arr = _new("mbp-10", n, inst)
+    for name in top.dtype.names:
+        if name not in ("length", "rtype"):
+            arr[name] = top[name]
+    lot = 100 if inst.dataset.kind == "equities" else 1
+    for side, sign in (("bid", -1), ("ask", 1)):
+        empty = top[f"{side}_px_00"] == UNDEF_PRICE
+        for i in range(1, 10):
+            lv = f"{i:02d}"
+            size = g.integers(1, 80, n).astype(np.uint32) * lot
+            arr[f"{side}_px_{lv}"] = np.where(empty, UNDEF_PRICE, top[f"{side}_px_00"] + sign * i * inst.tick)
+            arr[f"{side}_sz_{lv}"] = np.where(empty, 0, size)
+            arr[f"{side}_ct_{lv}"] = np.where(empty, 0, np.maximum(size // (3 * lot), 1))
+    return arr
+
+
+def _snapshots(schema: str, inst: market.Instrument, d: date) -> np.ndarray | None:
+    """bbo/cbbo: at the end of every interval with a book event, the book after its last event and the
+    interval's last trade (UNDEF price, size 0, side N without one). Intervals ending at the next UTC
+    midnight belong to the next day and are left out."""
+    top = _mbp("mbp-1", inst, d)
+    if top is None:
+        return None
+    iv = 10**9 if schema.endswith("-1s") else market.MINUTE_NS
+    end = (top["ts_recv"] // iv + 1) * iv
+    last = np.concatenate((np.flatnonzero(np.diff(end)), [len(end) - 1]))
+    is_trade = top["action"] == b"T"
+    # the index of the last trade at or before each event, within its interval
+    idx = np.where(is_trade, np.arange(len(top)), -1)
+    last_trade = np.maximum.accumulate(idx)
+    start_of_bucket = np.concatenate(([0], last[:-1] + 1))
+    lt = last_trade[last]
+    has = lt >= start_of_bucket
+    keep = end[last] < market.ns(d) + market.DAY_NS
+    last, lt, has = last[keep], lt[keep], has[keep]
+    arr = _new(schema, len(last), inst)
+    src = top[last]
+    arr["ts_recv"] = end[last]
+    arr["ts_event"] = src["ts_event"]
+    arr["price"] = np.where(has, top["price"][lt], UNDEF_PRICE)
+    arr["size"] = np.where(has, top["size"][lt], 0)
+    arr["side"] = np.where(has, top["side"][lt], b"N")
+    arr["flags"] = 128
+    for name in ("bid_px_00", "ask_px_00", "bid_sz_00", "ask_sz_00"):
+        arr[name] = src[name]
+    if schema.startswith("bbo"):
+        arr["sequence"] = src["sequence"]
+        arr["bid_ct_00"], arr["ask_ct_00"] = src["bid_ct_00"], src["ask_ct_00"]
+    else:
+        g = prices.rng(schema, inst.dataset.code, inst.instrument_id, d.toordinal())
+        venues = np.array([39, 40, 41, 43], dtype=np.uint16)  # the venues behind the consolidated quote
+        arr["bid_pb_00"] = venues[g.integers(0, len(venues), len(arr))]
+        arr["ask_pb_00"] = venues[g.integers(0, len(venues), len(arr))]
+    return arr
+
+
+# StatusAction numbers (databento_dbn): PRE_OPEN 1, TRADING 7, HALT 8, CLOSE 12
+PRE_OPEN, TRADING, HALT, CLOSE = 1, 7, 8, 12
+PRE_OPEN_MINUTES = 15
+HALT_MINUTES = 5
+
+
+def status_events(inst: market.Instrument, d: date) -> list[tuple[int, int, bool]]:
+    """(minute of day, StatusAction, is_trading) of one UTC day: pre-open 15 minutes before each session
+    range, trading at its start, close at its end (futures' 22:00 daily break, Friday's close), and on
+    about one equity day in ten a 5-minute volatility halt at 16:00."""
+    c = inst.contract
+    if c is not None and not c.live_on(d):
+        return []
+    out: list[tuple[int, int, bool]] = []
+    for r in market.session_minutes(inst.dataset.kind, d):
+        if r.start > 0:
+            out += [(r.start - PRE_OPEN_MINUTES, PRE_OPEN, False), (r.start, TRADING, True)]
+        if r.stop < 1440:
+            out.append((r.stop, CLOSE, False))
+    g = prices.rng("status", inst.dataset.code, inst.instrument_id, d.toordinal())
+    if inst.dataset.kind == "equities" and out and g.random() < 0.1:
+        out += [(960, HALT, False), (960 + HALT_MINUTES, TRADING, True)]
+    return sorted(out)
+
+
+def _status(inst: market.Instrument, d: date) -> np.ndarray | None:
+    events = status_events(inst, d)
+    if not events:
+        return None
+    g = prices.rng("status-ns", inst.dataset.code, inst.instrument_id, d.toordinal())
+    n = len(events)
+    arr = _new("status", n, inst)
+    minute, action, trading = (np.array(col) for col in zip(*events, strict=True))
+    arr["ts_event"] = market.ns(d) + minute * market.MINUTE_NS
+    arr["ts_recv"] = arr["ts_event"] + g.integers(5_000, 9_000_000, n)
+    arr["action"] = action
+    arr["reason"] = np.where(action == HALT, 50, 1)  # LULD_PAUSE, SCHEDULED
+    arr["trading_event"] = 0
+    arr["is_trading"] = np.where(trading, b"Y", b"N")
+    arr["is_quoting"] = np.where(action == CLOSE, b"N", b"Y")
+    arr["is_short_sell_restricted"] = b"~" if inst.dataset.kind == "futures" else b"N"
+    return arr
+
+
+def _imbalance(inst: market.Instrument, d: date) -> np.ndarray | None:
+    """Nasdaq-style auction imbalance: every 10 s from 14:25 to the 14:30 open, and from 20:50 to the
+    21:00 close."""
+    if inst.dataset.code != "XNAS.ITCH":
+        return None
+    bar = prices.daily(inst.dataset.code, inst.instrument_id, d)
+    if bar is None:
+        return None
+    g = prices.rng("imbalance", inst.dataset.code, inst.instrument_id, d.toordinal())
+    base = market.ns(d)
+    parts = []
+    for first, auction, kind, ref in ((865, 870, b"O", bar[0]), (1250, 1260, b"C", bar[3])):
+        t = base + first * market.MINUTE_NS + np.arange(0, (auction - first) * 60, 10) * 10**9
+        n = len(t)
+        arr = _new("imbalance", n, inst)
+        arr["ts_event"] = t + g.integers(0, 50_000, n)
+        arr["ts_recv"] = arr["ts_event"] + g.integers(5_000, 15_000, n)
+        arr["auction_time"] = base + auction * market.MINUTE_NS
+        arr["ref_price"] = ref * inst.tick
+        arr["cont_book_clr_price"] = (ref + g.integers(-2, 3, n)) * inst.tick
+        arr["auct_interest_clr_price"] = ref * inst.tick
+        for name in ("ssr_filling_price", "ind_match_price", "upper_collar", "lower_collar"):
+            arr[name] = UNDEF_PRICE
+        side = np.array([b"B", b"A", b"N"], dtype="S1")[g.integers(0, 3, n)]
+        arr["side"] = side
+        arr["paired_qty"] = g.integers(10_000, 500_000, n)
+        arr["total_imbalance_qty"] = np.where(side == b"N", 0, g.integers(100, 50_000, n))
+        arr["auction_type"], arr["unpaired_side"], arr["significant_imbalance"] = kind, b"N", b"L"
+        parts.append(arr)
+    return np.concatenate(parts)
+
+
+def _eod(inst: market.Instrument, d: date) -> np.ndarray | None:
+    """End-of-day bars: the day's bar, as ohlcv-1d (the synthetic sessions are UTC days)."""
+    bar = prices.daily(inst.dataset.code, inst.instrument_id, d)
+    if bar is None:
+        return None
+    return _ohlcv("ohlcv-eod", inst, np.array([market.ns(d)]), *(np.array([x]) for x in bar))
+
+
+ISSUE13_BUILDERS = {"mbo": _mbo, "mbp-10": _mbp10, "status": _status, "imbalance": _imbalance,
+                    "ohlcv-eod": _eod}
+# ---- end of issue 13 ------------------------------------------------------------------------------------
+
+
 def records(dataset: str, schema: str, instrument_id: int, d: date,
             blocked: frozenset[tuple[int, date]] = frozenset()) -> np.ndarray | None:
     """One instrument-day of one schema, sorted by the index timestamp; None when empty.
@@ -334,6 +517,10 @@ def records(dataset: str, schema: str, instrument_id: int, d: date,
     if inst is None:
         return None
     skip = _skip(instrument_id, d, blocked)
+    if schema in ISSUE13_BUILDERS:
+        return ISSUE13_BUILDERS[schema](inst, d)
+    if schema in ("bbo-1s", "bbo-1m", "cbbo-1s", "cbbo-1m"):
+        return _snapshots(schema, inst, d)
     if schema.startswith("ohlcv-"):
         return _bars(schema, inst, d, skip)
     if schema == "trades":

@@ -37,6 +37,7 @@ SIDES = ("buy", "sell")
 BOOK_ACTIONS = ("A", "C", "M", "R", "T", "F", "N")
 SECURITY_UPDATE_ACTIONS = ("A", "M", "D")
 UPDATE_ACTIONS = (1, 2)
+YES_NO = ("Y", "N")
 
 _PY_TYPES: dict[ColType, type] = {
     ColType.TEXT: str, ColType.I16: int, ColType.I32: int, ColType.I64: int,
@@ -86,6 +87,16 @@ _CONSTRAINTS: dict[str, list[tuple[str, str, pl.Expr]]] = {
         ("raw_symbol", "raw_symbol:empty", pl.col("raw_symbol").str.strip_chars().str.len_chars() > 0),
         _one_of("security_update_action", SECURITY_UPDATE_ACTIONS),
     ],
+    # issue 13. Consolidated snapshots (bbo on EQUS, cbbo across OPRA venues) may genuinely cross, so only
+    # the single-venue books (mbp-10) flag bid > ask.
+    "mbo": [_one_of("action", BOOK_ACTIONS), _one_of("side", SIDES)],
+    "mbp10": [_one_of("action", BOOK_ACTIONS), _one_of("side", SIDES),
+              ("bid_price_00", "bid_price_00>ask_price_00", pl.col("bid_price_00") <= pl.col("ask_price_00"))],
+    "bbo": [_one_of("granularity", ("1s", "1m")), _one_of("side", SIDES)],
+    "cbbo": [_one_of("granularity", ("1s", "1m")), _one_of("side", SIDES)],
+    "status": [_one_of("is_trading", YES_NO), _one_of("is_quoting", YES_NO),
+               _one_of("is_short_sell_restricted", YES_NO)],
+    "imbalance": [_one_of("side", SIDES), _one_of("unpaired_side", SIDES)],
 }
 
 # Bounds on integer columns (Pydantic/Patito ``ge``/``gt``), per table.
@@ -98,6 +109,15 @@ _BOUNDS: dict[str, dict[str, dict[str, int]]] = {
     "mbp1": {"size": {"ge": 0}, "depth": {"ge": 0}, **_SIZES, **_TICK},
     "statistics": {**_TICK},
     "instruments": {},
+    # issue 13
+    "mbo": {"size": {"ge": 0}, **_TICK},
+    "mbp10": {"size": {"ge": 0}, "depth": {"ge": 0}, **_TICK,
+              **{f"{side}_{what}_{lv:02d}": {"ge": 0} for side in ("bid", "ask") for what in ("size", "count")
+                 for lv in range(10)}},
+    "bbo": {**_SIZES, "size": {"ge": 0}},
+    "cbbo": {"bid_size": {"ge": 0}, "ask_size": {"ge": 0}, "size": {"ge": 0}},
+    "status": {**_TICK},
+    "imbalance": {**_TICK},
 }
 
 

@@ -152,7 +152,8 @@ def test_unknown_schema_is_an_error_with_a_suggestion(cli, filled):
     line = _error(cli("query", "--schema", "trade", "--symbols", "CL.c.0", "--start", DAYS[0], "--end", DAYS[1],
                       "--store", filled))
     assert line == ("error: --schema 'trade' is not allowed (did you mean 'trades'?); allowed: ohlcv-1s, ohlcv-1m, "
-                    "ohlcv-5m, ohlcv-15m, ohlcv-1h, ohlcv-1d, trades, tbbo, mbp-1, statistics, definition")
+                    "ohlcv-5m, ohlcv-15m, ohlcv-1h, ohlcv-1d, ohlcv-eod, trades, tbbo, mbp-1, statistics, definition, "
+                    "mbo, mbp-10, bbo-1s, bbo-1m, cbbo-1s, cbbo-1m, status, imbalance")
 
 
 def test_unknown_format_is_an_error_with_a_suggestion(cli, filled):

@@ -83,7 +83,7 @@ def _assert_same(mine: pl.DataFrame, ref: pd.DataFrame, schema: str, cls: type, 
 def test_decode_file_given_real_sample_equals_to_df(samples_dir, name):
     path, schema = samples_dir / name, _schema_of(name)
     if schema not in SUPPORTED_SCHEMAS:
-        with pytest.raises(DecodeError):  # mbo, mbp-10, bbo-*, cbbo-*, status, imbalance, live (mixed)
+        with pytest.raises(DecodeError):  # the live (mixed) capture without schema=
             open_dbn(path)
         return
     dbn_file = open_dbn(path)
@@ -92,7 +92,7 @@ def test_decode_file_given_real_sample_equals_to_df(samples_dir, name):
     assert mine["symbol"].null_count() == 0
 
 
-@pytest.mark.parametrize("schema", ["trades", "mbp-1", "statistics", "definition", "ohlcv-1s", "ohlcv-1m"])
+@pytest.mark.parametrize("schema", ["trades", "mbp-1", "statistics", "definition", "ohlcv-1s", "ohlcv-1m", "mbo", "mbp-10"])
 def test_decode_file_given_live_mixed_sample_and_schema_equals_to_df_symbols_included(samples_dir, schema):
     """The mixed live capture has no metadata mappings, only in-stream SymbolMappingMsg records;
     hdi maps with them as to_df does: every record is ESZ4."""

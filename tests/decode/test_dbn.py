@@ -62,7 +62,8 @@ def test_frame_schema_given_unsupported_schema_names_the_supported_ones():
         frame_schema("trade")
     assert str(err.value) == (
         "schema 'trade' is not supported (did you mean 'trades'?); supported: ohlcv-1s, ohlcv-1m, ohlcv-1h, "
-        "ohlcv-1d, trades, tbbo, mbp-1, statistics, definition")
+        "ohlcv-1d, trades, tbbo, mbp-1, statistics, definition, mbo, mbp-10, bbo-1s, bbo-1m, cbbo-1s, cbbo-1m, "
+        "status, imbalance, ohlcv-eod")
 
 
 def test_supported_schemas_agree_between_source_and_decode():

@@ -16,6 +16,9 @@ _CLASSES = {
     "ohlcv-1s": dbn.OHLCVMsg, "ohlcv-1m": dbn.OHLCVMsg, "ohlcv-1h": dbn.OHLCVMsg, "ohlcv-1d": dbn.OHLCVMsg,
     "trades": dbn.TradeMsg, "tbbo": dbn.MBP1Msg, "mbp-1": dbn.MBP1Msg,
     "statistics": dbn.StatMsg, "definition": dbn.InstrumentDefMsg,
+    "mbo": dbn.MBOMsg, "mbp-10": dbn.MBP10Msg, "bbo-1s": dbn.BBOMsg, "bbo-1m": dbn.BBOMsg,
+    "cbbo-1s": dbn.CBBOMsg, "cbbo-1m": dbn.CBBOMsg, "status": dbn.StatusMsg, "imbalance": dbn.ImbalanceMsg,
+    "ohlcv-eod": dbn.OHLCVMsg,
 }
 _INTS = {"u1": pl.UInt8, "u2": pl.UInt16, "u4": pl.UInt32, "u8": pl.UInt64,
          "i1": pl.Int8, "i2": pl.Int16, "i4": pl.Int32, "i8": pl.Int64}

@@ -142,14 +142,20 @@ BAD = [
      "Decimal(P,S) with 1<=P<=38, 0<=S<=P, Datetime(ns|us|ms) or Datetime(ns|us|ms,UTC)"),
     ("unknown schema", "schema: ohlcv-1d", "schema: ohlcv-5m", 6,
      "source.schema: unknown schema 'ohlcv-5m' (did you mean 'ohlcv-1m'?); allowed: ohlcv-1s, ohlcv-1m, ohlcv-1h, "
-     "ohlcv-1d, trades, tbbo, mbp-1, statistics, definition"),
+     "ohlcv-1d, trades, tbbo, mbp-1, statistics, definition, mbo, mbp-10, bbo-1s, bbo-1m, cbbo-1s, cbbo-1m, status, "
+     "imbalance, ohlcv-eod"),
+    ("a Databento schema hdi does not store", "schema: ohlcv-1d", "schema: tcbbo", 6,
+     "source.schema: unknown schema 'tcbbo' (a Databento schema hdi does not store; docs/schemas.md lists the "
+     "stored ones); allowed: ohlcv-1s, ohlcv-1m, ohlcv-1h, ohlcv-1d, trades, tbbo, mbp-1, statistics, definition, "
+     "mbo, mbp-10, bbo-1s, bbo-1m, cbbo-1s, cbbo-1m, status, imbalance, ohlcv-eod"),
     ("unknown stype_in", "stype_in: raw_symbol", "stype_in: raw_symbols", 13,
      "source.requests[1].stype_in: unknown stype_in 'raw_symbols' (did you mean 'raw_symbol'?); "
      "allowed: raw_symbol, continuous, parent, instrument_id"),
     ("unknown vendor", "vendor: databento", "vendor: polygon", 4,
      "source.vendor: unknown vendor 'polygon'; allowed: databento"),
     ("unknown table", "table: ohlcv", "table: ohlc", 23,
-     "target.table: unknown table 'ohlc' (did you mean 'ohlcv'?); allowed: ohlcv, trades, tbbo, mbp1, statistics, instruments"),
+     "target.table: unknown table 'ohlc' (did you mean 'ohlcv'?); allowed: ohlcv, trades, tbbo, mbp1, statistics, instruments, "
+     "mbo, mbp10, bbo, cbbo, status, imbalance"),
     ("unknown on_conflict", "on_conflict: ignore", "on_conflict: replace", 24,
      "target.on_conflict: unknown on_conflict 'replace'; allowed: ignore, update"),
     ("unknown chunk period", "period: month", "period: monthly", 9,

@@ -119,7 +119,7 @@ def test_resolve_returns_symbology_rows_equal_to_the_file_mappings(source):
 def test_dataset_range_and_schemas(source):
     assert source.dataset_range("GLBX.MDP3") == (datetime(2010, 6, 6, tzinfo=UTC), datetime(2026, 1, 15, tzinfo=UTC))
     assert source.list_schemas("EQUS.MINI") == ["ohlcv-1s", "ohlcv-1m", "ohlcv-1h", "ohlcv-1d", "trades", "tbbo",
-                                                "mbp-1", "definition"]
+                                                "mbp-1", "definition", "bbo-1s", "bbo-1m", "cbbo-1s", "cbbo-1m"]
     assert source.list_datasets() == ["EQUS.MINI", "GLBX.MDP3", "XNAS.ITCH"]
 
 

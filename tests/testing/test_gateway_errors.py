@@ -36,7 +36,8 @@ def test_missing_key_is_401(gateway, client):
 
 @pytest.mark.parametrize(("kw", "status", "case", "text"), [
     ({"dataset": "GLBX.MDP"}, 422, "dataset_not_found", "Did you mean 'GLBX.MDP3'?"),
-    ({"schema": "mbo"}, 422, "dataset_schema_not_supported", "Schema `mbo` is not supported on dataset `GLBX.MDP3`."),
+    ({"schema": "imbalance"}, 422, "dataset_schema_not_supported",
+     "Schema `imbalance` is not supported on dataset `GLBX.MDP3`."),
     ({"dataset": "EQUS.MINI", "schema": "statistics", "symbols": ["SPY"], "stype_in": "raw_symbol"}, 422,
      "dataset_schema_not_supported", "Schema `statistics` is not supported on dataset `EQUS.MINI`."),
     ({"symbols": ["CL.FUT"], "stype_in": "raw_symbol"}, 422, "symbology_invalid_request",
@@ -66,7 +67,7 @@ def test_bad_requests_are_422_with_the_case_and_a_useful_message(client, kw, sta
 
 def test_metadata_endpoints_validate_like_get_range(client):
     for fn in (client.metadata.get_record_count, client.metadata.get_cost, client.metadata.get_billable_size):
-        err = raises(fn, schema="mbo")
+        err = raises(fn, schema="imbalance")
         assert err.http_status == 422 and err.message.startswith("dataset_schema_not_supported")
 
 

@@ -32,7 +32,7 @@ def test_model_for_unknown_table():
         model_for("trade")
     assert str(e.value) == (
         "unknown data table 'trade' (did you mean 'trades'?); "
-        "allowed: ohlcv, trades, tbbo, mbp1, statistics, instruments"
+        "allowed: ohlcv, trades, tbbo, mbp1, statistics, instruments, mbo, mbp10, bbo, cbbo, status, imbalance"
     )
 
 
@@ -52,7 +52,7 @@ def test_stat_types_match_databento_dbn():
 
 def test_row_rules_ohlcv_reasons_in_column_order():
     assert list(row_rules("ohlcv")) == [
-        "dataset:null", "instrument_id:null", "granularity:null", "granularity:not_in(1s,1m,5m,15m,1h,1d)",
+        "dataset:null", "instrument_id:null", "granularity:null", "granularity:not_in(1s,1m,5m,15m,1h,1d,eod)",
         "bar_timestamp_utc:null",
         "open_price:null", "open_price<=0",
         "high_price:null", "high_price<=0", "high_price<max(open,close,low)",

@@ -71,6 +71,6 @@ def test_split_date_column_from_a_datetime_is_refused(statistics):
 def test_split_unknown_table(ohlcv):
     assert _error(ohlcv({}), "ohlc") == (
         "unknown data table 'ohlc' (did you mean 'ohlcv'?); "
-        "allowed: ohlcv, trades, tbbo, mbp1, statistics, instruments"
+        "allowed: ohlcv, trades, tbbo, mbp1, statistics, instruments, mbo, mbp10, bbo, cbbo, status, imbalance"
     )
     assert _error(ohlcv({}), "symbology").startswith("unknown data table 'symbology'")

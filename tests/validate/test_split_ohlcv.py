@@ -41,7 +41,7 @@ def test_split_ohlcv_given_known_bad_rows_counts_each_reason_and_keeps_exact_goo
 
     assert (result.rows_in, result.rows_good, result.rows_bad) == (10, 3, 7)
     assert result.reasons == {
-        "dataset:null": 1, "granularity:not_in(1s,1m,5m,15m,1h,1d)": 1, "high_price:null": 1,
+        "dataset:null": 1, "granularity:not_in(1s,1m,5m,15m,1h,1d,eod)": 1, "high_price:null": 1,
         "high_price<max(open,close,low)": 1, "low_price<=0": 1, "low_price>min(open,close)": 1,
         "open_price<=0": 1, "volume:null": 1, "vwap:outside(low,high)": 1,
     }
@@ -49,7 +49,7 @@ def test_split_ohlcv_given_known_bad_rows_counts_each_reason_and_keeps_exact_goo
         3: "high_price<max(open,close,low)",
         4: "low_price>min(open,close)",
         5: "open_price<=0;low_price<=0;volume:null",
-        6: "granularity:not_in(1s,1m,5m,15m,1h,1d)",
+        6: "granularity:not_in(1s,1m,5m,15m,1h,1d,eod)",
         7: "dataset:null",
         8: "vwap:outside(low,high)",
         9: "high_price:null",

@@ -1,0 +1,44 @@
+"""A store created before issue 13 (schema version 3: before issue 13, with the rolls table) gets the new tables on its next use: migration 4
+adds mbo, mbp10, bbo, cbbo, status and imbalance (hypertables with their key index on TimescaleDB) and
+keeps every stored row."""
+
+from __future__ import annotations
+
+from hdi.store import close_all, open_store
+from hdi.store.migrate import MIGRATIONS_TABLE
+from hdi.tables import ISSUE13_TABLES
+
+
+def _admin(url: str, *sql: str) -> None:
+    """Statements on the store behind hdi's back (its DuckDB file is not held between calls)."""
+    close_all()
+    if url.startswith("duckdb://"):
+        import duckdb
+
+        con = duckdb.connect(url.removeprefix("duckdb://"))
+        for s in sql:
+            con.execute(s)
+        con.close()
+    else:
+        import adbc_driver_postgresql.dbapi as pg
+
+        with pg.connect(url, autocommit=True) as c, c.cursor() as cur:
+            for s in sql:
+                cur.execute(s)
+
+
+def test_a_version_3_store_gets_issue_13_tables_and_keeps_its_rows(any_store_url, make_bars):
+    open_store(any_store_url).write("ohlcv", make_bars([{"instrument_id": 1, "bar_timestamp_utc": "2024-01-02"}]))
+    # back to what hdi before issue 13 left: no new tables, migrations 1 to 3 recorded
+    _admin(any_store_url, *[f'DROP TABLE "{t.name}"' for t in ISSUE13_TABLES],
+           f"DELETE FROM {MIGRATIONS_TABLE} WHERE version = 4")
+    again = open_store(any_store_url)
+    assert not again.has_table("mbo")
+    again.migrate()
+    assert all(again.has_table(t.name) for t in ISSUE13_TABLES)
+    assert again.query("SELECT count(*) AS n FROM ohlcv").item() == 1
+    assert again.query(f"SELECT max(version) AS v FROM {MIGRATIONS_TABLE}").item() == 4
+    if not any_store_url.startswith("duckdb://"):
+        names = set(again.query("SELECT hypertable_name FROM timescaledb_information.hypertables "
+                                "WHERE hypertable_schema = current_schema()").get_column("hypertable_name"))
+        assert {t.name for t in ISSUE13_TABLES} <= names
