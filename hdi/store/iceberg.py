@@ -73,7 +73,6 @@ log = logging.getLogger(__name__)
 SQL_TABLES: dict[str, Table] = {**LEDGER_TABLES, SYMBOLOGY.name: SYMBOLOGY, ROLLS.name: ROLLS}
 LAKE_TABLES: dict[str, Table] = dict(DATA_TABLES)
 COMMITS_TABLE = "hdi_lake_commits"
-DAY_PARTITIONED = ("trades", "tbbo", "mbp1")  # the others are partitioned by month
 WRITE_SLICE = 250_000  # rows per Parquet write call: a cancel is noticed between slices
 COMMIT_ATTEMPTS = 20
 _SQLITE_TYPES = {ColType.TEXT: "TEXT", ColType.F64: "REAL"}  # everything else is an INTEGER
@@ -146,7 +145,7 @@ def _partition_spec(table: Table, schema: Any) -> Any:
     from pyiceberg.transforms import DayTransform, MonthTransform
 
     source = schema.find_field(table.time_column).field_id
-    by_day = table.name in DAY_PARTITIONED
+    by_day = table.chunk_interval == "1 day"  # tick tables (trades, tbbo, mbp1, mbo, mbp10): else by month
     return PartitionSpec(PartitionField(source_id=source, field_id=1000,
                                         transform=DayTransform() if by_day else MonthTransform(),
                                         name=f"{table.time_column}_{'day' if by_day else 'month'}"))
@@ -320,6 +319,15 @@ class Ledger:
                                      transient=isinstance(e, sqlite3.OperationalError)) from None
                 raise
         return inserted
+
+    def versions(self) -> Any:
+        """``hdi_schema_migrations`` as Arrow (version, applied_at)."""
+        rows: list[tuple[int, int | None]] = []
+        if MIGRATIONS_TABLE in self.tables():
+            with self.lock:
+                rows = self.connect().execute(f"SELECT version, applied_at FROM {MIGRATIONS_TABLE}").fetchall()
+        frame = pl.DataFrame(rows, schema={"version": pl.Int32, "applied_at": pl.Int64}, orient="row")
+        return frame.with_columns(pl.col("applied_at").cast(pl.Datetime("ns")).dt.replace_time_zone("UTC")).to_arrow()
 
     def recorded_snapshots(self, table: str) -> set[int]:
         if COMMITS_TABLE not in self.tables():
@@ -519,7 +527,9 @@ class IcebergStore(Store):
         names = _tables_in(sql)
         views: dict[str, Any] = {}
         for name in names:
-            if name in SQL_TABLES:
+            if name == MIGRATIONS_TABLE:  # the schema versions the ledger records
+                views[name] = self.ledger.versions()
+            elif name in SQL_TABLES:
                 views[name] = self.ledger.read(SQL_TABLES[name]).to_arrow() if self._has_table(name) \
                     else _empty_arrow(SQL_TABLES[name])
             elif name in LAKE_TABLES:
@@ -565,7 +575,7 @@ _TABLE_REF = re.compile(r'(?:FROM|JOIN)\s+"?([a-z_0-9]+)"?', re.IGNORECASE)
 
 
 def _tables_in(sql: str) -> list[str]:
-    return list(dict.fromkeys(m for m in _TABLE_REF.findall(sql) if m in ALL_TABLES))
+    return list(dict.fromkeys(m for m in _TABLE_REF.findall(sql) if m in ALL_TABLES or m == MIGRATIONS_TABLE))
 
 
 def _empty_arrow(table: Table) -> Any:

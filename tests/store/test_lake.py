@@ -222,3 +222,23 @@ def test_a_bad_lake_url_is_one_line(url, message):
     with pytest.raises(StoreError) as info:
         open_store(url)
     assert message in info.value.message and "\n" not in info.value.message
+
+
+def test_roll_schedules_are_kept_in_the_ledger_and_replaced_by_a_recomputation(lake):
+    """``hdi rolls`` writes with on_conflict='update': the lake keeps them in its SQLite ledger."""
+    from hdi.store.frames import normalise
+    from hdi.tables import ROLLS
+
+    st = open_store(lake)
+    ts = dt.datetime(2024, 1, 19, 23, tzinfo=UTC)
+    row = {"dataset": "GLBX.MDP3", "root": "CL", "rule": "calendar", "parameters": "days_before_expiry=2",
+           "trading_date": dt.date(2024, 1, 19), "effective_ts": ts, "from_contract": "CLG4",
+           "from_instrument_id": 1, "to_contract": "CLH4", "to_instrument_id": 2, "decided_by_ts": ts,
+           "decided_by_ns": 1705705200123456789, "decided_by": "expiration of CLG4 (definition)", "computed_at": ts}
+    for decided in ("first", "second"):
+        with st.transaction() as txn:
+            txn.write("rolls", pl.DataFrame([{**row, "decided_by": decided}], schema=ROLLS.polars_schema),
+                      on_conflict="update")
+    got = normalise(st.query('SELECT * FROM "rolls" WHERE "root" = $1', ["CL"]), ROLLS, ROLLS.names)
+    assert got.height == 1 and got["decided_by"][0] == "second"
+    assert got["decided_by_ts"].dt.epoch("ns")[0] == 1705705200123456789  # rebuilt from decided_by_ns
