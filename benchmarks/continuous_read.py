@@ -55,11 +55,11 @@ def raw_sql(url: str, segments: object) -> tuple[str, list]:
 
 def measure(label: str, url: str, reads: int) -> None:
     import hdi
+    from hdi._timeutil import parse_range
     from hdi.research.chains import chain_from
     from hdi.research.continuous import segments
     from hdi.research.rolls import roll_schedule
     from hdi.store import open_store
-    from hdi.timeutil import parse_range
 
     t0 = time.perf_counter()
     df = hdi.read_continuous("CL", START, END, roll="calendar", days_before_expiry=2, adjust="difference", store=url)

@@ -42,9 +42,9 @@ def tree_bytes(folder: Path, suffix: str | None = None) -> int:
 def lake_bench(path: Path, frame, tmp: Path, repeat: int) -> dict[str, float]:  # noqa: ANN001
     import polars as pl
 
+    from hdi._tables import TRADES
     from hdi.store import close_all
     from hdi.store.iceberg import to_lake
-    from hdi.tables import TRADES
 
     n = frame.height
     lake_rows = to_lake(frame, TRADES)  # the rows as the lake stores them (µs timestamps, sorted)

@@ -116,8 +116,8 @@ def final_rows(path: Path):  # noqa: ANN201 - polars frame
 
 
 def plain_ddl(name: str, backend: str) -> str:
+    from hdi._tables import MBO
     from hdi.store.schema import SQL_TYPES
-    from hdi.tables import MBO
 
     cols = ", ".join('"' + c.name + '" ' + SQL_TYPES[backend][c.type] for c in MBO.columns)
     return f"CREATE TABLE {name} ({cols})"
@@ -134,9 +134,9 @@ def pipeline_run(path: Path, store: str) -> tuple[float, object]:
 def duckdb_bench(path: Path, frame, tmp: Path, repeat: int) -> None:  # noqa: ANN001
     import duckdb
 
+    from hdi._tables import MBO
     from hdi.store import close_all
     from hdi.store.schema import conform
-    from hdi.tables import MBO
 
     n = frame.height
     rows = conform(frame, MBO, backend="duckdb")  # noqa: F841 - read by the SQL (replacement scan)
@@ -167,9 +167,9 @@ def duckdb_bench(path: Path, frame, tmp: Path, repeat: int) -> None:  # noqa: AN
 def timescale_bench(path: Path, frame, base: str, repeat: int) -> None:  # noqa: ANN001
     import adbc_driver_postgresql.dbapi as pg
 
+    from hdi._tables import MBO
     from hdi.store import close_all, open_store
     from hdi.store.schema import conform
-    from hdi.tables import MBO
 
     n = frame.height
     arrow = conform(frame, MBO, backend="timescale").to_arrow()

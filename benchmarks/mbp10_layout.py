@@ -33,8 +33,8 @@ from _common import ROOT, fresh_schema, gateway, load_average, result, timescale
 LEVEL_FIELDS = ("bid_price", "bid_size", "bid_count", "ask_price", "ask_size", "ask_count")
 
 
-def long_table():  # noqa: ANN201 - hdi.tables.Table
-    from hdi.tables import MBP10, ColType, Column, Table
+def long_table():  # noqa: ANN201 - hdi._tables.Table
+    from hdi._tables import MBP10, ColType, Column, Table
 
     level_cols = {f"{f}_{i:02d}" for f in LEVEL_FIELDS for i in range(10)}
     base = [c for c in MBP10.columns if c.name not in level_cols]
@@ -46,8 +46,8 @@ def long_table():  # noqa: ANN201 - hdi.tables.Table
 
 def register(t) -> None:  # noqa: ANN001
     """Make the long table one of hdi's tables for this process (DDL, identifiers, writes)."""
+    import hdi._tables as tables
     import hdi.store.schema as schema
-    import hdi.tables as tables
 
     tables.TABLES[t.name] = t
     tables.DATA_TABLES[t.name] = t

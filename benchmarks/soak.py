@@ -119,8 +119,8 @@ def run_once(slot: Slot, store: str, use_subprocess: bool, env: dict[str, str]) 
 
 def compare(store: str, reference: str, tables: list[str]) -> list[str]:
     """Every difference between the two stores' tables (empty when they hold the same rows)."""
+    from hdi._tables import DATA_TABLES
     from hdi.store import open_store
-    from hdi.tables import DATA_TABLES
 
     problems = []
     for table in tables:
@@ -136,7 +136,7 @@ def compare(store: str, reference: str, tables: list[str]) -> list[str]:
 
 
 def _soak(args: argparse.Namespace, work: Path, store: str) -> int:  # noqa: PLR0915 - setup, loop, report
-    from hdi.status_report import status
+    from hdi._status_report import status
     from hdi.store import close_all, open_store
     from hdi.testing.gateway import Gateway
 

@@ -28,9 +28,9 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hdi.prices import fixed_to_decimal  # noqa: E402
+from hdi._prices import fixed_to_decimal  # noqa: E402
+from hdi._tables import OHLCV  # noqa: E402
 from hdi.store import close_all, open_store  # noqa: E402
-from hdi.tables import OHLCV  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import result as report_result  # noqa: E402

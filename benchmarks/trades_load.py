@@ -54,8 +54,8 @@ def final_rows(path: Path):  # noqa: ANN201 - polars frame
 
 
 def plain_ddl(name: str, backend: str) -> str:
+    from hdi._tables import TRADES
     from hdi.store.schema import SQL_TYPES
-    from hdi.tables import TRADES
 
     cols = ", ".join(f'"{c.name}" {SQL_TYPES[backend][c.type]}' for c in TRADES.columns)
     return f"CREATE TABLE {name} ({cols})"
@@ -82,9 +82,9 @@ def warm_up(tmp: Path) -> None:
 def duckdb_bench(path: Path, frame, tmp: Path, repeat: int) -> None:  # noqa: ANN001
     import duckdb
 
+    from hdi._tables import TRADES
     from hdi.store import close_all
     from hdi.store.schema import conform
-    from hdi.tables import TRADES
 
     n = frame.height
     raw_times, times = [], []
@@ -123,9 +123,9 @@ def duckdb_bench(path: Path, frame, tmp: Path, repeat: int) -> None:  # noqa: AN
 def timescale_bench(path: Path, frame, base: str, repeat: int, to_sql_rows: int) -> None:  # noqa: ANN001
     import adbc_driver_postgresql.dbapi as pg
 
+    from hdi._tables import TRADES
     from hdi.store import close_all, open_store
     from hdi.store.schema import conform
-    from hdi.tables import TRADES
 
     n = frame.height
     arrow = conform(frame, TRADES, backend="timescale").to_arrow()

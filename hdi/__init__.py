@@ -22,19 +22,18 @@ __all__ = [
 __version__ = "0.1.0"
 
 _LAZY = {
-    "read_bars": "hdi.query", "read_trades": "hdi.query", "read_tbbo": "hdi.query",
-    "read_mbp1": "hdi.query", "read_statistics": "hdi.query", "read_definitions": "hdi.query",
-    "read_mbo": "hdi.query", "read_mbp10": "hdi.query", "read_bbo": "hdi.query", "read_cbbo": "hdi.query",
-    "read_status": "hdi.query", "read_imbalance": "hdi.query",
-    "ingest": "hdi.pipeline", "status": "hdi.status_report",
-    "quarantine_list": "hdi.quarantine", "quarantine_show": "hdi.quarantine", "quarantine_replay": "hdi.quarantine",
+    "read_bars": "hdi._query", "read_trades": "hdi._query", "read_tbbo": "hdi._query",
+    "read_mbp1": "hdi._query", "read_statistics": "hdi._query", "read_definitions": "hdi._query",
+    "read_mbo": "hdi._query", "read_mbp10": "hdi._query", "read_bbo": "hdi._query", "read_cbbo": "hdi._query",
+    "read_status": "hdi._query", "read_imbalance": "hdi._query",
+    "ingest": "hdi.pipeline", "status": "hdi._status_report",
+    "quarantine_list": "hdi._quarantine", "quarantine_show": "hdi._quarantine", "quarantine_replay": "hdi._quarantine",
     "read_continuous": "hdi.research.continuous", "rolls": "hdi.research.rolls", "contract_chain": "hdi.research.chains",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hdi.pipeline import ingest
-    from hdi.quarantine import quarantine_list, quarantine_replay, quarantine_show
-    from hdi.query import (
+    from hdi._quarantine import quarantine_list, quarantine_replay, quarantine_show
+    from hdi._query import (
         read_bars,
         read_bbo,
         read_cbbo,
@@ -48,10 +47,11 @@ if TYPE_CHECKING:  # pragma: no cover
         read_tbbo,
         read_trades,
     )
+    from hdi._status_report import status
+    from hdi.pipeline import ingest
     from hdi.research.chains import contract_chain
     from hdi.research.continuous import read_continuous
     from hdi.research.rolls import rolls
-    from hdi.status_report import status
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""Write docs/schema.md from the table definitions (hdi/tables.py, hdi/store/ledger.py).
+"""Write docs/schema.md from the table definitions (hdi/_tables.py, hdi/store/ledger.py).
 
     python scripts/schema_doc.py          # rewrite docs/schema.md
     python scripts/schema_doc.py --check  # exit 1 when docs/schema.md is out of date (the tests run this)
@@ -12,13 +12,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hdi._tables import ROLLS, TABLES  # noqa: E402
 from hdi.store.ledger import LEDGER_TABLES  # noqa: E402
 from hdi.store.schema import SQL_TYPES  # noqa: E402
-from hdi.tables import ROLLS, TABLES  # noqa: E402
 
 HEAD = """# Tables
 
-Generated from `hdi/tables.py` and `hdi/store/ledger.py` by `python scripts/schema_doc.py`; a test
+Generated from `hdi/_tables.py` and `hdi/store/ledger.py` by `python scripts/schema_doc.py`; a test
 fails when this file is out of date. Both stores create exactly these tables and columns
 (TimescaleDB type / DuckDB type). Every table has a natural key; writing the same rows again adds
 nothing. Hypertables (TimescaleDB) are partitioned on the time column with the chunk interval shown;

@@ -113,8 +113,8 @@ def make_bars():
     """Build an ohlcv frame from dicts: prices as fixed-point ints or decimal strings."""
     import polars as pl
 
-    from hdi.prices import fixed_to_decimal
-    from hdi.tables import OHLCV
+    from hdi._prices import fixed_to_decimal
+    from hdi._tables import OHLCV
 
     def build(rows: list[dict]) -> pl.DataFrame:
         base = {"dataset": "GLBX.MDP3", "granularity": "1d", "volume": 100, "trade_count": None, "publisher_id": 1,
@@ -143,8 +143,8 @@ def make_trades():
     """Build a trades frame from dicts with ns integer timestamps."""
     import polars as pl
 
-    from hdi.prices import fixed_to_decimal
-    from hdi.tables import TRADES
+    from hdi._prices import fixed_to_decimal
+    from hdi._tables import TRADES
 
     def build(rows: list[dict]) -> pl.DataFrame:
         base = {"dataset": "GLBX.MDP3", "instrument_id": 1, "price": 70_000_000_000, "size": 1,

@@ -168,7 +168,7 @@ def test_a_read_only_data_folder_is_one_line_naming_it_even_for_root(gateway, cl
             assert _files(ro) == []
     except MountUnavailable as e:
         pytest.skip(str(e))
-    from hdi.config import current_user
+    from hdi._config import current_user
 
     assert res.exit_code == 1
     assert res.stderr.splitlines() == [

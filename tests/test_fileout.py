@@ -1,4 +1,4 @@
-"""hdi.fileout: a file for a user is written whole or not at all, and never over what it must not
+"""hdi._fileout: a file for a user is written whole or not at all, and never over what it must not
 replace (an existing file without --force, a store, a link, a FIFO, a device, a directory)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import duckdb
 import polars as pl
 import pytest
 
+from hdi._fileout import check_target, describe_error, write_atomic
 from hdi.errors import OutputError, QuarantineError
-from hdi.fileout import check_target, describe_error, write_atomic
 from hdi.testing.disks import MountUnavailable, full_tmpfs
 
 FRAME = pl.DataFrame({"symbol": ["CL.c.0"] * 3, "close": [70.1, 70.2, 70.3]})

@@ -87,7 +87,7 @@ def test_bad_arguments_are_clear_errors(rolled, kwargs, message):
 
 
 def test_parent_and_raw_symbols_resolve_through_definitions(store, make_bars):
-    from hdi.tables import INSTRUMENTS
+    from hdi._tables import INSTRUMENTS
 
     defs = pl.DataFrame([
         {"instrument_id": 201, "raw_symbol": "ESH4", "expiration": dt.datetime(2024, 3, 15, tzinfo=UTC)},

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 import hdi
+from hdi._tables import INSTRUMENTS
 from hdi.errors import QueryError
-from hdi.tables import INSTRUMENTS
 
 UTC = dt.UTC
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ohlcv_1d.yaml"
@@ -124,14 +124,14 @@ def test_tz_errors_name_the_value_and_what_is_allowed(es, store, make_trades, ma
 
 # ----------------------------------------------------------------------------------- granularity hint
 def test_an_empty_5m_read_names_the_recipe_that_builds_5m_bars(es, caplog):
-    with caplog.at_level(logging.WARNING, logger="hdi.query"):
+    with caplog.at_level(logging.WARNING, logger="hdi._query"):
         df = hdi.read_bars("ES.FUT", "2024-01-01", "2024-02-01", granularity="5m", store=es)
     assert df.height == 0
     msgs = [r.getMessage() for r in caplog.records]
     assert len(msgs) == 1 and "no 5m bars are stored" in msgs[0]
     assert "built from 1m bars by their own recipe: hdi ingest --recipe recipes/ohlcv_5m.yaml" in msgs[0]
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="hdi.query"):  # 1d bars exist: an empty range is just empty
+    with caplog.at_level(logging.WARNING, logger="hdi._query"):  # 1d bars exist: an empty range is just empty
         assert hdi.read_bars("ES.FUT", "2024-05-01", "2024-06-01", store=es).height == 0
     assert caplog.records == []
 
@@ -140,8 +140,8 @@ def test_an_empty_5m_read_names_the_recipe_that_builds_5m_bars(es, caplog):
 def test_a_continuous_ingest_names_each_contract_without_definitions(gateway, any_store_url):
     """hdi ingest looks up the raw symbols of the instruments CL.c.0 resolved to: rows across the
     2024-11-18 roll name CLZ4 then CLF5; they are queryable by raw symbol, not counted in status."""
+    from hdi._status_report import status
     from hdi.pipeline import ingest
-    from hdi.status_report import status
 
     assert ingest(RECIPE, start="2024-11-14", end="2024-11-21", symbols="CL.c.0", store=any_store_url).ok
     df = hdi.read_bars("CL.c.0", "2024-11-14", "2024-11-21", store=any_store_url)
@@ -160,7 +160,7 @@ def test_when_the_raw_symbol_lookup_fails_the_ingest_still_loads_and_rows_say_nu
 
     monkeypatch.setenv("HDI_RETRY_ATTEMPTS", "1")
     gateway.faults.status("symbology.resolve", 503, times=5, match={"stype_out": "raw_symbol"})
-    with caplog.at_level(logging.WARNING, logger="hdi.rawsym"):
+    with caplog.at_level(logging.WARNING, logger="hdi._rawsym"):
         assert ingest(RECIPE, start="2024-11-14", end="2024-11-21", symbols="CL.c.0", store=any_store_url).ok
     assert any("raw symbols of 2 GLBX.MDP3 instruments could not be resolved" in r.getMessage() for r in caplog.records)
     df = hdi.read_bars("CL.c.0", "2024-11-14", "2024-11-21", store=any_store_url)

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 import hdi
+from hdi._tables import INSTRUMENTS, MBP1, STATISTICS, TBBO, TRADES, Table
 from hdi.errors import QueryError
-from hdi.tables import INSTRUMENTS, MBP1, STATISTICS, TBBO, TRADES, Table
 
 UTC = dt.UTC
 DAY = 86_400 * 10**9

@@ -1,4 +1,4 @@
-"""Issue 8, item 4: one redaction for every URL and message (``hdi.redaction``).
+"""Issue 8, item 4: one redaction for every URL and message (``hdi._redaction``).
 
 The main property is non-interference: a message that holds a secret redacts to the same text
 whatever the secret was, so nothing of it (a prefix, its length, the part after an ``@``) can be
@@ -22,8 +22,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from hdi import config, redaction
-from hdi.redaction import libpq_url, redact
+from hdi import _config as config
+from hdi import _redaction as redaction
+from hdi._redaction import libpq_url, redact
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = int(os.environ.get("HDI_HYPOTHESIS_EXAMPLES", "150"))
@@ -231,7 +232,7 @@ def test_a_huge_symbols_list_is_quick_on_the_command_line(tmp_path):
 
 # ------------------------------------------------------------------------------ tracebacks
 def test_an_uncaught_traceback_is_printed_redacted():
-    code = ("from hdi.redaction import install_excepthook; install_excepthook()\n"
+    code = ("from hdi._redaction import install_excepthook; install_excepthook()\n"
             "raise RuntimeError('cannot reach postgresql://hdi:pa ss@word@h/db with db-AbCdEfGhIjKlMnOpQrStUvWxYz123')")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -252,7 +253,7 @@ def test_a_cli_crash_prints_its_traceback_redacted(monkeypatch, capsys):
     monkeypatch.setattr(threading, "excepthook", threading.excepthook)
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("hdi.status_report"), "status", crash)
+    monkeypatch.setattr(importlib.import_module("hdi._status_report"), "status", crash)
     with pytest.raises(SystemExit) as info:
         app.main()
     err = capsys.readouterr().err

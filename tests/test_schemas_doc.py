@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import hdi
+from hdi._tables import DATA_TABLES, DATABENTO_SCHEMAS, SCHEMA_TABLE
 from hdi.cli.app import SCHEMAS as QUERY_SCHEMAS
 from hdi.recipe.load import load_recipe
-from hdi.tables import DATA_TABLES, DATABENTO_SCHEMAS, SCHEMA_TABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "schemas.md").read_text()

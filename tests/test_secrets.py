@@ -226,7 +226,7 @@ def test_database_password_and_api_key_never_leak(gateway, tmp_path, monkeypatch
 
 def test_password_given_as_a_url_parameter_is_redacted(cli, tmp_path):
     url = f"postgresql://127.0.0.1:1/hdi?user=hdi&password={WRONG_PASSWORD}"
-    from hdi.config import redact
+    from hdi._config import redact
     from hdi.store import open_store
 
     assert WRONG_PASSWORD not in open_store(url).display_url
@@ -335,7 +335,7 @@ def test_ident_quotes_known_tables_and_columns():
 
 
 SQL_MODULES = (sorted((ROOT / "hdi" / "store").glob("*.py")) + sorted((ROOT / "hdi" / "research").glob("*.py"))
-               + [ROOT / "hdi" / n for n in ("status_report.py", "statusfeed.py", "query.py", "symbols.py", "rawsym.py")])
+               + [ROOT / "hdi" / n for n in ("_status_report.py", "_statusfeed.py", "_query.py", "_symbols.py", "_rawsym.py")])
 _SQL = re.compile(r"\b(SELECT|INSERT|DELETE|UPDATE|CREATE|DROP|WHERE|FROM|ORDER BY|AND|VALUES|CONFLICT|SET|USING|"
                   r"EXCLUDED)\b|\$|[<>=]")
 # Locals that hold SQL built only from ident(), $n placeholders and constant SQL (each checked by reading

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 import hdi
+from hdi._status_report import status
 from hdi.pipeline import ingest
-from hdi.status_report import status
 from hdi.store import open_store
 from hdi.testing.recipes import sometimes_bad_recipe
 
@@ -146,7 +146,7 @@ def test_status_of_an_empty_store_and_its_json_form(any_store_url):
     assert set(d) == {"store", "edition", "tables", "symbols", "coverage", "quarantine", "runs", "failed_chunks",
                       "over_budget"}
     assert d["edition"]["kind"] == open_store(any_store_url).kind
-    # the public function, though this file imported the module hdi.status_report first
+    # the public function, though this file imported the module hdi._status_report first
     assert hdi.status(any_store_url).store == s.store
 
 

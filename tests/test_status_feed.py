@@ -8,9 +8,9 @@ import datetime as dt
 import polars as pl
 
 import hdi
+from hdi._statusfeed import explained_days, not_trading_intervals
+from hdi._tables import STATUS
 from hdi.pipeline import ingest
-from hdi.statusfeed import explained_days, not_trading_intervals
-from hdi.tables import STATUS
 
 
 def _coverage(url: str, schema: str) -> dict:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hdi import schemas
+from hdi import _schemas as schemas
 from hdi.cli import render
 from hdi.cli.quarantine_cmd import quarantine_app
 from hdi.errors import ConfigError, HdiError
@@ -44,7 +44,7 @@ EXIT_OVER_BUDGET = 3  # hdi ingest: every good row stored, more rows quarantined
 
 
 def _fail(e: HdiError) -> typer.Exit:
-    from hdi.config import redact
+    from hdi._config import redact
 
     logging.getLogger("hdi.cli").debug("error", exc_info=e)
     render.error(redact(e.message))
@@ -112,7 +112,7 @@ def ingest(
     does not count them again); 130 (SIGINT, Ctrl-C) or 143 (SIGTERM) when stopped: the chunk in
     flight is rolled back and the run recorded interrupted (a second Ctrl-C exits at once).
     """
-    from hdi.interrupt import Interrupted, exit_code
+    from hdi._interrupt import Interrupted, exit_code
     from hdi.pipeline import ingest as run_ingest
 
     try:
@@ -194,7 +194,7 @@ def query(
     `--session exchange` gives bars on the exchange's trading day (docs/sessions.md). With
     --continuous ROOT, a continuous future joined from ROOT's contracts by hdi's own roll schedule.
     """
-    from hdi.fileout import check_target
+    from hdi._fileout import check_target
 
     render.setup_logging(verbose=False, log_file=None, to_file=False)
     try:
@@ -234,8 +234,8 @@ def query(
 def _read(schema: str, symbols: str, start: str, end: str, store: str | None, dataset: str | None,
           prices: str, tz: str | None, *, latest: bool, session: str | None = None,
           as_of: str | None = None) -> pl.DataFrame:
-    from hdi import query as q
-    from hdi.tables import schema_hint
+    from hdi import _query as q
+    from hdi._tables import schema_hint
 
     s = schema.strip().lower()
     if s not in SCHEMAS:
@@ -271,7 +271,7 @@ def _read_continuous(root: str, schema: str | None, start: str, end: str, store:
                         title=f"{root} continuous ({s}), {what}, adjust {adjust} ({direction})")
         print(f"wrote the picture to {plot}", file=sys.stderr)
     if tz is not None:
-        from hdi.tz import to_zone, zone_for
+        from hdi._tz import to_zone, zone_for
 
         frame = to_zone(frame, zone_for(tz, {dataset or "GLBX.MDP3"}))
     return frame
@@ -307,7 +307,7 @@ def rolls(
 
 def _store_files(store: str | None) -> tuple[Path, ...]:
     """The DuckDB store's file and WAL, which an --output may never replace."""
-    from hdi.config import store_url
+    from hdi._config import store_url
 
     url = store_url(store)
     if not url.lower().startswith("duckdb://"):
@@ -342,19 +342,19 @@ def status(
     for its fetched days without records. A run marked running* has no
     end recorded: it still runs, or was killed; `hdi ingest --resume RUN_ID` finishes it.
     """
-    from hdi.status_report import status as get_status
+    from hdi._status_report import status as get_status
 
     render.setup_logging(verbose=False, log_file=None, to_file=False)
     if format not in ("table", "json"):
         raise _fail(ConfigError(f"--format '{format}' is not allowed; allowed: table, json"))
     try:
         if html is not None:
-            from hdi.fileout import check_target
+            from hdi._fileout import check_target
 
             check_target(html, force=force, protect=_store_files(store), what="--html file")
         report = get_status(store, runs=runs)
         if html is not None:
-            from hdi.status_html import quarantined_days, write_html
+            from hdi._status_html import quarantined_days, write_html
 
             write_html(report, html, force=force, protect=_store_files(store),
                        quarantined=quarantined_days(store))
@@ -387,8 +387,8 @@ def recipes_validate(
 
 def main() -> None:
     """Console-script entry point."""
+    from hdi._redaction import install_excepthook, print_exception
     from hdi.cli.stdout import guarded
-    from hdi.redaction import install_excepthook, print_exception
 
     install_excepthook()  # other threads' uncaught tracebacks are printed redacted
     try:
@@ -398,7 +398,7 @@ def main() -> None:
         sys.exit(130)
     except SystemExit as e:
         if e.code in (130, 143):  # an interrupted ingest, recorded and reported: exit without the teardown
-            from hdi.interrupt import exit_now
+            from hdi._interrupt import exit_now
 
             exit_now(e.code)
         raise

@@ -13,8 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
+from hdi._fileout import describe_error
 from hdi.cli.stdout import silence
-from hdi.fileout import describe_error
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 

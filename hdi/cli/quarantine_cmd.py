@@ -1,4 +1,4 @@
-"""``hdi quarantine list | show | replay``: parse, call :mod:`hdi.quarantine`, render."""
+"""``hdi quarantine list | show | replay``: parse, call :mod:`hdi._quarantine`, render."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ StoreOpt = Annotated[str | None, typer.Option(
 
 
 def _fail(e: HdiError) -> typer.Exit:
-    from hdi.config import redact
+    from hdi._config import redact
 
     logging.getLogger("hdi.cli").debug("error", exc_info=e)
     render.error(redact(e.message))
@@ -35,7 +35,7 @@ def _fail(e: HdiError) -> typer.Exit:
 def list_(store: StoreOpt = None) -> None:
     """Runs with quarantined rows, newest first: files, rows, rows replayed, rows still open, the top
     reasons and the status (open while any row is open, else replayed)."""
-    from hdi.quarantine import quarantine_list
+    from hdi._quarantine import quarantine_list
 
     render.setup_logging(verbose=False, log_file=None, to_file=False)
     try:
@@ -68,7 +68,7 @@ def show(
 ) -> None:
     """The quarantined rows of one run with their reasons: _status (open or replayed), _reasons,
     the row's own columns, then _file and _row (where it is kept), _replay_id and the ingest's metadata."""
-    from hdi.quarantine import FORMATS, quarantine_show, save_frame
+    from hdi._quarantine import FORMATS, quarantine_show, save_frame
 
     render.setup_logging(verbose=False, log_file=None, to_file=False)
     try:
@@ -80,7 +80,7 @@ def show(
         if fmt == "table" and output is not None:
             raise ConfigError("--format table prints to stdout; use --format csv or parquet with --output")
         if output is not None:  # before reading anything
-            from hdi.fileout import check_target
+            from hdi._fileout import check_target
 
             check_target(output, force=force)
         frame = quarantine_show(run, store=store)
@@ -110,7 +110,7 @@ def replay(
     open, their files untouched. The store's ledger records each replayed row (quarantine_replays)
     and the replay itself (an ingest_runs row). Exit code 0 also when rows still fail; 1 on an error.
     """
-    from hdi.quarantine import quarantine_replay
+    from hdi._quarantine import quarantine_replay
 
     render.setup_logging(verbose=verbose, log_file=None, to_file=False)
     try:

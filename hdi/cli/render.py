@@ -21,14 +21,14 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hdi import config
+from hdi import _config as config
+from hdi._report import Event, IngestReport
 from hdi.cli.stdout import silence
 from hdi.errors import ConfigError
-from hdi.report import Event, IngestReport
 
 if TYPE_CHECKING:
+    from hdi._status_report import StatusReport
     from hdi.cli.logfile import LogFile
-    from hdi.status_report import StatusReport
 
 
 class _Console(Console):
@@ -75,9 +75,9 @@ def setup_logging(*, verbose: bool, log_file: Path | None, to_file: bool = True)
         return None
     import datetime as dt
 
+    from hdi._fileout import describe_error, is_duckdb_file
     from hdi.cli.logfile import FORMAT, LogFile
     from hdi.errors import OutputError
-    from hdi.fileout import describe_error, is_duckdb_file
 
     global log_handler
     log_handler = None
@@ -288,10 +288,10 @@ def write_frame(frame: pl.DataFrame, *, format: str, output: Path | None, limit:
                 allowed: tuple[str, ...], force: bool = False, protect: tuple[Path, ...] = ()) -> None:
     """Write a query result: Parquet (needs a path), CSV (path or stdout), or a table on stdout.
 
-    A file is written atomically (:mod:`hdi.fileout`): an existing file only with ``force``, never a
+    A file is written atomically (:mod:`hdi._fileout`): an existing file only with ``force``, never a
     store in ``protect`` or any DuckDB file, never through a link or onto a FIFO or device."""
+    from hdi._fileout import write_atomic
     from hdi.errors import did_you_mean
-    from hdi.fileout import write_atomic
 
     fmt = format.strip().lower()
     if fmt not in allowed:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 if TYPE_CHECKING:
-    from hdi.status_report import StatusReport
+    from hdi._status_report import StatusReport
 
 Line = tuple[str, bool]  # (text, is a heading)
 
@@ -53,7 +53,7 @@ def _columns(rows: list[list[str]], right: set[int], indent: str = "  ") -> list
 
 
 def lines(report: StatusReport, width: int = 100) -> list[Line]:
-    """The text of ``hdi status`` for a :class:`hdi.status_report.StatusReport`."""
+    """The text of ``hdi status`` for a :class:`hdi._status_report.StatusReport`."""
     out: list[Line] = []
     ed = report.edition
     kind = ("DuckDB, embedded" if ed.get("kind") == "duckdb" else

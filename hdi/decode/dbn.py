@@ -28,10 +28,10 @@ import databento_dbn as dbn
 import numpy as np
 import polars as pl
 
+from hdi._schemas import SCHEMAS
+from hdi._tables import schema_hint
 from hdi.decode.symbols import SymbolMapper, symbology_frame
 from hdi.errors import DecodeError, allowed_list
-from hdi.schemas import SCHEMAS
-from hdi.tables import schema_hint
 
 if TYPE_CHECKING:
     from hdi.source.files import DbnFile

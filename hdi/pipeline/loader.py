@@ -16,23 +16,23 @@ from pathlib import Path
 
 import polars as pl
 
-from hdi import interrupt
+from hdi import _interrupt as interrupt
+from hdi._redaction import redact
+from hdi._report import ChunkOutcome, Event
+from hdi._retrying import RetryPolicy
+from hdi._schemas import SCHEMAS
+from hdi._tables import DATA_TABLES
 from hdi.decode.dbn import decode_file, symbology_frame
 from hdi.decode.symbols import SymbolMapper
 from hdi.errors import HdiError, StoreError, one_line
 from hdi.pipeline.update import stored_schema
 from hdi.recipe.compile import CompiledRecipe
 from hdi.recipe.model import Recipe
-from hdi.redaction import redact
-from hdi.report import ChunkOutcome, Event
-from hdi.retrying import RetryPolicy
-from hdi.schemas import SCHEMAS
 from hdi.source.base import Chunk, Estimate, Fetched, Source
 from hdi.source.cache import check_complete
 from hdi.source.files import DbnFile
 from hdi.store import Store
 from hdi.store.ledger import DONE, FAILED, ChunkRecord
-from hdi.tables import DATA_TABLES
 from hdi.validate.budget import Budget, label_rows, rows_per_symbol
 from hdi.validate.price_rules import PriceRule
 from hdi.validate.quarantine import enforce_failure_rate, write_quarantine
@@ -155,7 +155,7 @@ class Loader:
         rec.quarantine_path = None
         budget = Budget(self.r.validate.max_failure_rate)
         mapper = SymbolMapper(f.metadata) if f is not None else None  # rows -> requested symbols, for the budget
-        # A signal cancels the running statement; the transaction then rolls back (hdi.interrupt).
+        # A signal cancels the running statement; the transaction then rolls back (hdi._interrupt).
         with self.st.transaction(chunk=rec) as txn, interrupt.cancelling(txn.cancel):
             if f is not None:
                 txn.add_symbology(symbology_frame(f.metadata, dataset))

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
+from hdi._timeutil import iso, parse_iso
 from hdi.errors import ConfigError
 from hdi.source.base import UpdateRange
-from hdi.timeutil import iso, parse_iso
 
 __all__ = ["RunParams", "UpdateRange"]
 

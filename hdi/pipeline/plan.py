@@ -79,7 +79,7 @@ def open_source(r: Recipe, p: RunParams) -> Source:
         HdiError: a bad file or window, an unsupported vendor, no API key.
     """
     if p.from_files:
-        from hdi.filewindow import file_window
+        from hdi._filewindow import file_window
         from hdi.source.files import FileSource
 
         return FileSource([Path(f) for f in p.from_files], r, file_window(p.start, p.end, p.symbols))

@@ -9,7 +9,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hdi import config, interrupt
+from hdi import _config as config
+from hdi import _interrupt as interrupt
+from hdi._report import ChunkOutcome, Event, IngestReport
 from hdi.errors import ConfigError, HdiError
 from hdi.pipeline.loader import BATCH_ROWS, Loader, estimated, prefetch
 from hdi.pipeline.params import RunParams
@@ -19,7 +21,6 @@ from hdi.pipeline.workers import Job, effective_workers, load_parallel
 from hdi.recipe.compile import recipe_hash
 from hdi.recipe.load import load_recipe
 from hdi.recipe.model import Recipe
-from hdi.report import ChunkOutcome, Event, IngestReport
 from hdi.source.files import expand_paths
 from hdi.store import Store, open_store
 from hdi.store.ledger import RunRecord
@@ -35,7 +36,7 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-@interrupt.guarded  # SIGINT/SIGTERM stop the run cleanly (see hdi.interrupt)
+@interrupt.guarded  # SIGINT/SIGTERM stop the run cleanly (see hdi._interrupt)
 def ingest(
     recipe: str | Path | Recipe | None = None, *, start: object = None, end: object = None,
     symbols: Sequence[str] | str | None = None, from_files: Sequence[str | Path] | None = None,

@@ -12,12 +12,12 @@ from typing import cast
 
 import polars as pl
 
+from hdi._schemas import SCHEMAS
+from hdi._timeutil import bar_name, every_seconds, floor_to, midnight
 from hdi.recipe.model import Recipe
-from hdi.schemas import SCHEMAS
 from hdi.source.base import Source, UpdateRange, recipe_range
 from hdi.store import Store
 from hdi.store.ledger import DONE, FAILED
-from hdi.timeutil import bar_name, every_seconds, floor_to, midnight
 
 log = logging.getLogger(__name__)
 

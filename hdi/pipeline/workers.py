@@ -27,8 +27,8 @@ from concurrent.futures import Future as _Future
 from pathlib import Path
 from typing import Any
 
-from hdi import interrupt
-from hdi.report import ChunkOutcome, Event
+from hdi import _interrupt as interrupt
+from hdi._report import ChunkOutcome, Event
 from hdi.store import Store
 from hdi.validate.budget import Budget
 

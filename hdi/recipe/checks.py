@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from hdi._tables import DATA_TABLES, SCHEMA_TABLE, schema_hint
+from hdi._timeutil import TIME_RANGE, in_range, to_utc
 from hdi.errors import RecipeError, allowed_list, did_you_mean
-from hdi.tables import DATA_TABLES, SCHEMA_TABLE, schema_hint
-from hdi.timeutil import TIME_RANGE, in_range, to_utc
 
 VENDORS = ("databento",)
 SCHEMAS = tuple(SCHEMA_TABLE)

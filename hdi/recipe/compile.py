@@ -17,11 +17,11 @@ from typing import Any
 
 import polars as pl
 
+from hdi._tables import DATA_TABLES, ColType, Table
 from hdi.errors import RecipeError, allowed_list
 from hdi.recipe.checks import message
 from hdi.recipe.model import Recipe, Step, jsonable
 from hdi.recipe.registry import OPS, Ctx, StepFn
-from hdi.tables import DATA_TABLES, ColType, Table
 
 log = logging.getLogger(__name__)
 

@@ -106,7 +106,7 @@ class ValidateOptions:
 
 @dataclass(frozen=True)
 class Target:
-    """Where rows go: a table of :data:`hdi.tables.DATA_TABLES` and what to do on a key conflict."""
+    """Where rows go: a table of :data:`hdi._tables.DATA_TABLES` and what to do on a key conflict."""
 
     table: str
     on_conflict: str = "ignore"

@@ -20,12 +20,12 @@ from typing import Any, Literal
 
 import polars as pl
 
+from hdi._timeutil import TIME_RANGE, in_range, to_utc
 from hdi.errors import allowed_list, did_you_mean
 from hdi.recipe import expr as sqlexpr
 from hdi.recipe.args import Arg
 from hdi.recipe.checks import Problem
 from hdi.recipe.registry import Ctx, StepFn, register
-from hdi.timeutil import TIME_RANGE, in_range, to_utc
 
 # ---- dtypes ---------------------------------------------------------------------------------
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import polars as pl
 
-from hdi.prices import fixed_to_decimal
+from hdi._prices import fixed_to_decimal
+from hdi._schemas import SCHEMAS
+from hdi._stat_types import QUANTITY_STAT_TYPES, STAT_TYPES
+from hdi._timeutil import every_seconds
 from hdi.recipe.args import Arg
 from hdi.recipe.checks import show_when
 from hdi.recipe.registry import Ctx, StepFn, register
-from hdi.schemas import SCHEMAS
-from hdi.stat_types import QUANTITY_STAT_TYPES, STAT_TYPES
-from hdi.timeutil import every_seconds
 
 # DBN fixed-point: 1 unit = 1e-9. int64 -> Decimal(38,0) * 1e-9 (Decimal(10,9)) is exact; the float
 # path (col * 1e-9) is not, and Decimal / Decimal keeps scale 0 (reference/libs.md).

@@ -75,7 +75,7 @@ def as_of_ns(as_of: object) -> int | None:
     """``as_of`` (None, a date, a datetime or an ISO string, UTC) as ns since the epoch."""
     if as_of is None:
         return None
-    from hdi.timeutil import parse_time
+    from hdi._timeutil import parse_time
 
     ts = parse_time(as_of, "as_of", error=QueryError)
     return int(pl.Series([ts], dtype=pl.Datetime("ns", "UTC")).dt.epoch("ns")[0])

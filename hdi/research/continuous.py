@@ -94,12 +94,12 @@ def read_continuous(root: str, start: object, end: object, granularity: str = "1
         QueryError: a bad argument, no stored chain or statistics for the rule, or no bar of both
             contracts at the same time before a roll (adjust needs one), each in one line.
     """
-    from hdi.query import _granularity
+    from hdi._query import _granularity
+    from hdi._timeutil import parse_range
     from hdi.research.chains import chain_from
     from hdi.research.rolls import roll_schedule
     from hdi.research.sessions import check_session
     from hdi.store import open_store
-    from hdi.timeutil import parse_range
 
     g = _granularity(granularity)
     session_kind = check_session(session)
@@ -227,8 +227,8 @@ def _session_fetch(st: Any, dataset: str, seg: pl.DataFrame, chain: pl.DataFrame
 
 
 def _windows_join(st: Any, dataset: str, g: str, seg: pl.DataFrame, back: dt.timedelta) -> pl.DataFrame:
+    from hdi._tables import OHLCV
     from hdi.store.frames import normalise
-    from hdi.tables import OHLCV
 
     params: list[Any] = [dataset, g]
     values = []

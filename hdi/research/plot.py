@@ -4,7 +4,7 @@
 close (what a backtest sees), the unadjusted close (what traded, jumping at each roll), a dashed
 line at each roll labelled with the contract rolled into, and the title naming the rule and the
 adjustment. matplotlib is an optional extra (``pip install 'hdi[plot]'``); the file is written
-through :mod:`hdi.fileout` (a temporary file renamed into place; an existing file only with
+through :mod:`hdi._fileout` (a temporary file renamed into place; an existing file only with
 ``force``).
 """
 
@@ -36,9 +36,9 @@ def plot_continuous(frame: pl.DataFrame, path: str | Path, *, title: str | None 
 
     Raises:
         QueryError: the frame is empty or not a continuous series.
-        OutputError: matplotlib is missing, or the path may not be written (see :mod:`hdi.fileout`).
+        OutputError: matplotlib is missing, or the path may not be written (see :mod:`hdi._fileout`).
     """
-    from hdi.fileout import check_target, write_atomic
+    from hdi._fileout import check_target, write_atomic
 
     path = Path(path)
     need = {"bar_timestamp_utc", "close_price", "close_price_unadjusted", "contract", "roll"}

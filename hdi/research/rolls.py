@@ -227,8 +227,8 @@ def stored_rolls(st: Any, root: str, rule: str, days_before_expiry: int = 0,
     rule, n = check_rule(rule, days_before_expiry)
     if not st.has_table("rolls"):
         return pl.DataFrame(schema={**ROLL_SCHEMA, "computed_at": _TS})  # as read back
+    from hdi._tables import ROLLS
     from hdi.store.frames import normalise
-    from hdi.tables import ROLLS
 
     got = normalise(st.query('SELECT * FROM "rolls" WHERE "dataset" = $1 AND "root" = $2 AND "rule" = $3 '
                              'AND "parameters" = $4 ORDER BY "trading_date"',

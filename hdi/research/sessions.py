@@ -29,11 +29,11 @@ from typing import Any
 
 import polars as pl
 
+from hdi._prices import fixed_to_decimal
+from hdi._tables import OHLCV
 from hdi.errors import QueryError, allowed_list
-from hdi.prices import fixed_to_decimal
 from hdi.research.calendars import calendar_for, schedule, trading_date_expr
 from hdi.store.base import Store
-from hdi.tables import OHLCV
 
 SESSIONS = ("utc", "exchange", "extended")
 INTRADAY = {"5m": 5, "15m": 15, "1h": 60}
@@ -52,7 +52,7 @@ def check_session(session: str | None) -> str:
 
 def trading_dates(start: object, end: object) -> tuple[dt.date, dt.date]:
     """``start``/``end`` as trading dates (a date, or the date of a timestamp); end exclusive."""
-    from hdi.timeutil import parse_range
+    from hdi._timeutil import parse_range
 
     s, e = parse_range(start, end, error=QueryError)
     d0 = s.date()
@@ -195,8 +195,8 @@ def session_bars(st: Store, symbols: list[str], start: object, end: object, *, d
 
 def _session_bars(st: Store, symbols: list[str], start: object, end: object, *, dataset: str | None,
                   session: str, prices: str) -> pl.DataFrame:
-    from hdi.rawsym import with_raw_symbols
-    from hdi.symbols import resolve
+    from hdi._rawsym import with_raw_symbols
+    from hdi._symbols import resolve
 
     d0, d1 = trading_dates(start, end)
     extended = check_session(session) == "extended"
@@ -289,9 +289,9 @@ def anchored(bars_1m: pl.DataFrame, granularity: str, scheds: dict[str, pl.DataF
 def session_intraday(store: str | None, symbols: list[str], start: object, end: object, granularity: str, *,
                      dataset: str | None = None, session: str = "exchange", prices: str = "float") -> pl.DataFrame:
     """5m/15m/1h bars anchored at the session open for trading dates [start, end), from stored 1m bars."""
-    from hdi.query import _read_table
+    from hdi._query import _read_table
+    from hdi._symbols import resolve
     from hdi.store import open_store
-    from hdi.symbols import resolve
 
     d0, d1 = trading_dates(start, end)
     extended = check_session(session) == "extended"

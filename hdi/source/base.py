@@ -15,7 +15,7 @@ own module under ``hdi/source/``, and pick it in :func:`hdi.pipeline.plan.open_s
 ``plan`` returns one :class:`Chunk` per unit it delivers (for batch jobs: one per file of a job,
 with the job's :class:`~hdi.source.chunks.Request` narrowed to the file), with a ``chunk_id``
 that changes when what the chunk holds changes; its ``fetch`` submits, waits for and downloads
-what the chunk needs (retrying with a :class:`~hdi.retrying.RetryPolicy`) and returns the opened
+what the chunk needs (retrying with a :class:`~hdi._retrying.RetryPolicy`) and returns the opened
 :class:`~hdi.source.files.DbnFile`, verified (:mod:`hdi.source.dbnfile`), with what it cost. The
 loader, the ledger and the estimator need no change: they read only these values.
 """
@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Protocol
 from hdi.source.chunks import Request
 
 if TYPE_CHECKING:
-    from hdi.filewindow import FileWindow
+    from hdi._filewindow import FileWindow
+    from hdi._report import ChunkOutcome
     from hdi.recipe.model import Recipe
-    from hdi.report import ChunkOutcome
     from hdi.source.files import DbnFile
     from hdi.store.base import Store
 

@@ -23,10 +23,10 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hdi._timeutil import iso
 from hdi.errors import DecodeError, SourceError
 from hdi.source.chunks import Request
 from hdi.source.dbncheck import Verified, verify
-from hdi.timeutil import iso
 
 if TYPE_CHECKING:
     from hdi.source.files import DbnFile
@@ -78,10 +78,10 @@ def _stamp(st: os.stat_result) -> tuple[int, int, int]:
 
 
 class RawCache:
-    """Verified raw DBN files under ``root`` (``hdi.config.cache_dir()`` by default)."""
+    """Verified raw DBN files under ``root`` (``hdi._config.cache_dir()`` by default)."""
 
     def __init__(self, root: Path | None = None) -> None:
-        from hdi import config
+        from hdi import _config as config
 
         self.root = Path(root) if root is not None else config.cache_dir()
         self._checked: dict[Path, tuple[int, int, int]] = {}  # path -> (size, mtime_ns, inode) verified

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from hdi._timeutil import as_utc, iso
 from hdi.errors import ConfigError, allowed_list, did_you_mean
-from hdi.timeutil import as_utc, iso
 
 PERIODS = ("day", "week", "month", "year", "<N>d")
 _EPOCH = date(1970, 1, 1)

@@ -20,15 +20,15 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from hdi import config
+from hdi import _config as config
+from hdi._redaction import redact, remember
+from hdi._timeutil import parse_iso
 from hdi.errors import ConfigError, HdiError, SourceError
-from hdi.redaction import redact, remember
 from hdi.source.base import Chunk, Estimate, Fetched, Plan, UpdateRange, chunk_id, recipe_range
 from hdi.source.cache import RawCache, public_source
 from hdi.source.chunks import Request, plan_chunks
 from hdi.source.dbncheck import Verified, verify
 from hdi.source.retry import RetryPolicy, call_with_retry
-from hdi.timeutil import parse_iso
 
 if TYPE_CHECKING:
     import polars as pl
@@ -51,7 +51,7 @@ class DatabentoSource:
     Args:
         gateway: base URL; ``HDI_DATABENTO_GATEWAY`` wins over it; None = Databento's own.
         retry: retry policy for every call (default ``RetryPolicy()``).
-        cache_dir: raw cache root (default ``hdi.config.cache_dir()``).
+        cache_dir: raw cache root (default ``hdi._config.cache_dir()``).
 
     Raises:
         ConfigError: ``DATABENTO_API_KEY`` is not set.
@@ -344,7 +344,7 @@ class ApiSource:
     def symbology(self, st: Store, recipe: Recipe, *, write: bool) -> None:
         """Store ``symbology.resolve``'s intervals for every request (the DBN metadata of each chunk
         adds its own); a failure here only costs the extra intervals, so it is logged, not fatal."""
-        from hdi.rawsym import store_raw_symbols
+        from hdi._rawsym import store_raw_symbols
 
         src = recipe.source
         t0, t1 = recipe_range(recipe)

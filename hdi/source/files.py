@@ -34,16 +34,16 @@ import zstandard
 from databento import DBNStore
 from databento.common.error import BentoError
 
+from hdi._schemas import SCHEMAS
+from hdi._tables import schema_hint
+from hdi._timeutil import MIN_TIME, TIME_RANGE, as_utc, in_range
 from hdi.errors import DecodeError, SchemaNeededError, SourceError, allowed_list
 from hdi.recipe.checks import DATASET_RE
-from hdi.schemas import SCHEMAS
 from hdi.source.base import Chunk, Estimate, Fetched, Plan, UpdateRange, chunk_id
 from hdi.source.dbnfile import ZSTD_MAGIC, CorruptStream, is_skippable, read_layout, record_class, record_size
-from hdi.tables import schema_hint
-from hdi.timeutil import MIN_TIME, TIME_RANGE, as_utc, in_range
 
 if TYPE_CHECKING:
-    from hdi.filewindow import FileWindow
+    from hdi._filewindow import FileWindow
     from hdi.recipe.model import Recipe
     from hdi.store.base import Store
 
@@ -577,7 +577,7 @@ class FileSource:
     """
 
     def __init__(self, paths: Sequence[Path], recipe: Recipe, window: FileWindow | None = None) -> None:
-        from hdi.filewindow import check_symbols
+        from hdi._filewindow import check_symbols
 
         self.window = window
         self.files = [_open_for(p, recipe) for p in paths]
@@ -595,8 +595,8 @@ class FileSource:
         return None
 
     def plan(self, recipe: Recipe, rhash: str, ranges: Sequence[UpdateRange] | None) -> Plan:
-        from hdi.filewindow import file_request
-        from hdi.report import ChunkOutcome
+        from hdi._filewindow import file_request
+        from hdi._report import ChunkOutcome
 
         chunks: list[Chunk] = []
         excluded: list[ChunkOutcome] = []
@@ -616,7 +616,7 @@ class FileSource:
 
     def estimate(self, chunk: Chunk) -> Estimate:
         """A file's real record count, symbols and time range (it is decoded: no network, no store)."""
-        from hdi.filewindow import estimate_file
+        from hdi._filewindow import estimate_file
 
         return estimate_file(self._by_path[chunk.origin], chunk.keep)
 

@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from hdi import interrupt
-from hdi.config import API_KEY_ENV
+from hdi import _interrupt as interrupt
+from hdi._config import API_KEY_ENV
+from hdi._redaction import redact
+from hdi._retrying import RetryPolicy
 from hdi.errors import HdiError, SourceError
-from hdi.redaction import redact
-from hdi.retrying import RetryPolicy
 
 __all__ = ["Failure", "RetryPolicy", "call_with_retry", "classify"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from hdi.config import redact_url, store_url
+from hdi._config import redact_url, store_url
 from hdi.errors import ConfigError
 from hdi.store.base import Store, WriteResult
 

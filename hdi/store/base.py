@@ -27,16 +27,16 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from hdi import interrupt
+from hdi import _interrupt as interrupt
+from hdi._redaction import redact_url, remember
+from hdi._retrying import RetryPolicy
+from hdi._tables import DATA_TABLES, SYMBOLOGY, Table
 from hdi.errors import ConcurrentWriteError, StoreError, allowed_list
-from hdi.redaction import redact_url, remember
-from hdi.retrying import RetryPolicy
 from hdi.store import ledger
 from hdi.store.frames import empty_frame, normalise
 from hdi.store.ledger import INGEST_CHUNKS, INGEST_RUNS, ChunkRecord, RunRecord
 from hdi.store.schema import ALL_TABLES
 from hdi.store.sql import select_sql, symbology_sql
-from hdi.tables import DATA_TABLES, SYMBOLOGY, Table
 
 log = logging.getLogger(__name__)
 # another writer stored some of the same keys first: the write is redone at once (its keys now conflict)
@@ -95,7 +95,7 @@ class Transaction(ABC):
 
     def cancel(self) -> None:
         """Cancel the statement running in this transaction; called from another thread (SIGINT /
-        SIGTERM, see :mod:`hdi.interrupt`). The statement fails and the transaction rolls back."""
+        SIGTERM, see :mod:`hdi._interrupt`). The statement fails and the transaction rolls back."""
         self.cancelled = True
         self._cancel()
 
@@ -224,7 +224,7 @@ class Store(ABC):
             txn.commit()
         except BaseException as e:
             txn.rollback()
-            if txn.cancelled:  # a signal cancelled the transaction (hdi.interrupt): the run stops
+            if txn.cancelled:  # a signal cancelled the transaction (hdi._interrupt): the run stops
                 log.info("transaction rolled back after a signal (%s: %s)", type(e).__name__, e)
                 interrupt.check()
             raise
@@ -236,7 +236,7 @@ class Store(ABC):
         """Write a frame to a table idempotently, with its symbology and ledger row, atomically.
 
         Args:
-            table: a data table name from :data:`hdi.tables.DATA_TABLES`.
+            table: a data table name from :data:`hdi._tables.DATA_TABLES`.
             frame: rows with the table's columns (validated: no duplicate keys).
             on_conflict: ``"ignore"`` keeps stored rows, ``"update"`` replaces them.
             symbology: rows for the symbology table, written in the same transaction.

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from hdi._tables import Table
 from hdi.errors import StoreError
 from hdi.store.schema import SCHEMA_VERSION
-from hdi.tables import Table
 
 FIX = ("nothing was written; restore the store from a backup, or point --store (HDI_STORE) at a new one "
        "and ingest again")

@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from hdi._tables import Table
 from hdi.errors import StoreError
 from hdi.store import duckdb_share as share
 from hdi.store.base import Store, Transaction, WriteResult
@@ -26,7 +27,6 @@ from hdi.store.frames import time_bounds
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import ALL_TABLES, conform, create_table_sql, ident
 from hdi.store.sql import overlap_probe
-from hdi.tables import Table
 
 log = logging.getLogger(__name__)
 

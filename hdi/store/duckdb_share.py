@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hdi._retrying import RetryPolicy
 from hdi.errors import ConfigError, StoreError
-from hdi.retrying import RetryPolicy
 from hdi.store.schema import ident
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from hdi.tables import Table
+from hdi._tables import Table
 
 
 def time_bounds(frame: pl.DataFrame, column: str) -> tuple[Any, Any]:

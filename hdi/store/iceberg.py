@@ -57,6 +57,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import polars as pl
 
+from hdi._tables import DATA_TABLES, ROLLS, SYMBOLOGY, ColType, Table
 from hdi.errors import ConcurrentWriteError, StoreError
 from hdi.store.base import Store, Transaction, WriteResult
 from hdi.store.check import column_problem, damaged, version_problem
@@ -64,7 +65,6 @@ from hdi.store.frames import time_bounds
 from hdi.store.ledger import LEDGER_TABLES, ChunkRecord, RunRecord
 from hdi.store.migrate import MIGRATIONS_TABLE
 from hdi.store.schema import ALL_TABLES, SCHEMA_VERSION, conform
-from hdi.tables import DATA_TABLES, ROLLS, SYMBOLOGY, ColType, Table
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from hdi._tables import ColType, Column, Table
 from hdi.store.frames import empty_frame, normalise
-from hdi.tables import ColType, Column, Table
 
 if TYPE_CHECKING:
     from hdi.store.base import Store

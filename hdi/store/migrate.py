@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from hdi._tables import DATA_TABLES, Table
 from hdi.store.ledger import LEDGER_TABLES
 from hdi.store.schema import ALL_TABLES, create_table_sql, ident, key_index_name
-from hdi.tables import DATA_TABLES, Table
 
 MIGRATIONS_TABLE = "hdi_schema_migrations"
 
@@ -50,7 +50,7 @@ def _v2(backend: str) -> list[str]:
 
 def _v3(backend: str) -> list[str]:
     """The roll schedules of continuous futures (``hdi rolls``; a fresh store already has it from v1)."""
-    from hdi.tables import ROLLS as t
+    from hdi._tables import ROLLS as t
 
     key = ", ".join(ident(k) for k in t.key)
     return [create_table_sql(t, backend),
@@ -59,7 +59,7 @@ def _v3(backend: str) -> list[str]:
 
 def _v4(backend: str) -> list[str]:
     """Issue 13's tables: mbo, mbp10, bbo, cbbo, status, imbalance (a fresh store already has them from v1)."""
-    from hdi.tables import ISSUE13_TABLES
+    from hdi._tables import ISSUE13_TABLES
 
     return _create(ISSUE13_TABLES, backend)
 

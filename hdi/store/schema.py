@@ -1,6 +1,6 @@
 """The logical tables as SQL for each backend, the migrations, and frame <-> Arrow conforming.
 
-Identifiers in SQL come only from the table definitions in :mod:`hdi.tables` and
+Identifiers in SQL come only from the table definitions in :mod:`hdi._tables` and
 :mod:`hdi.store.ledger` (a fixed whitelist); values are always bound parameters.
 """
 
@@ -10,9 +10,9 @@ import re
 
 import polars as pl
 
+from hdi._tables import ROLLS, TABLES, ColType, Table
 from hdi.errors import StoreError
 from hdi.store.ledger import LEDGER_TABLES
-from hdi.tables import ROLLS, TABLES, ColType, Table
 
 ALL_TABLES: dict[str, Table] = {**TABLES, **LEDGER_TABLES, ROLLS.name: ROLLS}
 _OWN_NAME = re.compile(r"hdi_[a-z0-9_]{1,50}")

@@ -10,9 +10,9 @@ from typing import Any
 
 import polars as pl
 
+from hdi._tables import SYMBOLOGY, ColType, Table
 from hdi.store.frames import time_bounds
 from hdi.store.schema import ident
-from hdi.tables import SYMBOLOGY, ColType, Table
 
 
 class Params:

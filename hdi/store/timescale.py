@@ -21,17 +21,17 @@ from typing import Any
 
 import polars as pl
 
+from hdi._prices import fixed_to_decimal
+from hdi._redaction import libpq_url, redact
+from hdi._retrying import RetryPolicy
+from hdi._tables import ColType, Table
 from hdi.errors import ConcurrentWriteError, StoreError
-from hdi.prices import fixed_to_decimal
-from hdi.redaction import libpq_url, redact
-from hdi.retrying import RetryPolicy
 from hdi.store.base import Store, Transaction, WriteResult
 from hdi.store.check import column_problem, damaged, version_problem
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import SQL_TYPES, conform, ident, key_index_name
 from hdi.store.sql import overlap_probe
 from hdi.store.timescale_adbc import Database
-from hdi.tables import ColType, Table
 
 log = logging.getLogger(__name__)
 # a read on a lost connection is redone once, at once, on a new connection

@@ -37,11 +37,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from hdi._timeutil import parse_iso
 from hdi.errors import ConfigError
 from hdi.testing import faults as faults_mod
 from hdi.testing.api import Api, ApiError, Reply
 from hdi.testing.wire import LoggedRequest, RequestLog, basic_auth_user, error_for_status, parse_params
-from hdi.timeutil import parse_iso
 
 logger = logging.getLogger(__name__)
 

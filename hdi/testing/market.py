@@ -23,7 +23,7 @@ import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from hdi.schemas import SCHEMAS
+from hdi._schemas import SCHEMAS
 
 DAY_NS = 86_400 * 10**9
 MINUTE_NS = 60 * 10**9

@@ -20,7 +20,7 @@ from datetime import date, timedelta
 import databento_dbn as dbn
 import numpy as np
 
-from hdi.schemas import SCHEMAS
+from hdi._schemas import SCHEMAS
 from hdi.testing import market, prices
 
 UNDEF_PRICE = dbn.UNDEF_PRICE

@@ -5,7 +5,7 @@ the quarantine, does not pay for importing Patito and Pydantic, about 0.35 s):
 
 - ``hdi.validate.split``: ``split(frame, table, *, start, end, allow_non_positive_prices)`` and
   ``SplitResult``;
-- ``hdi.validate.models``: ``model_for(table)``, the Patito model derived from ``hdi.tables``;
+- ``hdi.validate.models``: ``model_for(table)``, the Patito model derived from ``hdi._tables``;
 - ``hdi.validate.rules``: ``row_rules(table, ...)``, ``{reason: expression True when valid}``;
 - ``hdi.validate.conform``: which input dtypes may be cast to a table's, row by row;
 - ``hdi.validate.quarantine``: ``check_writable``, ``write_quarantine``, ``enforce_failure_rate``,

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from hdi._tables import Table
 from hdi.errors import ValidationError, allowed_list, did_you_mean
-from hdi.tables import Table
 
 _INT_RANGE: dict[pl.DataType, tuple[int, int]] = {
     pl.Int8(): (-(2**7), 2**7 - 1), pl.Int16(): (-(2**15), 2**15 - 1),

@@ -1,6 +1,6 @@
-"""Patito models of the data tables, derived from :mod:`hdi.tables`.
+"""Patito models of the data tables, derived from :mod:`hdi._tables`.
 
-One model per table in :data:`hdi.tables.DATA_TABLES`. Each field takes its Polars dtype from
+One model per table in :data:`hdi._tables.DATA_TABLES`. Each field takes its Polars dtype from
 ``ColType.polars`` and its nullability from ``Column.nullable``, so the models cannot drift from the
 logical schema. On top of that each table declares its invariants here, once:
 
@@ -29,9 +29,9 @@ import patito as pt
 import polars as pl
 from pydantic import create_model
 
+from hdi._stat_types import STAT_TYPES
+from hdi._tables import DATA_TABLES, GRANULARITIES, ColType, Table
 from hdi.errors import ValidationError, allowed_list, did_you_mean
-from hdi.stat_types import STAT_TYPES
-from hdi.tables import DATA_TABLES, GRANULARITIES, ColType, Table
 
 SIDES = ("buy", "sell")
 BOOK_ACTIONS = ("A", "C", "M", "R", "T", "F", "N")
@@ -160,7 +160,7 @@ def model_for(table_name: str) -> type[pt.Model]:
     """The Patito model of a data table.
 
     Args:
-        table_name: a key of :data:`hdi.tables.DATA_TABLES` (``ohlcv``, ``trades``, ...).
+        table_name: a key of :data:`hdi._tables.DATA_TABLES` (``ohlcv``, ``trades``, ...).
 
     Returns:
         A ``patito.Model`` subclass whose columns, dtypes, nullability, bounds and constraints are

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from hdi.config import redact
+from hdi._config import redact
+from hdi._fileout import write_atomic
 from hdi.errors import QuarantineError, ValidationError
-from hdi.fileout import write_atomic
 
 if TYPE_CHECKING:
     from hdi.validate.split import SplitResult
@@ -67,7 +67,7 @@ def write_quarantine(
 
     Args:
         bad: ``SplitResult.bad``.
-        root: the quarantine folder (``hdi.config.quarantine_dir()``).
+        root: the quarantine folder (``hdi._config.quarantine_dir()``).
         run_id: the run's id.
         table: the table the rows were bound for.
         chunk_id: the chunk's id within the run.

@@ -34,9 +34,9 @@ from typing import Any
 import patito as pt
 import polars as pl
 
+from hdi._tables import DATA_TABLES
+from hdi._timeutil import as_utc
 from hdi.errors import ValidationError
-from hdi.tables import DATA_TABLES
-from hdi.timeutil import as_utc
 from hdi.validate.conform import dtype_name, fit_reason
 from hdi.validate.models import model_for
 

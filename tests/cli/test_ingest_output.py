@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hdi.status_report import status
+from hdi._status_report import status
 from hdi.testing.recipes import sometimes_bad_recipe
 
 ROOT = Path(__file__).resolve().parents[2]

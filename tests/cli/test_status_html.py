@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 
 import hdi
+from hdi._status_html import COLOURS
 from hdi.pipeline import ingest
-from hdi.status_html import COLOURS
 from hdi.store import open_store
 from hdi.testing.recipes import sometimes_bad_recipe
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import polars as pl
 
 import hdi
-from hdi import config
+from hdi import _config as config
+from hdi._status_report import status
 from hdi.pipeline import ingest
-from hdi.status_report import status
 from hdi.store import open_store
 from hdi.testing.dbnfiles import Bar, write_daily_bars
 

@@ -22,10 +22,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from hdi.config import current_user
+from hdi._config import current_user
+from hdi._tables import DATA_TABLES
 from hdi.pipeline import ingest
 from hdi.store import open_store
-from hdi.tables import DATA_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "ohlcv_1d.yaml"
@@ -291,7 +291,7 @@ def test_a_chunk_that_failed_at_load_is_retried_from_the_raw_cache(gateway, time
     """With no store retries left, a terminated load fails its chunk; the re-run loads it from the
     raw cache (no download) and skips the chunks that were done."""
     import hdi.pipeline.loader
-    from hdi.retrying import RetryPolicy
+    from hdi._retrying import RetryPolicy
 
     reference = _trades_reference(tmp_path)
     monkeypatch.setattr(hdi.pipeline.loader, "STORE_RETRY", RetryPolicy(attempts=1))

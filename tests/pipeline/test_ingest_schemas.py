@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 import hdi
-from hdi import config
+from hdi import _config as config
 from hdi.pipeline import ingest
 from hdi.store import open_store
 
@@ -126,7 +126,7 @@ def test_mbp10_survives_a_truncated_stream_and_server_errors(gateway, any_store_
     raw = _raw_count("GLBX.MDP3", "mbp-10")
     assert run.rows_loaded == raw > 0
     st = open_store(any_store_url)
-    from hdi.tables import DATA_TABLES
+    from hdi._tables import DATA_TABLES
 
     key = ", ".join(DATA_TABLES["mbp10"].key)
     assert int(st.query(f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT {key} FROM mbp10) d) AS n "

@@ -22,7 +22,7 @@ import polars as pl
 import pytest
 
 import hdi
-from hdi import config
+from hdi import _config as config
 from hdi.pipeline import ingest
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.set_index")

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from hdi._tables import DATA_TABLES
 from hdi.pipeline import ingest
 from hdi.store import open_store
-from hdi.tables import DATA_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 OHLCV = ROOT / "recipes" / "ohlcv_1d.yaml"
@@ -419,7 +419,7 @@ def test_the_python_api_stops_on_sigint_and_leaves_no_handler_behind(gateway, an
         if e.kind == "chunk_end" and not during:  # after the first chunk: Ctrl-C
             during.append(_handlers())
             os.kill(os.getpid(), signal.SIGINT)
-            from hdi import interrupt
+            from hdi import _interrupt as interrupt
 
             wait_for(interrupt.requested, "the signal to be seen", timeout=5)
 

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import hdi
-from hdi import config
+from hdi import _config as config
 from hdi.errors import ConfigError, QuarantineError
 from hdi.pipeline import ingest
 from hdi.store import open_store
@@ -183,7 +183,7 @@ def test_replaying_api_chunks_checks_each_chunks_window_and_keeps_broken_rows_op
 
 
 def test_show_output_follows_the_same_file_rules_as_query(cli, quarantined, tmp_path):
-    """``hdi quarantine show --output`` goes through hdi.fileout too: a symlink and a DuckDB file are
+    """``hdi quarantine show --output`` goes through hdi._fileout too: a symlink and a DuckDB file are
     refused even with --force, and nothing is left beside them."""
     run, _, _, url = quarantined
     real = tmp_path / "real.csv"

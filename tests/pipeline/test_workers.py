@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from hdi._tables import DATA_TABLES
 from hdi.pipeline import ingest
 from hdi.store import close_all, open_store
-from hdi.tables import DATA_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 TRADES = ROOT / "recipes" / "trades.yaml"

@@ -111,7 +111,7 @@ def ranges(draw) -> tuple[str, str]:
 
 
 def _utc(text: str) -> dt.datetime:
-    from hdi.timeutil import parse_time
+    from hdi._timeutil import parse_time
 
     return parse_time(text, "t")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from hdi._tables import DATA_TABLES, SCHEMA_TABLE
 from hdi.errors import RecipeError
 from hdi.recipe import compile_recipe, load_recipe
-from hdi.tables import DATA_TABLES, SCHEMA_TABLE
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 SHIPPED = sorted(RECIPES.glob("*.yaml"))

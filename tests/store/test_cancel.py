@@ -1,4 +1,4 @@
-"""``Transaction.cancel()``: what SIGINT/SIGTERM call from another thread (hdi.interrupt) to stop the
+"""``Transaction.cancel()``: what SIGINT/SIGTERM call from another thread (hdi._interrupt) to stop the
 statement a chunk's transaction is running. On both stores: the running write stops within a
 fraction of a second, nothing of the transaction is committed, and the store takes writes again.
 """

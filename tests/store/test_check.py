@@ -210,8 +210,8 @@ def test_a_lost_key_index_is_found(timescale_schema_url, make_bars, make_symbolo
 
 @pytest.mark.timescale
 def test_a_table_that_is_no_longer_a_hypertable_is_found(timescale_schema_url, make_bars, make_symbology):
+    from hdi._tables import TRADES
     from hdi.store.schema import create_table_sql, key_index_name
-    from hdi.tables import TRADES
 
     _filled(timescale_schema_url, make_bars, make_symbology)
     key = ", ".join(TRADES.key)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from hdi._tables import ISSUE13_TABLES
 from hdi.store import close_all, open_store
 from hdi.store.migrate import MIGRATIONS_TABLE
-from hdi.tables import ISSUE13_TABLES
 
 
 def _admin(url: str, *sql: str) -> None:

@@ -226,8 +226,8 @@ def test_a_bad_lake_url_is_one_line(url, message):
 
 def test_roll_schedules_are_kept_in_the_ledger_and_replaced_by_a_recomputation(lake):
     """``hdi rolls`` writes with on_conflict='update': the lake keeps them in its SQLite ledger."""
+    from hdi._tables import ROLLS
     from hdi.store.frames import normalise
-    from hdi.tables import ROLLS
 
     st = open_store(lake)
     ts = dt.datetime(2024, 1, 19, 23, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""The Patito models follow hdi.tables, and the rules follow the models."""
+"""The Patito models follow hdi._tables, and the rules follow the models."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import patito as pt
 import polars as pl
 import pytest
 
+from hdi._tables import DATA_TABLES
 from hdi.errors import ValidationError
-from hdi.tables import DATA_TABLES
 from hdi.validate.models import STAT_TYPES, model_for
 from hdi.validate.rules import row_rules
 from hdi.validate.split import split

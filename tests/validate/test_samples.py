@@ -7,11 +7,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from hdi._tables import DATA_TABLES
 from hdi.decode.dbn import decode_file
 from hdi.recipe.compile import compile_recipe
 from hdi.recipe.load import load_recipe
 from hdi.source.files import open_dbn
-from hdi.tables import DATA_TABLES
 from hdi.validate.split import split
 
 ROOT = Path(__file__).resolve().parents[2]

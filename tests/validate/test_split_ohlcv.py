@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from hdi.tables import OHLCV
+from hdi._tables import OHLCV
 from hdi.validate.split import split
 
 I64_MAX = 2**63 - 1

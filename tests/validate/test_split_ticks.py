@@ -8,7 +8,7 @@ from decimal import Decimal
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from hdi.tables import DATA_TABLES
+from hdi._tables import DATA_TABLES
 from hdi.validate.split import split
 
 T0_NS = 1_704_153_600_000_000_000

@@ -24,8 +24,8 @@ from enum import Enum
 
 import polars as pl
 
+from hdi._schemas import SCHEMAS
 from hdi.errors import QueryError, allowed_list, did_you_mean
-from hdi.schemas import SCHEMAS
 
 
 class ColType(Enum):

@@ -31,12 +31,12 @@ from typing import Any
 
 import polars as pl
 
-from hdi import config
+from hdi import _config as config
+from hdi._tables import DATA_TABLES
+from hdi._timeutil import as_utc
 from hdi.research.calendars import classify_coverage
 from hdi.store import open_store
 from hdi.store.schema import ident
-from hdi.tables import DATA_TABLES
-from hdi.timeutil import as_utc
 
 
 @dataclass
@@ -88,7 +88,7 @@ def status(store: str | None = None, *, quarantine_dir: str | Path | None = None
 
     Args:
         store: the store URL.
-        quarantine_dir: the quarantine folder (default ``hdi.config.quarantine_dir()``).
+        quarantine_dir: the quarantine folder (default ``hdi._config.quarantine_dir()``).
         runs: how many recent runs to list, newest first.
 
     Returns:
@@ -104,10 +104,10 @@ def _report(st: Any, quarantine_dir: str | Path | None, runs: int) -> StatusRepo
     tables = _tables(st, daily)
     days = st.query("SELECT * FROM ingest_days") if st.has_table("ingest_days") else None
     failed = _still_failed(st.chunks(status="failed"), days)
-    from hdi.statusfeed import explained_days, not_trading_intervals
+    from hdi._statusfeed import explained_days, not_trading_intervals
 
     coverage = _coverage(days, failed, explained_days(not_trading_intervals(st)))
-    from hdi.quarantine import replayed_rows, with_replays
+    from hdi._quarantine import replayed_rows, with_replays
     from hdi.validate.budget import over_budget
     from hdi.validate.quarantine import quarantine_summary
 
@@ -206,7 +206,7 @@ _COVERAGE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "rows_fetched": pl.Int64, "days_with_data": pl.UInt32, "days_no_data": pl.UInt32, "days_missing": pl.UInt32,
     "missing": pl.List(pl.String), "no_data": pl.List(pl.String),
     # by the symbol's exchange calendar (hdi.research.calendars.classify_coverage); calendar null: unknown.
-    # closed: a closed market by the calendar, or closed all day by the venue's status feed (hdi/statusfeed.py);
+    # closed: a closed market by the calendar, or closed all day by the venue's status feed (hdi/_statusfeed.py);
     # halted: trading halted all day by the status feed
     "calendar": pl.String, "days_flagged": pl.UInt32, "days_closed": pl.UInt32,
     "flagged": pl.List(pl.String), "closed": pl.List(pl.String), "early_close": pl.List(pl.String),

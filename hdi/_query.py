@@ -3,7 +3,7 @@
 Every reader takes symbols (a symbol or a list), ``start`` (inclusive) and ``end`` (exclusive) as
 dates or ISO-8601 timestamps in UTC, and an optional store URL (default: ``HDI_STORE``, else the
 embedded DuckDB file). Each returned row carries the ``symbol`` it was selected by, the contract's
-``raw_symbol`` as of the row's time (see :mod:`hdi.rawsym`; null when nothing stored names the
+``raw_symbol`` as of the row's time (see :mod:`hdi._rawsym`; null when nothing stored names the
 instrument) and its ``instrument_id``; a continuous symbol over a roll returns each contract on its
 own days, a parent (``ES.FUT``) every contract, each row naming its own. An empty result is a typed
 empty frame.
@@ -11,7 +11,7 @@ empty frame.
 Prices come back as Float64 by default; ``prices="decimal"`` gives the exact stored
 ``Decimal(19, 9)`` values. Timestamps are ``Datetime("ns", "UTC")``, exact to the nanosecond for
 tick tables; ``tz="exchange"`` (the venue's zone) or any IANA zone (``tz="America/New_York"``) shows
-the same instants in that zone (see :mod:`hdi.tz`).
+the same instants in that zone (see :mod:`hdi._tz`).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
+from hdi._rawsym import with_raw_symbols
+from hdi._symbols import is_instrument_id, resolve
+from hdi._tables import BBO_GRANULARITIES, GRANULARITIES, TABLES, ColType, Table
+from hdi._timeutil import parse_range
+from hdi._tz import to_zone, zone_for
 from hdi.errors import QueryError, allowed_list, beyond_limit, did_you_mean
-from hdi.rawsym import with_raw_symbols
 from hdi.recipe.checks import MAX_INSTRUMENT_ID, MAX_SYMBOLS_PER_REQUEST, SYMBOL_MAX_LEN, shown
-from hdi.symbols import is_instrument_id, resolve
-from hdi.tables import BBO_GRANULARITIES, GRANULARITIES, TABLES, ColType, Table
-from hdi.timeutil import parse_range
-from hdi.tz import to_zone, zone_for
 
 if TYPE_CHECKING:
     from hdi.store.base import Store
@@ -162,9 +162,9 @@ def read_bars(symbols: str | Sequence[str], start: object, end: object, granular
 def _read_session_bars(symbols: str | Sequence[str], start: object, end: object, g: str, store: str | None, *,
                        dataset: str | None, prices: str, tz: str | None, session: str, as_of: object) -> pl.DataFrame:
     """``read_bars(..., session="exchange"|"extended")``: trading-day or session-anchored bars."""
+    from hdi._timeutil import parse_time
     from hdi.research import sessions, stats
     from hdi.store import open_store
-    from hdi.timeutil import parse_time
 
     if prices not in PRICE_MODES:
         raise QueryError(f"prices '{prices}' is not allowed; allowed: {allowed_list(PRICE_MODES)}")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from hdi import config
+from hdi import _config as config
 from hdi.errors import ConfigError, HdiError, QuarantineError
 from hdi.store import Store, open_store
 from hdi.store.ledger import QUARANTINE_REPLAYS, RunRecord
@@ -204,7 +204,7 @@ def quarantine_show(run_id: str, *, store: str | None = None,
 
 
 def save_frame(frame: pl.DataFrame, path: str | os.PathLike[str], *, format: str, force: bool = False) -> Path:
-    """Write ``frame`` as CSV or Parquet to ``path``, whole or not at all (:mod:`hdi.fileout`: a
+    """Write ``frame`` as CSV or Parquet to ``path``, whole or not at all (:mod:`hdi._fileout`: a
     temporary file renamed into place; an existing file only with ``force``; never a store, a
     symlink, a FIFO or a device).
 
@@ -212,7 +212,7 @@ def save_frame(frame: pl.DataFrame, path: str | os.PathLike[str], *, format: str
         ConfigError: the format is not csv or parquet.
         OutputError: the path is refused, or the file cannot be written (a full disk, say).
     """
-    from hdi.fileout import write_atomic
+    from hdi._fileout import write_atomic
 
     if format not in ("csv", "parquet"):
         raise ConfigError(f"--format '{format}' cannot be written to a file; allowed: csv, parquet")

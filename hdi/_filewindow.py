@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from hdi._schemas import SCHEMAS
 from hdi.decode.dbn import decode_file
 from hdi.errors import ConfigError
-from hdi.schemas import SCHEMAS
 from hdi.source.base import Estimate
 from hdi.source.chunks import Request
 from hdi.source.files import DbnFile

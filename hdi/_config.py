@@ -15,7 +15,7 @@ Databento API key      ``DATABENTO_API_KEY`` (only)           none: ingesting fr
 =====================  =====================================  =====================================
 
 Secrets (the API key, database passwords) are never logged or printed: :func:`redact` (and
-:func:`redact_url`, the same rules) from :mod:`hdi.redaction` is applied to every message and URL.
+:func:`redact_url`, the same rules) from :mod:`hdi._redaction` is applied to every message and URL.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hdi._redaction import redact as redact  # the one implementation, re-exported
+from hdi._redaction import redact_url as redact_url
 from hdi.errors import ConfigError
-from hdi.redaction import redact as redact  # the one implementation, re-exported
-from hdi.redaction import redact_url as redact_url
 
 API_KEY_ENV = "DATABENTO_API_KEY"
 

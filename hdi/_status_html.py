@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from hdi.fileout import write_atomic
+from hdi._fileout import write_atomic
 from hdi.validate.budget import SYMBOL_COLUMN
 
 if TYPE_CHECKING:
-    from hdi.status_report import StatusReport
+    from hdi._status_report import StatusReport
 
 COLOURS = {"data": "#2da44e", "flagged": "#8250df", "closed": "#eaeef2", "no data": "#d0d7de", "missing": "#cf222e",
            "quarantined": "#bf8700"}
@@ -66,8 +66,8 @@ def quarantined_days(store: str | None = None, quarantine_dir: str | Path | None
     schema and symbols, each open row's time column its day, its ``_symbol`` (or else its instrument,
     through the symbology table; else every symbol of the chunk) the symbol. Rows a replay loaded are not open.
     """
-    from hdi import config
-    from hdi.quarantine import replayed_rows
+    from hdi import _config as config
+    from hdi._quarantine import replayed_rows
     from hdi.store import open_store
     from hdi.validate.quarantine import _files
 
@@ -165,7 +165,7 @@ th{background:#f6f8fa} td{font-variant-numeric:tabular-nums;white-space:nowrap} 
 
 
 def render(report: StatusReport, quarantined: dict[tuple[str, str, str], set[dt.date]] | None = None) -> str:
-    """The page for a :class:`hdi.status_report.StatusReport` (``quarantined``: see :func:`quarantined_days`)."""
+    """The page for a :class:`hdi._status_report.StatusReport` (``quarantined``: see :func:`quarantined_days`)."""
     quarantined = quarantined or {}
     css = _CSS + "".join(f"rect.{k.replace(' ', '-')}{{fill:{c}}}" for k, c in COLOURS.items())
     legend = "".join(f'<span><i style="background:{c}"></i>{k}</span>' for k, c in COLOURS.items())
