@@ -23,12 +23,13 @@ import functools
 import re
 import threading
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from hdi.errors import QueryError, allowed_list
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
+    from pandas_market_calendars import MarketCalendar
 
 
 class CalendarError(QueryError):
@@ -92,7 +93,7 @@ _lock = threading.Lock()
 
 
 @functools.cache
-def _calendar(name: str):  # noqa: ANN202 - a pandas_market_calendars MarketCalendar
+def _calendar(name: str) -> MarketCalendar:
     import pandas_market_calendars as mcal
 
     if name not in CALENDARS and name not in mcal.get_calendar_names():
@@ -172,6 +173,20 @@ def trading_date_expr(ts: pl.Expr, sched: pl.DataFrame) -> pl.Expr:
     return pl.when((idx >= 0) & (ts < close)).then(date).otherwise(None)
 
 
+def as_datetime(value: object, what: str) -> dt.datetime:
+    """``value`` (a Polars aggregate such as ``min()`` of a timestamp column) as a datetime; a
+    QueryError naming ``what`` when it is none (an empty or all-null column)."""
+    if not isinstance(value, dt.datetime):
+        raise QueryError(f"no {what} timestamp to work from (got {value!r})")
+    return value
+
+
+@overload
+def with_trading_date(frame: pl.DataFrame, ts_col: str, sched: pl.DataFrame, *,
+                      bounds: bool = False) -> pl.DataFrame: ...
+@overload
+def with_trading_date(frame: pl.LazyFrame, ts_col: str, sched: pl.DataFrame, *,
+                      bounds: bool = False) -> pl.LazyFrame: ...
 def with_trading_date(frame: pl.DataFrame | pl.LazyFrame, ts_col: str, sched: pl.DataFrame, *,
                       bounds: bool = False) -> pl.DataFrame | pl.LazyFrame:
     """``frame`` with a ``trading_date`` column for its UTC timestamp column ``ts_col`` (null outside
@@ -181,10 +196,11 @@ def with_trading_date(frame: pl.DataFrame | pl.LazyFrame, ts_col: str, sched: pl
 
     frame = frame.with_columns(trading_date_expr(pl.col(ts_col), sched).alias("trading_date"))
     if bounds:
-        frame = frame.join(
-            sched.lazy() if isinstance(frame, pl.LazyFrame) else sched,
-            on="trading_date", how="left", maintain_order="left",
-        ).rename({"open": "session_open", "close": "session_close"}).drop("early_close")
+        if isinstance(frame, pl.LazyFrame):
+            frame = frame.join(sched.lazy(), on="trading_date", how="left", maintain_order="left")
+        else:
+            frame = frame.join(sched, on="trading_date", how="left", maintain_order="left")
+        frame = frame.rename({"open": "session_open", "close": "session_close"}).drop("early_close")
     return frame
 
 
