@@ -251,7 +251,7 @@ def _read(schema: str, symbols: str, start: str, end: str, store: str | None, da
 
 def _read_continuous(root: str, schema: str | None, start: str, end: str, store: str | None, dataset: str | None,
                      roll: str, days: int, adjust: str, direction: str, tz: str | None, plot: Path | None,
-                     force: bool, protect: tuple[Path, ...], session: str | None = None) -> object:
+                     force: bool, protect: tuple[Path, ...], session: str | None = None) -> pl.DataFrame:
     from hdi.errors import did_you_mean
     from hdi.research.continuous import read_continuous
 
@@ -267,13 +267,13 @@ def _read_continuous(root: str, schema: str | None, start: str, end: str, store:
         from hdi.research.plot import plot_continuous
 
         what = f"roll {roll}" + (f" {days} days before expiry" if roll == "calendar" else "")
-        plot_continuous(frame, plot, force=force, protect=protect,  # type: ignore[arg-type]
+        plot_continuous(frame, plot, force=force, protect=protect,
                         title=f"{root} continuous ({s}), {what}, adjust {adjust} ({direction})")
         print(f"wrote the picture to {plot}", file=sys.stderr)
     if tz is not None:
         from hdi.tz import to_zone, zone_for
 
-        frame = to_zone(frame, zone_for(tz, {dataset or "GLBX.MDP3"}))  # type: ignore[arg-type]
+        frame = to_zone(frame, zone_for(tz, {dataset or "GLBX.MDP3"}))
     return frame
 
 
@@ -299,7 +299,7 @@ def rolls(
     render.setup_logging(verbose=False, log_file=None, to_file=False)
     try:
         frame = compute(root, rule, days_before_expiry, dataset, store, as_of=as_of)
-        frame = frame.drop("dataset", "root")  # type: ignore[attr-defined]
+        frame = frame.drop("dataset", "root")
         render.write_frame(frame, format=format, output=None, limit=10_000, allowed=("table", "csv"))
     except HdiError as e:
         raise _fail(e) from None
