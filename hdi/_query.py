@@ -327,20 +327,30 @@ def read_imbalance(symbols: str | Sequence[str], start: object, end: object, sto
     return read_table("imbalance", symbols, start, end, store, dataset=dataset, prices=prices, tz=tz)
 
 
-def _snapshot_reader(reader: object, granularity: str) -> object:
-    def read(symbols: str | Sequence[str], start: object, end: object, **kw: object) -> pl.DataFrame:
-        return reader(symbols, start, end, granularity=granularity, **kw)  # type: ignore[operator]
+class _SnapshotReader(Protocol):
+    """read_bbo / read_cbbo: a reader with a granularity."""
+
+    def __call__(self, symbols: str | Sequence[str], start: object, end: object, granularity: str = "1s",
+                 store: str | None = None, *, dataset: str | None = None, prices: str = "float",
+                 tz: str | None = None) -> pl.DataFrame: ...
+
+
+def _snapshot_reader(reader: _SnapshotReader, granularity: str) -> Reader:
+    def read(symbols: str | Sequence[str], start: object, end: object, *, store: str | None = None,
+             dataset: str | None = None, prices: str = "float", tz: str | None = None) -> pl.DataFrame:
+        return reader(symbols, start, end, granularity=granularity, store=store, dataset=dataset, prices=prices,
+                      tz=tz)
     return read
 
 
-def _status_reader(symbols: str | Sequence[str], start: object, end: object, *, prices: str = "float",
-                   **kw: object) -> pl.DataFrame:
+def _status_reader(symbols: str | Sequence[str], start: object, end: object, *, store: str | None = None,
+                   dataset: str | None = None, prices: str = "float", tz: str | None = None) -> pl.DataFrame:
     if prices not in PRICE_MODES:
         raise QueryError(f"prices '{prices}' is not allowed; allowed: {allowed_list(PRICE_MODES)}")
-    return read_status(symbols, start, end, **kw)  # type: ignore[arg-type]
+    return read_status(symbols, start, end, store, dataset=dataset, tz=tz)
 
 
-ISSUE13_READERS = {
+ISSUE13_READERS: dict[str, Reader] = {
     "mbo": read_mbo, "mbp-10": read_mbp10, "bbo-1s": _snapshot_reader(read_bbo, "1s"),
     "bbo-1m": _snapshot_reader(read_bbo, "1m"), "cbbo-1s": _snapshot_reader(read_cbbo, "1s"),
     "cbbo-1m": _snapshot_reader(read_cbbo, "1m"), "status": _status_reader, "imbalance": read_imbalance,

@@ -274,14 +274,14 @@ def _coverage(days: pl.DataFrame | None, failed: pl.DataFrame,
         halted = sorted(d for d in [*missing, *no_data] if said.get(d) == "halted")
         missing, no_data = [d for d in missing if d not in said], [d for d in no_data if d not in said]
         cal = classify_coverage(ds, sym, lo, hi, no_data)
-        closed = sorted({*cal["closed"], *feed_closed})  # type: ignore[misc]
+        closed = sorted({*cal["closed"], *feed_closed})
         out.append({"dataset": ds, "schema": sch, "symbol": sym, "first_day": lo, "last_day": hi,
                     "rows_fetched": int(sum(fetched.values())), "days_with_data": with_data,
                     "days_no_data": len(no_data), "days_missing": len(missing),
                     "missing": _ranges(missing), "no_data": _ranges(no_data),
-                    "calendar": cal["calendar"], "days_flagged": len(cal["flagged"]),  # type: ignore[arg-type]
-                    "days_closed": len(closed), "flagged": _ranges(cal["flagged"]),  # type: ignore[arg-type]
-                    "closed": _ranges(closed), "early_close": _ranges(cal["early_close"]),  # type: ignore[arg-type]
+                    "calendar": cal["calendar"], "days_flagged": len(cal["flagged"]),
+                    "days_closed": len(closed), "flagged": _ranges(cal["flagged"]),
+                    "closed": _ranges(closed), "early_close": _ranges(cal["early_close"]),
                     "days_halted": len(halted), "halted": _ranges(halted)})
     return pl.DataFrame(out, schema=_COVERAGE_SCHEMA).sort("dataset", "schema", "symbol")
 

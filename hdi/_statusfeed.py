@@ -17,20 +17,25 @@ among them, else *closed*.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+
+    from hdi.store.base import Store
 
 # databento_dbn StatusAction numbers
 HALTED_ACTIONS = (8, 9, 10)  # HALT, PAUSE, SUSPEND
 CLOSED_ACTIONS = (1, 11, 12, 13, 15)  # PRE_OPEN, PRE_CLOSE, CLOSE, POST_CLOSE, NOT_AVAILABLE_FOR_TRADING
 DAY_NS = 86_400 * 10**9
 
-_INTERVALS = {"dataset": pl.String, "symbol": pl.String, "day": pl.Date, "start": pl.Datetime("ns", "UTC"),
+_INTERVALS: dict[str, PolarsDataType] = {"dataset": pl.String, "symbol": pl.String, "day": pl.Date, "start": pl.Datetime("ns", "UTC"),
               "end": pl.Datetime("ns", "UTC"), "state": pl.String}
 
 
-def not_trading_intervals(st: Any) -> pl.DataFrame:
+def not_trading_intervals(st: Store) -> pl.DataFrame:
     """The halted/closed intervals per (dataset, symbol, UTC day), clipped to the day.
 
     Returns:
@@ -102,7 +107,7 @@ def explained_days(intervals: pl.DataFrame) -> dict[tuple[str, str], dict[dt.dat
     return out
 
 
-def _last_fetched_day(st: Any) -> pl.DataFrame:
+def _last_fetched_day(st: Store) -> pl.DataFrame:
     """dataset -> the end (ns, exclusive) of the last UTC day of the status feed that was fetched."""
     empty = pl.DataFrame(schema={"dataset": pl.String, "feed_end_ns": pl.Int64})
     if not st.has_table("ingest_days"):

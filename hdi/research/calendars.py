@@ -23,12 +23,13 @@ import functools
 import re
 import threading
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from hdi.errors import QueryError, allowed_list
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
+    from pandas_market_calendars import MarketCalendar
 
 
 class CalendarError(QueryError):
@@ -92,8 +93,8 @@ _lock = threading.Lock()
 
 
 @functools.cache
-def _calendar(name: str) -> Any:  # a pandas_market_calendars MarketCalendar
-    import pandas_market_calendars as mcal  # type: ignore[import-untyped]
+def _calendar(name: str) -> MarketCalendar:
+    import pandas_market_calendars as mcal
 
     if name not in CALENDARS and name not in mcal.get_calendar_names():
         raise CalendarError(f"unknown exchange calendar '{name}'; allowed: {allowed_list(CALENDARS)}")
@@ -172,6 +173,20 @@ def trading_date_expr(ts: pl.Expr, sched: pl.DataFrame) -> pl.Expr:
     return pl.when((idx >= 0) & (ts < close)).then(date).otherwise(None)
 
 
+def as_datetime(value: object, what: str) -> dt.datetime:
+    """``value`` (a Polars aggregate such as ``min()`` of a timestamp column) as a datetime; a
+    QueryError naming ``what`` when it is none (an empty or all-null column)."""
+    if not isinstance(value, dt.datetime):
+        raise QueryError(f"no {what} timestamp to work from (got {value!r})")
+    return value
+
+
+@overload
+def with_trading_date(frame: pl.DataFrame, ts_col: str, sched: pl.DataFrame, *,
+                      bounds: bool = False) -> pl.DataFrame: ...
+@overload
+def with_trading_date(frame: pl.LazyFrame, ts_col: str, sched: pl.DataFrame, *,
+                      bounds: bool = False) -> pl.LazyFrame: ...
 def with_trading_date(frame: pl.DataFrame | pl.LazyFrame, ts_col: str, sched: pl.DataFrame, *,
                       bounds: bool = False) -> pl.DataFrame | pl.LazyFrame:
     """``frame`` with a ``trading_date`` column for its UTC timestamp column ``ts_col`` (null outside
@@ -180,13 +195,13 @@ def with_trading_date(frame: pl.DataFrame | pl.LazyFrame, ts_col: str, sched: pl
     import polars as pl
 
     frame = frame.with_columns(trading_date_expr(pl.col(ts_col), sched).alias("trading_date"))
-    if not bounds:
-        return frame
-    names = {"open": "session_open", "close": "session_close"}
-    if isinstance(frame, pl.LazyFrame):
-        return frame.join(sched.lazy(), on="trading_date", how="left", maintain_order="left").rename(names) \
-            .drop("early_close")
-    return frame.join(sched, on="trading_date", how="left", maintain_order="left").rename(names).drop("early_close")
+    if bounds:
+        if isinstance(frame, pl.LazyFrame):
+            frame = frame.join(sched.lazy(), on="trading_date", how="left", maintain_order="left")
+        else:
+            frame = frame.join(sched, on="trading_date", how="left", maintain_order="left")
+        frame = frame.rename({"open": "session_open", "close": "session_close"}).drop("early_close")
+    return frame
 
 
 def day_kinds(calendar: str, first: dt.date, last: dt.date) -> dict[dt.date, tuple[bool, bool]]:

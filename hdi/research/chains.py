@@ -18,20 +18,22 @@ published); everything is read with one aggregate query, so a chain of a decade 
 from __future__ import annotations
 
 import datetime as dt
-import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from hdi.errors import QueryError
 
-CHAIN_SCHEMA: dict[str, Any] = {
-    "dataset": pl.String, "root": pl.String, "instrument_id": pl.Int64, "contract": pl.String,
-    "expiration": pl.Datetime("ns", "UTC"), "last_trade_date": pl.Date, "min_price_increment": pl.Float64,
-    "contract_multiplier": pl.Float64, "unit_of_measure": pl.String, "unit_of_measure_qty": pl.Float64,
+if TYPE_CHECKING:
+    from hdi.store.base import Store
+
+CHAIN_SCHEMA = pl.Schema({
+    "dataset": pl.String(), "root": pl.String(), "instrument_id": pl.Int64(), "contract": pl.String(),
+    "expiration": pl.Datetime("ns", "UTC"), "last_trade_date": pl.Date(), "min_price_increment": pl.Float64(),
+    "contract_multiplier": pl.Float64(), "unit_of_measure": pl.String(), "unit_of_measure_qty": pl.Float64(),
     "known_since_ts": pl.Datetime("ns", "UTC"), "expiration_known_ts": pl.Datetime("ns", "UTC"),
     "last_seen_ts": pl.Datetime("ns", "UTC"),
-}
+})
 
 _SQL = (
     'SELECT "dataset", "instrument_id", "raw_symbol", "expiration", '
@@ -85,7 +87,7 @@ _PROBE = 'SELECT COUNT(*) AS "n", MAX("ts_recv_ns") AS "m" FROM "instruments" WH
 _CACHE: dict[tuple[str, str, str, int | None], tuple[tuple[Any, ...], pl.DataFrame]] = {}
 
 
-def chain_from(st: Any, root: str, dataset: str, as_of: int | None = None) -> pl.DataFrame:
+def chain_from(st: Store, root: str, dataset: str, as_of: int | None = None) -> pl.DataFrame:
     """:func:`contract_chain` on an open store (``as_of`` in ns since the epoch).
 
     Kept per process and store while the root's definitions are unchanged (their count and latest
@@ -105,8 +107,8 @@ def chain_from(st: Any, root: str, dataset: str, as_of: int | None = None) -> pl
     return out
 
 
-def _chain(st: Any, root: str, dataset: str, as_of: int | None, rows: pl.DataFrame) -> pl.DataFrame:
-    from hdi.research.calendars import calendar_for, schedule
+def _chain(st: Store, root: str, dataset: str, as_of: int | None, rows: pl.DataFrame) -> pl.DataFrame:
+    from hdi.research.calendars import as_datetime, calendar_for, schedule
 
     if rows.height == 0:
         raise QueryError(f"no {root} futures definitions are stored for dataset {dataset}; load the chain "
@@ -125,15 +127,16 @@ def _chain(st: Any, root: str, dataset: str, as_of: int | None, rows: pl.DataFra
     exp_known = (rows.join(per.select("instrument_id", "expiration"), on=["instrument_id", "expiration"])
                  .group_by("instrument_id").agg(pl.col("first_ts").min().alias("expiration_known_ts")))
     per = per.join(exp_known, on="instrument_id", how="left")
-    first = ts_of(per.get_column("expiration").min()).date() - dt.timedelta(days=10)
-    last = ts_of(per.get_column("expiration").max()).date() + dt.timedelta(days=10)
+    expirations = per.get_column("expiration")
+    first = as_datetime(expirations.min(), "expiration").date() - dt.timedelta(days=10)
+    last = as_datetime(expirations.max(), "expiration").date() + dt.timedelta(days=10)
     sched = schedule(calendar_for(dataset, root), first, last)
     return (per.with_columns(
         pl.lit(root).alias("root"),
         pl.col("raw_symbol").alias("contract"),
         last_trade_date_expr(pl.col("expiration"), sched).alias("last_trade_date"),
         pl.coalesce(pl.col("contract_multiplier"), pl.col("unit_of_measure_qty")).alias("contract_multiplier"),
-    ).select(list(CHAIN_SCHEMA)).cast(typing.cast(Any, CHAIN_SCHEMA)).sort("expiration", "instrument_id"))
+    ).select(list(CHAIN_SCHEMA)).cast(CHAIN_SCHEMA).sort("expiration", "instrument_id"))
 
 
 def last_trade_date_expr(ts: pl.Expr, sched: pl.DataFrame) -> pl.Expr:

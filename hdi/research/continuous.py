@@ -23,13 +23,15 @@ and ``roll`` true on the first bar of each contract after a roll.
 from __future__ import annotations
 
 import datetime as dt
-import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from hdi.errors import QueryError, allowed_list, did_you_mean
-from hdi.research.chains import ts_of
+from hdi.research.calendars import as_datetime
+
+if TYPE_CHECKING:
+    from hdi.store.base import Store
 
 ADJUSTMENTS = ("none", "difference", "ratio")
 DIRECTIONS = ("backward", "forward")
@@ -37,12 +39,12 @@ PRICES = ("open_price", "high_price", "low_price", "close_price")
 _TS = pl.Datetime("ns", "UTC")
 _LOOKBACK = {"1s": dt.timedelta(days=3), "1m": dt.timedelta(days=5), "5m": dt.timedelta(days=5),
              "15m": dt.timedelta(days=5), "1h": dt.timedelta(days=7), "1d": dt.timedelta(days=14)}
-OUT_SCHEMA: dict[str, Any] = {
-    "dataset": pl.String, "root": pl.String, "contract": pl.String, "instrument_id": pl.Int64,
-    "granularity": pl.String, "bar_timestamp_utc": _TS, "trading_date": pl.Date,
-    **dict.fromkeys(PRICES, pl.Float64), "volume": pl.Int64,
-    **{f"{p}_unadjusted": pl.Float64 for p in PRICES}, "adjustment": pl.Float64, "roll": pl.Boolean,
-}
+OUT_SCHEMA = pl.Schema({
+    "dataset": pl.String(), "root": pl.String(), "contract": pl.String(), "instrument_id": pl.Int64(),
+    "granularity": pl.String(), "bar_timestamp_utc": _TS, "trading_date": pl.Date(),
+    **dict.fromkeys(PRICES, pl.Float64()), "volume": pl.Int64(),
+    **{f"{p}_unadjusted": pl.Float64() for p in PRICES}, "adjustment": pl.Float64(), "roll": pl.Boolean(),
+})
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -164,10 +166,10 @@ def _assemble(root: str, chain: pl.DataFrame, seg: pl.DataFrame, bars: pl.DataFr
     ).with_columns(adj)
     out = _trading_dates(out, dataset, root)
     return (out.with_columns(pl.lit(root).alias("root"), pl.lit(dataset).alias("dataset"), pl.lit(g).alias("granularity"))
-            .select(list(OUT_SCHEMA)).cast(typing.cast(Any, OUT_SCHEMA)))
+            .select(list(OUT_SCHEMA)).cast(OUT_SCHEMA))
 
 
-def _fetch(st: Any, dataset: str, g: str, seg: pl.DataFrame, back: dt.timedelta) -> pl.DataFrame:
+def _fetch(st: Store, dataset: str, g: str, seg: pl.DataFrame, back: dt.timedelta) -> pl.DataFrame:
     """The bars of each segment's contract over [its start - back, its end).
 
     DuckDB: one query by instrument list and time range (a window per contract would cost an OR term
@@ -185,8 +187,9 @@ def _fetch(st: Any, dataset: str, g: str, seg: pl.DataFrame, back: dt.timedelta)
         no_bound = pl.lit(None, _TS)
         sel = seg.select(pl.lit(dataset).alias("dataset"), "instrument_id").unique().with_columns(from_ts=no_bound,
                                                                                                    to_ts=no_bound)
-        rows = st.select("ohlcv", start=ts_of(seg.get_column("from_ts").min()) - back,
-                         end=ts_of(seg.get_column("to_ts").max()),
+        hi = seg.get_column("to_ts").max()  # a datetime, or None: no end bound
+        rows = st.select("ohlcv", start=as_datetime(seg.get_column("from_ts").min(), "segment start") - back,
+                         end=hi if isinstance(hi, dt.datetime) else None,
                          selections=sel, equals={"granularity": g}, columns=cols)
     rows = rows.with_columns(pl.col(list(PRICES)).cast(pl.Float64))
     t = pl.col("bar_timestamp_utc")
@@ -207,14 +210,14 @@ def _session_opens(dataset: str, root: str, s: dt.datetime, e: dt.datetime) -> t
     return open_of(s.date()), open_of(e.date())
 
 
-def _session_fetch(st: Any, dataset: str, seg: pl.DataFrame, chain: pl.DataFrame, back: dt.timedelta,
+def _session_fetch(st: Store, dataset: str, seg: pl.DataFrame, chain: pl.DataFrame, back: dt.timedelta,
                    kind: str) -> pl.DataFrame:
     """Trading-day bars of the segments' contracts (from their stored 1m bars), labelled by session open."""
     from hdi.research.sessions import session_bars
 
     names = chain.filter(pl.col("instrument_id").is_in(seg.get_column("instrument_id").implode()))
-    lo = ts_of(seg.get_column("from_ts").min()) - back
-    hi = ts_of(seg.get_column("to_ts").max()) + dt.timedelta(days=1)
+    lo = as_datetime(seg.get_column("from_ts").min(), "segment start") - back
+    hi = as_datetime(seg.get_column("to_ts").max(), "segment end") + dt.timedelta(days=1)
     got = session_bars(st, names.get_column("contract").to_list(), lo.date(), hi.date(), dataset=dataset,
                        session=kind)
     rows = (got.filter(pl.col("dataset") == dataset)
@@ -226,7 +229,7 @@ def _session_fetch(st: Any, dataset: str, seg: pl.DataFrame, chain: pl.DataFrame
             .drop("_lo", "_hi").unique(["instrument_id", "bar_timestamp_utc"]).sort("bar_timestamp_utc"))
 
 
-def _windows_join(st: Any, dataset: str, g: str, seg: pl.DataFrame, back: dt.timedelta) -> pl.DataFrame:
+def _windows_join(st: Store, dataset: str, g: str, seg: pl.DataFrame, back: dt.timedelta) -> pl.DataFrame:
     from hdi._tables import OHLCV
     from hdi.store.frames import normalise
 
@@ -287,6 +290,7 @@ def _trading_dates(frame: pl.DataFrame, dataset: str, root: str) -> pl.DataFrame
 
     if frame.height == 0:
         return frame.with_columns(pl.lit(None, pl.Date).alias("trading_date"))
-    lo, hi = ts_of(frame.get_column("bar_timestamp_utc").min()), ts_of(frame.get_column("bar_timestamp_utc").max())
+    ts = frame.get_column("bar_timestamp_utc")
+    lo, hi = as_datetime(ts.min(), "bar"), as_datetime(ts.max(), "bar")
     sched = schedule(calendar_for(dataset, root), lo.date() - dt.timedelta(days=1), hi.date() + dt.timedelta(days=7))
-    return with_trading_date(frame, "bar_timestamp_utc", sched)  # type: ignore[return-value]
+    return with_trading_date(frame, "bar_timestamp_utc", sched)

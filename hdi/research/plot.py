@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
 from hdi.errors import OutputError, QueryError
 
 
-def _pyplot() -> Any:  # matplotlib.pyplot, optional
+def _use_agg() -> None:
+    """Select matplotlib's file-only backend before pyplot loads (matplotlib is optional)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot  # noqa: F401 - fails here, with the hint below, when matplotlib is absent
     except ImportError:
         raise OutputError("a picture needs matplotlib, which is not installed: pip install 'hdi[plot]'") from None
-    return plt
 
 
 def plot_continuous(frame: pl.DataFrame, path: str | Path, *, title: str | None = None, force: bool = False,
@@ -47,7 +46,9 @@ def plot_continuous(frame: pl.DataFrame, path: str | Path, *, title: str | None 
     if frame.height == 0:
         raise QueryError("nothing to plot: the continuous series is empty for that range")
     check_target(path, force=force, protect=protect)
-    plt = _pyplot()
+    _use_agg()
+    import matplotlib.pyplot as plt
+
     t = frame.get_column("bar_timestamp_utc").dt.replace_time_zone(None).to_list()
     fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)
     ax.plot(t, frame.get_column("close_price_unadjusted").to_list(), color="#9a9a9a", lw=1.2,

@@ -27,22 +27,49 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import polars as pl
 
 from hdi.errors import QueryError, allowed_list, did_you_mean
+from hdi.research.calendars import as_datetime
+
+if TYPE_CHECKING:
+    from hdi.store.base import Store
 
 RULES = ("calendar", "volume", "open_interest")
 STAT_TYPE = {"volume": 6, "open_interest": 9}  # CLEARED_VOLUME, OPEN_INTEREST
 FIGURE = {"volume": "cleared volume", "open_interest": "open interest"}
 MAX_DAYS_BEFORE_EXPIRY = 60
 _TS = pl.Datetime("ns", "UTC")
-ROLL_SCHEMA: dict[str, Any] = {
-    "dataset": pl.String, "root": pl.String, "rule": pl.String, "parameters": pl.String,
-    "trading_date": pl.Date, "effective_ts": _TS, "from_contract": pl.String, "from_instrument_id": pl.Int64,
-    "to_contract": pl.String, "to_instrument_id": pl.Int64, "decided_by_ts": _TS, "decided_by": pl.String,
-}
+ROLL_SCHEMA = pl.Schema({
+    "dataset": pl.String(), "root": pl.String(), "rule": pl.String(), "parameters": pl.String(),
+    "trading_date": pl.Date(), "effective_ts": _TS, "from_contract": pl.String(), "from_instrument_id": pl.Int64(),
+    "to_contract": pl.String(), "to_instrument_id": pl.Int64(), "decided_by_ts": _TS, "decided_by": pl.String(),
+})
+
+
+class Contract(TypedDict):
+    """One row of a chain (:data:`hdi.research.chains.CHAIN_SCHEMA`) as the roll rules read it: its
+    timestamps as ns since the epoch."""
+
+    dataset: str
+    root: str
+    instrument_id: int
+    contract: str
+    expiration: int
+    last_trade_date: dt.date
+    min_price_increment: float | None
+    contract_multiplier: float | None
+    unit_of_measure: str | None
+    unit_of_measure_qty: float | None
+    known_since_ts: int
+    expiration_known_ts: int
+    last_seen_ts: dt.datetime
+
+
+# (trading date, effective ns, from contract, from id, to contract, to id, decided-by ns, why)
+RollRow = tuple[dt.date, int, str, int, str, int, int, str]
 
 
 def check_rule(rule: str, days_before_expiry: int) -> tuple[str, int]:
@@ -85,14 +112,13 @@ class Sessions:
 
 def _sessions(dataset: str, root: str, chain: pl.DataFrame) -> Sessions:
     from hdi.research.calendars import calendar_for, schedule
-    from hdi.research.chains import ts_of
 
-    first = ts_of(chain.get_column("known_since_ts").min()).date() - dt.timedelta(days=7)
-    last = ts_of(chain.get_column("expiration").max()).date() + dt.timedelta(days=7)
+    first = as_datetime(chain.get_column("known_since_ts").min(), "contract definition").date() - dt.timedelta(days=7)
+    last = as_datetime(chain.get_column("expiration").max(), "expiration").date() + dt.timedelta(days=7)
     return Sessions(schedule(calendar_for(dataset, root), first, last))
 
 
-def roll_schedule(st: Any, root: str, rule: str = "calendar", days_before_expiry: int = 0,
+def roll_schedule(st: Store, root: str, rule: str = "calendar", days_before_expiry: int = 0,
                   dataset: str = "GLBX.MDP3", *, chain: pl.DataFrame | None = None,
                   as_of: int | None = None) -> pl.DataFrame:
     """Every roll of ``root`` under ``rule`` that the stored data supports (see the module docstring),
@@ -103,9 +129,11 @@ def roll_schedule(st: Any, root: str, rule: str = "calendar", days_before_expiry
     rule, n = check_rule(rule, days_before_expiry)
     chain = chain if chain is not None else chain_from(st, root, dataset, as_of)
     sess = _sessions(dataset, root, chain)
-    horizon = chain.get_column("last_seen_ts").max()  # no roll after the day of the latest stored definition
+    # no roll after the day of the latest stored definition
+    horizon = as_datetime(chain.get_column("last_seen_ts").max(), "contract definition")
     ns_cols = ("expiration", "known_since_ts", "expiration_known_ts")
-    contracts = chain.with_columns(pl.col(c).dt.epoch("ns") for c in ns_cols).to_dicts()
+    # to_dicts() types its rows dict[str, Any]; their columns are the chain's, the ns_cols as integers
+    contracts = cast("list[Contract]", chain.with_columns(pl.col(c).dt.epoch("ns") for c in ns_cols).to_dicts())
     if rule == "calendar":
         rows = _calendar(contracts, sess, n)
     else:
@@ -119,14 +147,13 @@ def roll_schedule(st: Any, root: str, rule: str = "calendar", days_before_expiry
                             parameters=pl.lit(parameters(rule, n))).select(list(ROLL_SCHEMA)).sort("trading_date")
 
 
-def _row(sess: Sessions, i: int, cur: dict[str, Any], nxt: dict[str, Any], decided_ns: int,
-         why: str) -> tuple[Any, ...]:
+def _row(sess: Sessions, i: int, cur: Contract, nxt: Contract, decided_ns: int, why: str) -> RollRow:
     return (sess.dates[i], sess.opens[i], cur["contract"], cur["instrument_id"], nxt["contract"],
             nxt["instrument_id"], decided_ns, why)
 
 
-def _calendar(contracts: list[dict[str, Any]], sess: Sessions, n: int) -> list[tuple[Any, ...]]:
-    rows: list[tuple[Any, ...]] = []
+def _calendar(contracts: list[Contract], sess: Sessions, n: int) -> list[RollRow]:
+    rows: list[RollRow] = []
     prev = -1
     for cur, nxt in zip(contracts, contracts[1:], strict=False):
         ltd = sess.at_or_before(cur["last_trade_date"])
@@ -143,7 +170,7 @@ def _calendar(contracts: list[dict[str, Any]], sess: Sessions, n: int) -> list[t
     return rows
 
 
-def _figures(st: Any, dataset: str, rule: str, ids: Sequence[int]) -> pl.DataFrame:
+def _figures(st: Store, dataset: str, rule: str, ids: Sequence[int]) -> pl.DataFrame:
     """Every publication of the rule's statistic for the chain's contracts, by ts_recv."""
     if not st.has_table("statistics") or not ids:
         return pl.DataFrame()
@@ -155,8 +182,8 @@ def _figures(st: Any, dataset: str, rule: str, ids: Sequence[int]) -> pl.DataFra
     return out
 
 
-def _by_figures(st: Any, dataset: str, root: str, rule: str, contracts: list[dict[str, Any]], sess: Sessions,
-                as_of: int | None) -> list[tuple[Any, ...]]:
+def _by_figures(st: Store, dataset: str, root: str, rule: str, contracts: list[Contract], sess: Sessions,
+                as_of: int | None) -> list[RollRow]:
     figs = _figures(st, dataset, rule, [c["instrument_id"] for c in contracts])
     if as_of is not None and figs.height:
         figs = figs.filter(pl.col("ts_recv_ns") < as_of)
@@ -172,7 +199,7 @@ def _by_figures(st: Any, dataset: str, root: str, rule: str, contracts: list[dic
     end = min(sess.first_open_after(int(recs[-1][3])) + 1, len(sess.dates))
     # the first contract: the nearest one not past its last trade date on the first decidable day
     cur = next((k for k, c in enumerate(contracts) if ltd_idx[k] >= start), None)
-    rows: list[tuple[Any, ...]] = []
+    rows: list[RollRow] = []
     p = 0
     for i in range(start, end):
         if cur is None or cur + 1 >= len(contracts):
@@ -210,7 +237,7 @@ def _by_figures(st: Any, dataset: str, root: str, rule: str, contracts: list[dic
     return rows
 
 
-def save_rolls(st: Any, rolls: pl.DataFrame) -> None:
+def save_rolls(st: Store, rolls: pl.DataFrame) -> None:
     """Store a computed schedule; rows of an earlier computation of the same schedule stop being current."""
     if rolls.height == 0:
         return
@@ -221,7 +248,7 @@ def save_rolls(st: Any, rolls: pl.DataFrame) -> None:
                   on_conflict="update")
 
 
-def stored_rolls(st: Any, root: str, rule: str, days_before_expiry: int = 0,
+def stored_rolls(st: Store, root: str, rule: str, days_before_expiry: int = 0,
                  dataset: str = "GLBX.MDP3") -> pl.DataFrame:
     """The current stored schedule (its latest computation) of (dataset, root, rule, parameters)."""
     rule, n = check_rule(rule, days_before_expiry)

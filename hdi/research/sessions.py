@@ -25,15 +25,18 @@ import datetime as dt
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from hdi._prices import fixed_to_decimal
 from hdi._tables import OHLCV
 from hdi.errors import QueryError, allowed_list
-from hdi.research.calendars import calendar_for, schedule, trading_date_expr
+from hdi.research.calendars import as_datetime, calendar_for, schedule, trading_date_expr
 from hdi.store.base import Store
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 SESSIONS = ("utc", "exchange", "extended")
 INTRADAY = {"5m": 5, "15m": 15, "1h": 60}
@@ -113,7 +116,8 @@ def _buckets(st: Store, windows: pl.DataFrame, minutes: int) -> pl.DataFrame:
     """The selected 1m bars aggregated in the store into ``minutes`` buckets per instrument: max high,
     min low, volume, first and last bar time. (Open and close come from :func:`_edges`: first/last
     aggregates cost more than the whole scan.)"""
-    schema: dict[str, Any] = {"dataset": pl.String, "instrument_id": pl.Int64, "first_ts": UTC_NS, "last_ts": UTC_NS,
+    schema: dict[str, PolarsDataType] = {"dataset": pl.String, "instrument_id": pl.Int64, "first_ts": UTC_NS,
+                                         "last_ts": UTC_NS,
               "high_price": pl.Int64, "low_price": pl.Int64, "volume": pl.Int64}
     if windows.height == 0 or not st.has_table(OHLCV.name):
         return pl.DataFrame(schema=schema)
@@ -155,11 +159,13 @@ BAR_COLUMNS = ["symbol", "raw_symbol", "trading_date", "session_open", "session_
                "instrument_id", *PRICES, "volume"]
 
 
-_CACHE: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], pl.DataFrame]] = OrderedDict()
+# (store url, symbols, dataset, start, end, session, prices) -> (ledger fingerprint, bars)
+_CacheKey = tuple[str, tuple[str, ...], str | None, str, str, str, str]
+_CACHE: OrderedDict[_CacheKey, tuple[tuple[object, ...], pl.DataFrame]] = OrderedDict()
 _CACHE_SIZE = 64
 
 
-def _fingerprint(st: Store) -> tuple[Any, ...]:
+def _fingerprint(st: Store) -> tuple[object, ...]:
     """What changes whenever a bar is written: every write of the ohlcv table is a done chunk of the
     ledger (``ingest_chunks``, updated in the same transaction as its rows) or a quarantine replay."""
     out: list[Any] = []
@@ -178,7 +184,7 @@ def session_bars(st: Store, symbols: list[str], start: object, end: object, *, d
     The result is materialised in memory per (store, symbols, range, session, prices) and reused until
     the store's ledger shows a new write of the ohlcv table (:func:`_fingerprint`), so repeated reads
     (a backtest, a notebook) cost one ledger query."""
-    key = (st.url, tuple(symbols), dataset, str(start), str(end), session, prices)
+    key: _CacheKey = (st.url, tuple(symbols), dataset, str(start), str(end), session, prices)
     if cache:
         fp = _fingerprint(st)
         hit = _CACHE.get(key)
@@ -222,12 +228,12 @@ def _session_bars(st: Store, symbols: list[str], start: object, end: object, *, 
         if w.height == 0 or buckets.height == 0:
             continue
         # a bucket never straddles a session bound (bounds lie on bucket edges): its first bar dates it
-        bk = (buckets.lazy().join(w.lazy().rename({"dataset": "_ds"}), on="instrument_id", how="inner")
+        hits = (buckets.lazy().join(w.lazy().rename({"dataset": "_ds"}), on="instrument_id", how="inner")
              .filter((pl.col("_ds").is_null() | (pl.col("_ds") == pl.col("dataset")))
                      & (pl.col("first_ts") >= pl.col("from_ts")) & (pl.col("first_ts") < pl.col("to_ts")))
              .with_columns(trading_date_expr(pl.col("first_ts"), sched).alias("trading_date"))
              .drop_nulls("trading_date"))
-        agg = bk.group_by("symbol", "dataset", "instrument_id", "trading_date").agg(
+        agg = hits.group_by("symbol", "dataset", "instrument_id", "trading_date").agg(
             pl.col("high_price").max(), pl.col("low_price").min(), pl.col("volume").sum(),
             pl.col("first_ts").min().alias("_t"), pl.col("last_ts").max().alias("_last"))
         parts.append(agg.join(sched.lazy().rename({"open": "session_open", "close": "session_close"}),
@@ -239,13 +245,13 @@ def _session_bars(st: Store, symbols: list[str], start: object, end: object, *, 
     edges = _edges(st, edge_rows) if out.height else edge_rows.with_columns(
         open_price=pl.lit(None, pl.Int64), close_price=pl.lit(None, pl.Int64))
     key = ["dataset", "instrument_id"]
-    lazy = (out.lazy()
-            .join(edges.lazy().select(*key, pl.col("ts").alias("_t"), "open_price"), on=[*key, "_t"], how="left")
-            .join(edges.lazy().select(*key, pl.col("ts").alias("_last"), "close_price"), on=[*key, "_last"],
-                  how="left"))
+    joined = (out.lazy()
+              .join(edges.lazy().select(*key, pl.col("ts").alias("_t"), "open_price"), on=[*key, "_t"], how="left")
+              .join(edges.lazy().select(*key, pl.col("ts").alias("_last"), "close_price"), on=[*key, "_last"],
+                    how="left"))
     ids = win.get_column("instrument_id").to_list()
-    lazy = with_raw_symbols(st, lazy, "_t", ids).select(BAR_COLUMNS).sort("symbol", "trading_date", "instrument_id")
-    return _prices(lazy.collect(), prices)
+    bars = with_raw_symbols(st, joined, "_t", ids).select(BAR_COLUMNS).sort("symbol", "trading_date", "instrument_id")
+    return _prices(bars.collect(), prices)
 
 
 def _empty(prices: str) -> pl.DataFrame:
@@ -280,8 +286,8 @@ def anchored(bars_1m: pl.DataFrame, granularity: str, scheds: dict[str, pl.DataF
             pl.col("close_price").last(), pl.col("volume").sum(), pl.col("publisher_id").first(),
         ).rename({"_start": "bar_timestamp_utc"}).with_columns(pl.lit(granularity).alias("granularity")))
     if not parts:
-        schema: dict[str, pl.DataType] = {**{c: bars_1m.schema[c] for c in INTRADAY_COLUMNS if c in bars_1m.columns},
-                                          "trading_date": pl.Date(), "granularity": pl.String()}
+        schema: dict[str, PolarsDataType] = {**{c: bars_1m.schema[c] for c in INTRADAY_COLUMNS if c in bars_1m.columns},
+                  "trading_date": pl.Date, "granularity": pl.String}
         return pl.DataFrame(schema=schema).select(INTRADAY_COLUMNS)
     return pl.concat(parts).select(INTRADAY_COLUMNS).sort("symbol", "bar_timestamp_utc", "instrument_id").collect()
 
@@ -300,8 +306,8 @@ def session_intraday(store: str | None, symbols: list[str], start: object, end: 
     hi = dt.datetime.combine(max(d1, d0) + _DAY, dt.time(0), dt.UTC)
     with st.session():
         scheds = _schedules(resolve(st, symbols, lo, hi, dataset), d0, d1, extended)
-    opens: list[Any] = [s["open"].min() for s in scheds.values() if s.height]
-    closes: list[Any] = [s["close"].max() for s in scheds.values() if s.height]
+    opens = [as_datetime(s["open"].min(), "session open") for s in scheds.values() if s.height]
+    closes = [as_datetime(s["close"].max(), "session close") for s in scheds.values() if s.height]
     if not opens:
         a = b = lo
     else:

@@ -22,7 +22,6 @@ with ``settlement_final``. Before the first publication every column is null, so
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import polars as pl
 
@@ -34,11 +33,11 @@ DELETE = 2
 UTC_NS = pl.Datetime("ns", "UTC")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 KEY = ["dataset", "instrument_id", "trading_date"]
-STAT_COLUMNS: dict[str, Any] = {
-    "settlement_price": pl.Decimal(19, 9), "settlement_final": pl.Boolean, "settlement_known_at": UTC_NS,
-    "cleared_volume": pl.Int64, "cleared_volume_known_at": UTC_NS,
-    "open_interest": pl.Int64, "open_interest_known_at": UTC_NS,
-}
+STAT_COLUMNS = pl.Schema({
+    "settlement_price": pl.Decimal(19, 9), "settlement_final": pl.Boolean(), "settlement_known_at": UTC_NS,
+    "cleared_volume": pl.Int64(), "cleared_volume_known_at": UTC_NS,
+    "open_interest": pl.Int64(), "open_interest_known_at": UTC_NS,
+})
 
 
 def _publications(st: Store, ids: list[int], d0: dt.date, d1: dt.date, as_of: dt.datetime | None) -> pl.DataFrame:

@@ -52,7 +52,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import polars as pl
@@ -65,6 +65,9 @@ from hdi.store.frames import time_bounds
 from hdi.store.ledger import LEDGER_TABLES, ChunkRecord, RunRecord
 from hdi.store.migrate import MIGRATIONS_TABLE
 from hdi.store.schema import ALL_TABLES, SCHEMA_VERSION, conform
+
+if TYPE_CHECKING:
+    from pyiceberg.expressions import BooleanExpression
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +177,8 @@ def to_lake(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
     """A validated frame in the lake's column types (µs timestamps, int32 for int16), sorted by
     instrument and time (the tables' sort order)."""
     out = conform(frame, table, backend="timescale")  # timestamps as µs, integers cast strictly
-    casts = {c.name: pl.Int32 for c in table.columns if c.type is ColType.I16}
     order = [c for c in ("instrument_id", table.time_column, "ts_recv_ns", "rec_ordinal") if c in table.names]
-    return out.cast(casts).sort(order)
+    return out.cast({c.name: pl.Int32 for c in table.columns if c.type is ColType.I16}).sort(order)
 
 
 # --------------------------------------------------------------------------- SQLite ledger
@@ -203,7 +205,7 @@ def _to_sql_value(value: Any, ct: ColType) -> Any:
     return value
 
 
-def _sql_frame(rows: list[tuple], table: Table, columns: Sequence[str]) -> pl.DataFrame:
+def _sql_frame(rows: list[tuple[Any, ...]], table: Table, columns: Sequence[str]) -> pl.DataFrame:
     """SQLite rows -> a frame with the table's Polars types."""
     raw_types = {ColType.TEXT: pl.String, ColType.F64: pl.Float64, ColType.PRICE: pl.String, ColType.STAT: pl.String}
     schema = {c: raw_types.get(table.column(c).type, pl.Int64) for c in columns}
@@ -487,7 +489,7 @@ class IcebergStore(Store):
             return False
 
     # -- reads --------------------------------------------------------------------------------
-    def select(self, table: str, **kw: Any) -> pl.DataFrame:  # type: ignore[override]
+    def select(self, table: str, **kw: Any) -> pl.DataFrame:
         if table in LAKE_TABLES:
             self._hint.filter = (table, _scan_filter(LAKE_TABLES[table], kw.get("start"), kw.get("end"),
                                                      kw.get("selections"), kw.get("equals")))
@@ -595,6 +597,16 @@ def _filesystem(tbl: Any, paths: list[str]) -> tuple[Any, list[str]]:
     return io.fs_by_scheme(scheme, netloc), [PyArrowFileIO.parse_location(p)[2] for p in paths]
 
 
+def _parquet_frame(path: str, columns: list[str] | None, fs: Any) -> pl.DataFrame:
+    """One Parquet data file (or the given columns of it) as a frame."""
+    import pyarrow.parquet as pq
+
+    frame = pl.from_arrow(pq.read_table(path, columns=columns, filesystem=fs))
+    if not isinstance(frame, pl.DataFrame):  # an Arrow table always converts to a frame
+        raise StoreError(f"lake data file '{path}' did not read as a table")
+    return frame
+
+
 def _lit_ts(v: Any) -> Any:
     """A bound for a timestamptz column, as µs since the epoch (what pyiceberg compares)."""
     if isinstance(v, dt.datetime):
@@ -606,46 +618,83 @@ def _lit_ts(v: Any) -> Any:
     return v
 
 
+# pyiceberg's predicates are pydantic models: type checkers see the declared fields (term, value /
+# values) as the constructor, so they are built by keyword (equal to the positional form at run time).
+def _ge(name: str, value: Any) -> BooleanExpression:
+    from pyiceberg.expressions import GreaterThanOrEqual, Reference
+    from pyiceberg.expressions.literals import literal
+
+    return GreaterThanOrEqual(term=Reference(name), value=literal(value))
+
+
+def _lt(name: str, value: Any) -> BooleanExpression:
+    from pyiceberg.expressions import LessThan, Reference
+    from pyiceberg.expressions.literals import literal
+
+    return LessThan(term=Reference(name), value=literal(value))
+
+
+def _le(name: str, value: Any) -> BooleanExpression:
+    from pyiceberg.expressions import LessThanOrEqual, Reference
+    from pyiceberg.expressions.literals import literal
+
+    return LessThanOrEqual(term=Reference(name), value=literal(value))
+
+
+def _eq(name: str, value: Any) -> BooleanExpression:
+    from pyiceberg.expressions import EqualTo, Reference
+    from pyiceberg.expressions.literals import literal
+
+    return EqualTo(term=Reference(name), value=literal(value))
+
+
+def _in(name: str, values: Sequence[int]) -> BooleanExpression:
+    from pyiceberg.expressions import In, Reference
+    from pyiceberg.expressions.literals import literal
+
+    return In(term=Reference(name), values={literal(v) for v in values})
+
+
 def _scan_filter(table: Table, start: Any, end: Any, selections: pl.DataFrame | None,
-                 equals: dict[str, Any] | None) -> Any:
+                 equals: dict[str, Any] | None) -> BooleanExpression:
     """A pyiceberg row filter selecting a superset of what :meth:`Store.select` returns: the time
     range, the instruments and the equalities; the SQL then filters exactly."""
-    from pyiceberg.expressions import AlwaysTrue, And, EqualTo, GreaterThanOrEqual, In, LessThan
+    from pyiceberg.expressions import AlwaysTrue, And
 
     tc = table.time_column
-    expr: Any = AlwaysTrue()
+    expr: BooleanExpression = AlwaysTrue()
     if start is not None:
-        expr = And(expr, GreaterThanOrEqual(tc, _lit_ts(start)))
+        expr = And(expr, _ge(tc, _lit_ts(start)))
     if end is not None:
-        expr = And(expr, LessThan(tc, _lit_ts(end)))
+        expr = And(expr, _lt(tc, _lit_ts(end)))
     for c, v in (equals or {}).items():
         if v is not None:
-            expr = And(expr, EqualTo(c, v))
+            expr = And(expr, _eq(c, v))
     if selections is not None and selections.height:
         ids = sorted({int(i) for i in selections.get_column("instrument_id").to_list()})
-        expr = And(expr, In("instrument_id", ids) if len(ids) > 1 else EqualTo("instrument_id", ids[0]))
+        expr = And(expr, _in("instrument_id", ids) if len(ids) > 1 else _eq("instrument_id", ids[0]))
         lo, hi = selections.get_column("from_ts"), selections.get_column("to_ts")
         if lo.null_count() == 0 and start is None:
-            expr = And(expr, GreaterThanOrEqual(tc, _lit_ts(lo.min())))
+            expr = And(expr, _ge(tc, _lit_ts(lo.min())))
         if hi.null_count() == 0 and end is None:
-            expr = And(expr, LessThan(tc, _lit_ts(hi.max()) + 1))
+            expr = And(expr, _lt(tc, _lit_ts(hi.max()) + 1))
     return expr
 
 
-def _range_filter(table: Table, frame: pl.DataFrame) -> Any:
+def _range_filter(table: Table, frame: pl.DataFrame) -> BooleanExpression:
     """The batch's key range (as ``overlap_probe``): time range, instrument range and every text
     key column holding one value."""
-    from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan, LessThanOrEqual
+    from pyiceberg.expressions import And
 
     tc = table.time_column
     lo, hi = time_bounds(frame, tc)
-    expr: Any = And(GreaterThanOrEqual(tc, _lit_ts(lo)), LessThan(tc, _lit_ts(hi)))
+    expr: BooleanExpression = And(_ge(tc, _lit_ts(lo)), _lt(tc, _lit_ts(hi)))
     if "instrument_id" in table.key:
         ilo, ihi = frame.select(pl.col("instrument_id").min(), pl.col("instrument_id").max().alias("x")).row(0)
-        expr = And(expr, And(GreaterThanOrEqual("instrument_id", int(ilo)), LessThanOrEqual("instrument_id", int(ihi))))
+        expr = And(expr, And(_ge("instrument_id", int(ilo)), _le("instrument_id", int(ihi))))
     for k in table.key:
         if table.column(k).type is ColType.TEXT and frame.get_column(k).n_unique() == 1:
-            expr = And(expr, EqualTo(k, frame.get_column(k)[0]))
+            expr = And(expr, _eq(k, frame.get_column(k)[0]))
     return expr
 
 
@@ -759,8 +808,6 @@ class _LakeTxn(Transaction):
 
     def _recovered_rows(self, tbl: Any, snapshots: list[int], table: Table) -> pl.DataFrame:
         """Key columns of the rows the given snapshots added (their added data files)."""
-        import pyarrow.parquet as pq
-
         paths = []
         for sid in snapshots:
             snap = tbl.snapshot_by_id(sid)
@@ -771,22 +818,21 @@ class _LakeTxn(Transaction):
                     if entry.snapshot_id == sid:
                         paths.append(entry.data_file.file_path)
         fs, local = _filesystem(tbl, paths) if paths else (None, [])
-        parts = [pl.from_arrow(pq.read_table(p, columns=list(table.key), filesystem=fs)) for p in local]
+        parts = [_parquet_frame(p, list(table.key), fs) for p in local]
         return pl.concat(parts) if parts else pl.DataFrame(schema=dict.fromkeys(table.key, pl.Int64))
 
     def _staged_in(self, p: _Pending, table: Table, batch: pl.DataFrame, rng: Any, on_conflict: str) -> pl.DataFrame:
         """Rows this transaction staged earlier whose range meets the batch's (read back from their
         files; for ``update`` those files are dropped: their rows are staged again with the batch)."""
-        import pyarrow.parquet as pq
-
-        parts, kept = [], []
+        parts: list[pl.DataFrame] = []
+        kept = []
         for erng, files in p.staged:
             if not files or batch.filter(_polars_in_range(erng, table)).height == 0:
                 kept.append((erng, files))
                 continue
             fs, local = _filesystem(p.base, [f.file_path for f in files])
             cols = list(table.key) if on_conflict == "ignore" else None
-            got = pl.concat([pl.from_arrow(pq.read_table(x, columns=cols, filesystem=fs)) for x in local])
+            got = pl.concat([_parquet_frame(x, cols, fs) for x in local])
             if on_conflict == "ignore":
                 kept.append((erng, files))
                 parts.append(got.filter(_polars_in_range(rng, table)))
@@ -889,7 +935,7 @@ def _polars_in_range(rng: Any, table: Table) -> pl.Expr:
         if isinstance(e, And):
             return conv(e.left) & conv(e.right)
         name = e.term.name
-        value = e.literal.value
+        value: int | float | str = e.literal.value  # µs timestamps, ids, text keys
         col = pl.col(name)
         if table.column(name).type is ColType.TS:
             col = col.dt.epoch("us")

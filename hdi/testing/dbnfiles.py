@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple, SupportsBytes
 
 import databento_dbn as dbn
 import zstandard
@@ -94,7 +94,7 @@ def _ts_ns(text: str) -> int:
     return (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1) * 1000
 
 
-def _write(path: Path, schema: str, records: list[Any], ids: dict[str, int], dataset: str, d0: dt.date, d1: dt.date,
+def _write(path: Path, schema: str, records: Sequence[SupportsBytes], ids: dict[str, int], dataset: str, d0: dt.date, d1: dt.date,
            stype_in: str) -> Path:
     res = Resolution(symbols=list(ids), mappings={s: [(d0, d1, i)] for s, i in ids.items()})
     path.write_bytes(metadata(dataset, schema, stype_in, res, _ns(d0), _ns(d1), 0) + b"".join(bytes(r) for r in records))

@@ -179,7 +179,7 @@ def _book(inst: market.Instrument, t: DayTrades, g: np.random.Generator) -> tupl
     return bid, ask, bid_sz, ask_sz, np.maximum(bid_sz // (3 * lot), 1), np.maximum(ask_sz // (3 * lot), 1)
 
 
-def _mbp(schema: str, inst: market.Instrument, d: date, skip: frozenset[date]) -> np.ndarray | None:
+def _mbp(schema: str, inst: market.Instrument, d: date, skip: frozenset[date] = frozenset()) -> np.ndarray | None:
     t = day_trades(inst.dataset.code, inst.instrument_id, d, skip)
     if t is None:
         return None
@@ -360,7 +360,7 @@ def _mbp10(inst: market.Instrument, d: date, skip: frozenset[date]) -> np.ndarra
     g = prices.rng("mbp-10", inst.dataset.code, inst.instrument_id, d.toordinal())
     n = len(top)
     arr = _new("mbp-10", n, inst)
-    for name in top.dtype.names:
+    for name in top.dtype.names or ():
         if name not in ("length", "rtype"):
             arr[name] = top[name]
     lot = 100 if inst.dataset.kind == "equities" else 1
