@@ -341,8 +341,17 @@ _SQL = re.compile(r"\b(SELECT|INSERT|DELETE|UPDATE|CREATE|DROP|WHERE|FROM|ORDER 
 # Locals that hold SQL built only from ident(), $n placeholders and constant SQL (each checked by reading
 # the code; a new one must be reviewed the same way before it is added here).
 _SQL_LOCALS = {"MIGRATIONS_TABLE", "tc", "key", "cols", "sets", "action", "match", "placeholders", "stage", "where",
-               "exprs", "gran", "edge"}
-_SQL_CALLS = {"ident", "key_index_name", "p"}  # p() appends a bound parameter and returns "$n"
+               "exprs", "gran", "edge",
+               # reviewed: iceberg's ledger table name constant and its _sql_ident column list (col_sql); the
+               # store's price-column SQL of the fixed PRICES (continuous.px); "(...)" groups of ident/p() terms
+               # (ors: sessions._where, store.sql); rolls' $n list (ph); sessions' time bucket of tc and p()
+               "COMMITS_TABLE", "px", "ors", "ph", "col_sql", "bucket"}
+# p() appends a bound parameter and returns "$n"; reviewed: iceberg's _sql_ident refuses any name outside its
+# ledger tables and columns (as ident() does); ledger's _quoted quotes a fixed Table definition's name (it cannot
+# use ident: schema imports ledger); sessions._where joins ident columns and p() placeholders only
+_SQL_CALLS = {"ident", "key_index_name", "p", "_sql_ident", "_quoted", "_where"}
+# reviewed: wrap a constant SQL expression (sessions._fx: fixed-point price); safe only with constant/safe arguments
+_SQL_WRAPPERS = {"_fx"}
 
 
 def _safe(node: ast.expr) -> bool:
@@ -353,7 +362,9 @@ def _safe(node: ast.expr) -> bool:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         if node.func.id in _SQL_CALLS:
             return True
-        return node.func.id == "len" and ast.unparse(node) == "len(params)"  # a placeholder number
+        if node.func.id in _SQL_WRAPPERS:
+            return all(isinstance(a, ast.Constant) and isinstance(a.value, str) or _safe(a) for a in node.args)
+        return node.func.id == "len" and ast.unparse(node) in ("len(params)", "len(self.values)")  # a placeholder number
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join":
         arg = node.args[0]
         return _safe(arg.elt) if isinstance(arg, ast.GeneratorExp) else _safe(arg)
@@ -376,7 +387,8 @@ def _messages(tree: ast.AST) -> set[int]:
     for node in ast.walk(tree):
         is_msg = isinstance(node, ast.Raise) or isinstance(node, ast.Call) and (
             isinstance(node.func, ast.Attribute) and node.func.attr in ("warning", "info", "error", "debug")
-            or isinstance(node.func, ast.Name) and node.func.id.endswith("Error"))
+            or isinstance(node.func, ast.Name) and node.func.id.endswith("Error")) \
+            or isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["why"]  # a decision text
         if is_msg:
             out |= {id(n) for n in ast.walk(node) if isinstance(n, ast.JoinedStr)}
     return out

@@ -234,15 +234,15 @@ def _windows_join(st: Store, dataset: str, g: str, seg: pl.DataFrame, back: dt.t
     from hdi.store.frames import normalise
 
     params: list[Any] = [dataset, g]
-    values = []
+    placeholders = []
     for iid, lo, hi in seg.select("instrument_id", "from_ts", "to_ts").iter_rows():
         params += [iid, lo - back, hi]
-        n = len(params)
-        values.append(f"(CAST(${n - 2} AS BIGINT), CAST(${n - 1} AS TIMESTAMPTZ), CAST(${n} AS TIMESTAMPTZ))")
+        placeholders.append(f"(CAST(${len(params) - 2} AS BIGINT), CAST(${len(params) - 1} AS TIMESTAMPTZ), "
+                            f"CAST(${len(params)} AS TIMESTAMPTZ))")
     # prices as the backend reads them exactly (fixed-point integers), rebuilt by the store's own hook
     px = [st._price_sql(p).replace(f'"{p}"', f'o."{p}"', 1) for p in PRICES]
     sql = (f'SELECT o."instrument_id", o."bar_timestamp_utc", {", ".join(px)}, o."volume" FROM "ohlcv" o '
-           f'JOIN (VALUES {", ".join(values)}) AS w(iid, lo, hi) ON o."instrument_id" = w.iid '
+           f'JOIN (VALUES {", ".join(placeholders)}) AS w(iid, lo, hi) ON o."instrument_id" = w.iid '
            'AND o."bar_timestamp_utc" >= w.lo AND o."bar_timestamp_utc" < w.hi '
            'WHERE o."dataset" = $1 AND o."granularity" = $2')
     rows = st._fix_prices(st.query(sql, params), OHLCV)

@@ -87,7 +87,8 @@ def check_rule(rule: str, days_before_expiry: int) -> tuple[str, int]:
 
 
 def parameters(rule: str, days_before_expiry: int) -> str:
-    return f"days_before_expiry={days_before_expiry}" if rule == "calendar" else ""
+    # the text of the rolls.parameters column (a bound value, never SQL)
+    return "days_before_expiry=" + str(days_before_expiry) if rule == "calendar" else ""
 
 
 class Sessions:

@@ -34,6 +34,7 @@ from hdi._tables import OHLCV
 from hdi.errors import QueryError, allowed_list
 from hdi.research.calendars import as_datetime, calendar_for, schedule, trading_date_expr
 from hdi.store.base import Store
+from hdi.store.schema import ident
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType
@@ -122,12 +123,12 @@ def _buckets(st: Store, windows: pl.DataFrame, minutes: int) -> pl.DataFrame:
     if windows.height == 0 or not st.has_table(OHLCV.name):
         return pl.DataFrame(schema=schema)
     params, p = _params()
-    ts = "bar_timestamp_utc"
-    bucket = (f"time_bucket(INTERVAL '{minutes} minutes', {ts})" if st.kind == "timescale"
-              else f"epoch_ns({ts}) // {minutes * 60 * 10**9}")
-    sql = (f"SELECT dataset, instrument_id, min({ts}) AS first_ts, max({ts}) AS last_ts, "
+    tc = ident("bar_timestamp_utc")
+    bucket = (f"time_bucket(make_interval(mins => CAST({p(minutes)} AS INTEGER)), {tc})" if st.kind == "timescale"
+              else f"epoch_ns({tc}) // CAST({p(minutes * 60 * 10**9)} AS BIGINT)")
+    sql = (f"SELECT dataset, instrument_id, min({tc}) AS first_ts, max({tc}) AS last_ts, "
            f"{_fx('max(high_price)')} AS high_price, {_fx('min(low_price)')} AS low_price, "
-           f"CAST(sum(volume) AS BIGINT) AS volume FROM {OHLCV.name} WHERE {_where(windows, p)} "
+           f"CAST(sum(volume) AS BIGINT) AS volume FROM {ident(OHLCV.name)} WHERE {_where(windows, p)} "
            f"GROUP BY dataset, instrument_id, {bucket}")
     return st.query(sql, params).select(pl.col(c).cast(t) for c, t in schema.items())
 
@@ -139,7 +140,7 @@ def _edges(st: Store, edges: pl.DataFrame) -> pl.DataFrame:
     ids = edges["instrument_id"].unique().to_list()
     times = edges["ts"].unique().to_list()
     sql = (f"SELECT dataset, instrument_id, bar_timestamp_utc AS ts, {_fx('open_price')} AS open_price, "
-           f"{_fx('close_price')} AS close_price FROM {OHLCV.name} WHERE granularity = {p('1m')} "
+           f"{_fx('close_price')} AS close_price FROM {ident(OHLCV.name)} WHERE granularity = {p('1m')} "
            f"AND instrument_id IN ({', '.join(p(int(i)) for i in ids)}) "
            f"AND bar_timestamp_utc IN ({', '.join(p(t) for t in times)})")
     got = st.query(sql, params).select(pl.col("dataset").cast(pl.String), pl.col("instrument_id").cast(pl.Int64),
@@ -171,7 +172,7 @@ def _fingerprint(st: Store) -> tuple[object, ...]:
     out: list[Any] = []
     for table, col in (("ingest_chunks", "updated_at"), ("quarantine_replays", "replayed_at")):
         if st.has_table(table):
-            out.extend(st.query(f"SELECT count(*) AS n, max({col}) AS t FROM {table} "
+            out.extend(st.query(f"SELECT count(*) AS n, max({ident(col)}) AS t FROM {ident(table)} "
                                 f"WHERE target_table = $1", [OHLCV.name]).row(0))
     return tuple(out)
 

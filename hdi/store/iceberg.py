@@ -298,12 +298,12 @@ class Ledger:
                 for i, (table, rows, on_conflict) in enumerate(writes):
                     cols = table.names
                     types = [table.column(c).type for c in cols]
-                    names = ", ".join(_sql_ident(c) for c in cols)
-                    marks = ", ".join("?" for _ in cols)
+                    col_sql = ", ".join(_sql_ident(c) for c in cols)
+                    placeholders = ", ".join("?" for _ in cols)
                     key = ", ".join(_sql_ident(k) for k in table.key)
                     sets = ", ".join(f"{_sql_ident(c)} = excluded.{_sql_ident(c)}" for c in cols if c not in table.key)
                     action = f"DO UPDATE SET {sets}" if on_conflict == "update" and sets else "DO NOTHING"
-                    sql = (f"INSERT INTO {_sql_ident(table.name)} ({names}) VALUES ({marks}) "
+                    sql = (f"INSERT INTO {_sql_ident(table.name)} ({col_sql}) VALUES ({placeholders}) "
                            f"ON CONFLICT ({key}) {action}")
                     before = con.total_changes
                     con.executemany(sql, [tuple(_to_sql_value(r[c], t) for c, t in zip(cols, types, strict=True))
