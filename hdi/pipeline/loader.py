@@ -28,7 +28,7 @@ from hdi.errors import HdiError, StoreError, one_line
 from hdi.pipeline.update import stored_schema
 from hdi.recipe.compile import CompiledRecipe
 from hdi.recipe.model import Recipe
-from hdi.source.base import Chunk, Estimate, Fetched, Source
+from hdi.source.base import Chunk, Estimate, Fetched, Fetcher, Source
 from hdi.source.cache import check_complete
 from hdi.source.files import DbnFile
 from hdi.store import Store
@@ -78,7 +78,7 @@ class Loader:
     """Loads the chunks of one run into its store (see the module docstring)."""
 
     def __init__(self, st: Store, r: Recipe, compiled: CompiledRecipe, rhash: str, run_id: str, qroot: Path,
-                 source: Source, refresh: bool, emit: Callable[[Event], None], batch_rows: int) -> None:
+                 source: Fetcher, refresh: bool, emit: Callable[[Event], None], batch_rows: int) -> None:
         self.st, self.r, self.compiled, self.rhash, self.run_id = st, r, compiled, rhash, run_id
         self.qroot, self.source, self.refresh, self.emit, self.batch_rows = qroot, source, refresh, emit, batch_rows
         self.table = r.target.table

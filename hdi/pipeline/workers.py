@@ -25,19 +25,30 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures import Future as _Future
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
 
 from hdi import _interrupt as interrupt
 from hdi._report import ChunkOutcome, Event
+from hdi.source.base import Chunk, Fetched, Fetcher
 from hdi.store import Store
 from hdi.validate.budget import Budget
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import SimpleQueue
+    from multiprocessing.sharedctypes import Synchronized
+
+    from hdi.pipeline.loader import Loader
+    from hdi.recipe.model import Recipe
+
+    Events = SimpleQueue[tuple[int, Event | None]]
 
 log = logging.getLogger(__name__)
 
 CONCURRENT_WRITERS = ("timescale", "iceberg")
 
-_LOADER: Any = None  # in a worker: its Loader
-_EVENTS: Any = None
+_LOADER: Loader | None = None  # in a worker: its Loader
+_EVENTS: Events | None = None
 _WORKER = 0
 
 
@@ -57,7 +68,7 @@ class Job:
     """What a worker needs to build its own loader (all picklable)."""
 
     url: str
-    recipe: Any  # hdi.recipe.model.Recipe, as the run narrowed it
+    recipe: Recipe  # as the run narrowed it
     rhash: str
     run_id: str
     qroot: Path
@@ -70,21 +81,20 @@ class Job:
 class _Files:
     """A worker's file source: opens (and checks) a chunk's file when the chunk is fetched."""
 
-    def __init__(self, recipe: Any) -> None:
+    def __init__(self, recipe: Recipe) -> None:
         self.recipe = recipe
 
-    def fetch(self, chunk: Any, *, refresh: bool) -> Any:
-        from hdi.source.base import Fetched
+    def fetch(self, chunk: Chunk, *, refresh: bool) -> Fetched:
         from hdi.source.files import _open_for
 
         return Fetched(_open_for(Path(chunk.origin), self.recipe))
 
 
-def _stop(signum: int, frame: Any) -> None:
+def _stop(signum: int, frame: FrameType | None) -> NoReturn:
     raise interrupt.Interrupted(signum)  # the chunk's transaction rolls back on the way out
 
 
-def _init(job: Job, events: Any, counter: Any) -> None:
+def _init(job: Job, events: Events, counter: Synchronized[int]) -> None:
     global _LOADER, _EVENTS, _WORKER
     from hdi.pipeline.loader import Loader
     from hdi.pipeline.plan import compile_for
@@ -96,7 +106,7 @@ def _init(job: Job, events: Any, counter: Any) -> None:
         counter.value += 1
         _WORKER = counter.value
     _EVENTS = events
-    source: Any
+    source: Fetcher
     if job.files:
         source = _Files(job.recipe)
     else:
@@ -105,16 +115,17 @@ def _init(job: Job, events: Any, counter: Any) -> None:
         source = ApiSource(job.recipe)
         source.resolved = set(job.resolved)
     _LOADER = Loader(open_store(job.url), job.recipe, compile_for(job.recipe), job.rhash, job.run_id, job.qroot,
-                     source, job.refresh, lambda e: _EVENTS.put((_WORKER, e)), job.batch_rows)
+                     source, job.refresh, lambda e: events.put((_WORKER, e)), job.batch_rows)
 
 
-def _one(chunk: Any) -> tuple[int, ChunkOutcome | None, Budget | None, int | None]:
+def _one(chunk: Chunk) -> tuple[int, ChunkOutcome | None, Budget | None, int | None]:
     """Fetch and load one chunk in this worker: (worker, outcome, its budget, a signal that stopped it)."""
-    loader = _LOADER
+    loader, events = _LOADER, _EVENTS
+    assert loader is not None and events is not None, "_init runs first in every worker"
     loader.budget = Budget(loader.r.validate.max_failure_rate)
     try:
-        _EVENTS.put((_WORKER, Event("chunk_start", label=chunk.label)))
-        fetched: _Future[Any] = _Future()
+        events.put((_WORKER, Event("chunk_start", label=chunk.label)))
+        fetched: _Future[Fetched] = _Future()
         try:
             fetched.set_result(loader.fetch(chunk))
         except Exception as e:  # noqa: BLE001 - the loader reports a failed fetch as the chunk's failure
@@ -125,11 +136,11 @@ def _one(chunk: Any) -> tuple[int, ChunkOutcome | None, Budget | None, int | Non
         return _WORKER, None, None, getattr(e, "signum", signal.SIGINT)
 
 
-def load_parallel(loader: Any, todo: list[Any], workers: int, job: Job, emit: Callable[[Event], None],
+def load_parallel(loader: Loader, todo: list[Chunk], workers: int, job: Job, emit: Callable[[Event], None],
                   chunk_end: Callable[[str, ChunkOutcome, int], None]) -> int | None:
     """Load ``todo`` with ``workers`` processes; returns the number of a signal that stopped the run."""
     ctx = multiprocessing.get_context("spawn")
-    events = ctx.SimpleQueue()
+    events: Events = ctx.SimpleQueue()
 
     def relay() -> None:  # worker events -> the run's progress, tagged with the worker
         while True:

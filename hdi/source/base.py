@@ -126,6 +126,15 @@ class Fetched:
     cost_usd: float = 0.0
 
 
+class Fetcher(Protocol):
+    """What the chunk loader needs of a source: a chunk's DBN file. Every :class:`Source` is one; a
+    ``--workers`` process holds just this (the run's own process planned and estimated)."""
+
+    def fetch(self, chunk: Chunk, *, refresh: bool) -> Fetched:
+        """The chunk's DBN file, opened and verified, and what getting it cost."""
+        ...
+
+
 class Source(Protocol):
     """A source of raw DBN for one recipe run (see the module docstring)."""
 
