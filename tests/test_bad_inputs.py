@@ -375,7 +375,7 @@ def test_unknown_store_scheme(cli, tmp_path, dbn):
     failed_with(cli("ingest", "--recipe", write(tmp_path, RECIPE), "--from-file", dbn["jan.dbn.zst"],
                     "--store", "mysql://u:pw@db.example/x"),
                 "error: store URL 'mysql://u:***@db.example/x' has an unknown scheme 'mysql'; allowed: "
-                "duckdb:///path/to/file.duckdb, postgresql://user:***@host:port/database")
+                "duckdb:///path/to/file.duckdb, postgresql://user:***@host:port/database, iceberg:///path/to/folder")
     nothing_written()
 
 
@@ -384,7 +384,7 @@ def test_bad_hdi_store_names_the_variable(cli, tmp_path, dbn, monkeypatch):
     failed_with(cli("ingest", "--recipe", write(tmp_path, RECIPE), "--from-file", dbn["jan.dbn.zst"]),
                 f"error: store URL '{tmp_path / 'x.duckdb'}' (from HDI_STORE) is not a URL (no scheme://) (did you "
                 f"mean 'duckdb://{tmp_path / 'x.duckdb'}'?); allowed: duckdb:///path/to/file.duckdb, "
-                "postgresql://user:***@host:port/database")
+                "postgresql://user:***@host:port/database, iceberg:///path/to/folder")
     assert not (tmp_path / "x.duckdb").exists()
     nothing_written()
 
@@ -592,7 +592,7 @@ def test_errors_from_a_real_process_are_one_line_without_traceback(tmp_path, dbn
          "with a key from https://databento.com/portal/keys (or ingest files on disk with --from-file)"),
         ({"HDI_STORE": "sqlite:///x.db"}, ["ingest", "--recipe", recipe, "--from-file", dbn["jan.dbn.zst"]],
          "error: store URL 'sqlite:///x.db' (from HDI_STORE) has an unknown scheme 'sqlite'; allowed: "
-         "duckdb:///path/to/file.duckdb, postgresql://user:***@host:port/database"),
+         "duckdb:///path/to/file.duckdb, postgresql://user:***@host:port/database, iceberg:///path/to/folder"),
         ({}, ["ingest", "--recipe", recipe, "--from-file", dbn["m1_truncated.dbn.zst"]],
          f"error: {dbn['m1_truncated.dbn.zst']}: the file holds schema 'ohlcv-1m' but recipe {recipe} reads "
          "'ohlcv-1d'; use a recipe for ohlcv-1m"),
