@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -62,6 +62,9 @@ class Transaction(ABC):
         self.already_present = 0
         self.results: list[WriteResult] = []
         self.cancelled = False
+        self.deleted = 0  # data rows removed by delete_days
+        # symbols -> instrument ids from the store's symbology (set by Store.transaction)
+        self.symbol_ids: Callable[[str, Sequence[str], dt.datetime, dt.datetime], list[int]] | None = None
 
     def write(self, table: str, frame: pl.DataFrame, *, on_conflict: str = "ignore") -> WriteResult:
         """Write one batch of rows idempotently (see :meth:`Store.write`)."""
@@ -84,6 +87,58 @@ class Transaction(ABC):
         """Add symbology rows; rows already known are kept as they are."""
         if frame.height:
             self._write(SYMBOLOGY, frame, "ignore")
+
+    def delete_days(self, table: str, *, dataset: str, symbols_or_instrument_ids: Sequence[int | str],
+                    start: dt.datetime, end: dt.datetime, equals: dict[str, Any] | None = None) -> int:
+        """Delete the stored rows of ``table`` for ``dataset``'s instruments with the table's time
+        column in [start, end): the only path that deletes data rows. A restated day is replaced
+        exactly by this delete followed by the day's new rows, in the same transaction as the chunk's
+        ledger rows (after a crash the store holds the old day or the new one, never a mix).
+
+        Call it before the transaction writes rows of ``table`` (the lake store refuses otherwise).
+
+        Args:
+            table: a data table name.
+            dataset: only this dataset's rows (instrument ids are per dataset).
+            symbols_or_instrument_ids: instrument ids (int), or symbols (str) resolved to the
+                instruments the store's symbology maps them to on any day of [start, end).
+            start, end: the time range (UTC), end exclusive; a restatement passes whole UTC days.
+            equals: further column = value restrictions (``{"granularity": "1m"}`` in a table
+                holding several bar sizes or snapshot intervals).
+
+        Returns:
+            The number of rows deleted.
+
+        Raises:
+            StoreError: not a data table, an unknown column, or the database refused.
+        """
+        t = _table(table)
+        if t.name not in DATA_TABLES:
+            raise StoreError(f"delete_days: '{table}' is not a data table; allowed: {allowed_list(DATA_TABLES)}")
+        for c in equals or {}:
+            if c not in t.names:
+                raise StoreError(f"delete_days: table '{table}' has no column '{c}'; it has: {', '.join(t.names)}")
+        if start >= end:
+            raise StoreError(f"delete_days: start {start} is not before end {end}")
+        ids = {int(x) for x in symbols_or_instrument_ids if not isinstance(x, str)}
+        symbols = [x for x in symbols_or_instrument_ids if isinstance(x, str)]
+        if symbols:
+            if self.symbol_ids is None:
+                raise StoreError("delete_days: symbols given but this transaction cannot read the symbology; "
+                                 "pass instrument ids")
+            ids |= set(self.symbol_ids(dataset, symbols, start, end))
+        if not ids:
+            return 0
+        n = self._delete_days(t, dataset, sorted(ids), start, end, dict(equals or {}))
+        log.info("deleted %s: %d rows of %s, %d instrument(s), [%s, %s)", t.name, n, dataset, len(ids), start, end)
+        self.deleted += n
+        return n
+
+    @abstractmethod
+    def _delete_days(self, table: Table, dataset: str, instrument_ids: list[int], start: dt.datetime,
+                     end: dt.datetime, equals: dict[str, Any]) -> int:
+        """Delete ``dataset``'s rows of ``instrument_ids`` with the time column in [start, end) and the
+        ``equals`` values; return how many."""
 
     @abstractmethod
     def _write(self, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
@@ -214,6 +269,7 @@ class Store(ABC):
         """
         self.migrate()
         txn = self._begin()
+        txn.symbol_ids = self.instrument_ids
         try:
             yield txn
             if chunk is not None:
@@ -304,6 +360,17 @@ class Store(ABC):
         sql, params = select_sql(t, cols, price_sql=self._price_sql, start=start, end=end,
                                  selections=selections, equals=equals)
         return normalise(self._fix_prices(self._fetch(sql, params), t), t, cols)
+
+    def instrument_ids(self, dataset: str, symbols: Sequence[str], start: dt.datetime, end: dt.datetime) -> list[int]:
+        """The instruments the stored symbology maps ``symbols`` of ``dataset`` to on any UTC day of
+        [start, end) (symbology intervals are UTC dates, end exclusive)."""
+        rows = self.symbology(list(symbols))
+        if rows.height == 0:
+            return []
+        last = (end - dt.timedelta(microseconds=1)).date()
+        got = rows.filter((pl.col("dataset") == dataset) & (pl.col("start_date") <= last)
+                          & (pl.col("end_date") > start.date()))
+        return sorted({int(i) for i in got.get_column("instrument_id").to_list()})
 
     def symbology(self, symbols: Sequence[str] | None = None) -> pl.DataFrame:
         """Symbology rows, for the given symbols (any stype) or all."""

@@ -9,6 +9,7 @@ natural key is absent (an anti-join restricted to the frame's time range).
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 from collections.abc import Iterator, Sequence
@@ -26,7 +27,7 @@ from hdi.store.check import column_problem, damaged, version_problem
 from hdi.store.frames import time_bounds
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import ALL_TABLES, conform, create_table_sql, ident
-from hdi.store.sql import overlap_probe
+from hdi.store.sql import delete_days_sql, overlap_probe
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +294,12 @@ class _DuckTxn(Transaction):
     def _overlaps(self, table: Table, frame: pl.DataFrame) -> bool:
         sql, params = overlap_probe(table, frame)
         return bool(self.con.execute(sql, params).fetchall())
+
+    def _delete_days(self, table: Table, dataset: str, instrument_ids: list[int], start: dt.datetime,
+                     end: dt.datetime, equals: dict[str, Any]) -> int:
+        sql, params = delete_days_sql(table, dataset, instrument_ids, start, end, equals)
+        n: int = self._guard("delete", lambda: _run(self.con, sql, params))
+        return n
 
     def upsert(self, table: Table, row: dict[str, Any]) -> None:
         self._chunk = table.name == "ingest_chunks"  # a run's row (its end) detaches at once

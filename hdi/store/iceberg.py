@@ -706,6 +706,7 @@ class _Pending:
     base: Any  # the pyiceberg Table as first loaded: the snapshot the decisions were made on
     staged: list[tuple[Any, list[Any]]] = field(default_factory=list)  # (range, DataFiles) per write
     deletes: list[Any] = field(default_factory=list)  # range filters to delete first (update path)
+    cleared: list[Any] = field(default_factory=list)  # delete_days filters: their stored rows are gone
     guards: list[tuple[Any, int]] = field(default_factory=list)  # (range, stored rows seen there)
     recovered: dict[int, int] = field(default_factory=dict)  # snapshot -> rows: this chunk's, ledger lost
     inserted: int = 0
@@ -750,6 +751,8 @@ class _LakeTxn(Transaction):
         n = batch.height
         rng = _range_filter(table, batch)
         stored = self._scan(p.base, rng, table.key if on_conflict == "ignore" else None)
+        for gone in p.cleared:  # rows delete_days removed in this transaction are not stored any more
+            stored = stored.filter(~_polars_in_range(gone, table)) if stored.height else stored
         earlier = self._staged_in(p, table, batch, rng, on_conflict)  # this transaction's own rows there
         recovered = self._recovered(p.base, table)
         if stored.height == 0 and earlier.height == 0:
@@ -788,6 +791,32 @@ class _LakeTxn(Transaction):
         p.guards.append((rng, stored.height))
         p.inserted += n - replaced
         return WriteResult(table.name, n, n - replaced, replaced, "merge")
+
+    def _delete_days(self, table: Table, dataset: str, instrument_ids: list[int], start: dt.datetime,
+                     end: dt.datetime, equals: dict[str, Any]) -> int:
+        """Staged as a delete by row filter, committed with the transaction's appends (one Iceberg
+        commit per table: the old rows or the new ones, never both)."""
+        from pyiceberg.expressions import And
+
+        p = self.pending.get(table.name)
+        if p is None:
+            p = self.pending[table.name] = _Pending(self.store.load(table.name))
+        if any(files for _, files in p.staged):
+            raise StoreError(f"lake store {self.store.display_url}: delete_days on {table.name} after this "
+                             "transaction wrote rows to it; delete first, then write")
+        tc = table.time_column
+        rng: BooleanExpression = And(And(_eq("dataset", dataset), _ge(tc, _lit_ts(start))), _lt(tc, _lit_ts(end)))
+        rng = And(rng, _in("instrument_id", instrument_ids) if len(instrument_ids) > 1
+                  else _eq("instrument_id", instrument_ids[0]))
+        for c, v in equals.items():
+            rng = And(rng, _eq(c, v))
+        stored = self._scan(p.base, rng, list(table.key))
+        for gone in p.cleared:
+            stored = stored.filter(~_polars_in_range(gone, table)) if stored.height else stored
+        p.cleared.append(rng)
+        p.deletes.append(rng)
+        p.guards.append((rng, self._count(p.base, rng, table)))
+        return stored.height
 
     def _scan(self, tbl: Any, rng: Any, columns: Sequence[str] | None) -> pl.DataFrame:
         if tbl.current_snapshot() is None:
@@ -929,12 +958,14 @@ class _LakeTxn(Transaction):
 
 def _polars_in_range(rng: Any, table: Table) -> pl.Expr:
     """A Polars predicate for a range filter built by :func:`_range_filter` (µs timestamps)."""
-    from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan, LessThanOrEqual
+    from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, In, LessThan, LessThanOrEqual
 
     def conv(e: Any) -> pl.Expr:
         if isinstance(e, And):
             return conv(e.left) & conv(e.right)
         name = e.term.name
+        if isinstance(e, In):  # delete_days' instruments
+            return pl.col(name).is_in([lit.value for lit in e.literals])
         value: int | float | str = e.literal.value  # µs timestamps, ids, text keys
         col = pl.col(name)
         if table.column(name).type is ColType.TS:

@@ -107,7 +107,36 @@ QUARANTINE_REPLAYS = Table(
     chunk_interval=None,
 )
 
-LEDGER_TABLES = {t.name: t for t in (INGEST_CHUNKS, INGEST_RUNS, INGEST_DAYS, QUARANTINE_REPLAYS)}
+# Databento's dataset conditions (issue 15.2: restatements).
+CONDITIONS = ("available", "degraded", "pending", "missing")
+# why a day was fetched again and its rows replaced (``ingest_conditions.refetched``)
+REFETCH_REASONS = ("restated", "degraded", "pending")
+
+INGEST_CONDITIONS = Table(
+    name="ingest_conditions",
+    doc="Per (dataset, schema, symbol, UTC day) fetched by a done chunk from Databento: the day's condition "
+        "and last_modified_date as metadata.get_dataset_condition said before the fetch. `hdi ingest --update` "
+        "and `--restatements` fetch a day again (and replace its rows exactly) when Databento's "
+        "last_modified_date has advanced since, or when it was degraded or pending. Written in the same "
+        "transaction as the chunk's ledger row; files (--from-file) have no conditions.",
+    columns=(
+        Column("dataset", _T), Column("schema", _T, doc=_SCHEMA_DOC), Column("symbol", _T),
+        Column("day", ColType.DATE),
+        Column("condition", _T, doc="available | degraded | pending | missing, as of the fetch"),
+        Column("last_modified_date", ColType.DATE, True,
+               doc="the day Databento last regenerated any schema of that date, as of the fetch"),
+        Column("refetched", _T, True, doc="why the day was last fetched again and its stored rows replaced: "
+                                          "restated (last_modified_date advanced) | degraded | pending; null: "
+                                          "never"),
+        Column("chunk_id", _T), Column("fetched_at", _TS),
+    ),
+    key=("dataset", "schema", "symbol", "day"),
+    time_column="day",
+    chunk_interval=None,
+)
+
+LEDGER_TABLES = {t.name: t for t in (INGEST_CHUNKS, INGEST_RUNS, INGEST_DAYS, QUARANTINE_REPLAYS,
+                                     INGEST_CONDITIONS)}
 
 
 def _now() -> dt.datetime:

@@ -64,7 +64,18 @@ def _v4(backend: str) -> list[str]:
     return _create(ISSUE13_TABLES, backend)
 
 
-_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
+def _v6(backend: str) -> list[str]:
+    """Issue 15.2: ``ingest_conditions``, Databento's dataset condition of every fetched day as of the
+    fetch (``--update`` / ``--restatements`` re-fetch restated, degraded and pending days). A fresh
+    store already has it from v1."""
+    from hdi.store.ledger import INGEST_CONDITIONS as t
+
+    key = ", ".join(ident(k) for k in t.key)
+    return [create_table_sql(t, backend),
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {key_index_name(t)} ON {ident(t.name)} ({key})"]
+
+
+_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 6: _v6}
 
 
 def migrations(backend: str) -> Iterator[tuple[int, list[str]]]:

@@ -13,6 +13,7 @@ timestamps go as microseconds (``timestamptz``) beside their exact ``*_ns`` colu
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import threading
@@ -30,7 +31,7 @@ from hdi.store.base import Store, Transaction, WriteResult
 from hdi.store.check import column_problem, damaged, version_problem
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import SQL_TYPES, conform, ident, key_index_name
-from hdi.store.sql import overlap_probe
+from hdi.store.sql import delete_days_sql, overlap_probe
 from hdi.store.timescale_adbc import Database
 
 log = logging.getLogger(__name__)
@@ -322,6 +323,16 @@ class _PgTxn(Transaction):
         sql, params = overlap_probe(table, frame)
         self.cur.execute(sql, parameters=tuple(params))
         return bool(self.cur.fetchall())
+
+    def _delete_days(self, table: Table, dataset: str, instrument_ids: list[int], start: dt.datetime,
+                     end: dt.datetime, equals: dict[str, Any]) -> int:
+        sql, params = delete_days_sql(table, dataset, instrument_ids, start, end, equals)
+        try:  # ADBC reports no row count for a DELETE: count what it returns
+            self.cur.execute(f"WITH gone AS ({sql} RETURNING 1) SELECT count(*) FROM gone", parameters=tuple(params))
+            rows = self.cur.fetchall()
+        except Exception as e:
+            raise self._fail("delete", e) from None
+        return int(rows[0][0]) if rows else 0
 
     def _merge(self, table: Table, arrow: Any, on_conflict: str) -> int:
         stage = f"hdi_stage_{table.name}"
