@@ -13,10 +13,13 @@ In process::
 As a process (prints one JSON line ``{"url", "ca_path", "pid"}`` when ready)::
 
     python -m hdi.testing.gateway [--port N] [--state-dir DIR] [--now ISO] [--no-trade DS:SYMBOL:DATE]
+        [--restate DS:DATE] [--condition DS:DATE:CONDITION]
 
 Control endpoints (no auth): ``POST /_hdi/faults`` (a fault or a list, see ``faults.Fault``),
 ``DELETE /_hdi/faults``, ``GET /_hdi/faults``, ``GET|DELETE /_hdi/requests``, ``POST /_hdi/no-trade``
-(``{"dataset", "symbol", "date"}``), ``GET /_hdi/health``.
+(``{"dataset", "symbol", "date"}``), ``POST /_hdi/restate`` (``{"dataset", "date", "last_modified_date"?,
+"remove"?, "reprice"?}``, see :meth:`Gateway.restate`), ``POST /_hdi/condition`` (``{"dataset", "date",
+"condition"}``), ``GET /_hdi/health``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,6 +45,7 @@ from hdi._timeutil import parse_iso
 from hdi.errors import ConfigError
 from hdi.testing import faults as faults_mod
 from hdi.testing.api import Api, ApiError, Reply
+from hdi.testing.restate import Restatement
 from hdi.testing.wire import LoggedRequest, RequestLog, basic_auth_user, error_for_status, parse_params
 
 logger = logging.getLogger(__name__)
@@ -217,6 +222,16 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/_hdi/no-trade" and method == "POST":
                 gw.add_no_trade_day(data["dataset"], data["symbol"], date.fromisoformat(data["date"]))
                 self._send_json(200, {"ok": True})
+            elif path == "/_hdi/restate" and method == "POST":
+                r = gw.restate(data["dataset"], date.fromisoformat(data["date"]),
+                               last_modified=date.fromisoformat(data["last_modified_date"])
+                               if data.get("last_modified_date") else None,
+                               remove=[int(i) for i in data.get("remove", [0])],
+                               reprice=[(int(i), int(c)) for i, c in data.get("reprice", [[1, 1]])])
+                self._send_json(200, {"last_modified_date": r.last_modified.isoformat()})
+            elif path == "/_hdi/condition" and method == "POST":
+                gw.set_condition(data["dataset"], date.fromisoformat(data["date"]), data["condition"])
+                self._send_json(200, {"ok": True})
             elif path == "/_hdi/health":
                 self._send_json(200, {"ok": True, "url": gw.url})
             else:
@@ -330,6 +345,18 @@ class Gateway:
         """Make ``symbol`` (resolved on ``day``) have no records at all on ``day``."""
         self.api.no_trade.add((dataset, symbol, day))
 
+    def restate(self, dataset: str, day: date, *, last_modified: date | None = None,
+                remove: Iterable[int] = (0,), reprice: Iterable[tuple[int, int]] = ((1, 1),)) -> Restatement:
+        """Restate ``day`` of ``dataset`` (``metadata.get_dataset_condition`` then reports a later
+        ``last_modified_date``): from now on each instrument's records of that day come without the
+        records at the ``remove`` positions, and with the prices at the ``reprice`` positions moved
+        by the given cents (default: the first record removed, the second one's price +0.01)."""
+        return self.api.conditions.restate(dataset, day, last_modified=last_modified, remove=remove, reprice=reprice)
+
+    def set_condition(self, dataset: str, day: date, condition: str) -> None:
+        """Report ``day`` of ``dataset`` as ``available``, ``degraded``, ``pending`` or ``missing``."""
+        self.api.conditions.mark(dataset, day, condition)
+
     def env(self) -> dict[str, str]:
         """Environment variables a client process needs to use this gateway."""
         assert self.ca_path is not None, "start the gateway first"
@@ -352,6 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", default=None, help="folder for the CA certificate and gateway.json")
     ap.add_argument("--now", default=None, help="the gateway's clock, ISO 8601 (datasets end here)")
     ap.add_argument("--no-trade", action="append", default=[], metavar="DATASET:SYMBOL:DATE")
+    ap.add_argument("--restate", action="append", default=[], metavar="DATASET:DATE",
+                    help="serve DATE restated: each instrument's first record removed, the second one's price "
+                         "+0.01, last_modified_date one day later (also POST /_hdi/restate)")
+    ap.add_argument("--condition", action="append", default=[], metavar="DATASET:DATE:CONDITION",
+                    help="report DATE as available, degraded, pending or missing (also POST /_hdi/condition)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     no_trade = []
@@ -364,6 +396,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 1
+    try:
+        for item in args.restate:
+            ds, day = item.split(":")
+            gw.restate(ds, date.fromisoformat(day))
+        for item in args.condition:
+            ds, day, condition = item.split(":")
+            gw.set_condition(ds, date.fromisoformat(day), condition)
+    except ValueError as e:
+        gw.stop()
+        print(f"error: --restate DATASET:DATE / --condition DATASET:DATE:CONDITION: {e}", file=sys.stderr)
+        return 2
     info = {"url": gw.url, "ca_path": str(gw.ca_path), "pid": os.getpid()}
     if args.state_dir:
         (Path(args.state_dir) / "gateway.json").write_text(json.dumps(info))
