@@ -90,7 +90,15 @@ def ingest(
     update: Annotated[bool, typer.Option("--update", help="Extend each symbol from where this recipe's data "
                                          "ends (that last day fetched again whole, failed chunks retried) to "
                                          "the end of the dataset's available range (or --end); symbols never "
-                                         "loaded start at --start (default: the recipe's start).")] = False,
+                                         "loaded start at --start (default: the recipe's start). Days loaded "
+                                         "before that Databento has restated since (a later last_modified_date) "
+                                         "or that were degraded or pending when fetched are fetched again and "
+                                         "their stored rows replaced exactly.")] = False,
+    restatements: Annotated[bool, typer.Option("--restatements", help="Only fetch again, over --start/--end "
+                                               "(default: the recipe's range), the days Databento restated since "
+                                               "they were loaded or that were degraded or pending when fetched; "
+                                               "their stored rows are replaced exactly (docs/restatements.md).")
+                            ] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, metavar="N", help="Worker processes that "
                                          "download, decode and load chunks at once (each chunk is still one "
                                          "transaction). TimescaleDB and the Iceberg lake take several writers; "
@@ -121,7 +129,7 @@ def ingest(
             report = run_ingest(
                 recipe, start=start, end=end, symbols=symbols, from_files=from_file, store=store,
                 dry_run=dry_run, refresh=refresh, resume=resume, update=update, on_event=bar.on_event,
-                command=render.command_line(), workers=workers,
+                command=render.command_line(), workers=workers, restatements=restatements,
             )
     except HdiError as e:
         raise _fail(e) from None

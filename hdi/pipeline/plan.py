@@ -49,7 +49,13 @@ def narrow(r: Recipe, p: RunParams) -> Recipe:
     ``--update`` without ``--end`` keeps the recipe's range (the update's ranges replace it once
     planned); its ``--start`` is read by :func:`update_start`.
     """
+    if p.update and p.restatements:
+        raise ConfigError("--update and --restatements together: --update already fetches restated days again; "
+                          "allowed: one of them")
     if p.from_files:
+        if p.restatements:
+            raise ConfigError("--restatements with --from-file: files carry no Databento dataset conditions; "
+                              "allowed: --restatements with a recipe that fetches from Databento")
         return r
     _check_requests(r)
     if p.update and p.end is None:

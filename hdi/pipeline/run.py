@@ -16,11 +16,13 @@ from hdi.errors import ConfigError, HdiError
 from hdi.pipeline.loader import BATCH_ROWS, Loader, estimated, prefetch
 from hdi.pipeline.params import RunParams
 from hdi.pipeline.plan import compile_for, done_chunks, narrow, open_source, update_start
+from hdi.pipeline.restate import refetch_ranges
 from hdi.pipeline.update import update_ranges
 from hdi.pipeline.workers import Job, effective_workers, load_parallel
 from hdi.recipe.compile import recipe_hash
 from hdi.recipe.load import load_recipe
 from hdi.recipe.model import Recipe
+from hdi.source.base import Chunk, DayCondition, Source, UpdateRange
 from hdi.source.files import expand_paths
 from hdi.store import Store, open_store
 from hdi.store.ledger import RunRecord
@@ -42,7 +44,7 @@ def ingest(
     symbols: Sequence[str] | str | None = None, from_files: Sequence[str | Path] | None = None,
     store: str | None = None, dry_run: bool = False, refresh: bool = False, resume: str | None = None,
     update: bool = False, on_event: Callable[[Event], None] | None = None, batch_rows: int = BATCH_ROWS,
-    command: str = "hdi ingest", workers: int = 1,
+    command: str = "hdi ingest", workers: int = 1, restatements: bool = False,
 ) -> IngestReport:
     """Run a recipe: fetch, decode, transform, validate and store, chunk by chunk.
 
@@ -59,7 +61,12 @@ def ingest(
         dry_run: print what would be fetched (records, bytes, cost per chunk); download nothing.
         refresh: download and load chunks again even when cached or done.
         resume: a run id: continue that run with its own recipe and parameters.
-        update: extend each request from its last loaded time to the dataset's available end.
+        update: extend each request from its last loaded time to the dataset's available end, and
+            fetch again the days loaded before that Databento has restated since (a later
+            ``last_modified_date``) or that were degraded or pending when fetched; their stored rows
+            are replaced exactly (docs/restatements.md).
+        restatements: only that re-fetch of restated, degraded and pending days, over
+            ``start``/``end`` (default: the recipe's range).
         on_event: progress callback.
         batch_rows: rows decoded per batch (bounds memory).
         command: how the run was started, recorded in the ledger (no secrets).
@@ -84,7 +91,7 @@ def ingest(
         config.check_writable_dirs(store, cache=not from_files)
     st = open_store(store)
     p = RunParams.given(start=start, end=end, symbols=symbols, from_files=expand_paths(list(from_files or [])),
-                        update=update)
+                        update=update, restatements=restatements)
     p = p.resumed(_saved(st, resume)) if resume is not None else p
     if recipe is None and p.recipe is None:
         raise ConfigError("no recipe given: pass --recipe PATH (or --resume RUN_ID)")
@@ -103,9 +110,14 @@ def ingest(
                                             "--end" if p.end else "source.end"))
     if not dry_run:
         st.migrate()
-    if p.update and p.ranges is None:  # a resumed --update run repeats its own ranges
-        since = update_start(r, p) if p.start is not None else None
-        ranges = update_ranges(st, r, source, since, r.source.end if p.end else None)
+    if (p.update or p.restatements) and p.ranges is None:  # a resumed run repeats its own ranges
+        ranges: list[UpdateRange] | None = []
+        if p.update:
+            since = update_start(r, p) if p.start is not None else None
+            ranges = update_ranges(st, r, source, since, r.source.end if p.end else None)
+        if ranges is not None:  # days Databento restated (or degraded/pending ones) since they were fetched
+            lo, hi = (r.source.start, r.source.end) if p.restatements else (None, None)
+            ranges += refetch_ranges(st, r, source, lo, hi, skip=ranges)
         p = p.with_ranges(ranges) if ranges is not None else p
     if p.ranges:  # symbology.resolve covers the update's window
         r = r.with_overrides(start=min(g.start for g in p.ranges), end=max(g.end for g in p.ranges))
@@ -130,6 +142,8 @@ def ingest(
             _chunk_end(report, emit, c.label, ChunkOutcome(c.chunk_id, c.label, "skipped"))
     if todo:
         source.symbology(st, r, write=not dry_run)
+        if not dry_run:
+            _ask_conditions(source, todo)
     if dry_run:
         for c in todo:
             _chunk_end(report, emit, c.label, estimated(c, source))
@@ -139,8 +153,10 @@ def ingest(
         try:
             if n > 1:
                 log.info("run %s: %d worker processes load %d chunks", run.run_id, n, len(todo))
+                known: dict[str, dict[dt.date, DayCondition]] = getattr(source, "known", {})
                 job = Job(st.url, r, rhash, run.run_id, qroot, refresh, batch_rows, bool(p.from_files),
-                          frozenset(getattr(source, "resolved", ())))
+                          frozenset(getattr(source, "resolved", ())),
+                          conditions=tuple((ds, c) for ds, days in known.items() for c in days.values()))
                 stopped = load_parallel(loader, todo, n, job, emit, lambda label, o, w: _chunk_end(report, emit, label, o, w))
                 if stopped is not None:
                     raise interrupt.Interrupted(stopped)
@@ -157,6 +173,24 @@ def ingest(
     if not dry_run:
         _finish(st, run, report)
     return report
+
+
+def _ask_conditions(source: Source, chunks: Sequence[Chunk]) -> None:
+    """Ask the source for the conditions of every day the chunks cover, once per dataset, before
+    anything is fetched (the ledger keeps them as of the fetch); a failure only costs the record."""
+    spans: dict[str, tuple[dt.date, dt.date]] = {}
+    for c in chunks:
+        q = c.request
+        lo, hi = q.start.date(), (q.end - dt.timedelta(microseconds=1)).date()
+        old = spans.get(q.dataset)
+        spans[q.dataset] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
+    for dataset, (lo, hi) in spans.items():
+        try:
+            source.conditions(dataset, lo, hi)
+        except HdiError as e:
+            log.warning("could not ask Databento for the conditions of %s [%s, %s] (the days are recorded "
+                        "without them, so a later restatement of them goes unnoticed): %s", dataset, lo, hi,
+                        e.message)
 
 
 def _chunk_end(report: IngestReport, emit: Callable[[Event], None], label: str, outcome: ChunkOutcome,

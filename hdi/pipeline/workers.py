@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from hdi import _interrupt as interrupt
 from hdi._report import ChunkOutcome, Event
-from hdi.source.base import Chunk, Fetched, Fetcher
+from hdi.source.base import Chunk, DayCondition, Fetched, Fetcher
 from hdi.store import Store
 from hdi.validate.budget import Budget
 
@@ -76,6 +76,7 @@ class Job:
     batch_rows: int
     files: bool  # the run reads --from-file files (else Databento)
     resolved: frozenset[tuple[str, str]]  # Databento: (dataset, symbol) resolving somewhere in the range
+    conditions: tuple[tuple[str, DayCondition], ...] = ()  # Databento: the conditions the run asked once
 
 
 class _Files:
@@ -114,6 +115,8 @@ def _init(job: Job, events: Events, counter: Synchronized[int]) -> None:
 
         source = ApiSource(job.recipe)
         source.resolved = set(job.resolved)
+        for dataset, cond in job.conditions:
+            source.known.setdefault(dataset, {})[cond.day] = cond
     _LOADER = Loader(open_store(job.url), job.recipe, compile_for(job.recipe), job.rhash, job.run_id, job.qroot,
                      source, job.refresh, lambda e: events.put((_WORKER, e)), job.batch_rows)
 

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from hdi.source.files import DbnFile
     from hdi.store.base import Store
 
-__all__ = ["Chunk", "Estimate", "Fetched", "Plan", "Source", "UpdateRange", "chunk_id", "recipe_range"]
+__all__ = ["Chunk", "DayCondition", "Estimate", "Fetched", "Plan", "Source", "UpdateRange", "chunk_id",
+           "recipe_range"]
 
 
 def recipe_range(recipe: Recipe) -> tuple[dt.datetime, dt.datetime]:
@@ -61,14 +62,29 @@ def chunk_id(request: Request, rhash: str, content: str = "") -> str:
 
 
 @dataclass(frozen=True)
+class DayCondition:
+    """Databento's condition of one UTC date of a dataset (``metadata.get_dataset_condition``):
+    ``available``, ``degraded``, ``pending`` or ``missing``, and the date any schema of that day was
+    last regenerated (a later one than at the fetch means the day was restated)."""
+
+    day: dt.date
+    condition: str
+    last_modified: dt.date | None
+
+
+@dataclass(frozen=True)
 class UpdateRange:
-    """``--update``: one request's symbols sharing the same range still to fetch."""
+    """``--update``: one request's symbols sharing the same range still to fetch. ``refetch`` (a
+    reason: restated, degraded, pending) marks days fetched before whose stored rows the new fetch
+    replaces exactly; ``tag`` makes such a chunk's id differ from the fetch it replaces."""
 
     dataset: str
     stype_in: str
     symbols: tuple[str, ...]
     start: dt.datetime
     end: dt.datetime
+    refetch: str = ""
+    tag: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,7 @@ class Chunk:
     where: str = ""  # what quarantined rows name as their source ("" = the request)
     bounded: bool = True  # False for a file whose metadata has no end: no upper bound on its records
     keep: FileWindow | None = None  # records outside --start/--end/--symbols are left out (files)
+    refetch: str = ""  # restated | degraded | pending: the stored rows of its days are replaced exactly
 
     @property
     def end(self) -> dt.datetime | None:
@@ -124,6 +141,7 @@ class Fetched:
 
     file: DbnFile | None
     cost_usd: float = 0.0
+    conditions: tuple[DayCondition, ...] = ()  # the chunk's days as the source knew them before the fetch
 
 
 class Fetcher(Protocol):
@@ -150,6 +168,16 @@ class Source(Protocol):
     def dataset_range(self, dataset: str) -> tuple[dt.datetime, dt.datetime] | None:
         """(start, end) of the data available for ``dataset``; None when the source has no such
         notion (files: ``--update`` then plans nothing beyond them)."""
+        ...
+
+    def conditions(self, dataset: str, start: dt.date, end: dt.date) -> dict[dt.date, DayCondition]:
+        """Databento's condition of each date of ``dataset`` in [start, end] (inclusive), asked once
+        per run and range and remembered (``fetch`` returns its chunk's days from it); empty for a
+        source without such a notion (files).
+
+        Raises:
+            HdiError: the source could not say.
+        """
         ...
 
     def plan(self, recipe: Recipe, rhash: str, ranges: Sequence[UpdateRange] | None) -> Plan:
