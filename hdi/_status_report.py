@@ -53,6 +53,10 @@ class StatusReport:
     # are open: dataset, schema, symbol, run_id, rows, quarantined, rate, max_failure_rate, judged,
     # open_rows, reasons (hdi.validate.budget.over_budget)
     over_budget: pl.DataFrame | None = None
+    # Databento's dataset conditions of the fetched days (issue 15.2), per (dataset, schema, symbol) with
+    # any: the days degraded or pending when last fetched (`hdi ingest --update` fetches them again) and
+    # the days fetched again after Databento restated them (their rows replaced), as day ranges
+    conditions: pl.DataFrame | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def rows(df: pl.DataFrame) -> list[dict[str, Any]]:
@@ -61,7 +65,8 @@ class StatusReport:
         return {"store": self.store, "edition": self.edition, "tables": rows(self.tables),
                 "symbols": rows(self.symbols), "coverage": rows(self.coverage), "quarantine": rows(self.quarantine),
                 "runs": rows(self.runs), "failed_chunks": rows(self.failed_chunks),
-                "over_budget": rows(self.over_budget) if self.over_budget is not None else []}
+                "over_budget": rows(self.over_budget) if self.over_budget is not None else [],
+                "conditions": rows(self.conditions) if self.conditions is not None else []}
 
 
 def _ns_text(df: pl.DataFrame) -> pl.DataFrame:
@@ -124,7 +129,34 @@ def _report(st: Any, quarantine_dir: str | Path | None, runs: int) -> StatusRepo
                         quarantine=q,
                         runs=st.runs(limit=runs), failed_chunks=failed.select(
                             "chunk_id", "run_id", "dataset", "schema", "symbols", "start_ts", "end_ts", "error"),
-                        edition=edition, over_budget=over)
+                        edition=edition, over_budget=over, conditions=_conditions(st))
+
+
+_CONDITIONS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "dataset": pl.String, "schema": pl.String, "symbol": pl.String,
+    "days_degraded": pl.UInt32, "degraded": pl.List(pl.String), "days_pending": pl.UInt32,
+    "pending": pl.List(pl.String), "days_restated": pl.UInt32, "restated": pl.List(pl.String),
+    "last_restated": pl.Date,  # the latest last_modified_date among the restated days
+}
+
+
+def _conditions(st: Any) -> pl.DataFrame:
+    """Degraded, pending and restated days per (dataset, schema, symbol), from ``ingest_conditions``
+    (only symbols with any)."""
+    if not st.has_table("ingest_conditions"):
+        return pl.DataFrame(schema=_CONDITIONS_SCHEMA)
+    got = st.query("SELECT dataset, schema, symbol, day, condition, last_modified_date, refetched "
+                   "FROM ingest_conditions WHERE condition IN ('degraded', 'pending') OR refetched = 'restated'")
+    got = got.with_columns(pl.col("day").cast(pl.Date), pl.col("last_modified_date").cast(pl.Date))
+    out = []
+    for (ds, sch, sym), g in sorted(got.group_by("dataset", "schema", "symbol"), key=lambda kv: kv[0]):
+        deg = g.filter(pl.col("condition") == "degraded")["day"].to_list()
+        pen = g.filter(pl.col("condition") == "pending")["day"].to_list()
+        res = g.filter(pl.col("refetched") == "restated")
+        out.append({"dataset": ds, "schema": sch, "symbol": sym, "days_degraded": len(deg), "degraded": _ranges(deg),
+                    "days_pending": len(pen), "pending": _ranges(pen), "days_restated": res.height,
+                    "restated": _ranges(res["day"].to_list()), "last_restated": res["last_modified_date"].max()})
+    return pl.DataFrame(out, schema=_CONDITIONS_SCHEMA)
 
 
 def _utc(v: dt.datetime | None) -> dt.datetime | None:

@@ -166,3 +166,27 @@ def test_any_restatement_leaves_the_rows_of_a_clean_ingest(gateway, tmp_path, re
     assert _load(url, restatements=True).ok
     name = f"clean-{r.last_modified}"
     assert _rows(url).equals(_clean(tmp_path, name))
+
+
+def test_status_shows_degraded_pending_and_restated_days(gateway, tmp_path, cli):
+    import json
+
+    url = f"duckdb://{tmp_path / 'store.duckdb'}"
+    gateway.set_condition(DS, dt.date(2026, 1, 5), "degraded")
+    gateway.set_condition(DS, dt.date(2026, 1, 7), "pending")
+    assert _load(url).ok
+    gateway.restate(DS, DAY)
+    assert _load(url, restatements=True).ok
+    text = cli("status", "--store", url)
+    assert text.exit_code == 0, text.stdout
+    assert "Databento conditions" in text.stdout
+    assert f"{DS} trades {SYM}: 1 DEGRADED, 1 PENDING, 1 restated" in text.stdout
+    assert "DEGRADED: 2026-01-05" in text.stdout and "PENDING: 2026-01-07" in text.stdout
+    assert "restated: 2026-01-06 (last modified 2026-01-08)" in text.stdout
+    got = json.loads(cli("status", "--store", url, "--format", "json").stdout)["conditions"]
+    assert got == [{"dataset": DS, "schema": "trades", "symbol": SYM, "days_degraded": 1, "degraded": ["2026-01-05"],
+                    "days_pending": 1, "pending": ["2026-01-07"], "days_restated": 1, "restated": ["2026-01-06"],
+                    "last_restated": "2026-01-08"}]
+    page = tmp_path / "status.html"
+    assert cli("status", "--store", url, "--html", str(page)).exit_code == 0
+    assert "<td>2026-01-06</td><td>2026-01-08</td>" in page.read_text()
