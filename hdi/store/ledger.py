@@ -122,11 +122,11 @@ INGEST_CONDITIONS = Table(
     columns=(
         Column("dataset", _T), Column("schema", _T, doc=_SCHEMA_DOC), Column("symbol", _T),
         Column("day", ColType.DATE),
-        Column("condition", _T, doc="available | degraded | pending | missing, as of the fetch"),
+        Column("condition", _T, doc="available, degraded, pending or missing, as of the fetch"),
         Column("last_modified_date", ColType.DATE, True,
                doc="the day Databento last regenerated any schema of that date, as of the fetch"),
         Column("refetched", _T, True, doc="why the day was last fetched again and its stored rows replaced: "
-                                          "restated (last_modified_date advanced) | degraded | pending; null: "
+                                          "restated (last_modified_date advanced), degraded or pending; null: "
                                           "never"),
         Column("chunk_id", _T), Column("fetched_at", _TS),
     ),
