@@ -190,3 +190,18 @@ def test_status_shows_degraded_pending_and_restated_days(gateway, tmp_path, cli)
     page = tmp_path / "status.html"
     assert cli("status", "--store", url, "--html", str(page)).exit_code == 0
     assert "<td>2026-01-06</td><td>2026-01-08</td>" in page.read_text()
+
+
+@pytest.mark.timescale
+def test_restatements_with_worker_processes_ask_databento_once(gateway, timescale_schema_url, tmp_path):
+    url = timescale_schema_url
+    assert _load(url, workers=2).ok
+    for n in (5, 7):
+        gateway.restate(DS, dt.date(2026, 1, n))
+    gateway.clear_requests()
+    report = _load(url, restatements=True, workers=2)
+    assert report.ok and report.count("done") == 2
+    assert _ranges(gateway) == [("2026-01-05", "2026-01-06"), ("2026-01-07", "2026-01-08")]
+    assert len(gateway.calls("metadata.get_dataset_condition")) == 1  # the workers were given the answer
+    assert _rows(url).equals(_clean(tmp_path, "clean"))
+    assert [c[3] for c in _conditions(url)] == ["restated", None, "restated"]
