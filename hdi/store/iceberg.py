@@ -751,13 +751,14 @@ class _LakeTxn(Transaction):
         n = batch.height
         rng = _range_filter(table, batch)
         stored = self._scan(p.base, rng, table.key if on_conflict == "ignore" else None)
+        seen = stored.height  # rows of the base snapshot in the range: what a concurrent commit is checked by
         for gone in p.cleared:  # rows delete_days removed in this transaction are not stored any more
             stored = stored.filter(~_polars_in_range(gone, table)) if stored.height else stored
         earlier = self._staged_in(p, table, batch, rng, on_conflict)  # this transaction's own rows there
         recovered = self._recovered(p.base, table)
         if stored.height == 0 and earlier.height == 0:
             self._stage(p, table, batch, rng)
-            p.guards.append((rng, 0))
+            p.guards.append((rng, seen))
             p.inserted += n
             return WriteResult(table.name, n, n, 0, "append")
         if on_conflict == "ignore":
@@ -765,7 +766,7 @@ class _LakeTxn(Transaction):
             if earlier.height:
                 new = new.join(earlier.select(table.key), on=list(table.key), how="anti", nulls_equal=True)
             self._stage(p, table, new, rng)
-            p.guards.append((rng, stored.height))
+            p.guards.append((rng, seen))
             p.inserted += new.height
             present = n - new.height
             inserted = new.height
