@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -63,7 +64,7 @@ def test_a_bad_dataset_is_databentos_422(client):
 def test_control_endpoints_and_command_line(gateway, tmp_path):
     req = urllib.request.Request(f"{gateway.url}/_hdi/restate", method="POST", data=json.dumps(
         {"dataset": "GLBX.MDP3", "date": "2026-01-07", "last_modified_date": "2026-01-12"}).encode())
-    with urllib.request.urlopen(req, cafile=str(gateway.ca_path)) as r:
+    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=str(gateway.ca_path))) as r:
         assert json.loads(r.read()) == {"last_modified_date": "2026-01-12"}
     assert gateway.api.conditions.answer("GLBX.MDP3", DAY, DAY)[0]["last_modified_date"] == "2026-01-12"
     bad = subprocess.run([sys.executable, "-m", "hdi.testing.gateway", "--condition", "GLBX.MDP3:2026-01-07:odd"],
