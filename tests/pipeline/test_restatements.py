@@ -109,14 +109,21 @@ def test_degraded_and_pending_days_are_fetched_again_on_update_until_available(g
     assert _ranges(gateway) == []  # every day available and unchanged: nothing fetched again
 
 
-def test_restatements_only_over_the_chosen_range(gateway, tmp_path):
+def test_restatements_only_over_the_chosen_range(gateway, tmp_path, cli):
     url = f"duckdb://{tmp_path / 'store.duckdb'}"
     assert _load(url).ok
     for n in (5, 7):
         gateway.restate(DS, dt.date(2026, 1, n))
     gateway.clear_requests()
-    assert _load(url, restatements=True, start="2026-01-06", end="2026-01-08").ok
+    run = cli("ingest", "--recipe", RECIPE, "--restatements", "--start", "2026-01-06", "--end", "2026-01-08",
+              "--symbols", SYM, "--store", url, "--no-progress")
+    assert run.exit_code == 0, run.stdout + run.stderr
     assert _ranges(gateway) == [("2026-01-07", "2026-01-08")]
+    both = cli("ingest", "--recipe", RECIPE, "--restatements", "--update", "--store", url, "--no-progress")
+    assert both.exit_code == 1
+    assert both.stderr.strip().splitlines() == [
+        "error: --update and --restatements together: --update already fetches restated days again; allowed: one "
+        "of them"]
     gateway.clear_requests()
     assert _load(url, restatements=True).ok  # the recipe's (here --start/--end's) whole range
     assert _ranges(gateway) == [("2026-01-05", "2026-01-06")]
