@@ -117,7 +117,13 @@ def ingest(
             ranges = update_ranges(st, r, source, since, r.source.end if p.end else None)
         if ranges is not None:  # days Databento restated (or degraded/pending ones) since they were fetched
             lo, hi = (r.source.start, r.source.end) if p.restatements else (None, None)
-            ranges += refetch_ranges(st, r, source, lo, hi, skip=ranges)
+            try:
+                ranges += refetch_ranges(st, r, source, lo, hi, skip=ranges)
+            except HdiError as e:
+                if p.restatements:
+                    raise
+                log.warning("--update: could not learn which loaded days Databento restated (none is fetched "
+                            "again this run; the next --update asks again): %s", e.message)
         p = p.with_ranges(ranges) if ranges is not None else p
     if p.ranges:  # symbology.resolve covers the update's window
         r = r.with_overrides(start=min(g.start for g in p.ranges), end=max(g.end for g in p.ranges))

@@ -212,3 +212,22 @@ def test_restatements_with_worker_processes_ask_databento_once(gateway, timescal
     assert len(gateway.calls("metadata.get_dataset_condition")) == 1  # the workers were given the answer
     assert _rows(url).equals(_clean(tmp_path, "clean"))
     assert [c[3] for c in _conditions(url)] == ["restated", None, "restated"]
+
+
+def test_an_unanswered_condition_call_stops_restatements_but_not_an_update(gateway, tmp_path):
+    from hdi.errors import SourceError
+
+    url = f"duckdb://{tmp_path / 'store.duckdb'}"
+    assert _load(url).ok
+    gateway.restate(DS, DAY)
+    gateway.faults.status("metadata.get_dataset_condition", 400, times=10)
+    gateway.clear_requests()
+    up = _load(url, update=True, start=None, end="2026-01-09")
+    assert up.ok
+    assert _ranges(gateway) == [("2026-01-08", "2026-01-09")]  # extended; the restated day waits
+    with pytest.raises(SourceError, match="get_dataset_condition"):
+        _load(url, restatements=True)
+    gateway.faults.clear()
+    gateway.clear_requests()
+    assert _load(url, restatements=True).ok
+    assert _ranges(gateway) == [("2026-01-06", "2026-01-07")]
