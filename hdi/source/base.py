@@ -3,21 +3,26 @@
 The pipeline (:mod:`hdi.pipeline`) holds a :class:`Source` and never asks which kind it holds. A
 source plans its own chunks (:meth:`Source.plan`), checks what it can before anything is written
 (:meth:`Source.check`), stores the symbology it knows beyond the chunks' own DBN metadata
-(:meth:`Source.symbology`), and answers each planned :class:`Chunk` with an :class:`Estimate`
-(dry run) or a :class:`Fetched` DBN file (a real run). Everything past ``fetch``, decoding,
+(:meth:`Source.symbology`), says what Databento reports of each day (:meth:`Source.conditions`:
+condition and last_modified_date, asked once per run and range; the ledger keeps them and
+``--update`` re-fetches restated days), and answers each planned :class:`Chunk` with an
+:class:`Estimate` (dry run) or a :class:`Fetched` DBN file (a real run). Everything past ``fetch``, decoding,
 the recipe, validation and the store transaction, is the same for every source.
 
 Two sources implement it: :class:`hdi.source.databento.ApiSource` (Databento's historical API,
 through the raw cache) and :class:`hdi.source.files.FileSource` (DBN files on disk).
 
-**Adding a source** (e.g. Databento batch downloads): write a class with these six methods in its
+**Adding a source** (e.g. Databento batch downloads): write a class with these seven methods in its
 own module under ``hdi/source/``, and pick it in :func:`hdi.pipeline.plan.open_source`. Its
 ``plan`` returns one :class:`Chunk` per unit it delivers (for batch jobs: one per file of a job,
 with the job's :class:`~hdi.source.chunks.Request` narrowed to the file), with a ``chunk_id``
 that changes when what the chunk holds changes; its ``fetch`` submits, waits for and downloads
 what the chunk needs (retrying with a :class:`~hdi._retrying.RetryPolicy`) and returns the opened
 :class:`~hdi.source.files.DbnFile`, verified (:mod:`hdi.source.dbnfile`), with what it cost. The
-loader, the ledger and the estimator need no change: they read only these values.
+loader, the ledger and the estimator need no change: they read only these values. A source that
+reads Databento returns, in each ``Fetched``, the conditions of the chunk's days as it knew them
+before the download (its ``conditions`` memo), and plans ``UpdateRange.refetch`` ranges as
+chunks with ``Chunk.refetch`` set (downloaded afresh, never from a cache).
 """
 
 from __future__ import annotations
