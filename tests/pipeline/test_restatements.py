@@ -231,3 +231,31 @@ def test_an_unanswered_condition_call_stops_restatements_but_not_an_update(gatew
     gateway.clear_requests()
     assert _load(url, restatements=True).ok
     assert _ranges(gateway) == [("2026-01-06", "2026-01-07")]
+
+
+def test_a_restated_day_of_resampled_bars_replaces_only_its_own_granularity(gateway, tmp_path):
+    """5m bars built from 1m bars share the ohlcv table with the 1m bars: a restatement re-fetched by the
+    5m recipe replaces the day's 5m bars only (delete_days keeps to the recipe's granularity)."""
+    url = f"duckdb://{tmp_path / 'store.duckdb'}"
+    m1, m5 = ROOT / "recipes" / "ohlcv_1m.yaml", ROOT / "recipes" / "ohlcv_5m.yaml"
+    for recipe in (m1, m5):
+        assert ingest(recipe, start=START, end=END, symbols=SYM, store=url).ok
+
+    def bars(u: str, gran: str) -> pl.DataFrame:
+        close_all()
+        return (open_store(u).select("ohlcv", equals={"granularity": gran}).drop("data_source")
+                .sort("instrument_id", "bar_timestamp_utc"))
+
+    one_minute = bars(url, "1m")
+    gateway.restate(DS, DAY, remove=[0, 7], reprice=[(3, 1)])
+    gateway.clear_requests()
+    assert ingest(m5, start=START, end=END, symbols=SYM, store=url, restatements=True).ok
+    assert _ranges(gateway) == [("2026-01-06", "2026-01-07")]
+    assert bars(url, "1m").equals(one_minute)  # the 1m recipe's rows: untouched (its own run would replace them)
+    clean = f"duckdb://{tmp_path / 'clean.duckdb'}"
+    assert ingest(m5, start=START, end=END, symbols=SYM, store=clean, refresh=True).ok
+    assert bars(url, "5m").equals(bars(clean, "5m"))
+    gateway.clear_requests()
+    assert ingest(m1, start=START, end=END, symbols=SYM, store=url, restatements=True).ok
+    assert _ranges(gateway) == [("2026-01-06", "2026-01-07")]
+    assert bars(url, "1m").height == one_minute.height - 2
