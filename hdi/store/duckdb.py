@@ -20,6 +20,7 @@ import polars as pl
 
 from hdi._tables import Table
 from hdi.errors import StoreError
+from hdi.store import counts
 from hdi.store import duckdb_share as share
 from hdi.store.base import Store, Transaction, WriteResult
 from hdi.store.check import column_problem, damaged, version_problem
@@ -278,6 +279,7 @@ class _DuckTxn(Transaction):
         key = ", ".join(ident(k) for k in table.key)
         tc = ident(table.time_column)
         lo, hi = time_bounds(frame, table.time_column)
+        self._touch_rows(table, frame)  # its keys are recounted at commit (one writer per file: exact)
         if on_conflict == "update":
             match = " AND ".join(f"t.{ident(k)} = b.{ident(k)}" for k in table.key)
             replaced = _first(con.execute(f"DELETE FROM {ident(table.name)} t USING hdi_batch b WHERE {match}")
@@ -293,6 +295,17 @@ class _DuckTxn(Transaction):
     def _overlaps(self, table: Table, frame: pl.DataFrame) -> bool:
         sql, params = overlap_probe(table, frame)
         return bool(self.con.execute(sql, params).fetchall())
+
+    def _write_counts(self, deltas: pl.DataFrame, scopes: list[counts.Scope]) -> None:
+        def write() -> None:
+            for scope in scopes:
+                for sql, params in counts.recount_sql(scope, "duckdb"):
+                    _run(self.con, sql, params)
+            if deltas.height:
+                hdi_counts = deltas  # noqa: F841 - read by the SQL below (replacement scan)
+                self.con.execute(counts.add_sql("hdi_counts")).fetchall()
+
+        self._guard("row counts", write)
 
     def upsert(self, table: Table, row: dict[str, Any]) -> None:
         self._chunk = table.name == "ingest_chunks"  # a run's row (its end) detaches at once

@@ -18,7 +18,8 @@ ALL_TABLES: dict[str, Table] = {**TABLES, **LEDGER_TABLES, ROLLS.name: ROLLS}
 _OWN_NAME = re.compile(r"hdi_[a-z0-9_]{1,50}")
 
 # Store schema version: bump and append a migration when the shape of a table changes.
-SCHEMA_VERSION = 4  # 3: the rolls table (continuous futures); 4: the mbo, mbp10, bbo, cbbo, status, imbalance tables
+SCHEMA_VERSION = 7  # 3: the rolls table (continuous futures); 4: the mbo, mbp10, bbo, cbbo, status, imbalance tables;
+# 7: row_counts (issue 15.3; 5 and 6 are other issues' migrations, numbered by whoever merges them)
 
 SQL_TYPES: dict[str, dict[ColType, str]] = {
     "timescale": {
