@@ -110,6 +110,8 @@ class Transaction(ABC):
 
     def _touch_rows(self, table: Table, frame: pl.DataFrame) -> None:
         """:meth:`_touch` the keys (dataset, instruments, days) of a frame of ``table`` rows."""
+        if table.name not in DATA_TABLES:
+            return
         for scope in counts.scopes_of(table, frame):
             self.counts.touch(scope)
 

@@ -24,7 +24,7 @@ import polars as pl
 from hdi._prices import fixed_to_decimal
 from hdi._redaction import libpq_url, redact
 from hdi._retrying import RetryPolicy
-from hdi._tables import ColType, Table
+from hdi._tables import DATA_TABLES, ColType, Table
 from hdi.errors import ConcurrentWriteError, StoreError
 from hdi.store import counts
 from hdi.store.base import Store, Transaction, WriteResult
@@ -342,11 +342,16 @@ class _PgTxn(Transaction):
             action = f"DO UPDATE SET {sets}"
         else:
             action = "DO NOTHING"
+        insert = f"INSERT INTO {ident(table.name)} ({cols}) SELECT {cols} FROM pg_temp.{stage} ON CONFLICT ({key}) {action}"
+        if table.name not in DATA_TABLES:  # symbology: no row counts
+            self.cur.execute(insert)
+            inserted = self.cur.rowcount
+            self.cur.execute(f"DROP TABLE pg_temp.{stage}")
+            return int(inserted) if inserted is not None and inserted >= 0 else 0
         tc, edge = ident(table.time_column), ident(counts.edge_column(table))
         gran = "granularity" if "granularity" in table.names else "''"
         self.cur.execute(
-            f"WITH ins AS (INSERT INTO {ident(table.name)} ({cols}) SELECT {cols} FROM pg_temp.{stage} "
-            f"ON CONFLICT ({key}) {action} RETURNING dataset, instrument_id, {gran} AS granularity, "
+            f"WITH ins AS ({insert} RETURNING dataset, instrument_id, {gran} AS granularity, "
             f"{tc} AS t, {edge} AS edge, (xmax = 0) AS fresh) "
             f"SELECT CAST($1 AS text) AS table_name, dataset, CAST(instrument_id AS bigint) AS instrument_id, "
             f"granularity, CAST(timezone('UTC', t) AS date) AS day, "
