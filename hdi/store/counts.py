@@ -6,10 +6,9 @@ behind the data:
 
 - a write whose key range held no stored row (the ``append`` path) inserted every row of its frame:
   the frame's own per-day counts are added (:meth:`Tracker.add`, called by the store contract);
-- a merge counts exactly the rows it inserted: TimescaleDB from ``INSERT ... RETURNING`` (a
-  concurrent writer's rows are never counted twice: the additions are commutative), the lake from
-  the anti-joined frame it stages; DuckDB (one writer per file) marks the keys it touched and
-  recounts them at commit;
+- a merge counts exactly the rows it inserted: TimescaleDB and DuckDB from ``INSERT ... RETURNING``
+  (a concurrent writer's rows are never counted twice: the additions are commutative; an ``update``
+  that replaced a row does not count it again), the lake from the anti-joined frame it stages;
 - anything else that changes stored rows (a delete) calls :meth:`hdi.store.base.Transaction._touch`
   with the keys: at commit those keys are recounted from the table inside the transaction (index /
   zone-map range scans of exactly those instruments and days), replacing their counts.
@@ -80,6 +79,21 @@ def merge(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
     return (pl.concat(parts).group_by(KEY)
             .agg(pl.col("rows").sum(), pl.col("first_ns").min(), pl.col("last_ns").max())
             .filter(pl.col("rows") > 0).sort(KEY).select(COLUMNS))
+
+
+def subtract(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
+    """``a``'s stats with ``b``'s rows taken off per key (``b``: rows of ``a`` replaced, not added;
+    first and last stay ``a``'s, which the stored rows already span)."""
+    if b.height == 0:
+        return a
+    return (a.join(b.select(*KEY, pl.col("rows").alias("_gone")), on=KEY, how="left", nulls_equal=True)
+            .with_columns(pl.col("rows") - pl.col("_gone").fill_null(0)).filter(pl.col("rows") > 0).select(COLUMNS))
+
+
+def count_columns(table: Table) -> list[str]:
+    """The columns :func:`frame_stats` reads from a frame of ``table`` rows."""
+    want = ("dataset", "instrument_id", "granularity", table.time_column, edge_column(table))
+    return [c for c in dict.fromkeys(want) if c in table.names]
 
 
 @dataclass(frozen=True)
