@@ -14,10 +14,12 @@ market trades is **flagged** (the source may be incomplete: a vendor outage, a h
 a day it is closed (weekend, holiday) is **closed**, expected empty. Early-close trading dates in the
 span are listed (``early_close``). A symbol without a known calendar keeps plain no-data days.
 
-Stored rows per (dataset, table, granularity, symbol) come from one grouped query per table (rows,
-first and last time per instrument and UTC day), mapped to symbols through the symbology table
-(a continuous symbol counts each contract on its own days); an instrument no symbol maps is shown
-by its id.
+Stored rows per (dataset, table, granularity, symbol) come from the ``row_counts`` table (rows,
+first and last time per instrument and UTC day, kept by every write transaction:
+:mod:`hdi.store.counts`), never from a scan of the data tables, mapped to symbols through the
+symbology table (a continuous symbol counts each contract on its own days); an instrument no symbol
+maps is shown by its id. A store an earlier hdi wrote and no write has migrated since has no
+``row_counts`` (a status never migrates): it is scanned as before.
 
 The public function is :func:`hdi.status` (``hdi/__init__.py`` loads it from here on first use).
 """
@@ -35,7 +37,8 @@ from hdi import _config as config
 from hdi._tables import DATA_TABLES
 from hdi._timeutil import as_utc
 from hdi.research.calendars import classify_coverage
-from hdi.store import open_store
+from hdi.store import counts, open_store
+from hdi.store.ledger import ROW_COUNTS
 from hdi.store.schema import ident
 
 
@@ -171,7 +174,15 @@ _DAILY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {"table": pl.String,
 
 def _daily(st: Any) -> pl.DataFrame:
     """Rows, first and last time per (table, dataset, instrument, granularity, UTC day); exact to the
-    nanosecond where the table keeps its time column's nanoseconds."""
+    nanosecond where the table keeps its time column's nanoseconds. From ``row_counts``."""
+    if st.has_table(ROW_COUNTS.name):
+        return counts.daily(st)
+    return _scan_daily(st)
+
+
+def _scan_daily(st: Any) -> pl.DataFrame:
+    """:func:`_daily` by one grouped scan of every data table: a store without ``row_counts`` (written
+    by an hdi before migration 7 and not migrated since)."""
     parts = []
     for name, t in DATA_TABLES.items():
         if not st.has_table(name):

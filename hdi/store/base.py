@@ -32,7 +32,7 @@ from hdi._redaction import redact_url, remember
 from hdi._retrying import RetryPolicy
 from hdi._tables import DATA_TABLES, SYMBOLOGY, Table
 from hdi.errors import ConcurrentWriteError, StoreError, allowed_list
-from hdi.store import ledger
+from hdi.store import counts, ledger
 from hdi.store.frames import empty_frame, normalise
 from hdi.store.ledger import INGEST_CHUNKS, INGEST_RUNS, ChunkRecord, RunRecord
 from hdi.store.schema import ALL_TABLES
@@ -65,6 +65,7 @@ class Transaction(ABC):
         self.deleted = 0  # data rows removed by delete_days
         # symbols -> instrument ids from the store's symbology (set by Store.transaction)
         self.symbol_ids: Callable[[str, Sequence[str], dt.datetime, dt.datetime], list[int]] | None = None
+        self.counts = counts.Tracker()  # row_counts changes, written by flush_counts() before commit
 
     def write(self, table: str, frame: pl.DataFrame, *, on_conflict: str = "ignore") -> WriteResult:
         """Write one batch of rows idempotently (see :meth:`Store.write`)."""
@@ -80,6 +81,8 @@ class Transaction(ABC):
         if t.name in DATA_TABLES:  # ledger-side tables (ingest_days) do not count as loaded rows
             self.inserted += result.inserted
             self.already_present += result.already_present
+            if result.path == "append":  # the range held no stored row: every row of the frame was inserted
+                self.counts.add(t, frame)
         self.results.append(result)
         return result
 
@@ -130,6 +133,11 @@ class Transaction(ABC):
         if not ids:
             return 0
         n = self._delete_days(t, dataset, sorted(ids), start, end, dict(equals or {}))
+        # the deleted days' row_counts are recounted at commit (their rows after this delete and the
+        # writes that follow it in the transaction)
+        lo, hi = (x if x.tzinfo else x.replace(tzinfo=dt.UTC) for x in (start, end))
+        self._touch(t, dataset, sorted(ids), lo.astimezone(dt.UTC).date(),
+                    (hi.astimezone(dt.UTC) - dt.timedelta(microseconds=1)).date())
         log.info("deleted %s: %d rows of %s, %d instrument(s), [%s, %s)", t.name, n, dataset, len(ids), start, end)
         self.deleted += n
         return n
@@ -142,7 +150,43 @@ class Transaction(ABC):
 
     @abstractmethod
     def _write(self, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
-        """Conform and write one non-empty batch."""
+        """Conform and write one non-empty batch. A data-table write on the ``append`` path is
+        counted by :meth:`write`; a merge must count what it inserted itself (``self.counts.add``
+        / ``add_stats``) or :meth:`_touch` the keys it wrote (see :mod:`hdi.store.counts`)."""
+
+    # -- row counts (hdi/store/counts.py) ---------------------------------------------------------
+    def _touch(self, table: Table | str, dataset: str, instrument_ids: Sequence[int] | None,
+               first_day: dt.date, last_day: dt.date) -> None:
+        """Stored rows of ``table`` changed for these keys in a way no count follows (a delete, a
+        merge that does not count what it inserted): at commit their ``row_counts`` are recounted
+        from the table inside this transaction. ``instrument_ids`` None: every instrument of the
+        dataset; days are UTC and inclusive. Every mutation path that is not an append calls this
+        (or counts exactly), so the counts stay equal to the stored rows."""
+        name = table.name if isinstance(table, Table) else table
+        if name not in DATA_TABLES or (instrument_ids is not None and not instrument_ids):
+            return
+        ids = tuple(sorted({int(i) for i in instrument_ids})) if instrument_ids is not None else None
+        self.counts.touch(counts.Scope(name, dataset, ids, first_day, last_day))
+
+    def _touch_rows(self, table: Table, frame: pl.DataFrame) -> None:
+        """:meth:`_touch` the keys (dataset, instruments, days) of a frame of ``table`` rows."""
+        if table.name not in DATA_TABLES:
+            return
+        for scope in counts.scopes_of(table, frame):
+            self.counts.touch(scope)
+
+    def flush_counts(self) -> None:
+        """Write this transaction's ``row_counts`` changes, inside it (the store contract calls this
+        right before :meth:`commit`)."""
+        if self.counts.empty:
+            return
+        self._write_counts(self.counts.deltas(), list(self.counts.scopes))
+        self.counts.clear()
+
+    @abstractmethod
+    def _write_counts(self, deltas: pl.DataFrame, scopes: list[counts.Scope]) -> None:
+        """Recount ``scopes`` (replacing their count rows), then add ``deltas`` (``row_counts``
+        columns; keys of no scope) to the stored counts, in this transaction."""
 
     @abstractmethod
     def upsert(self, table: Table, row: dict[str, Any]) -> None:
@@ -277,6 +321,7 @@ class Store(ABC):
                 txn.upsert(INGEST_CHUNKS, chunk.row())
             if run is not None:
                 txn.upsert(INGEST_RUNS, run.row())
+            txn.flush_counts()
             txn.commit()
         except BaseException as e:
             txn.rollback()

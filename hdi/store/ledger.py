@@ -135,8 +135,28 @@ INGEST_CONDITIONS = Table(
     chunk_interval=None,
 )
 
+ROW_COUNTS = Table(
+    name="row_counts",
+    doc="Stored rows per (data table, dataset, instrument, granularity, UTC day), with the day's first and "
+        "last time: kept in the same transaction as every write (hdi/store/counts.py), so `hdi status` "
+        "reads these instead of scanning the data tables. Written by hdi only.",
+    columns=(
+        Column("table_name", _T, doc="the data table (trades, ohlcv, ...)"),
+        Column("dataset", _T), Column("instrument_id", _I),
+        Column("granularity", _T, doc="the bar or snapshot size for ohlcv, bbo and cbbo; '' for other tables"),
+        Column("day", ColType.DATE, doc="UTC day of the table's time column"),
+        Column("rows", _I, doc="rows stored"),
+        Column("first_ns", _I, doc="the day's earliest time (the exact *_ns column where the table has one), "
+                                   "nanoseconds since the epoch"),
+        Column("last_ns", _I, doc="the day's latest time, likewise"),
+    ),
+    key=("table_name", "dataset", "instrument_id", "granularity", "day"),
+    time_column="day",
+    chunk_interval=None,
+)
+
 LEDGER_TABLES = {t.name: t for t in (INGEST_CHUNKS, INGEST_RUNS, INGEST_DAYS, QUARANTINE_REPLAYS,
-                                     INGEST_CONDITIONS)}
+                                     INGEST_CONDITIONS, ROW_COUNTS)}
 
 
 def _now() -> dt.datetime:

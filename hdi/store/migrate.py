@@ -75,7 +75,21 @@ def _v6(backend: str) -> list[str]:
             f"CREATE UNIQUE INDEX IF NOT EXISTS {key_index_name(t)} ON {ident(t.name)} ({key})"]
 
 
-_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 6: _v6}
+COUNTS_VERSION = 7  # the row_counts migration (issue 15.3); the lake store fills its counts at this version too
+
+
+def _v7(backend: str) -> list[str]:
+    """``row_counts`` (hdi/store/counts.py), filled once from every stored row in this migration's
+    transaction: a store written by an earlier hdi gets exact counts. A fresh store has the (empty)
+    table from v1 already; the fill then reads empty tables."""
+    from hdi.store.counts import fill_sql
+    from hdi.store.ledger import ROW_COUNTS
+
+    return [*_create([ROW_COUNTS], backend), f"DELETE FROM {ident(ROW_COUNTS.name)}",
+            *(fill_sql(t, backend) for t in DATA_TABLES.values())]
+
+
+_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 6: _v6, COUNTS_VERSION: _v7}
 
 
 def migrations(backend: str) -> Iterator[tuple[int, list[str]]]:

@@ -25,8 +25,9 @@ import polars as pl
 from hdi._prices import fixed_to_decimal
 from hdi._redaction import libpq_url, redact
 from hdi._retrying import RetryPolicy
-from hdi._tables import ColType, Table
+from hdi._tables import DATA_TABLES, ColType, Table
 from hdi.errors import ConcurrentWriteError, StoreError
+from hdi.store import counts
 from hdi.store.base import Store, Transaction, WriteResult
 from hdi.store.check import column_problem, damaged, version_problem
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
@@ -280,6 +281,11 @@ class TimescaleStore(Store):
         return _PgTxn(self)
 
 
+def _epoch_ns(column: str, is_ns: bool) -> str:
+    """A column as nanoseconds since the epoch: an ``*_ns`` column as it is, a timestamptz converted."""
+    return column if is_ns else f"CAST(EXTRACT(EPOCH FROM {column}) * 1000000000 AS bigint)"
+
+
 class _PgTxn(Transaction):
     """A PostgreSQL transaction on its own connection (autocommit off)."""
 
@@ -335,6 +341,9 @@ class _PgTxn(Transaction):
         return int(rows[0][0]) if rows else 0
 
     def _merge(self, table: Table, arrow: Any, on_conflict: str) -> int:
+        """Stage the rows, then INSERT ... ON CONFLICT; returns the rows inserted or updated. The
+        rows it inserted are counted per key from its RETURNING (``xmax = 0``: a row this statement
+        created, not one it updated), so a concurrent writer's rows are never counted twice."""
         stage = f"hdi_stage_{table.name}"
         self.cur.adbc_ingest(stage, arrow, mode="replace", temporary=True)
         cols = ", ".join(ident(c) for c in table.names)
@@ -344,11 +353,27 @@ class _PgTxn(Transaction):
             action = f"DO UPDATE SET {sets}"
         else:
             action = "DO NOTHING"
-        self.cur.execute(f"INSERT INTO {ident(table.name)} ({cols}) SELECT {cols} FROM pg_temp.{stage} "
-                         f"ON CONFLICT ({key}) {action}")
-        inserted = self.cur.rowcount
+        insert = f"INSERT INTO {ident(table.name)} ({cols}) SELECT {cols} FROM pg_temp.{stage} ON CONFLICT ({key}) {action}"
+        if table.name not in DATA_TABLES:  # symbology: no row counts
+            self.cur.execute(insert)
+            inserted = self.cur.rowcount
+            self.cur.execute(f"DROP TABLE pg_temp.{stage}")
+            return int(inserted) if inserted is not None and inserted >= 0 else 0
+        tc, edge = ident(table.time_column), ident(counts.edge_column(table))
+        gran = "granularity" if "granularity" in table.names else "''"
+        self.cur.execute(
+            f"WITH ins AS ({insert} RETURNING dataset, instrument_id, {gran} AS granularity, "
+            f"{tc} AS t, {edge} AS edge, (xmax = 0) AS fresh) "
+            f"SELECT CAST($1 AS text) AS table_name, dataset, CAST(instrument_id AS bigint) AS instrument_id, "
+            f"granularity, CAST(timezone('UTC', t) AS date) AS day, "
+            f"count(*) FILTER (WHERE fresh) AS \"rows\", "
+            f"CAST(min({_epoch_ns('edge', edge != tc)}) FILTER (WHERE fresh) AS bigint) AS first_ns, "
+            f"CAST(max({_epoch_ns('edge', edge != tc)}) FILTER (WHERE fresh) AS bigint) AS last_ns, "
+            f"count(*) AS affected FROM ins GROUP BY 2, 3, 4, 5", parameters=(table.name,))
+        got: pl.DataFrame = self.cur.fetch_polars()
         self.cur.execute(f"DROP TABLE pg_temp.{stage}")
-        return int(inserted) if inserted is not None and inserted >= 0 else 0
+        self.counts.add_stats(got.filter(pl.col("rows") > 0))
+        return int(got["affected"].sum()) if got.height else 0
 
     def upsert(self, table: Table, row: dict[str, Any]) -> None:
         cols = table.names
@@ -362,6 +387,19 @@ class _PgTxn(Transaction):
             )
         except Exception as e:
             raise self._fail("ledger write", e) from None
+
+    def _write_counts(self, deltas: pl.DataFrame, scopes: list[counts.Scope]) -> None:
+        try:
+            for scope in scopes:
+                for sql, params in counts.recount_sql(scope, "timescale"):
+                    self.cur.execute(sql, parameters=tuple(params))
+            if deltas.height:
+                stage = "hdi_stage_row_counts"
+                self.cur.adbc_ingest(stage, deltas.to_arrow(), mode="replace", temporary=True)
+                self.cur.execute(counts.add_sql(f"pg_temp.{stage}"))
+                self.cur.execute(f"DROP TABLE pg_temp.{stage}")
+        except Exception as e:
+            raise self._fail("row counts write", e) from None
 
     def _cancel(self) -> None:
         self.conn.cancel()  # PQcancel: the running statement fails with "canceling statement due to user request"
