@@ -91,6 +91,7 @@ class Outage:
     status: int = 503
     match: dict[str, str] = field(default_factory=dict)
     id: int = 0
+    hits: int = 0  # calls it failed so far
 
     def __post_init__(self) -> None:
         if self.kind not in OUTAGE_KINDS:
@@ -118,7 +119,8 @@ class Outage:
     def as_dict(self, now: float) -> dict[str, Any]:
         return {"id": self.id, "endpoints": list(self.endpoints), "kind": self.kind, "status": self.status,
                 "match": self.match, "start": _iso(self.start), "end": _iso(self.end),
-                "active": self.active(now), "seconds_left": max(0.0, self.end - max(now, self.start))}
+                "active": self.active(now), "seconds_left": max(0.0, self.end - max(now, self.start)),
+                "hits": self.hits}
 
 
 def _iso(t: float) -> str:
@@ -250,6 +252,7 @@ class FaultSet:
         with self._lock:
             for o in self._outages:
                 if o.active(now) and o.matches(endpoint, params):
+                    o.hits += 1
                     return o.fault()
             for fault in self._faults:
                 if fault.matches(endpoint, params):
