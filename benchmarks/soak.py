@@ -20,7 +20,7 @@ what the faults were, what the retry pass recovered, and the comparison. Exit co
 Usage::
 
     .venv/bin/python benchmarks/soak.py [--runs 100] [--seed 1] [--timescale | --store URL] [--subprocess]
-        [--outage-rate 0.15] [--retry-pass-wait 3]
+        [--outage-rate 0.15] [--retry-pass-wait 3] [--retry-passes 2]
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ START = dt.datetime(2025, 6, 2, tzinfo=dt.UTC)  # a Monday; the first run of eac
 ATTEMPTS = 4  # HDI_RETRY_ATTEMPTS: calls per request
 ENDPOINTS = ("timeseries.get_range",) * 6 + ("metadata.get_cost", "symbology.resolve", "metadata.get_dataset_range")
 CHUNK_ENDPOINTS = ("timeseries.get_range", "metadata.get_cost")  # called per chunk: the retry pass covers them
-RETRY_PASSES = 2  # HDI_RETRY_PASSES
 PER_CALL_BUDGET = 0.44  # seconds the per-call retries wait at most: 0.05 + 0.1 + 0.2, jitter +25%
 
 
@@ -201,7 +200,7 @@ def _soak(args: argparse.Namespace, work: Path, store: str) -> int:  # noqa: PLR
               f"06:00 UTC from {START.date()}), seed {args.seed}, faults in {args.fault_rate:.0%} of runs within the "
               f"retry budget ({ATTEMPTS} calls) and {args.beyond_rate:.0%} beyond it; long outages (by time, "
               f"longer than the per-call retries, shorter than the {args.retry_pass_wait:g} s retry pass pause, "
-              f"{RETRY_PASSES} passes) during {args.outage_rate:.0%} of runs, from their first chunk call; "
+              f"{args.retry_passes} passes) during {args.outage_rate:.0%} of runs, from their first chunk call; "
               f"{'`hdi ingest` processes' if args.subprocess else 'in-process'}; store {shown}")
         last_ok = dict.fromkeys(names, True)
         n = 0
@@ -302,6 +301,13 @@ def _soak(args: argparse.Namespace, work: Path, store: str) -> int:  # noqa: PLR
         problems.append("hdi status reports failed chunks or MISSING days")
     print("RESULT: " + ("stored rows equal the expected rows exactly" if not problems else "MISMATCH: "
                         + "; ".join(problems)))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _common import load_average, result
+
+    result(f"soak: scheduled runs completing on their own ({store.split(':')[0]})", round(100 * ok / len(counted), 1),
+           "%", ">= 99% (PRD NFR2 >= 95%), rows equal a clean run", ok / len(counted) >= 0.99 and not problems,
+           f"{ok}/{len(counted)}; {len(outaged)} long outages, retry pass recovered "
+           f"{sum(s.recovered for s in counted)} chunks; load {load_average()}")
     return 0 if not problems else 1
 
 
@@ -313,6 +319,8 @@ def main() -> int:
     ap.add_argument("--beyond-rate", type=float, default=0.02, help="share of runs with a fault beyond budget")
     ap.add_argument("--outage-rate", type=float, default=0.15,
                     help="share of runs with a long outage (from the run's first chunk call)")
+    ap.add_argument("--retry-passes", type=int, default=2, help="HDI_RETRY_PASSES (0: no retry pass, the "
+                    "baseline)")
     ap.add_argument("--retry-pass-wait", type=float, default=3.0, help="HDI_RETRY_PASS_WAIT: the retry pass's "
                     "pause, seconds (outages last 1 s to 0.8 x this)")
     ap.add_argument("--store", default=None, help="store URL (default: a fresh DuckDB file)")
@@ -328,7 +336,7 @@ def main() -> int:
     os.environ.update({"DATABENTO_API_KEY": "db-soak-0123456789abcdef", "HDI_DATA_DIR": str(work / "data"),
                        "HDI_RETRY_ATTEMPTS": str(ATTEMPTS), "HDI_RETRY_BASE_DELAY": "0.05",
                        "HDI_RETRY_MAX_DELAY": "0.4", "HDI_NO_PROGRESS": "1",
-                       "HDI_RETRY_PASSES": str(RETRY_PASSES), "HDI_RETRY_PASS_WAIT": str(args.retry_pass_wait)})
+                       "HDI_RETRY_PASSES": str(args.retry_passes), "HDI_RETRY_PASS_WAIT": str(args.retry_pass_wait)})
     for var in ("HDI_STORE", "HDI_CACHE_DIR", "HDI_QUARANTINE_DIR"):
         os.environ.pop(var, None)
     schema = None
