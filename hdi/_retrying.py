@@ -89,7 +89,8 @@ def _check(name: str, value: float, lo: float, hi: float, *, integer: bool = Fal
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok or value != value or not lo <= value <= hi:  # noqa: PLR0124 - NaN
         what = "a whole number" if integer else "a number of seconds"
-        raise ConfigError(f"{name} {value!r} is not allowed; allowed: {what} from {lo:g} to {hi:g}")
+        shown = f"{value:g}" if ok and not isinstance(value, bool) else repr(value)
+        raise ConfigError(f"{name} {shown} is not allowed; allowed: {what} from {lo:g} to {hi:g}")
 
 
 def _read(name: str, cast: Callable[[str], float], lo: float, hi: float, default: float) -> float:

@@ -101,6 +101,21 @@ def test_retry_pass_recovers_chunks_an_outage_failed(gateway, any_store_url, tmp
     assert ledger[("EQUS.MINI", 3)] == ("done", 1, r.run_id)
 
 
+def test_retry_pass_with_worker_processes(gateway, any_store_url, tmp_path):
+    if any_store_url.startswith("duckdb"):
+        pytest.skip("a DuckDB file loads with one worker (tests/pipeline/test_workers.py)")
+    expected = clean_rows(tmp_path, gateway)
+    outage = gateway.faults.outage(["timeseries.get_range", "metadata.get_cost"], seconds=600, match=EQUS,
+                                   kind="reset")
+    r = ingest(OHLCV, start=START, end=END, store=any_store_url, workers=2, retry_passes=1, retry_pass_wait=PAUSE,
+               on_event=ends_outage_during_the_pause(outage))
+    assert r.ok and (r.retry_passes, r.retried, r.recovered) == (1, 2, 2), [c.error for c in r.chunks]
+    assert sorted((c.label.split()[0], c.retry_pass) for c in r.chunks) == [
+        ("EQUS.MINI", 1), ("EQUS.MINI", 1), ("GLBX.MDP3", 0), ("GLBX.MDP3", 0)]
+    assert stored(any_store_url).equals(expected)
+    assert open_store(any_store_url).runs(limit=1)["status"][0] == "succeeded"
+
+
 def test_an_outage_longer_than_every_pass_fails_the_run_and_a_rerun_repairs_it(gateway, any_store_url, tmp_path):
     expected = clean_rows(tmp_path, gateway)
     gateway.faults.outage("timeseries.get_range", seconds=600, match=GLBX, kind="reset")
@@ -179,11 +194,11 @@ def test_sigint_during_the_retry_pause_exits_130_at_once(gateway, any_store_url,
 @pytest.mark.parametrize(("args", "env", "message"), [
     (["--retry-passes", "11"], {}, "--retry-passes 11 is not allowed; allowed: a whole number from 0 to 10"),
     (["--retry-passes", "-1"], {}, "--retry-passes -1 is not allowed; allowed: a whole number from 0 to 10"),
-    (["--retry-pass-wait", "-1"], {}, "--retry-pass-wait -1.0 is not allowed; allowed: a number of seconds from 0 "
+    (["--retry-pass-wait", "-1"], {}, "--retry-pass-wait -1 is not allowed; allowed: a number of seconds from 0 "
                                       "to 3600"),
     (["--retry-pass-wait", "nan"], {}, "--retry-pass-wait nan is not allowed; allowed: a number of seconds from 0 "
                                        "to 3600"),
-    (["--retry-pass-wait", "4000"], {}, "--retry-pass-wait 4000.0 is not allowed; allowed: a number of seconds "
+    (["--retry-pass-wait", "4000"], {}, "--retry-pass-wait 4000 is not allowed; allowed: a number of seconds "
                                         "from 0 to 3600"),
     ([], {"HDI_RETRY_PASSES": "two"}, "HDI_RETRY_PASSES='two' is not allowed; allowed: a number from 0 to 10"),
     ([], {"HDI_RETRY_PASS_WAIT": "1e9"}, "HDI_RETRY_PASS_WAIT='1e9' is not allowed; allowed: a number from 0 to 3600"),
