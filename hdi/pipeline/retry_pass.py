@@ -55,9 +55,9 @@ def retry_failed(report: IngestReport, chunks: Sequence[Chunk], load: LoadChunks
             return
         terminal = sum(1 for o in report.chunks if o.status == "failed" and not o.transient)
         what = (f"retry pass {k} of {policy.passes}: {len(failed)} chunk(s) failed transiently (every per-call "
-                f"retry spent); trying them again in {policy.wait:g} s")
-        log.warning("run %s: %s%s", report.run_id, what,
-                    f"; {terminal} chunk(s) failed terminally and are not retried" if terminal else "")
+                f"retry spent); trying them again in {policy.wait:g} s"
+                + (f"; {terminal} chunk(s) failed terminally and are not retried" if terminal else ""))
+        log.warning("run %s: %s", report.run_id, what, extra={"console": False})  # the retry_pass event shows it
         emit(Event("retry_pass", total=len(failed), message=what))
         report.retry_passes = k
         tried.update(failed)
