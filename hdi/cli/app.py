@@ -103,6 +103,14 @@ def ingest(
                                          "download, decode and load chunks at once (each chunk is still one "
                                          "transaction). TimescaleDB and the Iceberg lake take several writers; "
                                          "a DuckDB file takes one, so it loads with 1.")] = 1,
+    retry_passes: Annotated[int | None, typer.Option("--retry-passes", metavar="N", help="After the chunk pass, "
+                            "load the chunks that failed transiently (an outage longer than the per-call retries: "
+                            "5xx, 429, dropped connections, a store that went away) again, up to N times, each "
+                            "after --retry-pass-wait; terminal failures are not retried. 0-10 (default: "
+                            "HDI_RETRY_PASSES, else 2; 0 = no retry pass).")] = None,
+    retry_pass_wait: Annotated[float | None, typer.Option("--retry-pass-wait", metavar="SECONDS", help="Pause "
+                               "before each retry pass, 0-3600 s (default: HDI_RETRY_PASS_WAIT, else 60); "
+                               "Ctrl-C ends it at once.")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: "
                                                   "when stderr is a terminal).")] = None,
     log_file: Annotated[Path | None, typer.Option(metavar="PATH", help="Log file (default: "
@@ -112,7 +120,8 @@ def ingest(
     """Fetch, decode, transform, validate and store a recipe's data, chunk by chunk.
 
     A re-run skips chunks already loaded by the same recipe and retries failed ones; nothing is
-    stored twice. Rows failing validation go to quarantine; every good row is stored.
+    stored twice. Within a run, chunks that failed transiently get a retry pass after a pause
+    (--retry-passes, --retry-pass-wait). Rows failing validation go to quarantine; every good row is stored.
 
     Exit codes: 0 done; 1 a chunk failed (or a bad input); 2 a malformed command line; 3 every good
     row is stored but more rows were quarantined than the recipe's max_failure_rate allows, over the
@@ -130,6 +139,7 @@ def ingest(
                 recipe, start=start, end=end, symbols=symbols, from_files=from_file, store=store,
                 dry_run=dry_run, refresh=refresh, resume=resume, update=update, on_event=bar.on_event,
                 command=render.command_line(), workers=workers, restatements=restatements,
+                retry_passes=retry_passes, retry_pass_wait=retry_pass_wait,
             )
     except HdiError as e:
         raise _fail(e) from None

@@ -99,13 +99,16 @@ class Loader:
                            dataset=q.dataset, schema=self.schema, stype_in=q.stype_in, symbols=",".join(q.symbols),
                            start_ts=q.start, end_ts=q.end, target_table=self.table, source=c.origin)
 
-    def load(self, c: Chunk, fetched: Future[Fetched]) -> ChunkOutcome:
+    def load(self, c: Chunk, fetched: Future[Fetched], *, retry_pass: int = 0, earlier: int = 0) -> ChunkOutcome:
+        """Load one chunk; ``retry_pass`` > 0 in the run's retry pass (``earlier``: the attempts the
+        chunk already had in this run, counted on in the ledger's ``attempts``)."""
         t0 = time.perf_counter()
         rec = self._record(c)
-        outcome = ChunkOutcome(c.chunk_id, c.label, "done")
+        outcome = ChunkOutcome(c.chunk_id, c.label, "done", retry_pass=retry_pass)
         attempts = STORE_RETRY.attempts
+        transient = False
         for attempt in range(1, attempts + 1):
-            outcome.attempts = rec.attempts = attempt
+            outcome.attempts = rec.attempts = earlier + attempt
             try:
                 got = interrupt.result(fetched) if attempt == 1 else self.fetch(c)
                 rec.cost_usd = (rec.cost_usd or 0.0) + got.cost_usd
@@ -121,9 +124,9 @@ class Loader:
                     self.emit(Event("retry", label=c.label, message=e.message))
                     interrupt.sleep(wait)
                     continue
-                rec.status, rec.error = FAILED, e.message
+                rec.status, rec.error, transient = FAILED, e.message, e.transient
             except HdiError as e:
-                rec.status, rec.error = FAILED, e.message
+                rec.status, rec.error, transient = FAILED, e.message, e.transient
             except Exception as e:  # noqa: BLE001 - a bug or an unforeseen library error: keep the run going
                 log.exception("chunk %s failed unexpectedly", c.label, extra={"console": False})
                 first = str(e).strip().splitlines()[0] if str(e).strip() else ""  # Polars adds a query plan
@@ -137,6 +140,7 @@ class Loader:
             except HdiError as e:
                 log.error("chunk %s: could not record the failure in the ledger: %s", c.label, e.message)
         outcome.status = "done" if rec.status == DONE else "failed"
+        outcome.transient = rec.status == FAILED and transient
         outcome.rows_fetched, outcome.rows_loaded = rec.rows_fetched, rec.rows_loaded
         outcome.rows_quarantined, outcome.rows_already_present = rec.rows_quarantined, rec.rows_already_present
         outcome.quarantine_path, outcome.error, outcome.cost_usd = rec.quarantine_path, rec.error, rec.cost_usd

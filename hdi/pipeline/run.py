@@ -6,17 +6,19 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from hdi import _config as config
 from hdi import _interrupt as interrupt
 from hdi._report import ChunkOutcome, Event, IngestReport
+from hdi._retrying import RetryPasses
 from hdi.errors import ConfigError, HdiError
 from hdi.pipeline.loader import BATCH_ROWS, Loader, estimated, prefetch
 from hdi.pipeline.params import RunParams
 from hdi.pipeline.plan import compile_for, done_chunks, narrow, open_source, update_start
 from hdi.pipeline.restate import refetch_ranges
+from hdi.pipeline.retry_pass import retry_failed
 from hdi.pipeline.update import update_ranges
 from hdi.pipeline.workers import Job, effective_workers, load_parallel
 from hdi.recipe.compile import recipe_hash
@@ -44,7 +46,8 @@ def ingest(
     symbols: Sequence[str] | str | None = None, from_files: Sequence[str | Path] | None = None,
     store: str | None = None, dry_run: bool = False, refresh: bool = False, resume: str | None = None,
     update: bool = False, on_event: Callable[[Event], None] | None = None, batch_rows: int = BATCH_ROWS,
-    command: str = "hdi ingest", workers: int = 1, restatements: bool = False,
+    command: str = "hdi ingest", workers: int = 1, restatements: bool = False, retry_passes: int | None = None,
+    retry_pass_wait: float | None = None,
 ) -> IngestReport:
     """Run a recipe: fetch, decode, transform, validate and store, chunk by chunk.
 
@@ -73,6 +76,11 @@ def ingest(
         workers: processes that download, decode and load chunks at once, where the store takes
             concurrent writers (TimescaleDB, the Iceberg lake); a DuckDB file has one writer, so it
             loads with one (and says so in one log line). Each chunk stays one transaction.
+        retry_passes, retry_pass_wait: after the chunk pass, chunks that failed transiently (an outage
+            longer than the per-call retries) are loaded again after a pause of ``retry_pass_wait``
+            seconds, up to ``retry_passes`` times (default ``HDI_RETRY_PASSES``, ``HDI_RETRY_PASS_WAIT``,
+            else 2 passes after 60 s; see :mod:`hdi.pipeline.retry_pass`). Terminal failures are not
+            retried; SIGINT/SIGTERM ends the pause at once.
 
     Returns:
         The run's report; ``report.ok`` is False when any chunk failed; ``report.over_budget`` is
@@ -87,6 +95,7 @@ def ingest(
     """
     t0 = time.perf_counter()
     emit = on_event or (lambda e: None)
+    passes = RetryPasses.from_env(passes=retry_passes, wait=retry_pass_wait)  # a bad value: before any work
     if not dry_run:  # every folder the run writes, before the store opens or anything downloads
         config.check_writable_dirs(store, cache=not from_files)
     st = open_store(store)
@@ -156,20 +165,19 @@ def ingest(
     else:
         loader = Loader(st, r, compiled, rhash, run.run_id, qroot, source, refresh, emit, batch_rows)
         n = min(effective_workers(st, workers), len(todo))
+        known: dict[str, dict[dt.date, DayCondition]] = getattr(source, "known", {})
+        job = Job(st.url, r, rhash, run.run_id, qroot, refresh, batch_rows, bool(p.from_files),
+                  frozenset(getattr(source, "resolved", ())),
+                  conditions=tuple((ds, c) for ds, days in known.items() for c in days.values())) if n > 1 else None
+
+        def load(chunks: list[Chunk], retry_pass: int = 0, earlier: Mapping[str, int] | None = None) -> None:
+            _load_chunks(loader, chunks, min(n, len(chunks)), job, report, emit, retry_pass, earlier or {})
+
         try:
             if n > 1:
                 log.info("run %s: %d worker processes load %d chunks", run.run_id, n, len(todo))
-                known: dict[str, dict[dt.date, DayCondition]] = getattr(source, "known", {})
-                job = Job(st.url, r, rhash, run.run_id, qroot, refresh, batch_rows, bool(p.from_files),
-                          frozenset(getattr(source, "resolved", ())),
-                          conditions=tuple((ds, c) for ds, days in known.items() for c in days.values()))
-                stopped = load_parallel(loader, todo, n, job, emit, lambda label, o, w: _chunk_end(report, emit, label, o, w))
-                if stopped is not None:
-                    raise interrupt.Interrupted(stopped)
-            for c, fetched in prefetch(todo if n <= 1 else [], loader.fetch):
-                interrupt.check()  # no chunk starts after SIGINT/SIGTERM
-                emit(Event("chunk_start", label=c.label))
-                _chunk_end(report, emit, c.label, loader.load(c, fetched))
+            load(todo)
+            retry_failed(report, todo, load, passes, emit)  # transiently failed chunks, after a pause
         except interrupt.Interrupted as e:  # the chunk in flight was rolled back
             report.interrupted = e.name
             log.warning("run %s interrupted by %s: %d of %d chunks not loaded; `hdi ingest --resume %s` "
@@ -197,6 +205,20 @@ def _ask_conditions(source: Source, chunks: Sequence[Chunk]) -> None:
             log.warning("could not ask Databento for the conditions of %s [%s, %s] (the days are recorded "
                         "without them, so a later restatement of them goes unnoticed): %s", dataset, lo, hi,
                         e.message)
+def _load_chunks(loader: Loader, chunks: list[Chunk], n: int, job: Job | None, report: IngestReport,
+                 emit: Callable[[Event], None], retry_pass: int, earlier: Mapping[str, int]) -> None:
+    """Load ``chunks`` (with ``n`` worker processes when ``job`` is given), each outcome into ``report``."""
+    if n > 1 and job is not None:
+        stopped = load_parallel(loader, chunks, n, job, emit, lambda label, o, w: _chunk_end(report, emit, label, o, w),
+                                retry_pass=retry_pass, earlier=earlier)
+        if stopped is not None:
+            raise interrupt.Interrupted(stopped)
+        return
+    for c, fetched in prefetch(chunks, loader.fetch):
+        interrupt.check()  # no chunk starts after SIGINT/SIGTERM
+        emit(Event("chunk_start", label=c.label))
+        _chunk_end(report, emit, c.label, loader.load(c, fetched, retry_pass=retry_pass,
+                                                      earlier=earlier.get(c.chunk_id, 0)))
 
 
 def _chunk_end(report: IngestReport, emit: Callable[[Event], None], label: str, outcome: ChunkOutcome,
@@ -242,6 +264,7 @@ def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:
         run.error = f"{report.count('failed')} chunk(s) failed; first: {first.label}: {first.error}"
     if report.over_budget and report.budget is not None:
         run.error = "; ".join(filter(None, [run.error, report.budget.message()]))
+    run.error = "; ".join(filter(None, [run.error, report.retry_note]))
     if report.interrupted:
         run.error = "; ".join(filter(None, [f"interrupted by {report.interrupted}: {report.chunks_left} of "
                                             f"{report.planned} chunk(s) not loaded", run.error]))

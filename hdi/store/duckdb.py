@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from hdi._tables import Table
+from hdi._tables import DATA_TABLES, Table
 from hdi.errors import StoreError
 from hdi.store import counts
 from hdi.store import duckdb_share as share
@@ -287,8 +287,11 @@ class _DuckTxn(Transaction):
             gone = _arrow_frame(con.execute(f"DELETE FROM {ident(table.name)} t USING hdi_batch b WHERE {match} "
                                             f"RETURNING {', '.join('t.' + ident(c) for c in counts.count_columns(table))}"))
             con.execute(f"INSERT INTO {ident(table.name)} BY NAME SELECT * FROM hdi_batch").fetchall()
-            # a replaced row keeps its key (instrument, day, time): only the rest are new
-            self.counts.add_stats(counts.subtract(counts.frame_stats(table, frame), counts.frame_stats(table, gone)))
+            # a replaced row keeps its key (instrument, day, time): only the rest are new (ledger
+            # tables such as ingest_days, merged on a re-fetch, have no row counts)
+            if table.name in DATA_TABLES:
+                self.counts.add_stats(counts.subtract(counts.frame_stats(table, frame),
+                                                      counts.frame_stats(table, gone)))
             return WriteResult(table.name, n, n - gone.height, gone.height, "merge")
         new = _arrow_frame(con.execute(
             f"INSERT INTO {ident(table.name)} BY NAME SELECT b.* FROM hdi_batch b ANTI JOIN "

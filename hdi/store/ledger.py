@@ -68,7 +68,9 @@ INGEST_RUNS = Table(
         Column("chunks_total", _I), Column("chunks_done", _I), Column("chunks_skipped", _I),
         Column("chunks_failed", _I),
         Column("rows_fetched", _I), Column("rows_loaded", _I), Column("rows_quarantined", _I),
-        Column("rows_already_present", _I), Column("cost_usd", _F, True), Column("error", _T, True),
+        Column("rows_already_present", _I), Column("cost_usd", _F, True),
+        Column("error", _T, True, doc="why the run failed, was interrupted or went over budget; and what its "
+                                      "retry pass recovered (chunks that had failed transiently)"),
     ),
     key=("run_id",),
     time_column="started_at",

@@ -15,11 +15,16 @@ As a process (prints one JSON line ``{"url", "ca_path", "pid"}`` when ready)::
     python -m hdi.testing.gateway [--port N] [--state-dir DIR] [--now ISO] [--no-trade DS:SYMBOL:DATE]
         [--restate DS:DATE] [--condition DS:DATE:CONDITION]
 
+    python -m hdi.testing.gateway --outage 'timeseries.get_range,metadata.get_cost=90' [--outage-kind reset]
+
 Control endpoints (no auth): ``POST /_hdi/faults`` (a fault or a list, see ``faults.Fault``),
-``DELETE /_hdi/faults``, ``GET /_hdi/faults``, ``GET|DELETE /_hdi/requests``, ``POST /_hdi/no-trade``
+``DELETE /_hdi/faults`` (faults and outages), ``GET /_hdi/faults``, ``POST /_hdi/outages`` (an outage
+or a list: ``{"endpoints": "*" | name | [names], "seconds": N}`` from now, or ``"start"``/``"end"``
+instants of the gateway's clock; ``"kind": "status" | "reset"``, ``"status": 503``, ``"match"``; see
+``faults.Outage``), ``GET|DELETE /_hdi/outages``, ``GET|DELETE /_hdi/requests``, ``POST /_hdi/no-trade``
 (``{"dataset", "symbol", "date"}``), ``POST /_hdi/restate`` (``{"dataset", "date", "last_modified_date"?,
 "remove"?, "reprice"?}``, see :meth:`Gateway.restate`), ``POST /_hdi/condition`` (``{"dataset", "date",
-"condition"}``), ``GET /_hdi/health``.
+"condition"}``), ``GET /_hdi/health`` (with ``clock``, the gateway's clock, UTC).
 """
 
 from __future__ import annotations
@@ -31,12 +36,13 @@ import os
 import signal
 import socket
 import ssl
+import struct
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -81,6 +87,10 @@ class _Dropped(Exception):
     """The connection was cut on purpose (drop fault)."""
 
 
+class _Reset(Exception):
+    """The connection is to be reset (reset fault, or an outage of kind reset)."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "hdi-test-gateway"
@@ -118,6 +128,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        except _Reset:  # SO_LINGER 0: closing sends RST, the client reads ConnectionResetError
+            self.close_connection = True
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+            except OSError:
+                pass
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
 
@@ -126,6 +143,8 @@ class _Handler(BaseHTTPRequestHandler):
         gw = self.server.gateway
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
+        if fault is not None and fault.kind == "reset":
+            raise _Reset
         if fault is not None and fault.kind == "status":
             entry.status = fault.status
             err = error_for_status(fault.status, fault.retry_after)
@@ -232,8 +251,18 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/_hdi/condition" and method == "POST":
                 gw.set_condition(data["dataset"], date.fromisoformat(data["date"]), data["condition"])
                 self._send_json(200, {"ok": True})
+            elif path == "/_hdi/outages" and method == "POST":
+                specs = data if isinstance(data, list) else [data]
+                armed = [gw.faults.outage_dict(s).id for s in specs]
+                self._send_json(200, {"armed": armed})
+            elif path == "/_hdi/outages" and method == "GET":
+                self._send_json(200, gw.faults.outages())
+            elif path == "/_hdi/outages" and method == "DELETE":
+                gw.faults.clear_outages()
+                self._send_json(200, {"cleared": True})
             elif path == "/_hdi/health":
-                self._send_json(200, {"ok": True, "url": gw.url})
+                clock = datetime.fromtimestamp(gw.faults.clock(), UTC).isoformat().replace("+00:00", "Z")
+                self._send_json(200, {"ok": True, "url": gw.url, "clock": clock})
             else:
                 self._send_json(404, {"detail": {"case": "not_found", "message": f"no control endpoint {method} "
                                                  f"{path}", "docs": ""}})
@@ -372,6 +401,38 @@ def _parse_now(value: str) -> datetime:
     return parse_iso(value)
 
 
+def _arm_outage(gw: Gateway, spec: str, kind: str) -> None:
+    """``--outage ENDPOINTS=SECONDS`` or ``ENDPOINTS=START/END``, failing as ``--outage-kind`` says."""
+    names, sep, when = spec.partition("=")
+    endpoints = [e.strip() for e in names.split(",") if e.strip()]
+    if not sep or not endpoints or not when.strip():
+        raise ConfigError(f"--outage '{spec}' is not allowed; allowed: ENDPOINTS=SECONDS or ENDPOINTS=START/END, "
+                          "e.g. 'timeseries.get_range,metadata.get_cost=90' or '*=2026-12-04T18:00:00Z/"
+                          "2026-12-04T18:05:00Z'")
+    how: dict[str, Any] = {"kind": "reset"} if kind == "reset" else {"kind": "status", "status": _status(kind)}
+    try:
+        if "/" in when:
+            start, end = when.split("/", 1)
+            gw.faults.outage(endpoints, start=start, end=end, **how)
+        else:
+            gw.faults.outage(endpoints, seconds=_seconds(when, spec), **how)
+    except ValueError as e:
+        raise ConfigError(f"--outage '{spec}': {e}") from None
+
+
+def _status(kind: str) -> int:
+    if kind.isdigit() and 400 <= int(kind) <= 599:
+        return int(kind)
+    raise ConfigError(f"--outage-kind '{kind}' is not allowed; allowed: reset or an HTTP error status 400-599")
+
+
+def _seconds(when: str, spec: str) -> float:
+    try:
+        return float(when)
+    except ValueError:
+        raise ConfigError(f"--outage '{spec}': '{when}' is neither seconds nor START/END") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the gateway in the foreground until SIGTERM/SIGINT."""
     ap = argparse.ArgumentParser(prog="python -m hdi.testing.gateway", description=__doc__.split("\n")[0])
@@ -384,6 +445,13 @@ def main(argv: list[str] | None = None) -> int:
                          "+0.01, last_modified_date one day later (also POST /_hdi/restate)")
     ap.add_argument("--condition", action="append", default=[], metavar="DATASET:DATE:CONDITION",
                     help="report DATE as available, degraded, pending or missing (also POST /_hdi/condition)")
+    ap.add_argument("--outage", action="append", default=[], metavar="ENDPOINTS=WHEN",
+                    help="an outage by time: every call of ENDPOINTS (comma-separated names such as "
+                         "timeseries.get_range, or '*') fails for WHEN seconds from the start, or from START to "
+                         "END (WHEN = START/END, ISO 8601 instants of the gateway's clock, UTC); repeatable")
+    ap.add_argument("--outage-kind", default="503", metavar="KIND",
+                    help="how calls fail during an --outage: an HTTP status (500, 502, 503, 504, ...) or "
+                         "'reset' (connection reset); default 503")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     no_trade = []
@@ -392,7 +460,10 @@ def main(argv: list[str] | None = None) -> int:
         no_trade.append((ds, sym, date.fromisoformat(day)))
     try:
         gw = Gateway(port=args.port, state_dir=args.state_dir, now=_parse_now(args.now) if args.now else None,
-                     no_trade=tuple(no_trade)).start()
+                     no_trade=tuple(no_trade))
+        for spec in args.outage:
+            _arm_outage(gw, spec, args.outage_kind)
+        gw.start()
     except ConfigError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 1

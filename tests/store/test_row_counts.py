@@ -208,3 +208,16 @@ def test_quarantine_replay_counts_the_rows_it_loads(any_store_url, recipes_dir, 
     assert int(assert_counts_true(st)["rows"].sum()) == 4
     assert hdi.quarantine_replay(run.run_id, store=any_store_url, recipe=loose).loaded == 0
     assert int(assert_counts_true(st)["rows"].sum()) == 4
+
+
+def test_a_ledger_table_merged_again_has_no_row_counts(store, make_trades):
+    """A re-fetched day merges its ``ingest_days`` row (on_conflict update): a ledger table, not counted."""
+    store.write("trades", _trades(make_trades, [1], [0], range(3)))
+    now = dt.datetime(2024, 1, 5, tzinfo=dt.UTC)
+    for n in (3, 4):
+        day = pl.DataFrame({"dataset": ["GLBX.MDP3"], "schema": ["trades"], "symbol": ["CL.c.0"],
+                            "day": [dt.date(2024, 1, 2)], "rows_fetched": [n], "chunk_id": ["c1"], "updated_at": [now]})
+        with store.transaction() as txn:
+            txn.write("ingest_days", day, on_conflict="update")
+    assert store.query("SELECT rows_fetched FROM ingest_days").item() == 4
+    assert assert_counts_true(store)["rows"].to_list() == [3]
