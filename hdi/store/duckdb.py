@@ -280,24 +280,22 @@ class _DuckTxn(Transaction):
         key = ", ".join(ident(k) for k in table.key)
         tc = ident(table.time_column)
         lo, hi = time_bounds(frame, table.time_column)
-        # the rows it inserts are counted from RETURNING (only the columns the counts need)
-        counted = ", ".join(ident(c) for c in counts.count_columns(table))
+        # a data table's merge counts the rows it inserts from RETURNING (only the columns the counts need)
+        cols = counts.count_columns(table) if table.name in DATA_TABLES else [table.key[0]]
         if on_conflict == "update":
             match = " AND ".join(f"t.{ident(k)} = b.{ident(k)}" for k in table.key)
             gone = _arrow_frame(con.execute(f"DELETE FROM {ident(table.name)} t USING hdi_batch b WHERE {match} "
-                                            f"RETURNING {', '.join('t.' + ident(c) for c in counts.count_columns(table))}"))
+                                            f"RETURNING {', '.join('t.' + ident(c) for c in cols)}"))
             con.execute(f"INSERT INTO {ident(table.name)} BY NAME SELECT * FROM hdi_batch").fetchall()
-            # a replaced row keeps its key (instrument, day, time): only the rest are new (ledger
-            # tables such as ingest_days, merged on a re-fetch, have no row counts)
-            if table.name in DATA_TABLES:
+            if table.name in DATA_TABLES:  # a replaced row keeps its key (instrument, day, time): the rest are new
                 self.counts.add_stats(counts.subtract(counts.frame_stats(table, frame),
                                                       counts.frame_stats(table, gone)))
             return WriteResult(table.name, n, n - gone.height, gone.height, "merge")
         new = _arrow_frame(con.execute(
             f"INSERT INTO {ident(table.name)} BY NAME SELECT b.* FROM hdi_batch b ANTI JOIN "
             f"(SELECT {key} FROM {ident(table.name)} WHERE {tc} >= $1 AND {tc} < $2) e USING ({key}) "
-            f"RETURNING {counted}", [lo, hi]))
-        self.counts.add(table, new)
+            f"RETURNING {', '.join(ident(c) for c in cols)}", [lo, hi]))
+        self.counts.add(table, new)  # a data table's rows only
         return WriteResult(table.name, n, new.height, n - new.height, "merge")
 
     def _overlaps(self, table: Table, frame: pl.DataFrame) -> bool:
