@@ -64,7 +64,14 @@ def _v4(backend: str) -> list[str]:
     return _create(ISSUE13_TABLES, backend)
 
 
-_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
+def _v5(backend: str) -> list[str]:
+    """The batch-job ledger: batch_jobs and batch_files (hdi.source.batch; a fresh store has them from v1)."""
+    from hdi.store.ledger import BATCH_TABLES
+
+    return _create(BATCH_TABLES, backend)
+
+
+_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}
 
 
 def migrations(backend: str) -> Iterator[tuple[int, list[str]]]:
