@@ -42,7 +42,7 @@ def ingest(
     symbols: Sequence[str] | str | None = None, from_files: Sequence[str | Path] | None = None,
     store: str | None = None, dry_run: bool = False, refresh: bool = False, resume: str | None = None,
     update: bool = False, on_event: Callable[[Event], None] | None = None, batch_rows: int = BATCH_ROWS,
-    command: str = "hdi ingest", workers: int = 1,
+    command: str = "hdi ingest", workers: int = 1, batch: str = "auto",
 ) -> IngestReport:
     """Run a recipe: fetch, decode, transform, validate and store, chunk by chunk.
 
@@ -66,6 +66,9 @@ def ingest(
         workers: processes that download, decode and load chunks at once, where the store takes
             concurrent writers (TimescaleDB, the Iceberg lake); a DuckDB file has one writer, so it
             loads with one (and says so in one log line). Each chunk stays one transaction.
+        batch: ``auto`` (Databento batch jobs when the run's billable size is above the recipe's
+            ``source.batch_threshold_bytes``), ``always`` or ``never`` (the streaming API); see
+            docs/batch.md. Batch runs load with one process.
 
     Returns:
         The run's report; ``report.ok`` is False when any chunk failed; ``report.over_budget`` is
@@ -84,7 +87,7 @@ def ingest(
         config.check_writable_dirs(store, cache=not from_files)
     st = open_store(store)
     p = RunParams.given(start=start, end=end, symbols=symbols, from_files=expand_paths(list(from_files or [])),
-                        update=update)
+                        update=update, batch=batch)
     p = p.resumed(_saved(st, resume)) if resume is not None else p
     if recipe is None and p.recipe is None:
         raise ConfigError("no recipe given: pass --recipe PATH (or --resume RUN_ID)")
@@ -94,7 +97,7 @@ def ingest(
     compiled = compile_for(r)
     st.check([r.target.table, "symbology", "ingest_chunks", "ingest_runs", "ingest_days"])  # damaged: stop here
     rhash = recipe_hash(r)
-    source = open_source(r, p)  # files: every one read in full now, before anything loads
+    source = open_source(r, p, st)  # files: every one read in full now, before anything loads
     qroot = config.quarantine_dir()
     if not dry_run:
         check_writable(qroot)  # a local check: before anything is asked of Databento
@@ -136,6 +139,9 @@ def ingest(
     else:
         loader = Loader(st, r, compiled, rhash, run.run_id, qroot, source, refresh, emit, batch_rows)
         n = min(effective_workers(st, workers), len(todo))
+        if n > 1 and getattr(source, "single_process", False):  # batch jobs: one process fetches them all
+            log.info("run %s: batch jobs are fetched by one process; --workers %d not used", run.run_id, workers)
+            n = 1
         try:
             if n > 1:
                 log.info("run %s: %d worker processes load %d chunks", run.run_id, n, len(todo))
