@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from hdi.decode.dbn import frame_schema
-from hdi.errors import ConfigError
+from hdi.errors import ConfigError, HdiError
 from hdi.pipeline.params import RunParams
 from hdi.recipe import checks
 from hdi.recipe.checks import Problem
@@ -80,8 +80,9 @@ def open_source(r: Recipe, p: RunParams, st: Store | None = None) -> Source:
     """The run's source: the ``--from-file`` files (each opened and read in full now), else
     Databento: by batch jobs (:class:`~hdi.source.batch.BatchSource`, whose ledger is in ``st``)
     with ``--batch always``, or with ``--batch auto`` when the run's billable size
-    (``metadata.get_billable_size``) is above the recipe's ``source.batch_threshold_bytes``;
-    else the streaming API.
+    (``metadata.get_billable_size``) is above the recipe's ``source.batch_threshold_bytes``
+    (``auto`` streams an ``--update`` run, a chunk period batch jobs cannot split by, and a run
+    whose billable size could not be asked); else the streaming API.
 
     Raises:
         HdiError: a bad file or window, an unsupported vendor, no API key, ``--batch always`` with
@@ -100,9 +101,13 @@ def open_source(r: Recipe, p: RunParams, st: Store | None = None) -> Source:
     from hdi.source import batch
 
     if p.batch == "auto":
-        if batch.split_for(r.source.chunk.period) is None:
-            return api  # batch jobs cannot split by this period; streamed as before
-        size = batch.billable_bytes(api, r)
+        if batch.split_for(r.source.chunk.period) is None or p.update:
+            return api  # batch jobs cannot split by this period; an --update pull is small: streamed
+        try:
+            size = batch.billable_bytes(api, r)
+        except HdiError as e:  # the chunks meet (and report) the same problem, or retry it on their own
+            log.warning("could not ask the billable size of the run (%s): streamed", e.message)
+            return api
         if size <= r.source.batch_threshold_bytes:
             log.info("billable size %s bytes is not above source.batch_threshold_bytes %s: streamed", f"{size:,}",
                      f"{r.source.batch_threshold_bytes:,}")

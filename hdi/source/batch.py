@@ -50,6 +50,7 @@ from hdi.errors import ConfigError, SourceError
 from hdi.source.base import Chunk, Estimate, Fetched, Plan, UpdateRange
 from hdi.source.chunks import Request
 from hdi.source.databento import ApiSource
+from hdi.source.dbncheck import Verified, verify
 from hdi.store.frames import normalise
 from hdi.store.ledger import BATCH_FILES, BATCH_JOBS
 
@@ -390,30 +391,46 @@ class BatchSource:
 
     def _download(self, row: dict[str, Any], f: dict[str, Any], chunk: Chunk) -> Path | None:
         """Download (resuming a partial file), check the hash and the DBN, move into the raw cache."""
-        from hdi.source.dbncheck import verify
-
         job_id, name, q = str(row["job_id"]), str(f["filename"]), chunk.request
         folder = self.api.cache.root / ".batch"
         part = folder / job_id / name
-        if part.exists():
-            logger.info("%s: resuming the download of %s (%d of %d bytes there)", chunk.label, name,
-                        part.stat().st_size, int(f["size"]))
-        b = self.api.client.batch
-        try:
-            self.api._call(f"batch.download {job_id} {name}", lambda: b.download(
-                job_id, output_dir=folder, filename_to_download=name))
-        except SourceError as e:
-            if e.http_status in (404, 410):
-                return None
-            raise
         algo, _, want = str(f["hash"]).partition(":")
-        got = _sha256(part)
-        if algo == "sha256" and got != want:
+        b = self.api.client.batch
+        info: Verified | None = None
+        for attempt in (1, 2):  # a damaged file (hash, DBN) is deleted and downloaded once more
+            if part.exists() and part.stat().st_size > int(f["size"]):  # not a prefix of the job's file
+                logger.warning("%s: %s is larger than the job's %d bytes; deleted", chunk.label, part, int(f["size"]))
+                self.api.cache.discard(part)
+            if part.exists():
+                logger.info("%s: resuming the download of %s (%d of %d bytes there)", chunk.label, name,
+                            part.stat().st_size, int(f["size"]))
+            try:
+                self.api._call(f"batch.download {job_id} {name}", lambda: b.download(
+                    job_id, output_dir=folder, filename_to_download=name))
+            except SourceError as e:
+                if e.http_status in (404, 410):
+                    return None
+                raise
+            got = _sha256(part)
+            problem = f"its SHA-256 {got} differs from the job's {want}" if algo == "sha256" and got != want else None
+            if problem is None:
+                try:
+                    info = verify(part, q)
+                    break
+                except SourceError as e:
+                    problem = e.message
             self.api.cache.discard(part)
-            raise SourceError(f"batch job {job_id} file {name}: SHA-256 {got} differs from the job's {want}; the file "
-                              "was deleted and is downloaded again on the next attempt", transient=True)
-        info = verify(part, q)
+            if attempt == 2:
+                raise SourceError(f"batch job {job_id} file {name}: {problem}; the file was deleted, the next run "
+                                  "downloads it again", transient=True)
+            logger.warning("%s: batch job %s file %s: %s; deleted, downloading it again", chunk.label, job_id, name,
+                           problem)
+        assert info is not None
         path = self.api.cache.commit(q, part, info, source=self.api.gateway)
+        try:
+            part.parent.rmdir()  # the job's folder, once its last file moved into the raw cache
+        except OSError:
+            pass
         self.st.record_row(BATCH_FILES.name, {
             "job_id": job_id, "filename": name, "chunk_id": chunk.chunk_id, "start_ts": q.start, "end_ts": q.end,
             "size": int(f["size"]), "sha256": want, "state": "verified", "updated_at": _now()})

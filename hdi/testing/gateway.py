@@ -105,6 +105,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._control(method, path, body)
             return
         endpoint = faults_mod.endpoint_name(path)
+        if endpoint.startswith(DOWNLOAD_PREFIX):  # faults can match a batch file by job id and name
+            job_id, _, filename = endpoint[len(DOWNLOAD_PREFIX):].partition("/")
+            params = {**params, "job_id": job_id, "filename": filename}
         fault = gw.faults.take(endpoint, params)
         entry = gw.log.add(method, path, params, fault.describe() if fault else None)
         try:

@@ -266,3 +266,24 @@ def test_a_submit_whose_job_id_never_reached_the_ledger_is_found_by_list_jobs(ga
     assert again.ok, [c.error for c in again.chunks]
     assert len(submits(gateway)) == 1
     assert open_store(url).query('SELECT job_id FROM "batch_jobs"')["job_id"].to_list() == [row["job_id"]]
+
+
+def test_a_file_failing_the_jobs_sha256_is_deleted_and_downloaded_again(gateway, url_of, tmp_path):
+    url = url_of("duckdb")
+    args = {"start": START, "end": "2024-04-01", "symbols": FUTURES}
+    gateway.faults.status("batch/download/*", 403, times=50)  # the job is done, its file not downloaded
+    first = ingest(OHLCV_1D, store=url, batch="always", **args)
+    assert [c.status for c in first.chunks] == ["failed"]
+    gateway.faults.clear()
+    job_id = open_store(url).query('SELECT job_id FROM "batch_jobs"')["job_id"][0]
+    name = "glbx-mdp3-20240301.ohlcv-1d.dbn.zst"
+    part = tmp_path / "data" / "raw" / ".batch" / job_id / name
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(b"\x00" * 100)  # a partial file whose bytes are not the job's
+    again = ingest(OHLCV_1D, store=url, batch="always", **args)
+    assert again.ok, [c.error for c in again.chunks]
+    assert len(submits(gateway)) == 1
+    ranges = [r.params.get("Range", "") for r in gateway.requests if "batch/download/" in r.path and r.status != 403]
+    assert ranges[0].startswith("bytes=100-") and ranges[1] == ""  # resumed, failed the hash, downloaded whole
+    assert not part.exists()
+    assert stored(url).equals(reference(tmp_path, gateway, OHLCV_1D, **args))
