@@ -287,3 +287,15 @@ def test_a_file_failing_the_jobs_sha256_is_deleted_and_downloaded_again(gateway,
     assert ranges[0].startswith("bytes=100-") and ranges[1] == ""  # resumed, failed the hash, downloaded whole
     assert not part.exists()
     assert stored(url).equals(reference(tmp_path, gateway, OHLCV_1D, **args))
+
+
+def test_bad_batch_settings_get_one_line_errors(gateway, cli, tmp_path):
+    r = cli("ingest", "--recipe", OHLCV_1D, "--batch", "sometimes", "--store", f"duckdb://{tmp_path / 's.duckdb'}")
+    assert r.exit_code == 1
+    assert "--batch 'sometimes' is not a batch mode; allowed: auto, always, never" in r.stderr
+    assert batch_calls(gateway) == []
+    recipe = tmp_path / "bad_threshold.yaml"
+    recipe.write_text(OHLCV_1D.read_text().replace("  chunk: {period: month",
+                                                    "  batch_threshold_bytes: lots\n  chunk: {period: month"))
+    r = cli("ingest", "--recipe", recipe, "--store", f"duckdb://{tmp_path / 's.duckdb'}")
+    assert r.exit_code != 0 and "batch_threshold_bytes" in r.stderr and "integer" in r.stderr
