@@ -146,6 +146,7 @@ class BatchSource:
         self.wait = _env_seconds("HDI_BATCH_WAIT_SECONDS", 86400.0)
         self.single_process = True  # --workers: jobs are shared by the run's chunks, so one process fetches
         self._lock = threading.Lock()
+        self._list_lock = threading.Lock()
         self._chunks: tuple[Chunk, ...] = ()
         self._failed: dict[str, str] = {}  # job id -> its error (failed in this run: its chunks fail too)
         self._files: dict[str, list[dict[str, Any]]] = {}  # job id -> batch.list_files
@@ -345,9 +346,12 @@ class BatchSource:
 
     def _list(self, job_id: str, chunk: Chunk) -> list[dict[str, Any]] | None:
         """``batch.list_files`` (once per job and run); None: the job expired."""
-        with self._lock:
-            if job_id in self._files:
-                return self._files[job_id]
+        with self._list_lock:  # one list_files per job and run, whichever thread asks first
+            return self._list_once(job_id, chunk)
+
+    def _list_once(self, job_id: str, chunk: Chunk) -> list[dict[str, Any]] | None:
+        if job_id in self._files:
+            return self._files[job_id]
         try:
             files = self.api._call(f"batch.list_files {job_id}", lambda: self.api.client.batch.list_files(job_id))
         except SourceError as e:
@@ -364,8 +368,7 @@ class BatchSource:
                 "job_id": job_id, "filename": f["filename"], "chunk_id": c.chunk_id if same and c else None,
                 "start_ts": start or chunk.request.start, "end_ts": end or chunk.request.end, "size": int(f["size"]),
                 "sha256": str(f["hash"]).partition(":")[2], "state": "listed", "updated_at": _now()})
-        with self._lock:
-            self._files[job_id] = files
+        self._files[job_id] = files
         return files
 
     def _file_range(self, f: dict[str, Any], q: Request) -> tuple[dt.datetime | None, dt.datetime | None]:
