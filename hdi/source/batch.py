@@ -147,6 +147,7 @@ class BatchSource:
         self.single_process = True  # --workers: jobs are shared by the run's chunks, so one process fetches
         self._lock = threading.Lock()
         self._list_lock = threading.Lock()
+        self._refresh = False  # --refresh: every planned chunk is fetched again, loaded or not
         self._chunks: tuple[Chunk, ...] = ()
         self._failed: dict[str, str] = {}  # job id -> its error (failed in this run: its chunks fail too)
         self._files: dict[str, list[dict[str, Any]]] = {}  # job id -> batch.list_files
@@ -177,6 +178,7 @@ class BatchSource:
         from hdi.source.files import open_dbn
 
         q = chunk.request
+        self._refresh = refresh
         if not refresh:
             cached = self.api.cache.get(q)
             if cached is not None:
@@ -256,7 +258,7 @@ class BatchSource:
         mine = sorted((c for c in self._chunks if _group(c.request) == group), key=lambda c: c.request.start)
         if chunk not in mine:
             return chunk.request.start, chunk.request.end
-        done = done_chunks(self.st, [c.chunk_id for c in mine])
+        done = set() if self._refresh else done_chunks(self.st, [c.chunk_id for c in mine])  # --refresh: all again
         i = mine.index(chunk)
         lo = hi = i
         while lo > 0 and mine[lo - 1].chunk_id not in done and mine[lo - 1].request.end == mine[lo].request.start:
@@ -430,10 +432,6 @@ class BatchSource:
                            problem)
         assert info is not None
         path = self.api.cache.commit(q, part, info, source=self.api.gateway)
-        try:
-            part.parent.rmdir()  # the job's folder, once its last file moved into the raw cache
-        except OSError:
-            pass
         self.st.record_row(BATCH_FILES.name, {
             "job_id": job_id, "filename": name, "chunk_id": chunk.chunk_id, "start_ts": q.start, "end_ts": q.end,
             "size": int(f["size"]), "sha256": want, "state": "verified", "updated_at": _now()})

@@ -299,3 +299,15 @@ def test_bad_batch_settings_get_one_line_errors(gateway, cli, tmp_path):
                                                     "  batch_threshold_bytes: lots\n  chunk: {period: month"))
     r = cli("ingest", "--recipe", recipe, "--store", f"duckdb://{tmp_path / 's.duckdb'}")
     assert r.exit_code != 0 and "batch_threshold_bytes" in r.stderr and "integer" in r.stderr
+
+
+def test_refresh_downloads_the_done_jobs_files_again_without_submitting(gateway, url_of):
+    url = url_of("duckdb")
+    args = {"start": START, "end": END, "symbols": FUTURES}
+    assert ingest(OHLCV_1D, store=url, batch="always", **args).ok
+    first = stored(url)
+    again = ingest(OHLCV_1D, store=url, batch="always", refresh=True, **args)
+    assert again.ok and again.count("done") == 2 and again.rows_already_present == first.height
+    assert len(submits(gateway)) == 1  # the job is still done: its files are downloaded again, not paid again
+    assert sum("batch/download/" in r.path for r in gateway.requests) == 4
+    assert stored(url).equals(first)
