@@ -105,8 +105,8 @@ def open_source(r: Recipe, p: RunParams, st: Store | None = None) -> Source:
             return api  # batch jobs cannot split by this period; an --update pull is small: streamed
         try:
             size = batch.billable_bytes(api, r)
-        except HdiError as e:  # the chunks meet (and report) the same problem, or retry it on their own
-            log.warning("could not ask the billable size of the run (%s): streamed", e.message)
+        except HdiError as e:  # source.check or the chunks report the same problem (or retry it) in their words
+            log.info("could not ask the billable size of the run (%s): streamed", e.message)
             return api
         if size <= r.source.batch_threshold_bytes:
             log.info("billable size %s bytes is not above source.batch_threshold_bytes %s: streamed", f"{size:,}",
