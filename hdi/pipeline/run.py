@@ -97,10 +97,10 @@ def ingest(
     compiled = compile_for(r)
     st.check([r.target.table, "symbology", "ingest_chunks", "ingest_runs", "ingest_days"])  # damaged: stop here
     rhash = recipe_hash(r)
-    source = open_source(r, p, st)  # files: every one read in full now, before anything loads
     qroot = config.quarantine_dir()
     if not dry_run:
-        check_writable(qroot)  # a local check: before anything is asked of Databento
+        check_writable(qroot)  # a local check: before anything is asked of Databento (--batch auto asks a size)
+    source = open_source(r, p, st)  # files: every one read in full now, before anything loads
     # before the store is touched: a bad range or key creates no empty store
     source.check(r, update=p.update, names=("--start" if p.start else "source.start",
                                             "--end" if p.end else "source.end"))
