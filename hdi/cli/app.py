@@ -111,6 +111,13 @@ def ingest(
     retry_pass_wait: Annotated[float | None, typer.Option("--retry-pass-wait", metavar="SECONDS", help="Pause "
                                "before each retry pass, 0-3600 s (default: HDI_RETRY_PASS_WAIT, else 60); "
                                "Ctrl-C ends it at once.")] = None,
+    batch: Annotated[str, typer.Option("--batch", metavar="auto|always|never", help="Fetch by Databento batch "
+                                       "jobs (submit, wait, download each job file: billed once, resumable; the "
+                                       "store's ledger keeps the job ids, so a re-run never submits the same job "
+                                       "twice): auto when the run's billable size is above the recipe's "
+                                       "source.batch_threshold_bytes (default 5 GB), always, or never (the "
+                                       "streaming API). Needs source.chunk.period day or month. See "
+                                       "docs/batch.md.")] = "auto",
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: "
                                                   "when stderr is a terminal).")] = None,
     log_file: Annotated[Path | None, typer.Option(metavar="PATH", help="Log file (default: "
@@ -139,7 +146,7 @@ def ingest(
                 recipe, start=start, end=end, symbols=symbols, from_files=from_file, store=store,
                 dry_run=dry_run, refresh=refresh, resume=resume, update=update, on_event=bar.on_event,
                 command=render.command_line(), workers=workers, restatements=restatements,
-                retry_passes=retry_passes, retry_pass_wait=retry_pass_wait,
+                retry_passes=retry_passes, retry_pass_wait=retry_pass_wait, batch=batch,
             )
     except HdiError as e:
         raise _fail(e) from None

@@ -51,6 +51,8 @@ class RunParams:
             (or that were degraded or pending when fetched).
         ranges: ``--update``'s (or ``--restatements``') planned ranges (None: not planned; a resumed
             run repeats them).
+        batch: ``--batch``: ``auto`` (batch jobs above the recipe's ``batch_threshold_bytes``),
+            ``always`` or ``never``.
     """
 
     recipe: str | None = None
@@ -61,14 +63,24 @@ class RunParams:
     update: bool = False
     ranges: tuple[UpdateRange, ...] | None = None
     restatements: bool = False
+    batch: str = "auto"
 
     @classmethod
     def given(cls, *, start: object = None, end: object = None, symbols: Sequence[str] | str | None = None,
-              from_files: Sequence[Path] = (), update: bool = False, restatements: bool = False) -> RunParams:
-        """The parameters as ``ingest()`` received them (dates become ISO text)."""
+              from_files: Sequence[Path] = (), update: bool = False, restatements: bool = False,
+              batch: str = "auto") -> RunParams:
+        """The parameters as ``ingest()`` received them (dates become ISO text).
+
+        Raises:
+            ConfigError: ``batch`` is not auto, always or never.
+        """
+        if batch not in ("auto", "always", "never"):
+            from hdi.errors import ConfigError
+
+            raise ConfigError(f"--batch {batch!r} is not a batch mode; allowed: auto, always, never")
         return cls(start=_text(start), end=_text(end), symbols=_symbols(symbols),
                    from_files=tuple(str(f.absolute()) for f in from_files), update=update,
-                   restatements=restatements)
+                   restatements=restatements, batch=batch)
 
     def resumed(self, saved: RunParams) -> RunParams:
         """``saved`` (a run's own parameters) with what was given now where something was given."""
@@ -76,7 +88,7 @@ class RunParams:
             recipe=self.recipe or saved.recipe, start=self.start or saved.start, end=self.end or saved.end,
             symbols=self.symbols or saved.symbols, from_files=self.from_files or saved.from_files,
             update=self.update or saved.update, ranges=self.ranges if self.ranges is not None else saved.ranges,
-            restatements=self.restatements or saved.restatements)
+            restatements=self.restatements or saved.restatements, batch=self.batch)
 
     def with_recipe(self, path: str | Path) -> RunParams:
         return dataclasses.replace(self, recipe=str(Path(path).absolute()))

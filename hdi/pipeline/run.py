@@ -47,7 +47,7 @@ def ingest(
     store: str | None = None, dry_run: bool = False, refresh: bool = False, resume: str | None = None,
     update: bool = False, on_event: Callable[[Event], None] | None = None, batch_rows: int = BATCH_ROWS,
     command: str = "hdi ingest", workers: int = 1, restatements: bool = False, retry_passes: int | None = None,
-    retry_pass_wait: float | None = None,
+    retry_pass_wait: float | None = None, batch: str = "auto",
 ) -> IngestReport:
     """Run a recipe: fetch, decode, transform, validate and store, chunk by chunk.
 
@@ -81,6 +81,9 @@ def ingest(
             seconds, up to ``retry_passes`` times (default ``HDI_RETRY_PASSES``, ``HDI_RETRY_PASS_WAIT``,
             else 2 passes after 60 s; see :mod:`hdi.pipeline.retry_pass`). Terminal failures are not
             retried; SIGINT/SIGTERM ends the pause at once.
+        batch: ``auto`` (Databento batch jobs when the run's billable size is above the recipe's
+            ``source.batch_threshold_bytes``), ``always`` or ``never`` (the streaming API); see
+            docs/batch.md. Batch runs load with one process.
 
     Returns:
         The run's report; ``report.ok`` is False when any chunk failed; ``report.over_budget`` is
@@ -100,7 +103,7 @@ def ingest(
         config.check_writable_dirs(store, cache=not from_files)
     st = open_store(store)
     p = RunParams.given(start=start, end=end, symbols=symbols, from_files=expand_paths(list(from_files or [])),
-                        update=update, restatements=restatements)
+                        update=update, restatements=restatements, batch=batch)
     p = p.resumed(_saved(st, resume)) if resume is not None else p
     if recipe is None and p.recipe is None:
         raise ConfigError("no recipe given: pass --recipe PATH (or --resume RUN_ID)")
@@ -110,10 +113,10 @@ def ingest(
     compiled = compile_for(r)
     st.check([r.target.table, "symbology", "ingest_chunks", "ingest_runs", "ingest_days"])  # damaged: stop here
     rhash = recipe_hash(r)
-    source = open_source(r, p)  # files: every one read in full now, before anything loads
     qroot = config.quarantine_dir()
     if not dry_run:
-        check_writable(qroot)  # a local check: before anything is asked of Databento
+        check_writable(qroot)  # a local check: before anything is asked of Databento (--batch auto asks a size)
+    source = open_source(r, p, st)  # files: every one read in full now, before anything loads
     # before the store is touched: a bad range or key creates no empty store
     source.check(r, update=p.update, names=("--start" if p.start else "source.start",
                                             "--end" if p.end else "source.end"))
@@ -165,6 +168,9 @@ def ingest(
     else:
         loader = Loader(st, r, compiled, rhash, run.run_id, qroot, source, refresh, emit, batch_rows)
         n = min(effective_workers(st, workers), len(todo))
+        if n > 1 and getattr(source, "single_process", False):  # batch jobs: one process fetches them all
+            log.info("run %s: batch jobs are fetched by one process; --workers %d not used", run.run_id, workers)
+            n = 1
         known: dict[str, dict[dt.date, DayCondition]] = getattr(source, "known", {})
         job = Job(st.url, r, rhash, run.run_id, qroot, refresh, batch_rows, bool(p.from_files),
                   frozenset(getattr(source, "resolved", ())),

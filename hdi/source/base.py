@@ -9,8 +9,9 @@ condition and last_modified_date, asked once per run and range; the ledger keeps
 :class:`Estimate` (dry run) or a :class:`Fetched` DBN file (a real run). Everything past ``fetch``, decoding,
 the recipe, validation and the store transaction, is the same for every source.
 
-Two sources implement it: :class:`hdi.source.databento.ApiSource` (Databento's historical API,
-through the raw cache) and :class:`hdi.source.files.FileSource` (DBN files on disk).
+Three sources implement it: :class:`hdi.source.databento.ApiSource` (Databento's historical API,
+through the raw cache), :class:`hdi.source.batch.BatchSource` (Databento batch jobs, ``--batch``)
+and :class:`hdi.source.files.FileSource` (DBN files on disk).
 
 **Adding a source** (e.g. Databento batch downloads): write a class with these seven methods in its
 own module under ``hdi/source/``, and pick it in :func:`hdi.pipeline.plan.open_source`. Its

@@ -370,6 +370,19 @@ class Store(ABC):
             txn.rollback()
             raise
 
+    def record_row(self, table: str, row: dict[str, Any]) -> None:
+        """Upsert one row of a ledger table on its own, committed at once (the batch-job ledger,
+        :mod:`hdi.source.batch`, writes before and after each ``batch.*`` call)."""
+        t = _table(table)
+        self.migrate()
+        txn = self._begin()
+        try:
+            txn.upsert(t, row)
+            txn.commit()
+        except BaseException:
+            txn.rollback()
+            raise
+
     def save_run(self, run: RunRecord) -> None:
         """Upsert an ``ingest_runs`` row."""
         with self.transaction(run=run):

@@ -157,8 +157,53 @@ ROW_COUNTS = Table(
     chunk_interval=None,
 )
 
+# ---- Databento batch jobs (migration v5; hdi.source.batch) ----------------------------------------
+BATCH_JOBS = Table(
+    name="batch_jobs",
+    doc="One row per Databento batch job hdi meant to submit (written before `batch.submit_job`, so a "
+        "crash between the submit and this row's job id is found again through `batch.list_jobs`): what "
+        "it asks for and its last known state. A re-run uses a job that is not failed or expired instead "
+        "of submitting (and paying for) it again.",
+    columns=(
+        Column("intent_id", _T, doc="hdi's id of the submission, written before submit_job"),
+        Column("job_key", _T, doc="sha256 of the job's parameters (dataset, schema, stype_in, symbols, start, "
+                                  "end, split_duration)"),
+        Column("job_id", _T, True, doc="Databento's job id; null while only the intent is recorded"),
+        Column("dataset", _T), Column("schema", _T, doc="the source schema requested"), Column("stype_in", _T),
+        Column("symbols", _T, doc="comma-joined, as requested"),
+        Column("start_ts", _TS), Column("end_ts", _TS, doc="exclusive"),
+        Column("split_duration", _T, doc="day | month: one file per hdi chunk"),
+        Column("state", _T, doc="submitting | received | queued | processing | done | expired | failed"),
+        Column("cost_usd", _F, True), Column("billable_bytes", _I, True),
+        Column("error", _T, True),
+        Column("submitted_at", _TS), Column("updated_at", _TS),
+    ),
+    key=("intent_id",),
+    time_column="submitted_at",
+    chunk_interval=None,
+)
+
+BATCH_FILES = Table(
+    name="batch_files",
+    doc="One row per DBN file of a batch job (`batch.list_files`): the chunk it answers, its size and "
+        "SHA-256 as the job lists them, and whether it was downloaded and verified.",
+    columns=(
+        Column("job_id", _T), Column("filename", _T),
+        Column("chunk_id", _T, True, doc="the ingest_chunks row the file answers (null: no planned chunk)"),
+        Column("start_ts", _TS), Column("end_ts", _TS, doc="exclusive"),
+        Column("size", _I), Column("sha256", _T),
+        Column("state", _T, doc="listed | verified (downloaded, hash and DBN checked, in the raw cache)"),
+        Column("updated_at", _TS),
+    ),
+    key=("job_id", "filename"),
+    time_column="updated_at",
+    chunk_interval=None,
+)
+
+BATCH_TABLES = (BATCH_JOBS, BATCH_FILES)
+
 LEDGER_TABLES = {t.name: t for t in (INGEST_CHUNKS, INGEST_RUNS, INGEST_DAYS, QUARANTINE_REPLAYS,
-                                     INGEST_CONDITIONS, ROW_COUNTS)}
+                                     INGEST_CONDITIONS, ROW_COUNTS, *BATCH_TABLES)}
 
 
 def _now() -> dt.datetime:

@@ -64,6 +64,13 @@ def _v4(backend: str) -> list[str]:
     return _create(ISSUE13_TABLES, backend)
 
 
+def _v5(backend: str) -> list[str]:
+    """The batch-job ledger: batch_jobs and batch_files (hdi.source.batch; a fresh store has them from v1)."""
+    from hdi.store.ledger import BATCH_TABLES
+
+    return _create(BATCH_TABLES, backend)
+
+
 def _v6(backend: str) -> list[str]:
     """Issue 15.2: ``ingest_conditions``, Databento's dataset condition of every fetched day as of the
     fetch (``--update`` / ``--restatements`` re-fetch restated, degraded and pending days). A fresh
@@ -89,7 +96,7 @@ def _v7(backend: str) -> list[str]:
             *(fill_sql(t, backend) for t in DATA_TABLES.values())]
 
 
-_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 6: _v6, COUNTS_VERSION: _v7}
+_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, COUNTS_VERSION: _v7}
 
 
 def migrations(backend: str) -> Iterator[tuple[int, list[str]]]:

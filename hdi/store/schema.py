@@ -19,7 +19,7 @@ _OWN_NAME = re.compile(r"hdi_[a-z0-9_]{1,50}")
 
 # Store schema version: bump and append a migration when the shape of a table changes.
 SCHEMA_VERSION = 7  # 3: the rolls table (continuous futures); 4: the mbo, mbp10, bbo, cbbo, status, imbalance tables;
-# 6: ingest_conditions (Databento's dataset condition of every fetched day); 7: row_counts (stored rows per day)
+# 5: batch_jobs and batch_files (Databento batch jobs); 6: ingest_conditions (Databento's dataset condition of every fetched day); 7: row_counts (stored rows per day)
 
 SQL_TYPES: dict[str, dict[ColType, str]] = {
     "timescale": {

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from hdi.testing import dbnout, market, synth
+from hdi.testing.batchjobs import BatchJobs
 from hdi.testing.restate import Conditions
 from hdi.testing.symbology import ALL_SYMBOLS, STYPES_IN, Resolution, SymbologyError, looks_smart, resolve
 
@@ -135,6 +136,7 @@ class Api:
         self.rejected_key = rejected_key
         self.no_trade: set[tuple[str, str, date]] = set(no_trade)
         self.conditions = Conditions()  # get_dataset_condition, restated days (hdi.testing.restate)
+        self.batch = BatchJobs()  # batch.* endpoints (hdi.testing.batchjobs)
 
     # ---- helpers -----------------------------------------------------------------------------
     def available_end(self) -> int:
@@ -399,4 +401,8 @@ _ROUTES: dict[str, tuple[str, Callable[[Api, dict[str, str]], Any]]] = {
     "metadata.list_schemas": ("GET", Api._list_schemas),
     "metadata.list_publishers": ("GET", Api._list_publishers),
     "symbology.resolve": ("POST", Api._symbology_resolve),
+    # batch jobs (hdi.testing.batchjobs; the file download is served by the gateway, with HTTP Range)
+    "batch.submit_job": ("POST", lambda api, p: api.batch.submit(api, p)),
+    "batch.list_jobs": ("GET", lambda api, p: api.batch.list_jobs(p)),
+    "batch.list_files": ("GET", lambda api, p: api.batch.list_files(api, p)),
 }

@@ -42,7 +42,8 @@ def endpoint_name(path: str) -> str:
 
 @dataclass
 class Fault:
-    """One armed fault. ``endpoint`` is e.g. ``timeseries.get_range`` or ``*`` for every endpoint."""
+    """One armed fault. ``endpoint`` is e.g. ``timeseries.get_range``, ``*`` for every endpoint, or a
+    prefix ending in ``/*`` (``batch/download/*``: every batch file download)."""
 
     endpoint: str
     kind: str = "status"
@@ -64,7 +65,9 @@ class Fault:
         self.match = {str(k): str(v) for k, v in (self.match or {}).items()}
 
     def matches(self, endpoint: str, params: dict[str, str]) -> bool:
-        return self.endpoint in ("*", endpoint) and all(params.get(k) == v for k, v in self.match.items())
+        where = self.endpoint in ("*", endpoint) or (  # "batch/download/*": every batch file download
+            self.endpoint.endswith("/*") and endpoint.startswith(self.endpoint[:-1]))
+        return where and all(params.get(k) == v for k, v in self.match.items())
 
     def describe(self) -> str:
         if self.kind == "status":

@@ -24,7 +24,9 @@ instants of the gateway's clock; ``"kind": "status" | "reset"``, ``"status": 503
 ``faults.Outage``), ``GET|DELETE /_hdi/outages``, ``GET|DELETE /_hdi/requests``, ``POST /_hdi/no-trade``
 (``{"dataset", "symbol", "date"}``), ``POST /_hdi/restate`` (``{"dataset", "date", "last_modified_date"?,
 "remove"?, "reprice"?}``, see :meth:`Gateway.restate`), ``POST /_hdi/condition`` (``{"dataset", "date",
-"condition"}``), ``GET /_hdi/health`` (with ``clock``, the gateway's clock, UTC).
+"condition"}``), ``POST /_hdi/batch`` (batch-job timing and faults, see
+:meth:`hdi.testing.batchjobs.BatchJobs.configure`), ``GET /_hdi/batch``, ``GET /_hdi/health`` (with
+``clock``, the gateway's clock, UTC).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from hdi._timeutil import parse_iso
 from hdi.errors import ConfigError
 from hdi.testing import faults as faults_mod
 from hdi.testing.api import Api, ApiError, Reply
+from hdi.testing.batchjobs import DOWNLOAD_PREFIX
 from hdi.testing.restate import Restatement
 from hdi.testing.wire import LoggedRequest, RequestLog, basic_auth_user, error_for_status, parse_params
 
@@ -118,6 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._control(method, path, body)
             return
         endpoint = faults_mod.endpoint_name(path)
+        if endpoint.startswith(DOWNLOAD_PREFIX):  # faults can match a batch file by job id and name
+            job_id, _, filename = endpoint[len(DOWNLOAD_PREFIX):].partition("/")
+            params = {**params, "job_id": job_id, "filename": filename}
         fault = gw.faults.take(endpoint, params)
         entry = gw.log.add(method, path, params, fault.describe() if fault else None)
         try:
@@ -156,6 +162,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         drop = fault is not None and fault.kind == "drop"
         after = fault.after_bytes if drop and fault is not None else None
+        if endpoint.startswith(DOWNLOAD_PREFIX):
+            self._download(method, endpoint, entry, drop=drop, after=after)
+            return
         try:
             reply = gw.api.handle(method, endpoint, params, basic_auth_user(self.headers.get("Authorization")),
                                   truncate=fault is not None and fault.kind == "truncate")
@@ -176,6 +185,46 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, reply.json, reply.headers, drop=drop, after=after)
         else:
             self._send_stream(reply, first, drop=drop, after=after)
+
+    def _download(self, method: str, endpoint: str, entry: LoggedRequest, *, drop: bool, after: int | None) -> None:
+        """A batch job's file, whole or from the ``Range: bytes=a-[b]`` asked (206)."""
+        gw = self.server.gateway
+        rng = self.headers.get("Range")
+        if rng:
+            entry.params["Range"] = rng  # the log shows a resumed download
+        try:
+            if method != "GET":
+                raise ApiError(405, "method_not_allowed", f"/v0/{endpoint} takes GET, not {method}.")
+            if not basic_auth_user(self.headers.get("Authorization")):
+                raise ApiError(401, "auth_authentication_failed", "Authentication failed: no API key was provided.")
+            data = gw.api.batch.file(gw.api, endpoint)
+        except ApiError as exc:
+            entry.status = exc.status
+            self._send_json(exc.status, exc.body(), exc.headers)
+            return
+        status, extra, body = 200, {"Accept-Ranges": "bytes"}, data
+        if rng and rng.startswith("bytes="):
+            a, _, b = rng[len("bytes="):].partition("-")
+            lo, hi = int(a or 0), min(int(b) if b else len(data) - 1, len(data) - 1)
+            if lo >= len(data) or lo > hi:
+                entry.status = 416
+                self._send(416, b"", "application/octet-stream", {"Content-Range": f"bytes */{len(data)}"})
+                return
+            status, body = 206, data[lo:hi + 1]
+            extra["Content-Range"] = f"bytes {lo}-{hi}/{len(data)}"
+        entry.status = status
+        rate = gw.api.batch.download_rate
+        if rate and not drop:  # a slow link: the file arrives piece by piece (a kill lands mid-file)
+            self._headers(status, "application/octet-stream", extra)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            piece = max(1, int(rate / 20))
+            for i in range(0, len(body), piece):
+                self.wfile.write(body[i:i + piece])
+                self.wfile.flush()
+                time.sleep(0.05)
+            return
+        self._send(status, body, "application/octet-stream", extra, drop=drop, after=after)
 
     def _headers(self, status: int, content_type: str, extra: dict[str, str] | None) -> None:
         self.send_response(status)
@@ -260,6 +309,11 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/_hdi/outages" and method == "DELETE":
                 gw.faults.clear_outages()
                 self._send_json(200, {"cleared": True})
+            elif path == "/_hdi/batch" and method == "POST":
+                gw.api.batch.configure(data or {})
+                self._send_json(200, {"ok": True})
+            elif path == "/_hdi/batch" and method == "GET":
+                self._send_json(200, {"submitted": gw.api.batch.submitted()})
             elif path == "/_hdi/health":
                 clock = datetime.fromtimestamp(gw.faults.clock(), UTC).isoformat().replace("+00:00", "Z")
                 self._send_json(200, {"ok": True, "url": gw.url, "clock": clock})
@@ -324,6 +378,7 @@ class Gateway:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="hdi-gateway", daemon=True)
         self._thread.start()
+        self.api.batch.base_url = self.url  # the download URLs of batch jobs' files
         logger.info("test gateway listening on %s", self.url)
         return self
 
