@@ -23,7 +23,8 @@ def test_a_version_4_store_gets_the_batch_ledger_and_keeps_its_rows(any_store_ur
     again.migrate()
     assert all(again.has_table(t.name) for t in BATCH_TABLES)
     assert again.select("ohlcv").height == 1
-    assert again.query(f"SELECT max(version) AS v FROM {MIGRATIONS_TABLE}").item() == SCHEMA_VERSION == 5
+    assert again.query(f"SELECT max(version) AS v FROM {MIGRATIONS_TABLE}").item() == SCHEMA_VERSION
+    assert 5 in again.query(f"SELECT version FROM {MIGRATIONS_TABLE}")["version"].to_list()
     now = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
     row = {"intent_id": "i1", "job_key": "k", "job_id": None, "dataset": "GLBX.MDP3", "schema": "trades",
            "stype_in": "continuous", "symbols": "CL.c.0", "start_ts": now, "end_ts": now + dt.timedelta(days=1),
