@@ -3,44 +3,18 @@ use and keeps every stored row, on every store (the lake's ledger is SQLite besi
 
 from __future__ import annotations
 
-from hdi.store import close_all, open_store
+from hdi.store import open_store
 from hdi.store.migrate import MIGRATIONS_TABLE
 from hdi.store.schema import SCHEMA_VERSION
-
-
-def _admin(url: str, *sql: str) -> None:
-    """Statements on the store behind hdi's back (the lake: on its SQLite ledger)."""
-    close_all()
-    if url.startswith("iceberg://"):
-        import sqlite3
-
-        from hdi.store.iceberg import parse_url
-
-        con = sqlite3.connect(parse_url(url).ledger)
-        for s in sql:
-            con.execute(s)
-        con.commit()
-        con.close()
-    elif url.startswith("duckdb://"):
-        import duckdb
-
-        con = duckdb.connect(url.removeprefix("duckdb://"))
-        for s in sql:
-            con.execute(s)
-        con.close()
-    else:
-        import adbc_driver_postgresql.dbapi as pg
-
-        with pg.connect(url, autocommit=True) as c, c.cursor() as cur:
-            for s in sql:
-                cur.execute(s)
+from tests.store.test_issue13_migration import _admin
 
 
 def test_a_store_from_before_restatements_gets_ingest_conditions(any_store_url, make_bars):
     open_store(any_store_url).write("ohlcv", make_bars([{"instrument_id": 1, "bar_timestamp_utc": "2024-01-02"}]))
     lake = any_store_url.startswith("iceberg://")
     # back to what hdi before issue 15.2 left: no ingest_conditions, migration 6 not recorded
-    _admin(any_store_url, 'DROP TABLE "ingest_conditions"', f"DELETE FROM {MIGRATIONS_TABLE} WHERE version = 6")
+    # (lower case: in the lake, _admin sends it to the SQLite ledger, not to the Iceberg catalog)
+    _admin(any_store_url, 'drop table "ingest_conditions"', f"DELETE FROM {MIGRATIONS_TABLE} WHERE version = 6")
     again = open_store(any_store_url)
     assert not again.has_table("ingest_conditions")
     again.migrate()
