@@ -216,15 +216,18 @@ def recount_sql(scope: Scope, backend: str) -> list[tuple[str, list[Any]]]:
              [scope.table, scope.dataset, lo, hi, *ids])]
 
 
-def add_sql(source: str) -> str:
-    """Add the stats in ``source`` (a table or view with the ``row_counts`` columns) to the stored
-    counts: rows summed, first and last widened. Keys in order, so that concurrent writers lock
-    count rows in the same order (no deadlock)."""
-    t = ident(ROW_COUNTS.name)
-    return (f"INSERT INTO {t} ({_cols()}) SELECT {_cols()} FROM {source} ORDER BY {', '.join(ident(k) for k in KEY)} "
+def add_sql(stage: str) -> str:
+    """Add the stats in ``stage`` (hdi's own staging relation with the ``row_counts`` columns: DuckDB's
+    ``hdi_counts`` frame, a TimescaleDB ``pg_temp`` table) to the stored counts: rows summed, first and
+    last widened. Keys in order, so that concurrent writers lock count rows in the same order (no
+    deadlock)."""
+    counts_table = ident(ROW_COUNTS.name)
+    return (f"INSERT INTO {counts_table} ({_cols()}) SELECT {_cols()} FROM {stage} "
+            f"ORDER BY {', '.join(ident(k) for k in KEY)} "
             f"ON CONFLICT ({', '.join(ident(k) for k in KEY)}) DO UPDATE SET "
-            f"{ident('rows')} = {t}.{ident('rows')} + EXCLUDED.{ident('rows')}, "
-            f"first_ns = LEAST({t}.first_ns, EXCLUDED.first_ns), last_ns = GREATEST({t}.last_ns, EXCLUDED.last_ns)")
+            f"{ident('rows')} = {counts_table}.{ident('rows')} + EXCLUDED.{ident('rows')}, "
+            f"first_ns = LEAST({counts_table}.first_ns, EXCLUDED.first_ns), "
+            f"last_ns = GREATEST({counts_table}.last_ns, EXCLUDED.last_ns)")
 
 
 # --------------------------------------------------------------------------- reads

@@ -241,19 +241,19 @@ def _count_rows(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
 
 def _apply_counts(con: sqlite3.Connection, c: LakeCounts) -> None:
     """``row_counts`` changes in the open SQLite transaction (see :class:`LakeCounts`)."""
-    t = _sql_ident(ROW_COUNTS.name)
+    counts_table = _sql_ident(ROW_COUNTS.name)
     cols = ", ".join(_sql_ident(x) for x in counts.COLUMNS)
     marks = ", ".join("?" for _ in counts.COLUMNS)
     day = ColType.DATE
     for s in c.scopes:
         only = (" AND instrument_id IN (" + ", ".join("?" for _ in s.instrument_ids) + ")") \
             if s.instrument_ids is not None else ""
-        con.execute(f"DELETE FROM {t} WHERE table_name = ? AND dataset = ? AND day >= ? AND day <= ?{only}",
+        con.execute(f"DELETE FROM {counts_table} WHERE table_name = ? AND dataset = ? AND day >= ? AND day <= ?{only}",
                     (s.table, s.dataset, _to_sql_value(s.first_day, day), _to_sql_value(s.last_day, day),
                      *(s.instrument_ids or ())))
-    con.executemany(f"INSERT OR REPLACE INTO {t} ({cols}) VALUES ({marks})", _count_rows(c.recounted))
+    con.executemany(f"INSERT OR REPLACE INTO {counts_table} ({cols}) VALUES ({marks})", _count_rows(c.recounted))
     key = ", ".join(_sql_ident(k) for k in counts.KEY)
-    con.executemany(f"INSERT INTO {t} ({cols}) VALUES ({marks}) ON CONFLICT ({key}) DO UPDATE SET "
+    con.executemany(f"INSERT INTO {counts_table} ({cols}) VALUES ({marks}) ON CONFLICT ({key}) DO UPDATE SET "
                     "\"rows\" = \"rows\" + excluded.\"rows\", first_ns = min(first_ns, excluded.first_ns), "
                     "last_ns = max(last_ns, excluded.last_ns)", _count_rows(c.deltas))
 

@@ -281,9 +281,10 @@ class TimescaleStore(Store):
         return _PgTxn(self)
 
 
-def _epoch_ns(column: str, is_ns: bool) -> str:
-    """A column as nanoseconds since the epoch: an ``*_ns`` column as it is, a timestamptz converted."""
-    return column if is_ns else f"CAST(EXTRACT(EPOCH FROM {column}) * 1000000000 AS bigint)"
+def _epoch_ns(edge: str, is_ns: bool) -> str:
+    """A column's SQL (an identifier) as nanoseconds since the epoch: an ``*_ns`` column as it is, a
+    timestamptz converted."""
+    return edge if is_ns else f"CAST(EXTRACT(EPOCH FROM {edge}) * 1000000000 AS bigint)"
 
 
 class _PgTxn(Transaction):
@@ -332,9 +333,10 @@ class _PgTxn(Transaction):
 
     def _delete_days(self, table: Table, dataset: str, instrument_ids: list[int], start: dt.datetime,
                      end: dt.datetime, equals: dict[str, Any]) -> int:
-        sql, params = delete_days_sql(table, dataset, instrument_ids, start, end, equals)
+        delete_sql, params = delete_days_sql(table, dataset, instrument_ids, start, end, equals)
         try:  # ADBC reports no row count for a DELETE: count what it returns
-            self.cur.execute(f"WITH gone AS ({sql} RETURNING 1) SELECT count(*) FROM gone", parameters=tuple(params))
+            self.cur.execute(f"WITH gone AS ({delete_sql} RETURNING 1) SELECT count(*) FROM gone",
+                             parameters=tuple(params))
             rows = self.cur.fetchall()
         except Exception as e:
             raise self._fail("delete", e) from None
