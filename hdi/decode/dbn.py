@@ -3,7 +3,10 @@
 Each chunk of structured records from :meth:`hdi.source.files.DbnFile.arrays` becomes one frame:
 every field of the schema's DBN v3 record class (``databento_dbn``'s ``_dtypes`` order, minus
 ``length`` and reserved fields), then ``symbol``. One contiguous copy per column, sentinels turned
-into nulls with a mask only where a sentinel occurs; no ``to_df()``, no Python object per record.
+into nulls with a mask only where a sentinel occurs; one-byte chars and ``symbol`` built as Arrow
+string views (a 16-byte gather per row from a small table, :func:`hdi.decode.symbols.string_views`);
+no ``to_df()``, no Python object per record. The file is decompressed a piece ahead by a reader
+thread (:meth:`hdi.source.files.DbnFile.arrays`), so decode work overlaps decompression.
 
 Types: timestamps ``Datetime("ns", "UTC")`` (null for UNDEF_TIMESTAMP); prices ``Int64`` fixed
 point 1e-9 (null for UNDEF_PRICE); statistics ``quantity`` ``Int64`` (null for
@@ -30,7 +33,7 @@ import polars as pl
 
 from hdi._schemas import SCHEMAS
 from hdi._tables import schema_hint
-from hdi.decode.symbols import SymbolMapper, symbology_frame
+from hdi.decode.symbols import SymbolMapper, string_views, symbology_frame
 from hdi.errors import DecodeError, allowed_list
 
 if TYPE_CHECKING:
@@ -54,6 +57,9 @@ _PIECE_BYTES = 4 << 20  # bytes of records read at a time
 _UPGRADE_DEFAULTS: dict[str, str | int | None] = {"leg_side": "N"}
 # one-byte char -> one-character string; NUL -> null
 _CHARS = pl.Series("char", [None, *(chr(i) for i in range(1, 256))], dtype=pl.String)
+# the same as Arrow string views (16 bytes each: length 1, the byte inline; NUL: all zero, a null)
+_CHAR_VIEWS = np.zeros((256, 2), dtype=np.uint64)
+_CHAR_VIEWS[1:, 0] = (np.arange(1, 256, dtype=np.uint64) << np.uint64(32)) | np.uint64(1)
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,7 @@ def _series(raw: np.ndarray | None, col: _Column, n: int, path: object) -> pl.Se
             return _nulled(raw, _INT32_MAX, col.name).cast(pl.Int64)
         return _nulled(raw, _INT64_MAX, col.name)
     if col.kind == "char":
-        return _CHARS.gather(raw.view(np.uint8)).alias(col.name)
+        return string_views(_CHAR_VIEWS, raw.view(np.uint8), 0, col.name)
     if col.kind == "text":
         try:
             text = pl.Series(col.name, raw).cast(pl.String)

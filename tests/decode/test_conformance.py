@@ -1,4 +1,5 @@
-"""Every real Databento sample decodes to exactly what ``DBNStore.to_df`` gives, field by field.
+"""Every real Databento sample, and random records of every schema, decode to exactly what
+``DBNStore.to_df`` gives, field by field.
 
 The reference is ``to_df(price_type="fixed", pretty_ts=True, map_symbols=True)``, normalised for
 the documented differences: to_df indexes by ts_recv/ts_event (reset here), keeps UNDEF_PRICE in
@@ -8,17 +9,21 @@ UNDEF_TIMESTAMP into NaT, and gives "" for NUL chars and empty text where hdi ha
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 from pathlib import Path
 
 import databento as db
 import databento_dbn as dbn
+import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from hdi.decode.dbn import decode_file, frame_schema
+from hdi.decode.dbn import SCHEMA_CLASSES, decode_file, frame_schema
 from hdi.errors import DecodeError
 from hdi.source.files import SUPPORTED_SCHEMAS, open_dbn
 
@@ -102,3 +107,78 @@ def test_decode_file_given_live_mixed_sample_and_schema_equals_to_df_symbols_inc
     ref = db.DBNStore.from_file(path).to_df(schema=schema, price_type="fixed", map_symbols=True).reset_index()
     _assert_same(mine, ref, schema, dbn_file.record_class)
     assert mine["symbol"].to_list() == ["ESZ4"] * mine.height
+
+
+# Random records of every schema, encoded by databento_dbn: decode_file gives what to_df gives,
+# field by field, in frames of chunk_rows rows.
+
+_D0 = dt.date(2024, 3, 4)
+_RTYPES = {name: int(dbn.RType.from_schema(dbn.Schema.from_str(name)).value) for name in SUPPORTED_SCHEMAS}
+
+
+def _ns(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 10**9
+_CHAR_POOL = np.frombuffer(b"\x00ABCDEFNTRabz019 -~", dtype=np.uint8)
+_IDS = {"narrow": [1001, 1002, 2001, 2002, 777], "wide": [7, 1001, 5_000_000, 4_000_000_000, 777]}
+
+
+def _random_records(cls: type, schema: str, n: int, seed: int, ids: list[int], days: int, undef: float) -> bytes:
+    """``n`` records of ``cls`` with every field random (sentinels at rate ``undef``), re-encoded by
+    databento_dbn (decoded by its DBNDecoder, each record written back with ``bytes(record)``)."""
+    rng = np.random.default_rng(seed)
+    arr = np.zeros(n, dtype=cls._dtypes)
+    index = "ts_recv" if "ts_recv" in arr.dtype.names else "ts_event"
+    for name, kind in cls._dtypes:
+        if name in ("length", "rtype") or name.startswith("_"):
+            continue
+        if name == "instrument_id":
+            values = rng.choice(np.array(ids, dtype=np.uint32), n)
+        elif name in cls._timestamp_fields:
+            values = np.uint64(_ns(_D0)) + rng.integers(0, max(1, days) * 86_400 * 10**9, n, dtype=np.uint64)
+            if name == index:
+                values = np.sort(values)
+            else:
+                values[rng.random(n) < undef] = dbn.UNDEF_TIMESTAMP
+        elif name in cls._price_fields:
+            values = rng.integers(-10**13, 10**13, n)
+            values[rng.random(n) < undef] = dbn.UNDEF_PRICE
+        elif kind == "S1":
+            values = rng.choice(_CHAR_POOL, n).view("S1")
+        elif kind.startswith("S"):
+            width = min(int(kind[1:]) - 1, 12)
+            values = np.array([bytes(rng.choice(_CHAR_POOL[1:], rng.integers(0, width + 1))) for _ in range(n)])
+        else:
+            info = np.iinfo(np.dtype(kind))
+            values = rng.integers(info.min, info.max, n, dtype=np.dtype(kind), endpoint=True)
+            if schema == "statistics" and name == "quantity":
+                values[rng.random(n) < undef] = dbn.UNDEF_STAT_QUANTITY
+        arr[name] = values
+    arr["length"], arr["rtype"] = arr.dtype.itemsize // 4, _RTYPES[schema]
+    decoder = dbn.DBNDecoder(has_metadata=False)
+    decoder.write(arr.tobytes())
+    records = decoder.decode()
+    assert len(records) == n
+    return b"".join(bytes(r) for r in records)
+
+
+@settings(max_examples=int(os.environ.get("HDI_HYPOTHESIS_EXAMPLES", "12")), deadline=None, derandomize=True,
+          database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+@pytest.mark.parametrize("schema", SUPPORTED_SCHEMAS)
+def test_decode_file_given_random_records_equals_to_df(kit, schema, data):
+    n = data.draw(st.integers(1, 400), "records")
+    seed = data.draw(st.integers(0, 2**32 - 1), "seed")
+    ids = _IDS[data.draw(st.sampled_from(sorted(_IDS)), "ids")]
+    days = data.draw(st.integers(0, 3), "days")  # 0: every record on one UTC day
+    undef = data.draw(st.sampled_from([0.0, 0.1, 1.0]), "undef")
+    chunk_rows = data.draw(st.integers(1, n + 3), "chunk_rows")
+    cls = SCHEMA_CLASSES[schema]
+    raw = _random_records(cls, schema, n, seed, ids, days, undef)
+    d1, d2 = _D0 + dt.timedelta(days=1), _D0 + dt.timedelta(days=3)
+    mappings = {"AAA": [(_D0, d1, ids[0]), (d1, d2, ids[1])], "BBB": [(_D0, d2, ids[2])],
+                "CCC": [(d1, _D0 + dt.timedelta(days=9), ids[3])]}  # ids[4]: never mapped
+    path = kit.write(f"{schema}-{seed}-{n}.dbn.zst", raw, schema=schema, mappings=mappings, stype_in="raw_symbol")
+    frames = list(decode_file(open_dbn(path), chunk_rows=chunk_rows))
+    assert [f.height for f in frames] == [chunk_rows] * (n // chunk_rows) + ([n % chunk_rows] if n % chunk_rows else [])
+    assert all(f.schema == pl.Schema(frame_schema(schema)) for f in frames)
+    _assert_same(pl.concat(frames), _reference(path), schema, cls)

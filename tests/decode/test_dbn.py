@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import databento_dbn as dbn
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from hdi.decode.dbn import SUPPORTED_SCHEMAS, decode_file, frame_schema, symbology_frame
 from hdi.errors import DecodeError
 from hdi.source import files
-from hdi.source.files import open_dbn
+from hdi.source.files import DbnMetadata, SymbolInterval, open_dbn
 
 D0, D1, D2 = dt.date(2024, 3, 1), dt.date(2024, 3, 4), dt.date(2024, 3, 8)
 UTC = pl.Datetime("ns", "UTC")
@@ -296,3 +299,50 @@ def test_symbol_mapper_counts_equal_the_mapped_symbols():
     m = SymbolMapper(meta)
     mapped = m.map(iid, ts).value_counts()
     assert m.counts(iid, ts) == dict(mapped.iter_rows()) == {"CL.c.0": 3, None: 3}
+
+
+_MAP_D0 = dt.date(2024, 3, 1)
+
+
+@settings(max_examples=int(os.environ.get("HDI_HYPOTHESIS_EXAMPLES", "60")), deadline=None, derandomize=True,
+          database=None)
+@given(data=st.data())
+def test_symbol_mapper_given_random_mappings_maps_every_record_like_the_intervals_say(data):
+    """The ``symbol`` column (per-day id tables, and the (id, day) search for blocks spanning days or
+    wide id spans) names, for every record, the mapping interval holding its id on its UTC day, and
+    is null where none does: checked against the intervals record by record, and against the
+    plain search path."""
+    from hdi.decode.symbols import _MAP_BLOCK, SymbolMapper
+
+    pool = data.draw(st.sampled_from([[10, 11, 12, 13], [7, 1001, 5_000_000, 4_000_000_000]]), "ids")
+    intervals = []
+    for name in ("AAA", "BBB.c.0", "A_LONGER_SYMBOL_NAME"):  # the last one is not inline in a string view
+        for _ in range(data.draw(st.integers(1, 3), f"{name} intervals")):
+            a = data.draw(st.integers(0, 6), "start day")
+            b = data.draw(st.integers(a + 1, 8), "end day")
+            iid = data.draw(st.sampled_from(pool), "id")
+            intervals.append(SymbolInterval(name, iid, _MAP_D0 + dt.timedelta(days=a), _MAP_D0 + dt.timedelta(days=b)))
+    meta = DbnMetadata(3, "GLBX.MDP3", "trades", "raw_symbol", "instrument_id", dt.datetime(2024, 3, 1, tzinfo=dt.UTC),
+                       None, ["AAA"], [], [], intervals)
+    m = SymbolMapper(meta)
+    n = data.draw(st.sampled_from([1, 7, _MAP_BLOCK + 5, 2 * _MAP_BLOCK]), "records")
+    seed = data.draw(st.integers(0, 2**32 - 1), "seed")
+    days = data.draw(st.integers(1, 8), "days spanned")
+    rng = np.random.default_rng(seed)
+    ids = rng.choice(np.array([*pool, 999], dtype=np.uint32), n)
+    t0 = int(dt.datetime(2024, 3, 1, tzinfo=dt.UTC).timestamp()) * 10**9
+    ts = np.sort(rng.integers(t0 - 10**9, t0 + days * 86_400 * 10**9, n, dtype=np.int64)).astype(np.uint64)
+    got = m.map(ids, ts)
+    assert got.dtype == pl.String and got.len() == n
+    assert got.equals(m.map(ids, ts, fast=False))
+    # the oracle: each record's (id, UTC day) looked up in the disjoint segments the metadata's
+    # intervals resolve to (overlaps: the later-starting interval wins), one record at a time
+    from hdi.decode.symbols import _disjoint
+
+    segments = _disjoint(intervals)
+    want = []
+    for i, t in zip(ids.tolist(), ts.tolist(), strict=True):
+        day = t // 86_400_000_000_000
+        hit = [s for iid, a, b, s in segments if iid == i and a <= day < b]
+        want.append(hit[0] if hit else None)
+    assert got.to_list() == want
