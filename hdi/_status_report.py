@@ -60,6 +60,10 @@ class StatusReport:
     # any: the days degraded or pending when last fetched (`hdi ingest --update` fetches them again) and
     # the days fetched again after Databento restated them (their rows replaced), as day ranges
     conditions: pl.DataFrame | None = None
+    # Databento batch jobs whose files are not all downloaded and verified yet (submitted and still
+    # running, done but not fetched, or an intent whose job id never reached the ledger): a re-run
+    # picks them up without submitting again (docs/batch.md)
+    batch_jobs: pl.DataFrame | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def rows(df: pl.DataFrame) -> list[dict[str, Any]]:
@@ -69,7 +73,8 @@ class StatusReport:
                 "symbols": rows(self.symbols), "coverage": rows(self.coverage), "quarantine": rows(self.quarantine),
                 "runs": rows(self.runs), "failed_chunks": rows(self.failed_chunks),
                 "over_budget": rows(self.over_budget) if self.over_budget is not None else [],
-                "conditions": rows(self.conditions) if self.conditions is not None else []}
+                "conditions": rows(self.conditions) if self.conditions is not None else [],
+                "batch_jobs": rows(self.batch_jobs) if self.batch_jobs is not None else []}
 
 
 def _ns_text(df: pl.DataFrame) -> pl.DataFrame:
@@ -132,7 +137,7 @@ def _report(st: Any, quarantine_dir: str | Path | None, runs: int) -> StatusRepo
                         quarantine=q,
                         runs=st.runs(limit=runs), failed_chunks=failed.select(
                             "chunk_id", "run_id", "dataset", "schema", "symbols", "start_ts", "end_ts", "error"),
-                        edition=edition, over_budget=over, conditions=_conditions(st))
+                        edition=edition, over_budget=over, conditions=_conditions(st), batch_jobs=_batch_jobs(st))
 
 
 _CONDITIONS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -160,6 +165,33 @@ def _conditions(st: Any) -> pl.DataFrame:
                     "days_pending": len(pen), "pending": _ranges(pen), "days_restated": res.height,
                     "restated": _ranges(res["day"].to_list()), "last_restated": res["last_modified_date"].max()})
     return pl.DataFrame(out, schema=_CONDITIONS_SCHEMA)
+
+
+_BATCH_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "job_id": pl.String, "intent_id": pl.String, "dataset": pl.String, "schema": pl.String, "symbols": pl.String,
+    "start_ts": pl.Datetime("us", "UTC"), "end_ts": pl.Datetime("us", "UTC"), "state": pl.String,
+    "files_listed": pl.Int64, "files_verified": pl.Int64, "cost_usd": pl.Float64,
+    "submitted_at": pl.Datetime("us", "UTC"), "updated_at": pl.Datetime("us", "UTC"),
+}
+
+
+def _batch_jobs(st: Any) -> pl.DataFrame:
+    """Batch jobs not yet fully fetched, oldest first: not failed or expired, and either not done
+    or done with a file not verified (or none listed yet). Failed and expired jobs show through
+    their failed chunks."""
+    if not st.has_table("batch_jobs") or not st.has_table("batch_files"):
+        return pl.DataFrame(schema=_BATCH_SCHEMA)
+    got: pl.DataFrame = st.query(
+        "SELECT j.job_id, j.intent_id, j.dataset, j.schema, j.symbols, j.start_ts, j.end_ts, j.state, "
+        "COUNT(f.filename) AS files_listed, COUNT(*) FILTER (WHERE f.state = 'verified') AS files_verified, "
+        "j.cost_usd, j.submitted_at, j.updated_at "
+        "FROM batch_jobs j LEFT JOIN batch_files f ON f.job_id = j.job_id "
+        "WHERE j.state NOT IN ('failed', 'expired') "
+        "GROUP BY j.job_id, j.intent_id, j.dataset, j.schema, j.symbols, j.start_ts, j.end_ts, j.state, "
+        "j.cost_usd, j.submitted_at, j.updated_at")
+    got = got.with_columns(*(pl.col(c).cast(t) for c, t in _BATCH_SCHEMA.items()))
+    open_ = (pl.col("state") != "done") | (pl.col("files_listed") == 0) | (pl.col("files_verified") < pl.col("files_listed"))
+    return got.filter(open_).sort("submitted_at", "intent_id").select(list(_BATCH_SCHEMA))
 
 
 def _utc(v: dt.datetime | None) -> dt.datetime | None:

@@ -3,7 +3,7 @@
 Sections: the store, its tables, stored rows per symbol, coverage per (dataset, schema, symbol) with
 its MISSING days (never fetched), FLAGGED days (a trading day of the symbol's exchange calendar fetched
 without data), closed days (weekend, holiday) and early closes, Databento's conditions (days degraded or
-pending when fetched, days fetched again after a restatement), quarantine,
+pending when fetched, days fetched again after a restatement), batch jobs not fetched yet, quarantine,
 symbols over their quarantine budget, recent runs and failed chunks. Lists too long for a line end in ``(+N more)``; ``--format json``
 has them all. Only a store URL or a file path may be longer than the line: they are never cut.
 """
@@ -66,6 +66,7 @@ def lines(report: StatusReport, width: int = 100) -> list[Line]:
     out += _symbols(report.symbols)
     out += _coverage(report.coverage, width)
     out += _conditions(report.conditions, width)
+    out += _batch_jobs(report.batch_jobs, width)
     out += _quarantine(report.quarantine, width)
     out += _over_budget(report.over_budget, width)
     out += _runs(report.runs, width)
@@ -143,6 +144,24 @@ def _conditions(c: pl.DataFrame | None, width: int) -> list[Line]:
                 tail = f" (last modified {r['last_restated']})" if key == "restated" and r["last_restated"] else ""
                 head = f"    {label}: "
                 out.append((head + _fit(list(r[key]), width - len(head) - len(tail)) + tail, False))
+    return out
+
+
+BATCH_HEAD = "Batch jobs not fetched yet  (a re-run, or `hdi ingest --resume RUN_ID`, uses them: never submitted twice)"
+
+
+def _batch_jobs(b: pl.DataFrame | None, width: int) -> list[Line]:
+    if b is None or b.height == 0:
+        return []
+    out: list[Line] = [("", False), (_cut(BATCH_HEAD, width), True)]
+    for r in b.iter_rows(named=True):
+        job = r["job_id"] or f"intent {r['intent_id']} (no job id recorded: found again through batch.list_jobs)"
+        cost = "" if r["cost_usd"] is None else f", ${r['cost_usd']:,.2f}"
+        out.append((f"  {job}", False))
+        out.append((_cut(f"    {r['dataset']} {r['schema']} {_fit(str(r['symbols']).split(','), 30)} "
+                         f"[{_when(r['start_ts'])}, {_when(r['end_ts'])})  {r['state']}, files "
+                         f"{r['files_verified']}/{r['files_listed']} verified{cost}, submitted "
+                         f"{_when(r['submitted_at'])}", width), False))
     return out
 
 

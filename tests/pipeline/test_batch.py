@@ -7,6 +7,7 @@ job never leads to paying twice for what was already submitted (the gateway's re
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from hdi import status
 from hdi.errors import ConfigError
 from hdi.pipeline import ingest
 from hdi.store import open_store
@@ -237,11 +239,25 @@ def test_sigkill_then_rerun_submits_one_job_in_total_and_stores_exact_rows(gatew
             proc.kill()
     assert len(submits(gateway)) == 1
     partial = [p for p in (tmp_path / "data").rglob("*.dbn.zst") if ".batch" in p.parts]
+    # hdi status names the job the killed run left behind (paid for, not fetched yet)
+    job_id = next(iter(jobs.jobs))
+    shown = _hdi(env, "status", "--store", url, "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    [job] = json.loads(shown.stdout)["batch_jobs"]
+    assert job["job_id"] == job_id and job["dataset"] == "GLBX.MDP3"
+    if when == "job_pending":
+        assert job["state"] in ("received", "queued", "processing") and job["files_verified"] == 0
+    else:
+        assert job["state"] == "done" and job["files_verified"] < job["files_listed"]
+    text = _hdi(env, "status", "--store", url)
+    assert "Batch jobs not fetched yet" in text.stdout and job_id in text.stdout
     jobs.done_after, jobs.download_rate = 0.3, None
     done = _hdi(env, *args)
     assert done.returncode == 0, done.stderr
     assert len(submits(gateway)) == 1  # the re-run found the job: not submitted (nor paid for) again
     assert stored(url).equals(want)
+    after = _hdi(env, "status", "--store", url, "--format", "json")
+    assert json.loads(after.stdout)["batch_jobs"] == []
     if when == "file_downloading":
         assert partial
         resumed = [r.params.get("Range", "") for r in gateway.requests if "batch/download/" in r.path]
@@ -256,6 +272,8 @@ def test_a_submit_whose_job_id_never_reached_the_ledger_is_found_by_list_jobs(ga
     row = st.query('SELECT * FROM "batch_jobs"').row(0, named=True)
     # as if the process died right after submit_job: the intent only, and nothing loaded
     st.record_row("batch_jobs", {**row, "job_id": None, "state": "submitting"})
+    [intent] = status(url).batch_jobs.iter_rows(named=True)  # shown until the job is found and fetched
+    assert intent["job_id"] is None and intent["intent_id"] == row["intent_id"] and intent["state"] == "submitting"
     from hdi.store.ledger import ChunkRecord
 
     for c in st.chunks().iter_rows(named=True):
@@ -266,6 +284,7 @@ def test_a_submit_whose_job_id_never_reached_the_ledger_is_found_by_list_jobs(ga
     assert again.ok, [c.error for c in again.chunks]
     assert len(submits(gateway)) == 1
     assert open_store(url).query('SELECT job_id FROM "batch_jobs"')["job_id"].to_list() == [row["job_id"]]
+    assert status(url).batch_jobs.height == 0
 
 
 def test_a_file_failing_the_jobs_sha256_is_deleted_and_downloaded_again(gateway, url_of, tmp_path):
