@@ -86,7 +86,8 @@ def ingest(
                                           "cached or already done.")] = False,
     resume: Annotated[str | None, typer.Option(metavar="RUN_ID", help="Continue a run with its own recipe and "
                                                "parameters, no --recipe needed (an --update run keeps its "
-                                               "ranges); plain re-runs resume on their own too.")] = None,
+                                               "ranges, a --batch always|never run its mode unless another "
+                                               "is given); plain re-runs resume on their own too.")] = None,
     update: Annotated[bool, typer.Option("--update", help="Extend each symbol from where this recipe's data "
                                          "ends (that last day fetched again whole, failed chunks retried) to "
                                          "the end of the dataset's available range (or --end); symbols never "

@@ -52,7 +52,8 @@ class RunParams:
         ranges: ``--update``'s (or ``--restatements``') planned ranges (None: not planned; a resumed
             run repeats them).
         batch: ``--batch``: ``auto`` (batch jobs above the recipe's ``batch_threshold_bytes``),
-            ``always`` or ``never``.
+            ``always`` or ``never``; recorded with the run, and kept by ``--resume`` unless
+            ``always`` or ``never`` is given then.
     """
 
     recipe: str | None = None
@@ -88,7 +89,8 @@ class RunParams:
             recipe=self.recipe or saved.recipe, start=self.start or saved.start, end=self.end or saved.end,
             symbols=self.symbols or saved.symbols, from_files=self.from_files or saved.from_files,
             update=self.update or saved.update, ranges=self.ranges if self.ranges is not None else saved.ranges,
-            restatements=self.restatements or saved.restatements, batch=self.batch)
+            restatements=self.restatements or saved.restatements,
+            batch=self.batch if self.batch != "auto" else saved.batch)  # the run's own mode unless another is given
 
     def with_recipe(self, path: str | Path) -> RunParams:
         return dataclasses.replace(self, recipe=str(Path(path).absolute()))
@@ -102,6 +104,8 @@ class RunParams:
                       "from_files": list(self.from_files), "update": self.update, "recipe": self.recipe}
         if self.restatements:
             out["restatements"] = True
+        if self.batch != "auto":
+            out["batch"] = self.batch
         if self.ranges is not None:
             out["ranges"] = [{"dataset": g.dataset, "stype_in": g.stype_in, "symbols": list(g.symbols),
                               "start": iso(g.start), "end": iso(g.end),
@@ -130,10 +134,17 @@ class RunParams:
                 symbols=tuple(str(s) for s in symbols) if isinstance(symbols, list) else None,
                 from_files=tuple(str(f) for f in cast(list[object], d.get("from_files") or [])),
                 update=bool(d.get("update")), restatements=bool(d.get("restatements")),
+                batch=_batch(d.get("batch", "auto")),
                 ranges=None if ranges is None else tuple(_range(g) for g in cast(list[dict[str, object]], ranges)))
         except (ValueError, TypeError, KeyError) as e:
             raise ConfigError(f"--resume {run_id}: its recorded parameters are unreadable ({e}); allowed: a run "
                               "recorded by `hdi ingest`") from None
+
+
+def _batch(value: object) -> str:
+    if value not in ("auto", "always", "never"):
+        raise ValueError(f"batch {value!r} is not auto, always or never")
+    return str(value)
 
 
 def _opt_str(value: object) -> str | None:

@@ -156,6 +156,24 @@ def test_a_failed_job_fails_its_chunks_naming_the_job_and_a_rerun_submits_again(
     assert stored(url).equals(reference(tmp_path, gateway, OHLCV_1D, start=START, end=END, symbols=FUTURES))
 
 
+def test_resume_keeps_the_runs_batch_mode_unless_another_is_given(gateway, url_of, tmp_path):
+    """A run with --batch always whose job failed, resumed without --batch: fetched by a batch job
+    again (auto would stream this small range); resumed with --batch never: streamed."""
+    url = url_of("duckdb")
+    gateway.api.batch.fail_next = 1
+    first = ingest(OHLCV_1D, start=START, end=END, symbols=FUTURES, store=url, batch="always")
+    assert not first.ok and len(submits(gateway)) == 1
+    streamed = len(gateway.calls("timeseries.get_range"))
+    gateway.api.batch.fail_next = 1  # the resumed run's job fails too: its chunks stay to resume again
+    again = ingest(store=url, resume=first.run_id)
+    assert not again.ok and len(submits(gateway)) == 2  # by a batch job, as the run was started
+    assert len(gateway.calls("timeseries.get_range")) == streamed
+    last = ingest(store=url, resume=first.run_id, batch="never")
+    assert last.ok, [c.error for c in last.chunks]
+    assert len(submits(gateway)) == 2 and len(gateway.calls("timeseries.get_range")) > streamed
+    assert stored(url).equals(reference(tmp_path, gateway, OHLCV_1D, start=START, end=END, symbols=FUTURES))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_an_expired_job_is_submitted_again_only_for_the_chunks_still_missing(gateway, url_of, tmp_path, backend):
     url = url_of(backend)
