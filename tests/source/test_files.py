@@ -142,6 +142,7 @@ def test_open_dbn_given_dbn_version_picks_that_versions_record_class(tmp_path, v
 
 def test_record_class_matches_databentos_maps_for_every_version_and_schema():
     # hdi.source.dbnfile keeps its own map so that reading a file never imports the databento package
+    import os
     import subprocess
     import sys
 
@@ -159,7 +160,9 @@ def test_record_class_matches_databentos_maps_for_every_version_and_schema():
                     record_class(version, schema.value)
     code = ("import sys; from hdi.source.files import open_dbn; import hdi.decode.dbn; "
             "print(sorted(m for m in ('databento', 'pandas', 'aiohttp') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    root = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": root}).stdout
     assert out.strip() == "[]"
 
 
