@@ -130,8 +130,9 @@ def record_class(version: int, schema: str) -> type[DBNRecord]:
     """
     import databento_dbn as dbn
 
-    name = _CLASS_NAMES[str(dbn.Schema.from_str(schema).value)]
-    if version <= _NEWER_THAN.get(schema, 0):
+    key = str(dbn.Schema.from_str(schema).value)
+    name = _CLASS_NAMES[key]
+    if version <= _NEWER_THAN.get(key, 0):
         raise KeyError(schema)
     newest: type[DBNRecord] = getattr(dbn, name)
     layout = getattr(dbn, f"v{version}", None) if version in (1, 2) else None
