@@ -20,6 +20,9 @@ def _import() -> None:
         if "patito" in sys.modules or "pandas" in sys.modules:
             import patito  # noqa: F401 - already imported, or pandas is there anyway
             return
+        import polars  # noqa: F401 - first, outside the window: Polars notes which optional modules exist
+        import pydantic  # noqa: F401
+
         sys.modules["pandas"] = None  # type: ignore[assignment]  # `import pandas` raises ImportError
         try:
             import patito  # noqa: F401

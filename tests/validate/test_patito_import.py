@@ -26,9 +26,20 @@ def test_validation_without_pandas_then_pandas_still_importable():
         "assert (res.rows_good, res.rows_bad) == (1, 1), res\n"
         "assert 'pandas' not in sys.modules\n"
         "import pandas\n"
+        "assert isinstance(pl.DataFrame({'a': [1]}).to_pandas(), pandas.DataFrame)\n"
         "print(pandas.DataFrame({'a': [1]}).shape)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "(1, 1)"
+
+
+def test_patito_imported_first_leaves_polars_pandas_support_intact():
+    # hdi.validate._patito the first module to import Polars: Polars must still see pandas afterwards
+    code = ("import sys\nimport hdi.validate._patito\nassert 'pandas' not in sys.modules\n"
+            "import pandas, polars as pl\nprint(type(pl.DataFrame({'a': [1]}).to_pandas()).__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "DataFrame"
