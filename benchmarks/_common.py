@@ -98,6 +98,7 @@ class Measured:
     returncode: int
     stdout: str
     stderr: str
+    cpu: float = 0.0  # user + system CPU seconds of that process alone (all its threads)
 
 
 def run_process(cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT,
@@ -123,7 +124,7 @@ def run_process(cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: P
         t.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     m = Measured(wall, usage.ru_maxrss / 1024, proc.returncode, out["o"].decode(errors="replace"),
-                 out["e"].decode(errors="replace"))
+                 out["e"].decode(errors="replace"), usage.ru_utime + usage.ru_stime)
     if check and m.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {m.returncode}:\n{m.stdout[-2000:]}\n{m.stderr[-2000:]}")
     return m

@@ -53,11 +53,17 @@ def empty() -> pl.DataFrame:
     return pl.DataFrame(schema=STATS_SCHEMA)
 
 
+_NS_PER_DAY = 86_400 * 10**9
+_DAY = "__hdi_day"
+
+
 def frame_stats(table: Table, frame: pl.DataFrame) -> pl.DataFrame:
     """Per-key rows, first and last time of a frame of ``table`` rows (any timestamp unit)."""
     if frame.height == 0:
         return empty()
     tc, edge = table.time_column, edge_column(table)
+    if edge != tc and edge in frame.columns and frame.schema[edge] == pl.Int64:
+        return _stats_from_ns(table, frame, edge)
     t = pl.col(tc)
     dtype = frame.schema[tc]
     if isinstance(dtype, pl.Datetime):
@@ -69,6 +75,31 @@ def frame_stats(table: Table, frame: pl.DataFrame) -> pl.DataFrame:
             .agg(pl.len().cast(pl.Int64).alias("rows"), e.min().cast(pl.Int64).alias("first_ns"),
                  e.max().cast(pl.Int64).alias("last_ns"))
             .select(pl.lit(table.name).alias("table_name"), *KEY[1:], "rows", "first_ns", "last_ns"))
+
+
+def _stats_from_ns(table: Table, frame: pl.DataFrame, edge: str) -> pl.DataFrame:
+    """:func:`frame_stats` of a table whose time column has an exact ``*_ns`` companion (the tick
+    tables): the UTC day is that integer floor-divided by a day's nanoseconds (the same day as the
+    timestamp's, without a time-zone conversion per row), and a text key column holding one value
+    in the whole frame (the dataset of a chunk) is added after grouping instead of hashed per row."""
+    ns = pl.col(edge)
+    text = ["dataset", *(["granularity"] if "granularity" in table.names else [])]
+    one = {c: frame.get_column(c)[0] for c in text if _single_value(frame.get_column(c))}
+    keys = [pl.col(c).cast(pl.String) for c in text if c not in one]
+    stats = (frame.group_by(*keys, pl.col("instrument_id").cast(pl.Int64), (ns // _NS_PER_DAY).alias(_DAY))
+             .agg(pl.len().cast(pl.Int64).alias("rows"), ns.min().alias("first_ns"), ns.max().alias("last_ns")))
+    gran = pl.lit(one["granularity"], pl.String) if "granularity" in one else \
+        pl.col("granularity") if "granularity" in table.names else pl.lit(NO_GRANULARITY)
+    return stats.select(pl.lit(table.name).alias("table_name"),
+                        (pl.lit(one["dataset"], pl.String) if "dataset" in one else pl.col("dataset")).alias("dataset"),
+                        "instrument_id", gran.alias("granularity"),
+                        pl.col(_DAY).cast(pl.Int32).cast(pl.Date).alias("day"), "rows",
+                        pl.col("first_ns").cast(pl.Int64), pl.col("last_ns").cast(pl.Int64))
+
+
+def _single_value(s: pl.Series) -> bool:
+    """Whether a column holds one non-null value in every row."""
+    return s.len() > 0 and s.null_count() == 0 and bool((s == s[0]).all())
 
 
 def merge(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:

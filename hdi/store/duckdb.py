@@ -128,19 +128,22 @@ class DuckDBStore(Store):
         _run(con, f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, "
                     "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
         done = {r[0] for r in con.execute(f"SELECT version FROM {MIGRATIONS_TABLE}").fetchall()}
-        for version, statements in migrations("duckdb"):
-            if version in done:
-                continue
+        pending = [(v, statements) for v, statements in migrations("duckdb") if v not in done]
+        # A new store applies every migration in one transaction (one commit instead of one per
+        # version); an existing store one transaction per version, as always.
+        for group in ([pending] if not done and pending else [[p] for p in pending]):
             _run(con, "BEGIN TRANSACTION")
             try:
-                for sql in statements:
-                    _run(con, sql)
-                _run(con, f"INSERT INTO {MIGRATIONS_TABLE} (version) VALUES ($1)", [version])
+                for version, statements in group:
+                    for sql in statements:
+                        _run(con, sql)
+                    _run(con, f"INSERT INTO {MIGRATIONS_TABLE} (version) VALUES ($1)", [version])
                 _run(con, "COMMIT")
             except Exception:
                 _run(con, "ROLLBACK")
                 raise
-            log.info("DuckDB store %s: applied migration %d", self.path, version)
+            for version, _ in group:
+                log.info("DuckDB store %s: applied migration %d", self.path, version)
         self._migrated = True
 
     # -- checks -------------------------------------------------------------------------------

@@ -98,8 +98,11 @@ def overlap_probe(table: Table, frame: pl.DataFrame) -> tuple[str, list[Any]]:
         sql += " AND instrument_id BETWEEN $3 AND $4"
         params += [int(ilo), int(ihi)]
     for k in table.key:
-        if table.column(k).type is ColType.TEXT and frame.get_column(k).n_unique() == 1:
-            params.append(frame.get_column(k)[0])
+        if table.column(k).type is not ColType.TEXT:
+            continue
+        s = frame.get_column(k)  # one value in every row (compared, not hashed: 5x cheaper than n_unique)
+        if s.len() and s.null_count() == 0 and (s == s[0]).all():
+            params.append(s[0])
             sql += f" AND {ident(k)} = ${len(params)}"
     return sql + " LIMIT 1", params
 

@@ -25,13 +25,13 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-import patito as pt
 import polars as pl
 from pydantic import create_model
 
 from hdi._stat_types import STAT_TYPES
 from hdi._tables import DATA_TABLES, GRANULARITIES, ColType, Table
 from hdi.errors import ValidationError, allowed_list, did_you_mean
+from hdi.validate._patito import pt
 
 SIDES = ("buy", "sell")
 BOOK_ACTIONS = ("A", "C", "M", "R", "T", "F", "N")

@@ -31,12 +31,12 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import patito as pt
 import polars as pl
 
 from hdi._tables import DATA_TABLES
 from hdi._timeutil import as_utc
 from hdi.errors import ValidationError
+from hdi.validate._patito import pt
 from hdi.validate.conform import dtype_name, fit_reason
 from hdi.validate.models import model_for
 

@@ -24,11 +24,11 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-import patito as pt
 import polars as pl
 
 from hdi._tables import DATA_TABLES, Table
 from hdi.errors import ValidationError
+from hdi.validate._patito import pt
 from hdi.validate.conform import fit_reason, plan
 from hdi.validate.models import model_for
 from hdi.validate.rules import DUPLICATE_KEY, DUPLICATE_ROW, fit_text, row_rules

@@ -140,6 +140,32 @@ def test_open_dbn_given_dbn_version_picks_that_versions_record_class(tmp_path, v
     assert len(next(f.arrays(10))) == 1
 
 
+def test_record_class_matches_databentos_maps_for_every_version_and_schema():
+    # hdi.source.dbnfile keeps its own map so that reading a file never imports the databento package
+    import os
+    import subprocess
+    import sys
+
+    from databento.common.constants import SCHEMA_STRUCT_MAP, SCHEMA_STRUCT_MAP_V1, SCHEMA_STRUCT_MAP_V2
+
+    from hdi.source.dbnfile import record_class
+
+    for version, expected in ((1, SCHEMA_STRUCT_MAP_V1), (2, SCHEMA_STRUCT_MAP_V2), (3, SCHEMA_STRUCT_MAP),
+                              (4, SCHEMA_STRUCT_MAP)):
+        for schema in SCHEMA_STRUCT_MAP:
+            if schema in expected:
+                assert record_class(version, schema.value) is expected[schema], (version, schema)
+            else:
+                with pytest.raises(KeyError):
+                    record_class(version, schema.value)
+    code = ("import sys; from hdi.source.files import open_dbn; import hdi.decode.dbn; "
+            "print(sorted(m for m in ('databento', 'pandas', 'aiohttp') if m in sys.modules))")
+    root = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": root}).stdout
+    assert out.strip() == "[]"
+
+
 def test_open_dbn_given_multi_frame_zstd_reads_every_frame(tmp_path):
     raw = meta() + trades(3000)
     cut = len(meta()) + 48 * 1000

@@ -221,3 +221,25 @@ def test_a_ledger_table_merged_again_has_no_row_counts(store, make_trades):
             txn.write("ingest_days", day, on_conflict="update")
     assert store.query("SELECT rows_fetched FROM ingest_days").item() == 4
     assert assert_counts_true(store)["rows"].to_list() == [3]
+
+
+@pytest.mark.parametrize("datasets", [["GLBX.MDP3"], ["GLBX.MDP3", "XNAS.ITCH"]])
+def test_frame_stats_from_the_ns_column_equal_the_per_row_utc_date(make_trades, datasets):
+    """The tick tables' counts take the UTC day from the exact ``*_ns`` integer (floor division) and
+    add a one-valued dataset after grouping: the same stats as grouping every row by the date of
+    its timestamp, across midnight, before 1970 and with several datasets in one frame."""
+    from hdi._tables import TRADES
+
+    ns = [-DAY - 1, -1, 0, 1, DAY - 1, DAY, T0 - 1, T0, T0 + DAY - 1, T0 + DAY, T0 + 5 * DAY + 7]
+    frame = make_trades([{"instrument_id": 1 + k % 3, "ts_recv_ns": t, "sequence": k, "dataset": datasets[k % len(datasets)]}
+                         for k, t in enumerate(ns)])
+    t = pl.col(TRADES.time_column)
+    slow = (frame.group_by("dataset", pl.col("instrument_id").cast(pl.Int64), t.dt.date().alias("day"))
+            .agg(pl.len().cast(pl.Int64).alias("rows"), pl.col("ts_recv_ns").min().alias("first_ns"),
+                 pl.col("ts_recv_ns").max().alias("last_ns"))
+            .select(pl.lit("trades").alias("table_name"), "dataset", "instrument_id", pl.lit("").alias("granularity"),
+                    "day", "rows", "first_ns", "last_ns"))
+    fast = rc.frame_stats(TRADES, frame)
+    assert fast.schema == rc.empty().schema
+    assert fast.sort(rc.KEY).to_dicts() == slow.sort(rc.KEY).to_dicts()
+    assert fast.filter(pl.col("day") == dt.date(1969, 12, 31)).height >= 1
