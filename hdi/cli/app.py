@@ -107,8 +107,9 @@ def ingest(
     retry_passes: Annotated[int | None, typer.Option("--retry-passes", metavar="N", help="After the chunk pass, "
                             "load the chunks that failed transiently (an outage longer than the per-call retries: "
                             "5xx, 429, dropped connections, a store that went away) again, up to N times, each "
-                            "after --retry-pass-wait; terminal failures are not retried. 0-10 (default: "
-                            "HDI_RETRY_PASSES, else 2; 0 = no retry pass).")] = None,
+                            "after --retry-pass-wait; terminal failures are not retried. The lookups made before "
+                            "loading (symbology.resolve, dataset conditions) are asked again the same way when an "
+                            "outage failed them. 0-10 (default: HDI_RETRY_PASSES, else 2; 0 = no retry pass).")] = None,
     retry_pass_wait: Annotated[float | None, typer.Option("--retry-pass-wait", metavar="SECONDS", help="Pause "
                                "before each retry pass, 0-3600 s (default: HDI_RETRY_PASS_WAIT, else 60); "
                                "Ctrl-C ends it at once.")] = None,

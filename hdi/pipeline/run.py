@@ -158,10 +158,8 @@ def ingest(
     for c in chunks:
         if c.chunk_id in done:
             _chunk_end(report, emit, c.label, ChunkOutcome(c.chunk_id, c.label, "skipped"))
-    if todo:
-        source.symbology(st, r, write=not dry_run)
-        if not dry_run:
-            _ask_conditions(source, todo)
+    if todo and dry_run:
+        source.symbology(st, r, write=False)
     if dry_run:
         for c in todo:
             _chunk_end(report, emit, c.label, estimated(c, source))
@@ -171,16 +169,19 @@ def ingest(
         if n > 1 and getattr(source, "single_process", False):  # batch jobs: one process fetches them all
             log.info("run %s: batch jobs are fetched by one process; --workers %d not used", run.run_id, workers)
             n = 1
-        known: dict[str, dict[dt.date, DayCondition]] = getattr(source, "known", {})
-        job = Job(st.url, r, rhash, run.run_id, qroot, refresh, batch_rows, bool(p.from_files),
-                  frozenset(getattr(source, "resolved", ())),
-                  conditions=tuple((ds, c) for ds, days in known.items() for c in days.values())) if n > 1 else None
+        job: Job | None = None  # worker processes are handed what the pre-flight learnt
 
         def load(chunks: list[Chunk], retry_pass: int = 0, earlier: Mapping[str, int] | None = None) -> None:
             _load_chunks(loader, chunks, min(n, len(chunks)), job, report, emit, retry_pass, earlier or {})
 
         try:
+            if todo:
+                _preflight(source, st, r, todo, passes, emit, run.run_id)
             if n > 1:
+                known: dict[str, dict[dt.date, DayCondition]] = getattr(source, "known", {})
+                job = Job(st.url, r, rhash, run.run_id, qroot, refresh, batch_rows, bool(p.from_files),
+                          frozenset(getattr(source, "resolved", ())),
+                          conditions=tuple((ds, c) for ds, days in known.items() for c in days.values()))
                 log.info("run %s: %d worker processes load %d chunks", run.run_id, n, len(todo))
             load(todo)
             retry_failed(report, todo, load, passes, emit)  # transiently failed chunks, after a pause
@@ -195,22 +196,55 @@ def ingest(
     return report
 
 
-def _ask_conditions(source: Source, chunks: Sequence[Chunk]) -> None:
+def _preflight(source: Source, st: Store, r: Recipe, todo: Sequence[Chunk], passes: RetryPasses,
+               emit: Callable[[Event], None], run_id: str) -> None:
+    """The lookups before loading: ``symbology.resolve`` (the raw symbols of continuous and parent
+    symbols) and the dataset conditions of the chunks' days (the ledger keeps them as of the fetch,
+    so that a restatement is noticed). Failures are not fatal; but when an outage failed some of
+    them (transiently), the run pauses ``passes.wait`` and asks again for those only, up to
+    ``passes.passes`` times, before any chunk loads: the chunks would meet the same outage, and a
+    day loaded without its lookups keeps null raw symbols (until a later run resolves them) and no
+    recorded condition (a later restatement of it would go unnoticed).
+
+    Raises:
+        hdi._interrupt.Interrupted: SIGINT/SIGTERM during a pause.
+    """
+    for k in range(passes.passes + 1):
+        missed = source.symbology(st, r, write=True) + _ask_conditions(source, todo)
+        if not missed or k == passes.passes:
+            if missed:
+                log.error("run %s: %d Databento lookup(s) before loading still failed after %d pause(s); loading "
+                          "anyway (the chunks' own symbol mappings are stored; a re-run asks again)", run_id, missed,
+                          passes.passes)
+            return
+        what = (f"{missed} Databento lookup(s) before loading (symbology.resolve, dataset conditions) failed "
+                f"transiently; asking again in {passes.wait:g} s (pause {k + 1} of {passes.passes})")
+        log.warning("run %s: %s", run_id, what, extra={"console": False})  # the event shows it
+        emit(Event("retry", label="pre-flight", message=what))
+        interrupt.sleep(passes.wait)  # a signal ends the pause at once (Interrupted)
+
+
+def _ask_conditions(source: Source, chunks: Sequence[Chunk]) -> int:
     """Ask the source for the conditions of every day the chunks cover, once per dataset, before
-    anything is fetched (the ledger keeps them as of the fetch); a failure only costs the record."""
+    anything is fetched (the ledger keeps them as of the fetch); a failure only costs the record.
+    Returns how many datasets' lookups failed transiently (asked again by a second call: the
+    source remembers the days it knows)."""
     spans: dict[str, tuple[dt.date, dt.date]] = {}
     for c in chunks:
         q = c.request
         lo, hi = q.start.date(), (q.end - dt.timedelta(microseconds=1)).date()
         old = spans.get(q.dataset)
         spans[q.dataset] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
+    missed = 0
     for dataset, (lo, hi) in spans.items():
         try:
             source.conditions(dataset, lo, hi)
         except HdiError as e:
+            missed += e.transient
             log.warning("could not ask Databento for the conditions of %s [%s, %s] (the days are recorded "
                         "without them, so a later restatement of them goes unnoticed): %s", dataset, lo, hi,
                         e.message)
+    return missed
 def _load_chunks(loader: Loader, chunks: list[Chunk], n: int, job: Job | None, report: IngestReport,
                  emit: Callable[[Event], None], retry_pass: int, earlier: Mapping[str, int]) -> None:
     """Load ``chunks`` (with ``n`` worker processes when ``job`` is given), each outcome into ``report``."""

@@ -191,9 +191,14 @@ class Source(Protocol):
         range and requests (``--update``) where the source fetches by range."""
         ...
 
-    def symbology(self, st: Store, recipe: Recipe, *, write: bool) -> None:
+    def symbology(self, st: Store, recipe: Recipe, *, write: bool) -> int:
         """Store (``write``) the symbology the source knows beyond the chunks' own DBN metadata,
-        and remember which symbols resolve somewhere in the range (see :meth:`fetch`)."""
+        and remember which symbols resolve somewhere in the range (see :meth:`fetch`).
+
+        Returns:
+            How many of its lookups failed transiently (0: complete); a second call asks again
+            for those only (the run does, after a pause, before loading: :mod:`hdi.pipeline.run`).
+        """
         ...
 
     def estimate(self, chunk: Chunk) -> Estimate:

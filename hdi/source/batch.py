@@ -167,8 +167,8 @@ class BatchSource:
         self._chunks = plan.chunks
         return plan
 
-    def symbology(self, st: Store, recipe: Recipe, *, write: bool) -> None:
-        self.inner.symbology(st, recipe, write=write)
+    def symbology(self, st: Store, recipe: Recipe, *, write: bool) -> int:
+        return self.inner.symbology(st, recipe, write=write)
 
     def estimate(self, chunk: Chunk) -> Estimate:
         return self.inner.estimate(chunk)

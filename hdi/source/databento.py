@@ -288,6 +288,7 @@ class ApiSource:
             raise ConfigError(f"{recipe.path}: vendor '{recipe.source.vendor}' is not supported; allowed: databento")
         self.api = client or DatabentoSource(recipe.source.gateway)
         self.resolved: set[tuple[str, str]] = set()  # (dataset, symbol) resolving somewhere in the range
+        self._symbology_done: set[int] = set()  # requests (by index) whose symbology.resolve is stored
         # Databento's dataset conditions asked so far this run: dataset -> date -> condition
         self.known: dict[str, dict[date, DayCondition]] = {}
 
@@ -381,16 +382,24 @@ class ApiSource:
                                          period=src.chunk.period, max_symbols=src.chunk.max_symbols)]
         return Plan(tuple(chunks))
 
-    def symbology(self, st: Store, recipe: Recipe, *, write: bool) -> None:
+    def symbology(self, st: Store, recipe: Recipe, *, write: bool) -> int:
         """Store ``symbology.resolve``'s intervals for every request (the DBN metadata of each chunk
-        adds its own); a failure here only costs the extra intervals, so it is logged, not fatal."""
+        adds its own) and the raw symbols of continuous/parent ones; a failure here only costs those
+        intervals, so it is logged, not fatal. Called again, asks only for the requests that failed.
+
+        Returns:
+            How many requests failed transiently (an outage: worth asking again after a pause).
+        """
         from hdi._rawsym import store_raw_symbols
 
         src = recipe.source
         t0, t1 = recipe_range(recipe)
         start, end = t0.date(), (t1 - timedelta(microseconds=1)).date() + timedelta(days=1)
-        known: set[tuple[str, str]] = set()
-        for rq in src.requests:
+        known: set[tuple[str, str]] = set(self.resolved)
+        transient = 0
+        for i, rq in enumerate(src.requests):
+            if i in self._symbology_done:
+                continue
             try:
                 frame = self.api.resolve(rq.dataset, rq.symbols, rq.stype_in, start, end)
                 if write:
@@ -398,7 +407,9 @@ class ApiSource:
                 if write and rq.stype_in != "raw_symbol":  # every row names its contract (CL.c.0 -> CLZ4)
                     store_raw_symbols(st, self.api, rq.dataset, frame, start, end)
                 known |= {(rq.dataset, s) for s in frame.get_column("symbol").unique().to_list()}
+                self._symbology_done.add(i)
             except HdiError as e:
+                transient += e.transient
                 logger.warning("symbology.resolve for %s failed (the chunks' own mappings are still stored): %s",
                                rq.label(), e.message)
         # A symbol the store already maps (an earlier run loaded it) is real too: a window in which it
@@ -406,6 +417,7 @@ class ApiSource:
         stored = st.symbology([s for rq in src.requests for s in rq.symbols])
         known |= set(stored.select("dataset", "symbol").iter_rows())
         self.resolved = known
+        return transient
 
     def _empty_window(self, e: SourceError, request: Request) -> bool:
         """Databento's 422 ``symbology_invalid_request``, as it answers for a window in which none of

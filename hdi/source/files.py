@@ -621,8 +621,9 @@ class FileSource:
                                 origin=str(f.path), where=str(f.path), bounded=bounded, keep=self.window))
         return Plan(tuple(chunks), tuple(excluded))
 
-    def symbology(self, st: Store, recipe: Recipe, *, write: bool) -> None:
+    def symbology(self, st: Store, recipe: Recipe, *, write: bool) -> int:
         """Nothing beyond each file's own metadata, which the loader stores with its chunk."""
+        return 0
 
     def estimate(self, chunk: Chunk) -> Estimate:
         """A file's real record count, symbols and time range (it is decoded: no network, no store)."""

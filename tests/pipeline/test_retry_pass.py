@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from polars.testing import assert_frame_equal
 
 from hdi._report import Event
 from hdi._tables import DATA_TABLES
@@ -137,6 +138,42 @@ def test_an_outage_longer_than_every_pass_fails_the_run_and_a_rerun_repairs_it(g
     assert again.ok and again.retry_passes == 0 and (again.count("done"), again.count("skipped")) == (2, 2)
     assert stored(any_store_url).equals(expected)
     assert set(open_store(any_store_url).chunks()["status"]) == {"done"}
+
+
+def test_an_outage_at_the_start_delays_the_lookups_before_loading_until_it_ends(gateway, any_store_url, tmp_path):
+    """Every Databento endpoint down when the run starts: symbology.resolve and the dataset
+    conditions fail transiently, so the run pauses and asks again before loading any chunk. The
+    store then equals a clean run's: rows, symbology (read_bars' raw symbols of CL.c.0), conditions."""
+    expected = clean_rows(tmp_path, gateway)
+    clean = f"duckdb://{tmp_path / 'clean.duckdb'}"
+    outage = gateway.faults.outage("*", seconds=600)
+    seen: list[Event] = []
+
+    def on_event(e: Event) -> None:
+        seen.append(e)
+        if e.kind == "retry" and e.label == "pre-flight":
+            assert outage.active(time.time()) and not any(x.kind == "chunk_start" for x in seen)
+            outage.end = time.time() + PAUSE / 2
+
+    r = ingest(OHLCV, start=START, end=END, store=any_store_url, retry_passes=2, retry_pass_wait=PAUSE,
+               on_event=on_event)
+    assert r.ok and r.retry_passes == 0, [c.error for c in r.chunks]  # no chunk met the outage
+    [pause] = [e for e in seen if e.kind == "retry"]
+    assert "failed transiently; asking again in 1 s (pause 1 of 2)" in pause.message
+    assert stored(any_store_url).equals(expected)
+    got_symbology, want_symbology = (open_store(u).select("symbology").drop("updated_at", strict=False)
+                                     for u in (any_store_url, clean))
+    assert_frame_equal(got_symbology.sort(got_symbology.columns), want_symbology.sort(want_symbology.columns),
+                       check_dtypes=False)  # the same intervals as the clean run's (another backend's types)
+    import hdi
+
+    bars = hdi.read_bars("CL.c.0", START, END, store=any_store_url)
+    assert bars.height > 0 and bars["raw_symbol"].null_count() == 0
+    assert bars.equals(hdi.read_bars("CL.c.0", START, END, store=clean))
+    days = ["dataset", "schema", "symbol", "day", "condition", "last_modified_date"]
+    got, want = (open_store(u).query("SELECT * FROM ingest_conditions").select(days).sort(days)
+                 for u in (any_store_url, clean))
+    assert got.height > 0 and got.equals(want)
 
 
 def test_a_terminal_error_is_not_retried(gateway, any_store_url, tmp_path):
