@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
+from hdi import _readsql as readsql
 from hdi._limits import MAX_INSTRUMENT_ID, MAX_SYMBOLS_PER_REQUEST, SYMBOL_MAX_LEN, shown
 from hdi._rawsym import with_raw_symbols
 from hdi._symbols import is_instrument_id, resolve
 from hdi._tables import BBO_GRANULARITIES, GRANULARITIES, TABLES, ColType, Table
 from hdi._timeutil import parse_range
-from hdi._tz import to_zone, zone_for
+from hdi._tz import EXCHANGE, to_zone, zone_for
 from hdi.errors import QueryError, allowed_list, beyond_limit, did_you_mean
 
 if TYPE_CHECKING:
@@ -82,8 +83,14 @@ def _read_table(
     t = TABLES[table]
     s, e = parse_range(start, end, error=QueryError)
     st = open_store(store)
+    syms = _symbols(symbols)
+    exchange = tz is not None and str(tz).strip().lower() == EXCHANGE
     with st.session():  # a DuckDB file is attached for this call only: an ingest may write between calls
-        sel = resolve(st, _symbols(symbols), s, e, dataset)
+        # one statement when it is sure of the answer (hdi/_readsql.py); else the steps below
+        fast = None if exchange else readsql.read(st, t, syms, s, e, dataset, equals, prices)
+        if fast is not None:
+            return fast, zone_for(tz, ())
+        sel = resolve(st, syms, s, e, dataset)
         windows = sel.select("dataset", "instrument_id", "from_ts", "to_ts").unique(maintain_order=True)
         rows = st.select(t.name, start=s, end=e, selections=windows, equals=equals)
         out = _attach_symbols(st, rows, sel, t, prices)
