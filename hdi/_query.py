@@ -17,7 +17,8 @@ the same instants in that zone (see :mod:`hdi._tz`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
@@ -96,6 +97,31 @@ def _read_table(
         out = _attach_symbols(st, rows, sel, t, prices)
     datasets = set(sel.get_column("dataset").drop_nulls().to_list()) | set(out.get_column("dataset").unique().to_list())
     return out, zone_for(tz, datasets | ({dataset} if dataset else set()))
+
+
+@contextmanager
+def hold(store: str | None = None) -> Iterator[None]:
+    """Hold a store across the reads of a block: faster reads, and the file is yours until the block ends.
+
+    hdi holds a DuckDB file only during each call, so that another process (an ingest, a
+    ``duckdb.connect``) can use it between calls; each read then pays for attaching and detaching
+    the file and looks up symbols and raw symbols again. Inside ``with hdi.hold(store):`` the file
+    stays attached read-only, and what the reads looked up (symbol windows, raw-symbol intervals,
+    definitions) is kept, since nothing can change the file meanwhile: other processes can still
+    read it, but a writer (an ``hdi ingest``) waits until the block ends (up to
+    ``HDI_LOCK_TIMEOUT``). A write from this process inside the block re-attaches the file
+    read-write and starts the lookups afresh. At the block's end the file is released, as after any
+    call. For TimescaleDB (whose read connection lasts for the process) it changes nothing.
+
+    Example:
+        >>> import hdi
+        >>> with hdi.hold():  # doctest: +SKIP
+        ...     bars = {s: hdi.read_bars(s, "2024-01-01", "2024-02-01") for s in ("CL.c.0", "NG.c.0")}
+    """
+    from hdi.store import open_store
+
+    with open_store(store).hold():
+        yield
 
 
 def _attach_symbols(st: Store, rows: pl.DataFrame, sel: pl.DataFrame, t: Table, prices: str) -> pl.DataFrame:

@@ -44,6 +44,18 @@ def resolve(store: Store, symbols: Sequence[str], start: dt.datetime, end: dt.da
     symbols = list(dict.fromkeys(symbols))
     if not symbols:
         raise QueryError("no symbols given; pass at least one symbol or instrument id")
+    cache = store.read_cache()  # a DuckDB file held read-only (hdi.hold): the store cannot change
+    key = ("selections", tuple(symbols), dataset)
+    sel = cache.get(key) if cache is not None else None
+    if sel is None:
+        sel = _selections(store, symbols, dataset)
+        if cache is not None:
+            cache[key] = sel
+    return _clip(sel, start, end)
+
+
+def _selections(store: Store, symbols: list[str], dataset: str | None) -> pl.DataFrame:
+    """:func:`resolve` before the clip to [start, end): every window of every symbol, merged."""
     parts = []
     ids = [s for s in symbols if is_instrument_id(s)]
     if ids:
@@ -74,7 +86,7 @@ def resolve(store: Store, symbols: Sequence[str], start: dt.datetime, end: dt.da
             "ingest it first, or pass an instrument id"
             + (f"; known symbols include: {', '.join(sorted(known)[:12])}" if known else "")
         )
-    return _clip(_merge(out), start, end)
+    return _merge(out)
 
 
 def is_instrument_id(symbol: str) -> bool:
