@@ -123,8 +123,8 @@ def _merge(sel: pl.DataFrame) -> pl.DataFrame:
     if sel.height <= 1:
         return sel
     by = ["symbol", "dataset", "instrument_id"]
-    far_past = pl.lit(dt.datetime(1970, 1, 1, tzinfo=dt.UTC), SELECTION_SCHEMA["from_ts"])
-    far_future = pl.lit(dt.datetime(2262, 1, 1, tzinfo=dt.UTC), SELECTION_SCHEMA["to_ts"])
+    far_past = _ts_lit(dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+    far_future = _ts_lit(dt.datetime(2262, 1, 1, tzinfo=dt.UTC))
     s = sel.with_columns(pl.col("from_ts").fill_null(far_past), pl.col("to_ts").fill_null(far_future))
     s = s.sort([*by, "from_ts"], nulls_last=True).with_columns(
         _g=(pl.col("from_ts") > pl.col("to_ts").cum_max().shift(1)).fill_null(True).cum_sum().over(by)
@@ -136,9 +136,21 @@ def _merge(sel: pl.DataFrame) -> pl.DataFrame:
     ).select(list(SELECTION_SCHEMA))
 
 
+def _ts_lit(value: dt.datetime) -> pl.Expr:
+    """A UTC instant as a ``Datetime("ns", "UTC")`` literal, built from its integer nanoseconds: the
+    same value, and ~30 us instead of the ~360 us of ``pl.lit(datetime)`` (every read clips twice)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    ns = (value - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+    return pl.lit(ns, pl.Int64).cast(SELECTION_SCHEMA["from_ts"])
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def _clip(sel: pl.DataFrame, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
-    s = pl.lit(start, SELECTION_SCHEMA["from_ts"])
-    e = pl.lit(end, SELECTION_SCHEMA["to_ts"])
+    s = _ts_lit(start)
+    e = _ts_lit(end)
     return sel.with_columns(
         pl.max_horizontal(pl.col("from_ts").fill_null(s), s).alias("from_ts"),
         pl.min_horizontal(pl.col("to_ts").fill_null(e), e).alias("to_ts"),
