@@ -65,8 +65,11 @@ def read_latency(store: str, reads: int, held: bool = False) -> tuple[float, flo
     import hdi
     from hdi.store import open_store
 
+    hold = getattr(hdi, "hold", None)  # None: an hdi before issue 17.4 (for a before/after run)
+    if held and hold is None:
+        return float("nan"), float("nan"), float("nan")
     times = []
-    with hdi.hold(store) if held else contextlib.nullcontext():
+    with hold(store) if held and hold is not None else contextlib.nullcontext():
         for i in range(reads + 5):
             t0 = time.perf_counter()
             df = hdi.read_bars(SYMBOL, START, END, store=store)
