@@ -17,7 +17,7 @@ __all__ = [
     "HdiError", "read_bars", "read_trades", "read_tbbo", "read_mbp1", "read_statistics",
     "read_definitions", "read_mbo", "read_mbp10", "read_bbo", "read_cbbo", "read_status", "read_imbalance",
     "ingest", "status", "close", "quarantine_list", "quarantine_show", "quarantine_replay",
-    "read_continuous", "rolls", "contract_chain",
+    "read_continuous", "rolls", "contract_chain", "hold",
 ]
 __version__ = "0.1.0"
 
@@ -25,7 +25,7 @@ _LAZY = {
     "read_bars": "hdi._query", "read_trades": "hdi._query", "read_tbbo": "hdi._query",
     "read_mbp1": "hdi._query", "read_statistics": "hdi._query", "read_definitions": "hdi._query",
     "read_mbo": "hdi._query", "read_mbp10": "hdi._query", "read_bbo": "hdi._query", "read_cbbo": "hdi._query",
-    "read_status": "hdi._query", "read_imbalance": "hdi._query",
+    "read_status": "hdi._query", "read_imbalance": "hdi._query", "hold": "hdi._query",
     "ingest": "hdi.pipeline", "status": "hdi._status_report",
     "quarantine_list": "hdi._quarantine", "quarantine_show": "hdi._quarantine", "quarantine_replay": "hdi._quarantine",
     "read_continuous": "hdi.research.continuous", "rolls": "hdi.research.rolls", "contract_chain": "hdi.research.chains",
@@ -34,6 +34,7 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from hdi._quarantine import quarantine_list, quarantine_replay, quarantine_show
     from hdi._query import (
+        hold,
         read_bars,
         read_bbo,
         read_cbbo,
@@ -66,7 +67,8 @@ def __getattr__(name: str) -> Any:
 
 def close() -> None:
     """Close every store connection this process holds. Not needed to let another process use a
-    DuckDB store: hdi holds a DuckDB file only during a call (a read) or a chunk (an ingest)."""
+    DuckDB store: hdi holds a DuckDB file only during a call (a read) or a chunk (an ingest), or
+    a ``with hdi.hold():`` block."""
     from hdi.store import close_all
 
     close_all()

@@ -17,17 +17,19 @@ the same instants in that zone (see :mod:`hdi._tz`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
+from hdi import _readsql as readsql
 from hdi._limits import MAX_INSTRUMENT_ID, MAX_SYMBOLS_PER_REQUEST, SYMBOL_MAX_LEN, shown
 from hdi._rawsym import with_raw_symbols
 from hdi._symbols import is_instrument_id, resolve
 from hdi._tables import BBO_GRANULARITIES, GRANULARITIES, TABLES, ColType, Table
 from hdi._timeutil import parse_range
-from hdi._tz import to_zone, zone_for
+from hdi._tz import EXCHANGE, to_zone, zone_for
 from hdi.errors import QueryError, allowed_list, beyond_limit, did_you_mean
 
 if TYPE_CHECKING:
@@ -82,13 +84,44 @@ def _read_table(
     t = TABLES[table]
     s, e = parse_range(start, end, error=QueryError)
     st = open_store(store)
+    syms = _symbols(symbols)
+    exchange = tz is not None and str(tz).strip().lower() == EXCHANGE
     with st.session():  # a DuckDB file is attached for this call only: an ingest may write between calls
-        sel = resolve(st, _symbols(symbols), s, e, dataset)
+        # one statement when it is sure of the answer (hdi/_readsql.py); else the steps below
+        fast = None if exchange else readsql.read(st, t, syms, s, e, dataset, equals, prices)
+        if fast is not None:
+            return fast, zone_for(tz, ())
+        sel = resolve(st, syms, s, e, dataset)
         windows = sel.select("dataset", "instrument_id", "from_ts", "to_ts").unique(maintain_order=True)
         rows = st.select(t.name, start=s, end=e, selections=windows, equals=equals)
         out = _attach_symbols(st, rows, sel, t, prices)
     datasets = set(sel.get_column("dataset").drop_nulls().to_list()) | set(out.get_column("dataset").unique().to_list())
     return out, zone_for(tz, datasets | ({dataset} if dataset else set()))
+
+
+@contextmanager
+def hold(store: str | None = None) -> Iterator[None]:
+    """Hold a store across the reads of a block: faster reads, and the file is yours until the block ends.
+
+    hdi holds a DuckDB file only during each call, so that another process (an ingest, a
+    ``duckdb.connect``) can use it between calls; each read then pays for attaching and detaching
+    the file and looks up symbols and raw symbols again. Inside ``with hdi.hold(store):`` the file
+    stays attached read-only, and what the reads looked up (symbol windows, raw-symbol intervals,
+    definitions) is kept, since nothing can change the file meanwhile: other processes can still
+    read it, but a writer (an ``hdi ingest``) waits until the block ends (up to
+    ``HDI_LOCK_TIMEOUT``). A write from this process inside the block re-attaches the file
+    read-write and starts the lookups afresh. At the block's end the file is released, as after any
+    call. For TimescaleDB (whose read connection lasts for the process) it changes nothing.
+
+    Example:
+        >>> import hdi
+        >>> with hdi.hold():  # doctest: +SKIP
+        ...     bars = {s: hdi.read_bars(s, "2024-01-01", "2024-02-01") for s in ("CL.c.0", "NG.c.0")}
+    """
+    from hdi.store import open_store
+
+    with open_store(store).hold():
+        yield
 
 
 def _attach_symbols(st: Store, rows: pl.DataFrame, sel: pl.DataFrame, t: Table, prices: str) -> pl.DataFrame:

@@ -84,8 +84,14 @@ def with_raw_symbols(st: Store, rows: pl.LazyFrame, time_column: str, ids: list[
     ``ids``: the instrument ids the rows can have (those selected). The row order is not kept.
     """
     ids = sorted(set(ids))
-    ivs = _raw_intervals(st, ids)
-    defs = _definitions(st, ids)
+    cache = st.read_cache()  # a DuckDB file held read-only (hdi.hold): the store cannot change
+    lookup = ("raw_symbols", tuple(ids))
+    got = cache.get(lookup) if cache is not None else None
+    if got is None:
+        got = (_raw_intervals(st, ids), _definitions(st, ids))
+        if cache is not None:
+            cache[lookup] = got
+    ivs, defs = got
     out = rows
     raw = pl.lit(None, pl.String)
     drop = []

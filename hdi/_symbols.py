@@ -44,6 +44,18 @@ def resolve(store: Store, symbols: Sequence[str], start: dt.datetime, end: dt.da
     symbols = list(dict.fromkeys(symbols))
     if not symbols:
         raise QueryError("no symbols given; pass at least one symbol or instrument id")
+    cache = store.read_cache()  # a DuckDB file held read-only (hdi.hold): the store cannot change
+    key = ("selections", tuple(symbols), dataset)
+    sel = cache.get(key) if cache is not None else None
+    if sel is None:
+        sel = _selections(store, symbols, dataset)
+        if cache is not None:
+            cache[key] = sel
+    return _clip(sel, start, end)
+
+
+def _selections(store: Store, symbols: list[str], dataset: str | None) -> pl.DataFrame:
+    """:func:`resolve` before the clip to [start, end): every window of every symbol, merged."""
     parts = []
     ids = [s for s in symbols if is_instrument_id(s)]
     if ids:
@@ -74,7 +86,7 @@ def resolve(store: Store, symbols: Sequence[str], start: dt.datetime, end: dt.da
             "ingest it first, or pass an instrument id"
             + (f"; known symbols include: {', '.join(sorted(known)[:12])}" if known else "")
         )
-    return _clip(_merge(out), start, end)
+    return _merge(out)
 
 
 def is_instrument_id(symbol: str) -> bool:
@@ -111,8 +123,8 @@ def _merge(sel: pl.DataFrame) -> pl.DataFrame:
     if sel.height <= 1:
         return sel
     by = ["symbol", "dataset", "instrument_id"]
-    far_past = pl.lit(dt.datetime(1970, 1, 1, tzinfo=dt.UTC), SELECTION_SCHEMA["from_ts"])
-    far_future = pl.lit(dt.datetime(2262, 1, 1, tzinfo=dt.UTC), SELECTION_SCHEMA["to_ts"])
+    far_past = _ts_lit(dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+    far_future = _ts_lit(dt.datetime(2262, 1, 1, tzinfo=dt.UTC))
     s = sel.with_columns(pl.col("from_ts").fill_null(far_past), pl.col("to_ts").fill_null(far_future))
     s = s.sort([*by, "from_ts"], nulls_last=True).with_columns(
         _g=(pl.col("from_ts") > pl.col("to_ts").cum_max().shift(1)).fill_null(True).cum_sum().over(by)
@@ -124,9 +136,21 @@ def _merge(sel: pl.DataFrame) -> pl.DataFrame:
     ).select(list(SELECTION_SCHEMA))
 
 
+def _ts_lit(value: dt.datetime) -> pl.Expr:
+    """A UTC instant as a ``Datetime("ns", "UTC")`` literal, built from its integer nanoseconds: the
+    same value, and ~30 us instead of the ~360 us of ``pl.lit(datetime)`` (every read clips twice)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    ns = (value - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+    return pl.lit(ns, pl.Int64).cast(SELECTION_SCHEMA["from_ts"])
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def _clip(sel: pl.DataFrame, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
-    s = pl.lit(start, SELECTION_SCHEMA["from_ts"])
-    e = pl.lit(end, SELECTION_SCHEMA["to_ts"])
+    s = _ts_lit(start)
+    e = _ts_lit(end)
     return sel.with_columns(
         pl.max_horizontal(pl.col("from_ts").fill_null(s), s).alias("from_ts"),
         pl.min_horizontal(pl.col("to_ts").fill_null(e), e).alias("to_ts"),

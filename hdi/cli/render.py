@@ -15,7 +15,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
-import polars as pl
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -27,6 +26,8 @@ from hdi.cli.stdout import silence
 from hdi.errors import ConfigError
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from hdi._status_report import StatusReport
     from hdi.cli.logfile import LogFile
 
@@ -300,6 +301,8 @@ def write_frame(frame: pl.DataFrame, *, format: str, output: Path | None, limit:
 
     A file is written atomically (:mod:`hdi._fileout`): an existing file only with ``force``, never a
     store in ``protect`` or any DuckDB file, never through a link or onto a FIFO or device."""
+    import polars as pl  # here, not at the top: `hdi --help` and `hdi --version` import no Polars
+
     from hdi._fileout import write_atomic
     from hdi.errors import did_you_mean
 

@@ -243,6 +243,18 @@ class Store(ABC):
         the block, and released when it ends. Nothing to hold for a server store."""
         yield None
 
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep the store open across the calls of a block (``hdi.hold``): the DuckDB file stays
+        attached read-only until the block ends. Nothing to hold for a server store (its read
+        connection lasts for the process)."""
+        yield
+
+    def read_cache(self) -> dict[Any, Any] | None:
+        """A dict a read may keep lookups in while nothing can change the store, else None (always
+        None but for a DuckDB file held read-only)."""
+        return None
+
     @property
     def display_url(self) -> str:
         """The URL with any password replaced by ``***``: the only form that may be shown."""

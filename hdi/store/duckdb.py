@@ -73,6 +73,8 @@ class DuckDBStore(Store):
         super().__init__(url)
         self.path = parse_path(url)
         self._migrated = False
+        self._cache: dict[Any, Any] = {}
+        self._cache_token: int | None = None
 
     # -- connections --------------------------------------------------------------------------
     # The file is attached only while a call uses it (see hdi/store/duckdb_share.py): other
@@ -103,6 +105,33 @@ class DuckDBStore(Store):
                 yield con
             finally:
                 share.release(self.path)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep the file attached (read-only) from here to the block's end: the reads inside skip
+        the attach and detach of each call and reuse what they looked up (``hdi.hold``). Other
+        processes can read the file meanwhile; a writer waits until the block ends. Other threads of
+        this process share the attachment."""
+        if not self.path.exists():
+            yield  # nothing to hold: each read says there is no store
+            return
+        with share.LOCK:
+            self._acquire(write=False)
+        try:
+            yield
+        finally:
+            with share.LOCK:
+                share.release(self.path)
+
+    def read_cache(self) -> dict[Any, Any] | None:
+        """Lookups a read may keep (symbol resolution, raw-symbol intervals, definitions) while the
+        file stays attached read-only (nothing can change it then), or None when it is not."""
+        token = share.attachment(self.path)
+        if token is None:
+            return None
+        if token != self._cache_token or len(self._cache) > 1000:
+            self._cache, self._cache_token = {}, token
+        return self._cache
 
     def close(self) -> None:
         share.close(self.path)

@@ -20,6 +20,7 @@ attachment. The run's own end detaches at once.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -69,6 +70,7 @@ class _Host:
     mode: str | None = None  # None (file detached), "r" (read-only) or "w"
     depth: int = 0
     timer: threading.Timer | None = None  # detaches an attachment kept between chunks (LINGER)
+    generation: int = 0  # a new number at every attach (see attachment())
 
 
 NOTE_AFTER = 1.0  # seconds of waiting before the one warning line: a wait for one chunk passes quietly
@@ -76,6 +78,17 @@ LINGER = 0.25  # seconds an ingest keeps the file attached after a chunk, unless
 
 
 _HOSTS: dict[Path, _Host] = {}
+_GENERATIONS = itertools.count(1)
+
+
+def attachment(path: Path) -> int | None:
+    """A number naming the current read-only attachment of ``path`` while a user holds it, else None.
+
+    While one read-only attachment lasts nothing changes the file: another process cannot write it
+    (DuckDB's lock), and a write of this process re-attaches it read-write first (a new number). So
+    what a reader learnt from the file under one number stays true under it (``hdi.hold``)."""
+    host = _HOSTS.get(path)
+    return host.generation if host is not None and host.mode == "r" and host.depth > 0 else None
 
 
 def acquire(path: Path, write: bool) -> Any:
@@ -215,6 +228,7 @@ def _attach(host: _Host, path: Path, write: bool) -> None:
                     host.con.execute(sql, [str(path)]).fetchall()
                     host.con.execute(f"USE {ALIAS}").fetchall()
                     host.mode = "w" if write else "r"
+                    host.generation = next(_GENERATIONS)
                     return
                 holder = "another process"
             except duckdb.IOException as e:

@@ -33,9 +33,15 @@ def empty_frame(table: Table, columns: Sequence[str]) -> pl.DataFrame:
 
 def normalise(frame: pl.DataFrame, table: Table, columns: Sequence[str]) -> pl.DataFrame:
     """Give a fetched frame exactly the table's dtypes; rebuild ns timestamps from *_ns columns."""
+    # the schema built once: DataFrame.schema makes a new Schema each time it is read
+    return frame.select(normalise_exprs(frame.schema, table, columns))
+
+
+def normalise_exprs(schema: pl.Schema, table: Table, columns: Sequence[str]) -> list[pl.Expr]:
+    """:func:`normalise` as one expression per column of ``columns`` (in that order), for a frame
+    of this ``schema``: a caller can add its own expressions to the same pass."""
     exprs = []
     ns_of = dict(table.ns_columns)
-    schema = frame.schema  # built once: DataFrame.schema makes a new Schema each time it is read
     for c in columns:
         target = table.column(c).type.polars
         if c in ns_of and ns_of[c] in schema:
@@ -50,4 +56,4 @@ def normalise(frame: pl.DataFrame, table: Table, columns: Sequence[str]) -> pl.D
             exprs.append(pl.col(c).cast(target))
         else:
             exprs.append(pl.col(c))
-    return frame.select(exprs)
+    return exprs
