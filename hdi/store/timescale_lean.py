@@ -279,23 +279,31 @@ def write(txn: _PgTxn, table: Table, frame: pl.DataFrame, on_conflict: str) -> W
         return WriteResult(table.name, n, n, 0, "append")
     stage = f"hdi_stage_{table.name}"
     txn.cur.adbc_ingest(stage, arrow, mode="replace", temporary=True)
+    txn.cur.execute(f"ANALYZE pg_temp.{stage}")  # row estimates, so that the anti-join hashes
     cols = ", ".join(ident(c) for c in lay.names)
-    match = " AND ".join([f"t.{ident(k)} = s.{ident(k)}" for k in lay.key]
-                         + ["ct.dataset = cs.dataset"] + (["ct.publisher_id = cs.publisher_id"] if lay.key_publisher
-                                                          else []))
+    key = ", ".join([f"t.{ident(k)}" for k in lay.key] + ["ct.dataset"] + (["ct.publisher_id"] if lay.key_publisher
+                                                                          else []))
+    match = " AND ".join([f"o.{ident(k)} = s.{ident(k)}" for k in lay.key] + ["o.dataset = cs.dataset"]
+                         + (["o.publisher_id = cs.publisher_id"] if lay.key_publisher else []))
     p = Params()
-    where = f"{match} AND t.{tc} >= {p(lo)} AND t.{tc} < {p(hi)}"
+    # the stored keys in the batch's time range (chunk exclusion on ts_recv_ns), with their dataset
+    where = (f"(SELECT {key} FROM {ident(lay.physical)} t JOIN {ident(SOURCES)} ct ON ct.{ident(SRC)} = "
+             f"t.{ident(SRC)} WHERE t.{tc} >= {p(lo)} AND t.{tc} < {p(hi)})")
     if on_conflict == "update":
-        txn.cur.execute(f"DELETE FROM {ident(lay.physical)} t USING pg_temp.{stage} s, {ident(SOURCES)} ct, "
-                        f"{ident(SOURCES)} cs WHERE ct.{ident(SRC)} = t.{ident(SRC)} AND cs.{ident(SRC)} = s.{ident(SRC)} AND {where}",
+        sets = " AND ".join([f"d.{ident(k)} = s.{ident(k)}" for k in lay.key] + ["ct.dataset = cs.dataset"]
+                            + (["ct.publisher_id = cs.publisher_id"] if lay.key_publisher else []))
+        p = Params()
+        txn.cur.execute(f"DELETE FROM {ident(lay.physical)} d USING pg_temp.{stage} s, {ident(SOURCES)} cs, "
+                        f"{ident(SOURCES)} ct WHERE cs.{ident(SRC)} = s.{ident(SRC)} AND ct.{ident(SRC)} = "
+                        f"d.{ident(SRC)} AND {sets} AND d.{tc} >= {p(lo)} AND d.{tc} < {p(hi)}",
                         parameters=p.values)
         txn.cur.execute(f"INSERT INTO {ident(lay.physical)} ({cols}) SELECT {cols} FROM pg_temp.{stage}")
         inserted, present = n, 0
     else:
-        txn.cur.execute(f"INSERT INTO {ident(lay.physical)} ({cols}) SELECT {cols} FROM pg_temp.{stage} s "
-                        f"WHERE NOT EXISTS (SELECT 1 FROM {ident(lay.physical)} t JOIN {ident(SOURCES)} ct ON "
-                        f"ct.{ident(SRC)} = t.{ident(SRC)} JOIN {ident(SOURCES)} cs ON cs.{ident(SRC)} = s.{ident(SRC)} WHERE {where})",
-                        parameters=p.values)
+        exprs = ", ".join(f"s.{ident(c)}" for c in lay.names)
+        txn.cur.execute(f"INSERT INTO {ident(lay.physical)} ({cols}) SELECT {exprs} "
+                        f"FROM pg_temp.{stage} s JOIN {ident(SOURCES)} cs ON cs.{ident(SRC)} = s.{ident(SRC)} "
+                        f"WHERE NOT EXISTS (SELECT 1 FROM {where} o WHERE {match})", parameters=p.values)
         got = txn.cur.rowcount
         inserted = int(got) if got is not None and got >= 0 else 0
         present = n - inserted
