@@ -2,8 +2,12 @@
 (decode -> recipe -> validate -> idempotent load, with the ledger) against baselines measured in the
 same run on the same machine:
 
-- TimescaleDB: target >= 0.4x the rate of a raw ``adbc_ingest`` of the same final Arrow rows into an
-  unindexed plain table (CHECKPOINT before each load). Also the ratio against
+- TimescaleDB (issue 17): target >= 0.8x the rate of a raw binary COPY (``adbc_ingest``) of the same
+  final rows, as the lean ``hdi_trades`` table stores them, into an unindexed plain table (CHECKPOINT
+  before each load; the COPY of the old plain layout is printed beside it); and the whole process
+  (``python -m hdi ingest`` from start to exit) >= 0.4x a raw binary COPY of the minimal DBN columns
+  (ints). Bytes per row of every data table (table + indexes, ``hypertable_size``), and of the old
+  plain layout with its unique key index for comparison. Also the ratio against
   ``pandas.DataFrame.to_sql`` (SQLAlchemy + psycopg, the PRD's path) on a subset, per row.
 - DuckDB: target >= 1 M rows/s for the same pipeline; the raw ``INSERT ... SELECT`` of the final rows
   into an unindexed table is printed beside it.
@@ -188,6 +192,22 @@ def timescale_bytes(url: str) -> list[tuple[str, int, float]]:
     return sorted(out)
 
 
+def old_layout_bytes(base: str, arrow) -> float:  # noqa: ANN001
+    """Bytes per trade of the layout before migration 8: the plain trades hypertable and its unique key index."""
+    from hdi._tables import TRADES
+    from hdi.store.migrate import _create
+
+    with fresh_schema(base) as (url, schema):
+        admin(url, *_create([TRADES], "timescale"))
+        import adbc_driver_postgresql.dbapi as pg
+
+        with pg.connect(url) as c, c.cursor() as cur:
+            cur.adbc_ingest("trades", arrow, mode="append", db_schema_name=schema)
+            c.commit()
+        admin(url, "VACUUM ANALYZE")
+        return float(admin(url, "SELECT hypertable_size('trades')")[0][0]) / arrow.num_rows
+
+
 def timescale_bench(path: Path, frame, base: str, repeat: int, to_sql_rows: int) -> None:  # noqa: ANN001
     import subprocess
 
@@ -202,6 +222,7 @@ def timescale_bench(path: Path, frame, base: str, repeat: int, to_sql_rows: int)
     raw_plain = _raw_copy(base, plain_ddl("raw_plain", "timescale"), plain, repeat)
     raw_lean = _raw_copy(base, _ddl_of(lean), lean.to_arrow(), repeat)
     raw_dbn = _raw_copy(base, _ddl_of(dbn), dbn.to_arrow(), repeat)
+    old_bytes = old_layout_bytes(base, plain)
     times, whole = [], []
     sizes: list[tuple[str, int, float]] = []
     for i in range(repeat):
@@ -244,6 +265,7 @@ def timescale_bench(path: Path, frame, base: str, repeat: int, to_sql_rows: int)
     print(f"  ratio whole process / raw DBN COPY        : {ratio_whole:>12.2f}x   (target >= 0.40: "
           f"{'MET' if ratio_whole >= 0.4 else 'MISSED'})")
     print(f"  re-run, refresh=True (every row present)  : {n / again:>12,.0f} rows/s   ({again:.2f} s, merge path)")
+    print(f"  bytes per row, old plain trades + key     : {old_bytes:>12.1f} B   (before migration 8)")
     for name, rows, per in sizes:
         print(f"  bytes per row, TimescaleDB {name:<14} : {per:>12.1f} B   ({rows:,} rows; table + indexes)")
     result("trades->timescale / raw COPY of final rows", ratio, "x", ">= 0.80", ratio >= 0.8,
