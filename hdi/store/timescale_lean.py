@@ -368,7 +368,14 @@ def select(store: TimescaleStore, table: Table, cols: Sequence[str], *, start: A
     """:meth:`Store.select` on a lean table, filtering the physical columns (chunk exclusion on
     ``ts_recv_ns``, the BRIN index on instrument); None when a filter has no physical form."""
     lay = LAYOUTS[table.name]
-    known = sources(store, refresh=True)
+    known = sources(store)
+    wanted = {v for c, v in (equals or {}).items() if c in SOURCE_COLUMNS}
+    if selections is not None:
+        wanted |= set(selections.get_column("dataset").drop_nulls().to_list())
+    have = set(known.get_column("dataset").to_list()) | set(known.get_column("data_source").to_list()) | set(
+        known.get_column("publisher_id").to_list())
+    if wanted - have:  # a source another process registered since this store last looked
+        known = sources(store, refresh=True)
     p = Params()
     tc = ident("ts_recv_ns")
     where: list[str] = []
