@@ -169,7 +169,7 @@ def convert_sql(table: Table) -> list[str]:
         f"DROP TABLE {ident(table.name)}",
         view_sql(lay),
         f"CREATE INDEX {key_index_name(table)} ON {ident(lay.physical)} USING brin (instrument_id, ts_recv_ns) "
-        "WITH (pages_per_range = 8)",
+        "WITH (pages_per_range = 8, autosummarize = on)",
     ]
 
 
