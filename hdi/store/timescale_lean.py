@@ -118,7 +118,7 @@ def view_sql(lay: Layout) -> str:
         if c.name in SOURCE_COLUMNS:
             exprs.append(f"s.{ident(c.name)}")
         elif c.name in ns_of:
-            exprs.append(f"(TIMESTAMPTZ 'epoch' + div(t.{ident(ns_of[c.name])}, 1000) * INTERVAL '1 microsecond') "
+            exprs.append(f"(TIMESTAMPTZ 'epoch' + (t.{ident(ns_of[c.name])} / 1000) * INTERVAL '1 microsecond') "
                          f"AS {ident(c.name)}")
         elif pc is not None and pc.kind == "price":
             exprs.append(f"(t.{ident(c.name)} * 0.000000001)::numeric(19,9) AS {ident(c.name)}")
@@ -418,7 +418,7 @@ def select(store: TimescaleStore, table: Table, cols: Sequence[str], *, start: A
             need.append(name)
     exprs = ", ".join(ident(c) for c in need)
     sql = (f"SELECT {exprs} FROM {ident(lay.physical)}" + (f" WHERE {' AND '.join(where)}" if where else "")
-           + f" ORDER BY div({tc}, 1000), instrument_id, {tc}{', rec_ordinal' if 'rec_ordinal' in lay.names else ''}")
+           + f" ORDER BY {tc} / 1000, instrument_id, {tc}{', rec_ordinal' if 'rec_ordinal' in lay.names else ''}")
     frame = store._fetch(sql, p.values)
     return normalise(decode(frame, lay, store, known), table, cols)
 
