@@ -8,8 +8,8 @@ Sizes are modest by default (a few minutes in all with TimescaleDB); ``--big`` r
 TimescaleDB figures need ``HDI_BENCH_TIMESCALE_URL`` (set by the Makefile) or ``make db-up``.
 
 Usage: .venv/bin/python benchmarks/run_all.py [--only NAME[,NAME]] [--skip NAME[,NAME]] [--big]
-       [--no-timescale] [--strict]
-Names: nfr4a, nfr4b, trades, rss, store, decode, gateway, soak, continuous
+       [--no-timescale] [--strict] [--rows N]
+Names: nfr4a, nfr4b, trades, lake, rss, store, decode, gateway, soak, continuous, status
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from _common import PYTHON, ROOT, load_average  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
-def plan(big: bool, no_ts: bool) -> dict[str, list[str]]:
+def plan(big: bool, no_ts: bool, rows: int | None = None) -> dict[str, list[str]]:
     ts = ["--no-timescale"] if no_ts else []
     return {
         "nfr4a": ["nfr4a_backfill.py", "--repeat", "7" if big else "3", *ts],
@@ -43,6 +43,7 @@ def plan(big: bool, no_ts: bool) -> dict[str, list[str]]:
         "gateway": ["gateway.py", "--repeat", "5" if big else "3"],
         "soak": ["soak.py", "--runs", "100" if big else "20"],
         "continuous": ["continuous_read.py", "--reads", "40" if big else "15", *ts],
+        "status": ["status_scale.py", "--rows", str(rows or (20_000_000 if big else 2_000_000)), "--repeat", "5" if big else "3", *ts],
     }
 
 
@@ -80,8 +81,10 @@ def main() -> int:
     ap.add_argument("--big", action="store_true", help="more repeats (slower, steadier figures)")
     ap.add_argument("--no-timescale", action="store_true", help="DuckDB only")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--rows", type=int, help="trades in the generated store of `status` (default 2,000,000; "
+                                             "--big 20,000,000; the issue's figure: 100000000)")
     a = ap.parse_args()
-    steps = plan(a.big, a.no_timescale)
+    steps = plan(a.big, a.no_timescale, a.rows)
     names = a.only.split(",") if a.only else list(steps)
     unknown = [n for n in [*names, *(a.skip.split(",") if a.skip else [])] if n not in steps]
     if unknown:

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
+from hdi._limits import MAX_INSTRUMENT_ID, MAX_SYMBOLS_PER_REQUEST, SYMBOL_MAX_LEN, shown
 from hdi._rawsym import with_raw_symbols
 from hdi._symbols import is_instrument_id, resolve
 from hdi._tables import BBO_GRANULARITIES, GRANULARITIES, TABLES, ColType, Table
 from hdi._timeutil import parse_range
 from hdi._tz import to_zone, zone_for
 from hdi.errors import QueryError, allowed_list, beyond_limit, did_you_mean
-from hdi.recipe.checks import MAX_INSTRUMENT_ID, MAX_SYMBOLS_PER_REQUEST, SYMBOL_MAX_LEN, shown
 
 if TYPE_CHECKING:
     from hdi.store.base import Store

@@ -33,6 +33,8 @@ class ChunkOutcome:
     error: str | None = None
     attempts: int = 0
     seconds: float = 0.0
+    transient: bool = False  # failed: the error was transient (worth the run's retry pass)
+    retry_pass: int = 0  # which pass ended the chunk: 0 = the chunk pass, 1.. = the run's retry passes
     # --from-file: records outside --start/--end/--symbols (a file the window misses entirely is
     # "excluded"); a dry run also gives the file's symbols and first/last record time (index time)
     rows_left_out: int = 0
@@ -58,6 +60,25 @@ class IngestReport:
     planned: int = 0  # chunks planned (done before, loaded, failed or not reached)
     interrupted: str | None = None  # "SIGINT" / "SIGTERM": the run stopped; the chunk in flight rolled back
     budget: Verdict | None = None  # hdi.validate.budget.Verdict of the chunks loaded (None for a dry run)
+    retry_passes: int = 0  # retry passes run after the chunk pass (hdi.pipeline.retry_pass)
+    retried: int = 0  # chunks those passes tried again (each counted once)
+    retry_wait: float = 0.0  # seconds each retry pass paused first
+
+    @property
+    def recovered(self) -> int:
+        """Chunks that failed transiently in the chunk pass and a retry pass loaded."""
+        return sum(1 for c in self.chunks if c.status == "done" and c.retry_pass > 0)
+
+    @property
+    def retry_note(self) -> str | None:
+        """One line on what the run's retry pass did (None: no pass ran), for the summary and the
+        ledger's run row."""
+        if not self.retry_passes:
+            return None
+        still = sum(1 for c in self.chunks if c.status == "failed" and c.retry_pass > 0)
+        return (f"retry pass: {self.recovered} of {self.retried} chunk(s) that failed transiently recovered "
+                f"({self.retry_passes} pass(es) after {self.retry_wait:g} s pauses)"
+                + (f", {still} still failed" if still else ""))
 
     def _sum(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.chunks)
@@ -114,9 +135,10 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class Event:
-    """A progress event: ``kind`` is plan, chunk_start, rows, chunk_end or retry."""
+    """A progress event: ``kind`` is plan, chunk_start, rows, chunk_end, retry or retry_pass (the run's
+    retry pass begins its pause: ``total`` chunks, ``message`` says when)."""
 
-    kind: Literal["plan", "chunk_start", "rows", "chunk_end", "retry"]
+    kind: Literal["plan", "chunk_start", "rows", "chunk_end", "retry", "retry_pass"]
     total: int = 0  # plan: chunks planned
     label: str = ""
     rows: int = 0  # rows: rows decoded so far in this chunk

@@ -5,6 +5,10 @@ Every retry loop of hdi takes its attempts and waits from a :class:`RetryPolicy`
 (:mod:`hdi.pipeline.loader`), a store write after a concurrent writer, a TimescaleDB read after a
 lost connection, and waiting for another process's DuckDB lock. The loops stay where they are
 (each knows what is worth another try); the policy is only numbers.
+
+:class:`RetryPasses` is the run-level policy above them: after a run's chunk pass, the chunks that
+failed with a transient error (every per-call retry spent: an outage longer than the backoff) are
+tried again after a pause, for a bounded number of passes (:mod:`hdi.pipeline.retry_pass`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["RetryPolicy"]
+__all__ = ["PASSES_ENV", "PASS_WAIT_ENV", "RetryPasses", "RetryPolicy"]
+
+PASSES_ENV = "HDI_RETRY_PASSES"
+PASS_WAIT_ENV = "HDI_RETRY_PASS_WAIT"
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,46 @@ class RetryPolicy:
         return max(0.0, delay * (1.0 + self.jitter * (2.0 * rand() - 1.0)))
 
 
+@dataclass(frozen=True)
+class RetryPasses:
+    """The run-level retry pass: up to ``passes`` more tries of the chunks that failed transiently,
+    each after a pause of ``wait`` seconds (cut short by SIGINT/SIGTERM).
+
+    The default, 2 passes after 60 s each, rides out an outage of about two minutes on top of the
+    per-call retries (~15 s); a terminal failure (a 4xx, a bad file, a rejected key) is never retried.
+    """
+
+    passes: int = 2
+    wait: float = 60.0
+
+    MAX_PASSES = 10
+    MAX_WAIT = 3600.0
+
+    @classmethod
+    def from_env(cls, *, passes: int | None = None, wait: float | None = None) -> RetryPasses:
+        """``passes`` and ``wait`` as given (``--retry-passes``, ``--retry-pass-wait``), else
+        ``HDI_RETRY_PASSES`` (0-10; 0 = no retry pass) and ``HDI_RETRY_PASS_WAIT`` (seconds, 0-3600),
+        else the defaults. A value out of range is a :class:`~hdi.errors.ConfigError` naming it."""
+        d = cls()
+        if passes is not None:
+            _check("--retry-passes", passes, 0, cls.MAX_PASSES, integer=True)
+        if wait is not None:
+            _check("--retry-pass-wait", wait, 0, cls.MAX_WAIT)
+        return cls(
+            passes=passes if passes is not None else int(_read(PASSES_ENV, int, 0, cls.MAX_PASSES, d.passes)),
+            wait=float(wait) if wait is not None else _read(PASS_WAIT_ENV, float, 0, cls.MAX_WAIT, d.wait))
+
+
+def _check(name: str, value: float, lo: float, hi: float, *, integer: bool = False) -> None:
+    from hdi.errors import ConfigError
+
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or value != value or not lo <= value <= hi:  # noqa: PLR0124 - NaN
+        what = "a whole number" if integer else "a number of seconds"
+        shown = f"{value:g}" if ok and not isinstance(value, bool) else repr(value)
+        raise ConfigError(f"{name} {shown} is not allowed; allowed: {what} from {lo:g} to {hi:g}")
+
+
 def _read(name: str, cast: Callable[[str], float], lo: float, hi: float, default: float) -> float:
     from hdi.errors import ConfigError
 
@@ -56,6 +103,6 @@ def _read(name: str, cast: Callable[[str], float], lo: float, hi: float, default
         value: float | None = cast(raw)
     except ValueError:
         value = None
-    if value is None or not lo <= value <= hi:
+    if value is None or value != value or not lo <= value <= hi:  # noqa: PLR0124 - NaN
         raise ConfigError(f"{name}='{raw}' is not allowed; allowed: a number from {lo:g} to {hi:g}")
     return value

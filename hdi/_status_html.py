@@ -197,13 +197,18 @@ def render(report: StatusReport, quarantined: dict[tuple[str, str, str], set[dt.
     tables = _table(report.tables, ["table", "rows", "first", "last"], "no tables")
     quar = _table(report.quarantine, ["run_id", "table", "files", "rows", "replayed", "open", "latest_path"],
                   "none")
+    cframe = report.conditions if report.conditions is not None else pl.DataFrame()
+    conds = _table(cframe.with_columns(pl.col(c).list.join(", ") for c in ("degraded", "pending", "restated"))
+                   if cframe.height else cframe,
+                   ["dataset", "schema", "symbol", "degraded", "pending", "restated", "last_restated"], "none")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<title>hdi status — coverage</title>"
             f"<style>{css}</style></head><body>"
             f"<h1>hdi coverage</h1><p class=\"store\">{_e(report.store)}</p>"
             f"<h2>Coverage per dataset, schema and symbol (UTC days)</h2><p class=\"legend\">{legend}</p>{cov}"
             f"<h2>Recent runs (newest first)</h2>{runs}<h2>Failed chunks</h2>{failed}"
-            f"<h2>Tables</h2>{tables}<h2>Quarantine</h2>{quar}</body></html>\n")
+            f"<h2>Databento conditions (degraded or pending when fetched; restated: fetched again, rows replaced)"
+            f"</h2>{conds}<h2>Tables</h2>{tables}<h2>Quarantine</h2>{quar}</body></html>\n")
 
 
 def write_html(report: StatusReport, path: str | Path, *, force: bool = False, protect: Iterable[Path] = (),

@@ -14,10 +14,12 @@ market trades is **flagged** (the source may be incomplete: a vendor outage, a h
 a day it is closed (weekend, holiday) is **closed**, expected empty. Early-close trading dates in the
 span are listed (``early_close``). A symbol without a known calendar keeps plain no-data days.
 
-Stored rows per (dataset, table, granularity, symbol) come from one grouped query per table (rows,
-first and last time per instrument and UTC day), mapped to symbols through the symbology table
-(a continuous symbol counts each contract on its own days); an instrument no symbol maps is shown
-by its id.
+Stored rows per (dataset, table, granularity, symbol) come from the ``row_counts`` table (rows,
+first and last time per instrument and UTC day, kept by every write transaction:
+:mod:`hdi.store.counts`), never from a scan of the data tables, mapped to symbols through the
+symbology table (a continuous symbol counts each contract on its own days); an instrument no symbol
+maps is shown by its id. A store an earlier hdi wrote and no write has migrated since has no
+``row_counts`` (a status never migrates): it is scanned as before.
 
 The public function is :func:`hdi.status` (``hdi/__init__.py`` loads it from here on first use).
 """
@@ -35,7 +37,8 @@ from hdi import _config as config
 from hdi._tables import DATA_TABLES
 from hdi._timeutil import as_utc
 from hdi.research.calendars import classify_coverage
-from hdi.store import open_store
+from hdi.store import counts, open_store
+from hdi.store.ledger import ROW_COUNTS
 from hdi.store.schema import ident
 
 
@@ -53,6 +56,10 @@ class StatusReport:
     # are open: dataset, schema, symbol, run_id, rows, quarantined, rate, max_failure_rate, judged,
     # open_rows, reasons (hdi.validate.budget.over_budget)
     over_budget: pl.DataFrame | None = None
+    # Databento's dataset conditions of the fetched days (issue 15.2), per (dataset, schema, symbol) with
+    # any: the days degraded or pending when last fetched (`hdi ingest --update` fetches them again) and
+    # the days fetched again after Databento restated them (their rows replaced), as day ranges
+    conditions: pl.DataFrame | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def rows(df: pl.DataFrame) -> list[dict[str, Any]]:
@@ -61,7 +68,8 @@ class StatusReport:
         return {"store": self.store, "edition": self.edition, "tables": rows(self.tables),
                 "symbols": rows(self.symbols), "coverage": rows(self.coverage), "quarantine": rows(self.quarantine),
                 "runs": rows(self.runs), "failed_chunks": rows(self.failed_chunks),
-                "over_budget": rows(self.over_budget) if self.over_budget is not None else []}
+                "over_budget": rows(self.over_budget) if self.over_budget is not None else [],
+                "conditions": rows(self.conditions) if self.conditions is not None else []}
 
 
 def _ns_text(df: pl.DataFrame) -> pl.DataFrame:
@@ -124,7 +132,34 @@ def _report(st: Any, quarantine_dir: str | Path | None, runs: int) -> StatusRepo
                         quarantine=q,
                         runs=st.runs(limit=runs), failed_chunks=failed.select(
                             "chunk_id", "run_id", "dataset", "schema", "symbols", "start_ts", "end_ts", "error"),
-                        edition=edition, over_budget=over)
+                        edition=edition, over_budget=over, conditions=_conditions(st))
+
+
+_CONDITIONS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "dataset": pl.String, "schema": pl.String, "symbol": pl.String,
+    "days_degraded": pl.UInt32, "degraded": pl.List(pl.String), "days_pending": pl.UInt32,
+    "pending": pl.List(pl.String), "days_restated": pl.UInt32, "restated": pl.List(pl.String),
+    "last_restated": pl.Date,  # the latest last_modified_date among the restated days
+}
+
+
+def _conditions(st: Any) -> pl.DataFrame:
+    """Degraded, pending and restated days per (dataset, schema, symbol), from ``ingest_conditions``
+    (only symbols with any)."""
+    if not st.has_table("ingest_conditions"):
+        return pl.DataFrame(schema=_CONDITIONS_SCHEMA)
+    got = st.query("SELECT dataset, schema, symbol, day, condition, last_modified_date, refetched "
+                   "FROM ingest_conditions WHERE condition IN ('degraded', 'pending') OR refetched = 'restated'")
+    got = got.with_columns(pl.col("day").cast(pl.Date), pl.col("last_modified_date").cast(pl.Date))
+    out = []
+    for (ds, sch, sym), g in sorted(got.group_by("dataset", "schema", "symbol"), key=lambda kv: kv[0]):
+        deg = g.filter(pl.col("condition") == "degraded")["day"].to_list()
+        pen = g.filter(pl.col("condition") == "pending")["day"].to_list()
+        res = g.filter(pl.col("refetched") == "restated")
+        out.append({"dataset": ds, "schema": sch, "symbol": sym, "days_degraded": len(deg), "degraded": _ranges(deg),
+                    "days_pending": len(pen), "pending": _ranges(pen), "days_restated": res.height,
+                    "restated": _ranges(res["day"].to_list()), "last_restated": res["last_modified_date"].max()})
+    return pl.DataFrame(out, schema=_CONDITIONS_SCHEMA)
 
 
 def _utc(v: dt.datetime | None) -> dt.datetime | None:
@@ -139,7 +174,15 @@ _DAILY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {"table": pl.String,
 
 def _daily(st: Any) -> pl.DataFrame:
     """Rows, first and last time per (table, dataset, instrument, granularity, UTC day); exact to the
-    nanosecond where the table keeps its time column's nanoseconds."""
+    nanosecond where the table keeps its time column's nanoseconds. From ``row_counts``."""
+    if st.has_table(ROW_COUNTS.name):
+        return counts.daily(st)
+    return _scan_daily(st)
+
+
+def _scan_daily(st: Any) -> pl.DataFrame:
+    """:func:`_daily` by one grouped scan of every data table: a store without ``row_counts`` (written
+    by an hdi before migration 7 and not migrated since)."""
     parts = []
     for name, t in DATA_TABLES.items():
         if not st.has_table(name):

@@ -26,6 +26,8 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
                 "HDI_DATABENTO_GATEWAY", "DATABENTO_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HDI_DATA_DIR", str(tmp_path / "data"))
+    # no run-level retry pass (a 60 s pause) unless a test asks for one (tests/pipeline/test_retry_pass.py)
+    monkeypatch.setenv("HDI_RETRY_PASSES", "0")
 
 
 # --------------------------------------------------------------------------- stores

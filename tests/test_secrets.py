@@ -345,11 +345,21 @@ _SQL_LOCALS = {"MIGRATIONS_TABLE", "tc", "key", "cols", "sets", "action", "match
                # reviewed: iceberg's ledger table name constant and its _sql_ident column list (col_sql); the
                # store's price-column SQL of the fixed PRICES (continuous.px); "(...)" groups of ident/p() terms
                # (ors: sessions._where, store.sql); rolls' $n list (ph); sessions' time bucket of tc and p()
-               "COMMITS_TABLE", "px", "ors", "ph", "col_sql", "bucket"}
+               "COMMITS_TABLE", "px", "ors", "ph", "col_sql", "bucket",
+               # reviewed (issue 15): row_counts' table name (ident/_sql_ident), its "?" marks (lake ledger), an
+               # "AND instrument_id IN ($n, ...)" of placeholders (only), stats_select's table-name SQL
+               # ("CAST($1 AS VARCHAR)", or fill_sql's literal of a checked data table name), the TimescaleDB
+               # merge's INSERT of ident/cols/key/action (insert), delete_days_sql's statement (delete_sql: sql.py,
+               # scanned itself)
+               "counts_table", "marks", "only", "name_sql", "insert", "delete_sql"}
 # p() appends a bound parameter and returns "$n"; reviewed: iceberg's _sql_ident refuses any name outside its
 # ledger tables and columns (as ident() does); ledger's _quoted quotes a fixed Table definition's name (it cannot
 # use ident: schema imports ledger); sessions._where joins ident columns and p() placeholders only
-_SQL_CALLS = {"ident", "key_index_name", "p", "_sql_ident", "_quoted", "_where"}
+_SQL_CALLS = {"ident", "key_index_name", "p", "_sql_ident", "_quoted", "_where",
+              # reviewed (issue 15): counts' ident list of its fixed COLUMNS, its per-key stats SELECT (ident,
+              # constants, name_sql and a where of ident and placeholders), TimescaleDB's ns conversion of an
+              # identifier (_epoch_ns, called with the constant 'edge')
+              "_cols", "stats_select", "_epoch_ns"}
 # reviewed: wrap a constant SQL expression (sessions._fx: fixed-point price); safe only with constant/safe arguments
 _SQL_WRAPPERS = {"_fx"}
 
@@ -368,6 +378,9 @@ def _safe(node: ast.expr) -> bool:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join":
         arg = node.args[0]
         return _safe(arg.elt) if isinstance(arg, ast.GeneratorExp) else _safe(arg)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and isinstance(node.left, ast.Constant) \
+            and isinstance(node.left.value, str) and _safe(node.right):  # "t." + ident(c)
+        return True
     if isinstance(node, ast.BinOp):  # "$" + (i + 1)
         return all(isinstance(n, ast.Constant) and isinstance(n.value, int) or isinstance(n, ast.Name) and n.id in
                    ("i", "start") for n in (node.left, node.right)) or _safe(node.left) and isinstance(

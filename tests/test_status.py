@@ -144,7 +144,8 @@ def test_status_of_an_empty_store_and_its_json_form(any_store_url):
     assert s.tables["rows"].sum() == 0
     d = json.loads(json.dumps(s.to_dict()))
     assert set(d) == {"store", "edition", "tables", "symbols", "coverage", "quarantine", "runs", "failed_chunks",
-                      "over_budget"}
+                      "over_budget", "conditions"}
+    assert d["conditions"] == []
     assert d["edition"]["kind"] == open_store(any_store_url).kind
     # the public function, though this file imported the module hdi._status_report first
     assert hdi.status(any_store_url).store == s.store

@@ -90,11 +90,34 @@ def ingest(
     update: Annotated[bool, typer.Option("--update", help="Extend each symbol from where this recipe's data "
                                          "ends (that last day fetched again whole, failed chunks retried) to "
                                          "the end of the dataset's available range (or --end); symbols never "
-                                         "loaded start at --start (default: the recipe's start).")] = False,
+                                         "loaded start at --start (default: the recipe's start). Days loaded "
+                                         "before that Databento has restated since (a later last_modified_date) "
+                                         "or that were degraded or pending when fetched are fetched again and "
+                                         "their stored rows replaced exactly.")] = False,
+    restatements: Annotated[bool, typer.Option("--restatements", help="Only fetch again, over --start/--end "
+                                               "(default: the recipe's range), the days Databento restated since "
+                                               "they were loaded or that were degraded or pending when fetched; "
+                                               "their stored rows are replaced exactly (docs/restatements.md).")
+                            ] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, metavar="N", help="Worker processes that "
                                          "download, decode and load chunks at once (each chunk is still one "
                                          "transaction). TimescaleDB and the Iceberg lake take several writers; "
                                          "a DuckDB file takes one, so it loads with 1.")] = 1,
+    retry_passes: Annotated[int | None, typer.Option("--retry-passes", metavar="N", help="After the chunk pass, "
+                            "load the chunks that failed transiently (an outage longer than the per-call retries: "
+                            "5xx, 429, dropped connections, a store that went away) again, up to N times, each "
+                            "after --retry-pass-wait; terminal failures are not retried. 0-10 (default: "
+                            "HDI_RETRY_PASSES, else 2; 0 = no retry pass).")] = None,
+    retry_pass_wait: Annotated[float | None, typer.Option("--retry-pass-wait", metavar="SECONDS", help="Pause "
+                               "before each retry pass, 0-3600 s (default: HDI_RETRY_PASS_WAIT, else 60); "
+                               "Ctrl-C ends it at once.")] = None,
+    batch: Annotated[str, typer.Option("--batch", metavar="auto|always|never", help="Fetch by Databento batch "
+                                       "jobs (submit, wait, download each job file: billed once, resumable; the "
+                                       "store's ledger keeps the job ids, so a re-run never submits the same job "
+                                       "twice): auto when the run's billable size is above the recipe's "
+                                       "source.batch_threshold_bytes (default 5 GB), always, or never (the "
+                                       "streaming API). Needs source.chunk.period day or month. See "
+                                       "docs/batch.md.")] = "auto",
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: "
                                                   "when stderr is a terminal).")] = None,
     log_file: Annotated[Path | None, typer.Option(metavar="PATH", help="Log file (default: "
@@ -104,7 +127,8 @@ def ingest(
     """Fetch, decode, transform, validate and store a recipe's data, chunk by chunk.
 
     A re-run skips chunks already loaded by the same recipe and retries failed ones; nothing is
-    stored twice. Rows failing validation go to quarantine; every good row is stored.
+    stored twice. Within a run, chunks that failed transiently get a retry pass after a pause
+    (--retry-passes, --retry-pass-wait). Rows failing validation go to quarantine; every good row is stored.
 
     Exit codes: 0 done; 1 a chunk failed (or a bad input); 2 a malformed command line; 3 every good
     row is stored but more rows were quarantined than the recipe's max_failure_rate allows, over the
@@ -121,7 +145,8 @@ def ingest(
             report = run_ingest(
                 recipe, start=start, end=end, symbols=symbols, from_files=from_file, store=store,
                 dry_run=dry_run, refresh=refresh, resume=resume, update=update, on_event=bar.on_event,
-                command=render.command_line(), workers=workers,
+                command=render.command_line(), workers=workers, restatements=restatements,
+                retry_passes=retry_passes, retry_pass_wait=retry_pass_wait, batch=batch,
             )
     except HdiError as e:
         raise _fail(e) from None

@@ -197,6 +197,13 @@ class IngestProgress:
                 print(f"[{self.seen}/{self.total}] {by}{o.status} {o.label}{tail}", file=sys.stderr, flush=True)
         elif e.kind == "retry":
             print(f"retrying {e.label}: {e.message}", file=sys.stderr, flush=True)
+        elif e.kind == "retry_pass":  # the run's retry pass: its own count and bar
+            self.total, self.seen = e.total, 0
+            if self.live:
+                self.progress.console.print(e.message, markup=False, highlight=False, soft_wrap=True)
+                self.task = self.progress.add_task("retry pass", total=e.total, rows=0)
+            else:
+                print(e.message, file=sys.stderr, flush=True)
 
 
 def ingest_summary(r: IngestReport, shown: set[str] | frozenset[str] = frozenset()) -> None:
@@ -232,6 +239,9 @@ def _summary(r: IngestReport) -> None:
     if r.rows_left_out:
         t.add_row("left out", f"{r.rows_left_out:,} records of the files outside --start/--end/--symbols"
                               + (" (not counted above)" if not r.dry_run else ""))
+    retried = r.retry_note
+    if retried:
+        t.add_row("retry pass", retried.removeprefix("retry pass: "))
     t.add_row("cost", f"${r.cost_usd:,.2f}")
     t.add_row("elapsed", f"{r.seconds:.2f} s")
     if r.log_file:

@@ -2,7 +2,8 @@
 
 Sections: the store, its tables, stored rows per symbol, coverage per (dataset, schema, symbol) with
 its MISSING days (never fetched), FLAGGED days (a trading day of the symbol's exchange calendar fetched
-without data), closed days (weekend, holiday) and early closes, quarantine,
+without data), closed days (weekend, holiday) and early closes, Databento's conditions (days degraded or
+pending when fetched, days fetched again after a restatement), quarantine,
 symbols over their quarantine budget, recent runs and failed chunks. Lists too long for a line end in ``(+N more)``; ``--format json``
 has them all. Only a store URL or a file path may be longer than the line: they are never cut.
 """
@@ -64,6 +65,7 @@ def lines(report: StatusReport, width: int = 100) -> list[Line]:
     out += _tables(report.tables)
     out += _symbols(report.symbols)
     out += _coverage(report.coverage, width)
+    out += _conditions(report.conditions, width)
     out += _quarantine(report.quarantine, width)
     out += _over_budget(report.over_budget, width)
     out += _runs(report.runs, width)
@@ -122,6 +124,25 @@ def _coverage(c: pl.DataFrame, width: int) -> list[Line]:
         for label, days in lists:
             if days:
                 out.append((f"      {label:<8}{_fit(days, width - 14)}", False))
+    return out
+
+
+CONDITIONS_HEAD = ("Databento conditions  (DEGRADED / PENDING when fetched: `hdi ingest --update` fetches them "
+                   "again; restated: fetched again, rows replaced)")
+
+
+def _conditions(c: pl.DataFrame | None, width: int) -> list[Line]:
+    if c is None or c.height == 0:
+        return []
+    out: list[Line] = [("", False), (_cut(CONDITIONS_HEAD, width), True)]
+    for r in c.iter_rows(named=True):
+        out.append((_cut(f"  {r['dataset']} {r['schema']} {r['symbol']}: {r['days_degraded']} DEGRADED, "
+                         f"{r['days_pending']} PENDING, {r['days_restated']} restated", width), False))
+        for label, key in (("DEGRADED", "degraded"), ("PENDING", "pending"), ("restated", "restated")):
+            if r[key]:
+                tail = f" (last modified {r['last_restated']})" if key == "restated" and r["last_restated"] else ""
+                head = f"    {label}: "
+                out.append((head + _fit(list(r[key]), width - len(head) - len(tail)) + tail, False))
     return out
 
 

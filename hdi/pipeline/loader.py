@@ -28,10 +28,11 @@ from hdi.errors import HdiError, StoreError, one_line
 from hdi.pipeline.update import stored_schema
 from hdi.recipe.compile import CompiledRecipe
 from hdi.recipe.model import Recipe
-from hdi.source.base import Chunk, Estimate, Fetched, Fetcher, Source
+from hdi.source.base import Chunk, DayCondition, Estimate, Fetched, Fetcher, Source
 from hdi.source.cache import check_complete
 from hdi.source.files import DbnFile
 from hdi.store import Store
+from hdi.store.base import Transaction
 from hdi.store.ledger import DONE, FAILED, ChunkRecord
 from hdi.validate.budget import Budget, label_rows, rows_per_symbol
 from hdi.validate.price_rules import PriceRule
@@ -98,17 +99,20 @@ class Loader:
                            dataset=q.dataset, schema=self.schema, stype_in=q.stype_in, symbols=",".join(q.symbols),
                            start_ts=q.start, end_ts=q.end, target_table=self.table, source=c.origin)
 
-    def load(self, c: Chunk, fetched: Future[Fetched]) -> ChunkOutcome:
+    def load(self, c: Chunk, fetched: Future[Fetched], *, retry_pass: int = 0, earlier: int = 0) -> ChunkOutcome:
+        """Load one chunk; ``retry_pass`` > 0 in the run's retry pass (``earlier``: the attempts the
+        chunk already had in this run, counted on in the ledger's ``attempts``)."""
         t0 = time.perf_counter()
         rec = self._record(c)
-        outcome = ChunkOutcome(c.chunk_id, c.label, "done")
+        outcome = ChunkOutcome(c.chunk_id, c.label, "done", retry_pass=retry_pass)
         attempts = STORE_RETRY.attempts
+        transient = False
         for attempt in range(1, attempts + 1):
-            outcome.attempts = rec.attempts = attempt
+            outcome.attempts = rec.attempts = earlier + attempt
             try:
                 got = interrupt.result(fetched) if attempt == 1 else self.fetch(c)
                 rec.cost_usd = (rec.cost_usd or 0.0) + got.cost_usd
-                outcome.rows_left_out, chunk_budget = self._load(c, got.file, rec)
+                outcome.rows_left_out, chunk_budget = self._load(c, got.file, rec, got.conditions)
                 rec.status, rec.error = DONE, None
                 self.budget.add(chunk_budget)
                 break
@@ -120,9 +124,9 @@ class Loader:
                     self.emit(Event("retry", label=c.label, message=e.message))
                     interrupt.sleep(wait)
                     continue
-                rec.status, rec.error = FAILED, e.message
+                rec.status, rec.error, transient = FAILED, e.message, e.transient
             except HdiError as e:
-                rec.status, rec.error = FAILED, e.message
+                rec.status, rec.error, transient = FAILED, e.message, e.transient
             except Exception as e:  # noqa: BLE001 - a bug or an unforeseen library error: keep the run going
                 log.exception("chunk %s failed unexpectedly", c.label, extra={"console": False})
                 first = str(e).strip().splitlines()[0] if str(e).strip() else ""  # Polars adds a query plan
@@ -136,15 +140,18 @@ class Loader:
             except HdiError as e:
                 log.error("chunk %s: could not record the failure in the ledger: %s", c.label, e.message)
         outcome.status = "done" if rec.status == DONE else "failed"
+        outcome.transient = rec.status == FAILED and transient
         outcome.rows_fetched, outcome.rows_loaded = rec.rows_fetched, rec.rows_loaded
         outcome.rows_quarantined, outcome.rows_already_present = rec.rows_quarantined, rec.rows_already_present
         outcome.quarantine_path, outcome.error, outcome.cost_usd = rec.quarantine_path, rec.error, rec.cost_usd
         outcome.seconds = time.perf_counter() - t0
         return outcome
 
-    def _load(self, c: Chunk, f: DbnFile | None, rec: ChunkRecord) -> tuple[int, Budget]:
+    def _load(self, c: Chunk, f: DbnFile | None, rec: ChunkRecord,
+              conditions: tuple[DayCondition, ...] = ()) -> tuple[int, Budget]:
         """Load the chunk in one transaction; returns the records ``c.keep`` left out and the
-        chunk's quarantine budget counts."""
+        chunk's quarantine budget counts. A re-fetch (``c.refetch``: a restated, degraded or
+        pending day) first deletes the stored rows it replaces, in the same transaction."""
         dataset = c.request.dataset
         ts = SCHEMAS[c.request.schema].index_ts
         totals = SplitResult(good=pl.DataFrame(), bad=pl.DataFrame(), rows_in=0, rows_good=0, rows_bad=0)
@@ -157,8 +164,11 @@ class Loader:
         mapper = SymbolMapper(f.metadata) if f is not None else None  # rows -> requested symbols, for the budget
         # A signal cancels the running statement; the transaction then rolls back (hdi._interrupt).
         with self.st.transaction(chunk=rec) as txn, interrupt.cancelling(txn.cancel):
-            if f is not None:
-                txn.add_symbology(symbology_frame(f.metadata, dataset))
+            mapped = symbology_frame(f.metadata, dataset) if f is not None else None
+            if mapped is not None:
+                txn.add_symbology(mapped)
+            if c.refetch:  # exact replacement: the day's old rows go, the new fetch's rows come
+                self._replace(txn, c, mapped)
             for n, batch in enumerate(self._batches(f, ts) if f is not None else ()):
                 interrupt.check()
                 decoded += batch.height
@@ -195,11 +205,31 @@ class Loader:
                                      quarantine_path=rec.quarantine_path)
             interrupt.check()  # a signal before the ledger row: the chunk rolls back whole
             txn.write("ingest_days", _days(c, counts, rec), on_conflict="update")
+            if conditions:
+                txn.write("ingest_conditions", _conditions(c, conditions, rec), on_conflict="update")
         if f is not None and f.issues:
             log.warning("%s: %s", f.path, "; ".join(f.issues))
         if left_out:
             log.info("%s: %d records outside --start/--end/--symbols left out", c.label, left_out)
         return left_out, budget
+
+    def _replace(self, txn: Transaction, c: Chunk, mapped: pl.DataFrame | None) -> None:
+        """Delete the stored rows of the chunk's days for its symbols' instruments (those the new
+        file maps them to, and those the store mapped them to before)."""
+        q = c.request
+        ids: list[int | str] = []
+        if mapped is not None and mapped.height:
+            last = (q.end - dt.timedelta(microseconds=1)).date()
+            ids += [int(i) for i in mapped.filter(pl.col("symbol").is_in(list(q.symbols))
+                                                  & (pl.col("start_date") <= last)
+                                                  & (pl.col("end_date") > q.start.date()))
+                    .get_column("instrument_id").unique().to_list()]
+        ids += [int(s) for s in q.symbols] if q.stype_in == "instrument_id" else list(q.symbols)
+        t = DATA_TABLES[self.table]
+        equals = {"granularity": self.schema.rsplit("-", 1)[1]} if "granularity" in t.names else None
+        n = txn.delete_days(self.table, dataset=q.dataset, symbols_or_instrument_ids=ids, start=q.start, end=q.end,
+                            equals=equals)
+        log.info("%s: %s; %d stored rows of %s replaced by the new fetch", c.label, c.refetch, n, self.table)
 
     def _batches(self, f: DbnFile, ts: str) -> Iterator[pl.DataFrame]:
         """Decoded batches that never split a group the recipe treats as one.
@@ -237,6 +267,18 @@ def _days(c: Chunk, counts: list[pl.DataFrame], rec: ChunkRecord) -> pl.DataFram
                           dataset=pl.lit(q.dataset), schema=pl.lit(rec.schema), chunk_id=pl.lit(rec.chunk_id),
                           updated_at=pl.lit(dt.datetime.now(dt.UTC), pl.Datetime("ns", "UTC")))
             .sort("symbol", "day"))
+
+
+def _conditions(c: Chunk, conditions: tuple[DayCondition, ...], rec: ChunkRecord) -> pl.DataFrame:
+    """One ``ingest_conditions`` row per (symbol, UTC day) of the chunk Databento gave a condition
+    for before the fetch."""
+    q = c.request
+    rows = [(s, d.day, d.condition, d.last_modified) for s in q.symbols for d in conditions]
+    frame = pl.DataFrame(rows, schema={"symbol": pl.String, "day": pl.Date, "condition": pl.String,
+                                       "last_modified_date": pl.Date}, orient="row")
+    return frame.with_columns(dataset=pl.lit(q.dataset), schema=pl.lit(rec.schema),
+                              refetched=pl.lit(c.refetch or None, pl.String), chunk_id=pl.lit(rec.chunk_id),
+                              fetched_at=pl.lit(dt.datetime.now(dt.UTC), pl.Datetime("ns", "UTC")))
 
 
 def regroup(frames: Iterable[pl.DataFrame], column: str, *, by_day: bool = False) -> Iterator[pl.DataFrame]:

@@ -47,7 +47,12 @@ class RunParams:
         symbols: ``--symbols``, or None.
         from_files: the DBN files (absolute paths; folders and globs expanded), or empty.
         update: ``--update``.
-        ranges: ``--update``'s planned ranges (None: not planned; a resumed run repeats them).
+        restatements: ``--restatements``: only fetch again the days of the range Databento restated
+            (or that were degraded or pending when fetched).
+        ranges: ``--update``'s (or ``--restatements``') planned ranges (None: not planned; a resumed
+            run repeats them).
+        batch: ``--batch``: ``auto`` (batch jobs above the recipe's ``batch_threshold_bytes``),
+            ``always`` or ``never``.
     """
 
     recipe: str | None = None
@@ -57,20 +62,33 @@ class RunParams:
     from_files: tuple[str, ...] = ()
     update: bool = False
     ranges: tuple[UpdateRange, ...] | None = None
+    restatements: bool = False
+    batch: str = "auto"
 
     @classmethod
     def given(cls, *, start: object = None, end: object = None, symbols: Sequence[str] | str | None = None,
-              from_files: Sequence[Path] = (), update: bool = False) -> RunParams:
-        """The parameters as ``ingest()`` received them (dates become ISO text)."""
+              from_files: Sequence[Path] = (), update: bool = False, restatements: bool = False,
+              batch: str = "auto") -> RunParams:
+        """The parameters as ``ingest()`` received them (dates become ISO text).
+
+        Raises:
+            ConfigError: ``batch`` is not auto, always or never.
+        """
+        if batch not in ("auto", "always", "never"):
+            from hdi.errors import ConfigError
+
+            raise ConfigError(f"--batch {batch!r} is not a batch mode; allowed: auto, always, never")
         return cls(start=_text(start), end=_text(end), symbols=_symbols(symbols),
-                   from_files=tuple(str(f.absolute()) for f in from_files), update=update)
+                   from_files=tuple(str(f.absolute()) for f in from_files), update=update,
+                   restatements=restatements, batch=batch)
 
     def resumed(self, saved: RunParams) -> RunParams:
         """``saved`` (a run's own parameters) with what was given now where something was given."""
         return RunParams(
             recipe=self.recipe or saved.recipe, start=self.start or saved.start, end=self.end or saved.end,
             symbols=self.symbols or saved.symbols, from_files=self.from_files or saved.from_files,
-            update=self.update or saved.update, ranges=self.ranges if self.ranges is not None else saved.ranges)
+            update=self.update or saved.update, ranges=self.ranges if self.ranges is not None else saved.ranges,
+            restatements=self.restatements or saved.restatements, batch=self.batch)
 
     def with_recipe(self, path: str | Path) -> RunParams:
         return dataclasses.replace(self, recipe=str(Path(path).absolute()))
@@ -82,9 +100,12 @@ class RunParams:
         out: _JSON = {"start": self.start, "end": self.end,
                       "symbols": list(self.symbols) if self.symbols is not None else None,
                       "from_files": list(self.from_files), "update": self.update, "recipe": self.recipe}
+        if self.restatements:
+            out["restatements"] = True
         if self.ranges is not None:
             out["ranges"] = [{"dataset": g.dataset, "stype_in": g.stype_in, "symbols": list(g.symbols),
-                              "start": iso(g.start), "end": iso(g.end)} for g in self.ranges]
+                              "start": iso(g.start), "end": iso(g.end),
+                              **({"refetch": g.refetch, "tag": g.tag} if g.refetch else {})} for g in self.ranges]
         return json.dumps(out, sort_keys=True)
 
     @classmethod
@@ -108,7 +129,7 @@ class RunParams:
                 recipe=_opt_str(d.get("recipe")), start=_opt_str(d.get("start")), end=_opt_str(d.get("end")),
                 symbols=tuple(str(s) for s in symbols) if isinstance(symbols, list) else None,
                 from_files=tuple(str(f) for f in cast(list[object], d.get("from_files") or [])),
-                update=bool(d.get("update")),
+                update=bool(d.get("update")), restatements=bool(d.get("restatements")),
                 ranges=None if ranges is None else tuple(_range(g) for g in cast(list[dict[str, object]], ranges)))
         except (ValueError, TypeError, KeyError) as e:
             raise ConfigError(f"--resume {run_id}: its recorded parameters are unreadable ({e}); allowed: a run "
@@ -122,4 +143,5 @@ def _opt_str(value: object) -> str | None:
 def _range(g: dict[str, object]) -> UpdateRange:
     return UpdateRange(dataset=str(g["dataset"]), stype_in=str(g["stype_in"]),
                        symbols=tuple(str(s) for s in cast(list[object], g["symbols"])),
-                       start=parse_iso(str(g["start"])), end=parse_iso(str(g["end"])))
+                       start=parse_iso(str(g["start"])), end=parse_iso(str(g["end"])),
+                       refetch=str(g.get("refetch") or ""), tag=str(g.get("tag") or ""))

@@ -1,19 +1,21 @@
 """Planning a run: the recipe with the run's parameters applied, its source, and its chunks.
 
 :func:`open_source` is the one place that picks a kind of :class:`~hdi.source.base.Source`
-(DBN files on disk with ``--from-file``, else Databento's API); everything after it holds only
+(DBN files on disk with ``--from-file``, else Databento's batch jobs or its streaming API, per
+``--batch``); everything after it holds only
 the protocol.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 import polars as pl
 
 from hdi.decode.dbn import frame_schema
-from hdi.errors import ConfigError
+from hdi.errors import ConfigError, HdiError
 from hdi.pipeline.params import RunParams
 from hdi.recipe import checks
 from hdi.recipe.checks import Problem
@@ -24,6 +26,8 @@ from hdi.store import Store
 from hdi.store.ledger import DONE
 
 __all__ = ["compile_for", "done_chunks", "narrow", "open_source", "update_start"]
+
+log = logging.getLogger(__name__)
 
 
 def compile_for(recipe: Recipe) -> CompiledRecipe:
@@ -49,7 +53,13 @@ def narrow(r: Recipe, p: RunParams) -> Recipe:
     ``--update`` without ``--end`` keeps the recipe's range (the update's ranges replace it once
     planned); its ``--start`` is read by :func:`update_start`.
     """
+    if p.update and p.restatements:
+        raise ConfigError("--update and --restatements together: --update already fetches restated days again; "
+                          "allowed: one of them")
     if p.from_files:
+        if p.restatements:
+            raise ConfigError("--restatements with --from-file: files carry no Databento dataset conditions; "
+                              "allowed: --restatements with a recipe that fetches from Databento")
         return r
     _check_requests(r)
     if p.update and p.end is None:
@@ -72,11 +82,17 @@ def update_start(r: Recipe, p: RunParams) -> dt.datetime:
         raise checks.located(str(r.path), None, problem) from None
 
 
-def open_source(r: Recipe, p: RunParams) -> Source:
-    """The run's source: the ``--from-file`` files (each opened and read in full now), else Databento.
+def open_source(r: Recipe, p: RunParams, st: Store | None = None) -> Source:
+    """The run's source: the ``--from-file`` files (each opened and read in full now), else
+    Databento: by batch jobs (:class:`~hdi.source.batch.BatchSource`, whose ledger is in ``st``)
+    with ``--batch always``, or with ``--batch auto`` when the run's billable size
+    (``metadata.get_billable_size``) is above the recipe's ``source.batch_threshold_bytes``
+    (``auto`` streams an ``--update`` run, a chunk period batch jobs cannot split by, and a run
+    whose billable size could not be asked); else the streaming API.
 
     Raises:
-        HdiError: a bad file or window, an unsupported vendor, no API key.
+        HdiError: a bad file or window, an unsupported vendor, no API key, ``--batch always`` with
+            a chunk period that batch jobs cannot split by.
     """
     if p.from_files:
         from hdi._filewindow import file_window
@@ -85,7 +101,26 @@ def open_source(r: Recipe, p: RunParams) -> Source:
         return FileSource([Path(f) for f in p.from_files], r, file_window(p.start, p.end, p.symbols))
     from hdi.source.databento import ApiSource
 
-    return ApiSource(r)
+    api = ApiSource(r)
+    if p.batch == "never" or st is None:
+        return api
+    from hdi.source import batch
+
+    if p.batch == "auto":
+        if batch.split_for(r.source.chunk.period) is None or p.update:
+            return api  # batch jobs cannot split by this period; an --update pull is small: streamed
+        try:
+            size = batch.billable_bytes(api, r)
+        except HdiError as e:  # source.check or the chunks report the same problem (or retry it) in their words
+            log.info("could not ask the billable size of the run (%s): streamed", e.message)
+            return api
+        if size <= r.source.batch_threshold_bytes:
+            log.info("billable size %s bytes is not above source.batch_threshold_bytes %s: streamed", f"{size:,}",
+                     f"{r.source.batch_threshold_bytes:,}")
+            return api
+        log.info("billable size %s bytes is above source.batch_threshold_bytes %s: fetched by batch jobs",
+                 f"{size:,}", f"{r.source.batch_threshold_bytes:,}")
+    return batch.BatchSource(r, st, api=api)
 
 
 def done_chunks(st: Store, chunk_ids: list[str]) -> set[str]:

@@ -6,21 +6,25 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from hdi import _config as config
 from hdi import _interrupt as interrupt
 from hdi._report import ChunkOutcome, Event, IngestReport
+from hdi._retrying import RetryPasses
 from hdi.errors import ConfigError, HdiError
 from hdi.pipeline.loader import BATCH_ROWS, Loader, estimated, prefetch
 from hdi.pipeline.params import RunParams
 from hdi.pipeline.plan import compile_for, done_chunks, narrow, open_source, update_start
+from hdi.pipeline.restate import refetch_ranges
+from hdi.pipeline.retry_pass import retry_failed
 from hdi.pipeline.update import update_ranges
 from hdi.pipeline.workers import Job, effective_workers, load_parallel
 from hdi.recipe.compile import recipe_hash
 from hdi.recipe.load import load_recipe
 from hdi.recipe.model import Recipe
+from hdi.source.base import Chunk, DayCondition, Source, UpdateRange
 from hdi.source.files import expand_paths
 from hdi.store import Store, open_store
 from hdi.store.ledger import RunRecord
@@ -42,7 +46,8 @@ def ingest(
     symbols: Sequence[str] | str | None = None, from_files: Sequence[str | Path] | None = None,
     store: str | None = None, dry_run: bool = False, refresh: bool = False, resume: str | None = None,
     update: bool = False, on_event: Callable[[Event], None] | None = None, batch_rows: int = BATCH_ROWS,
-    command: str = "hdi ingest", workers: int = 1,
+    command: str = "hdi ingest", workers: int = 1, restatements: bool = False, retry_passes: int | None = None,
+    retry_pass_wait: float | None = None, batch: str = "auto",
 ) -> IngestReport:
     """Run a recipe: fetch, decode, transform, validate and store, chunk by chunk.
 
@@ -59,13 +64,26 @@ def ingest(
         dry_run: print what would be fetched (records, bytes, cost per chunk); download nothing.
         refresh: download and load chunks again even when cached or done.
         resume: a run id: continue that run with its own recipe and parameters.
-        update: extend each request from its last loaded time to the dataset's available end.
+        update: extend each request from its last loaded time to the dataset's available end, and
+            fetch again the days loaded before that Databento has restated since (a later
+            ``last_modified_date``) or that were degraded or pending when fetched; their stored rows
+            are replaced exactly (docs/restatements.md).
+        restatements: only that re-fetch of restated, degraded and pending days, over
+            ``start``/``end`` (default: the recipe's range).
         on_event: progress callback.
         batch_rows: rows decoded per batch (bounds memory).
         command: how the run was started, recorded in the ledger (no secrets).
         workers: processes that download, decode and load chunks at once, where the store takes
             concurrent writers (TimescaleDB, the Iceberg lake); a DuckDB file has one writer, so it
             loads with one (and says so in one log line). Each chunk stays one transaction.
+        retry_passes, retry_pass_wait: after the chunk pass, chunks that failed transiently (an outage
+            longer than the per-call retries) are loaded again after a pause of ``retry_pass_wait``
+            seconds, up to ``retry_passes`` times (default ``HDI_RETRY_PASSES``, ``HDI_RETRY_PASS_WAIT``,
+            else 2 passes after 60 s; see :mod:`hdi.pipeline.retry_pass`). Terminal failures are not
+            retried; SIGINT/SIGTERM ends the pause at once.
+        batch: ``auto`` (Databento batch jobs when the run's billable size is above the recipe's
+            ``source.batch_threshold_bytes``), ``always`` or ``never`` (the streaming API); see
+            docs/batch.md. Batch runs load with one process.
 
     Returns:
         The run's report; ``report.ok`` is False when any chunk failed; ``report.over_budget`` is
@@ -80,11 +98,12 @@ def ingest(
     """
     t0 = time.perf_counter()
     emit = on_event or (lambda e: None)
+    passes = RetryPasses.from_env(passes=retry_passes, wait=retry_pass_wait)  # a bad value: before any work
     if not dry_run:  # every folder the run writes, before the store opens or anything downloads
         config.check_writable_dirs(store, cache=not from_files)
     st = open_store(store)
     p = RunParams.given(start=start, end=end, symbols=symbols, from_files=expand_paths(list(from_files or [])),
-                        update=update)
+                        update=update, restatements=restatements, batch=batch)
     p = p.resumed(_saved(st, resume)) if resume is not None else p
     if recipe is None and p.recipe is None:
         raise ConfigError("no recipe given: pass --recipe PATH (or --resume RUN_ID)")
@@ -94,18 +113,29 @@ def ingest(
     compiled = compile_for(r)
     st.check([r.target.table, "symbology", "ingest_chunks", "ingest_runs", "ingest_days"])  # damaged: stop here
     rhash = recipe_hash(r)
-    source = open_source(r, p)  # files: every one read in full now, before anything loads
     qroot = config.quarantine_dir()
     if not dry_run:
-        check_writable(qroot)  # a local check: before anything is asked of Databento
+        check_writable(qroot)  # a local check: before anything is asked of Databento (--batch auto asks a size)
+    source = open_source(r, p, st)  # files: every one read in full now, before anything loads
     # before the store is touched: a bad range or key creates no empty store
     source.check(r, update=p.update, names=("--start" if p.start else "source.start",
                                             "--end" if p.end else "source.end"))
     if not dry_run:
         st.migrate()
-    if p.update and p.ranges is None:  # a resumed --update run repeats its own ranges
-        since = update_start(r, p) if p.start is not None else None
-        ranges = update_ranges(st, r, source, since, r.source.end if p.end else None)
+    if (p.update or p.restatements) and p.ranges is None:  # a resumed run repeats its own ranges
+        ranges: list[UpdateRange] | None = []
+        if p.update:
+            since = update_start(r, p) if p.start is not None else None
+            ranges = update_ranges(st, r, source, since, r.source.end if p.end else None)
+        if ranges is not None:  # days Databento restated (or degraded/pending ones) since they were fetched
+            lo, hi = (r.source.start, r.source.end) if p.restatements else (None, None)
+            try:
+                ranges += refetch_ranges(st, r, source, lo, hi, skip=ranges)
+            except HdiError as e:
+                if p.restatements:
+                    raise
+                log.warning("--update: could not learn which loaded days Databento restated (none is fetched "
+                            "again this run; the next --update asks again): %s", e.message)
         p = p.with_ranges(ranges) if ranges is not None else p
     if p.ranges:  # symbology.resolve covers the update's window
         r = r.with_overrides(start=min(g.start for g in p.ranges), end=max(g.end for g in p.ranges))
@@ -130,24 +160,30 @@ def ingest(
             _chunk_end(report, emit, c.label, ChunkOutcome(c.chunk_id, c.label, "skipped"))
     if todo:
         source.symbology(st, r, write=not dry_run)
+        if not dry_run:
+            _ask_conditions(source, todo)
     if dry_run:
         for c in todo:
             _chunk_end(report, emit, c.label, estimated(c, source))
     else:
         loader = Loader(st, r, compiled, rhash, run.run_id, qroot, source, refresh, emit, batch_rows)
         n = min(effective_workers(st, workers), len(todo))
+        if n > 1 and getattr(source, "single_process", False):  # batch jobs: one process fetches them all
+            log.info("run %s: batch jobs are fetched by one process; --workers %d not used", run.run_id, workers)
+            n = 1
+        known: dict[str, dict[dt.date, DayCondition]] = getattr(source, "known", {})
+        job = Job(st.url, r, rhash, run.run_id, qroot, refresh, batch_rows, bool(p.from_files),
+                  frozenset(getattr(source, "resolved", ())),
+                  conditions=tuple((ds, c) for ds, days in known.items() for c in days.values())) if n > 1 else None
+
+        def load(chunks: list[Chunk], retry_pass: int = 0, earlier: Mapping[str, int] | None = None) -> None:
+            _load_chunks(loader, chunks, min(n, len(chunks)), job, report, emit, retry_pass, earlier or {})
+
         try:
             if n > 1:
                 log.info("run %s: %d worker processes load %d chunks", run.run_id, n, len(todo))
-                job = Job(st.url, r, rhash, run.run_id, qroot, refresh, batch_rows, bool(p.from_files),
-                          frozenset(getattr(source, "resolved", ())))
-                stopped = load_parallel(loader, todo, n, job, emit, lambda label, o, w: _chunk_end(report, emit, label, o, w))
-                if stopped is not None:
-                    raise interrupt.Interrupted(stopped)
-            for c, fetched in prefetch(todo if n <= 1 else [], loader.fetch):
-                interrupt.check()  # no chunk starts after SIGINT/SIGTERM
-                emit(Event("chunk_start", label=c.label))
-                _chunk_end(report, emit, c.label, loader.load(c, fetched))
+            load(todo)
+            retry_failed(report, todo, load, passes, emit)  # transiently failed chunks, after a pause
         except interrupt.Interrupted as e:  # the chunk in flight was rolled back
             report.interrupted = e.name
             log.warning("run %s interrupted by %s: %d of %d chunks not loaded; `hdi ingest --resume %s` "
@@ -157,6 +193,38 @@ def ingest(
     if not dry_run:
         _finish(st, run, report)
     return report
+
+
+def _ask_conditions(source: Source, chunks: Sequence[Chunk]) -> None:
+    """Ask the source for the conditions of every day the chunks cover, once per dataset, before
+    anything is fetched (the ledger keeps them as of the fetch); a failure only costs the record."""
+    spans: dict[str, tuple[dt.date, dt.date]] = {}
+    for c in chunks:
+        q = c.request
+        lo, hi = q.start.date(), (q.end - dt.timedelta(microseconds=1)).date()
+        old = spans.get(q.dataset)
+        spans[q.dataset] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
+    for dataset, (lo, hi) in spans.items():
+        try:
+            source.conditions(dataset, lo, hi)
+        except HdiError as e:
+            log.warning("could not ask Databento for the conditions of %s [%s, %s] (the days are recorded "
+                        "without them, so a later restatement of them goes unnoticed): %s", dataset, lo, hi,
+                        e.message)
+def _load_chunks(loader: Loader, chunks: list[Chunk], n: int, job: Job | None, report: IngestReport,
+                 emit: Callable[[Event], None], retry_pass: int, earlier: Mapping[str, int]) -> None:
+    """Load ``chunks`` (with ``n`` worker processes when ``job`` is given), each outcome into ``report``."""
+    if n > 1 and job is not None:
+        stopped = load_parallel(loader, chunks, n, job, emit, lambda label, o, w: _chunk_end(report, emit, label, o, w),
+                                retry_pass=retry_pass, earlier=earlier)
+        if stopped is not None:
+            raise interrupt.Interrupted(stopped)
+        return
+    for c, fetched in prefetch(chunks, loader.fetch):
+        interrupt.check()  # no chunk starts after SIGINT/SIGTERM
+        emit(Event("chunk_start", label=c.label))
+        _chunk_end(report, emit, c.label, loader.load(c, fetched, retry_pass=retry_pass,
+                                                      earlier=earlier.get(c.chunk_id, 0)))
 
 
 def _chunk_end(report: IngestReport, emit: Callable[[Event], None], label: str, outcome: ChunkOutcome,
@@ -202,6 +270,7 @@ def _finish(st: Store, run: RunRecord, report: IngestReport) -> None:
         run.error = f"{report.count('failed')} chunk(s) failed; first: {first.label}: {first.error}"
     if report.over_budget and report.budget is not None:
         run.error = "; ".join(filter(None, [run.error, report.budget.message()]))
+    run.error = "; ".join(filter(None, [run.error, report.retry_note]))
     if report.interrupted:
         run.error = "; ".join(filter(None, [f"interrupted by {report.interrupted}: {report.chunks_left} of "
                                             f"{report.planned} chunk(s) not loaded", run.error]))

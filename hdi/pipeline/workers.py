@@ -21,7 +21,7 @@ import logging
 import multiprocessing
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures import Future as _Future
 from pathlib import Path
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from hdi import _interrupt as interrupt
 from hdi._report import ChunkOutcome, Event
-from hdi.source.base import Chunk, Fetched, Fetcher
+from hdi.source.base import Chunk, DayCondition, Fetched, Fetcher
 from hdi.store import Store
 from hdi.validate.budget import Budget
 
@@ -76,6 +76,7 @@ class Job:
     batch_rows: int
     files: bool  # the run reads --from-file files (else Databento)
     resolved: frozenset[tuple[str, str]]  # Databento: (dataset, symbol) resolving somewhere in the range
+    conditions: tuple[tuple[str, DayCondition], ...] = ()  # Databento: the conditions the run asked once
 
 
 class _Files:
@@ -114,11 +115,14 @@ def _init(job: Job, events: Events, counter: Synchronized[int]) -> None:
 
         source = ApiSource(job.recipe)
         source.resolved = set(job.resolved)
+        for dataset, cond in job.conditions:
+            source.known.setdefault(dataset, {})[cond.day] = cond
     _LOADER = Loader(open_store(job.url), job.recipe, compile_for(job.recipe), job.rhash, job.run_id, job.qroot,
                      source, job.refresh, lambda e: events.put((_WORKER, e)), job.batch_rows)
 
 
-def _one(chunk: Chunk) -> tuple[int, ChunkOutcome | None, Budget | None, int | None]:
+def _one(chunk: Chunk, retry_pass: int = 0, earlier: int = 0) -> tuple[int, ChunkOutcome | None, Budget | None,
+                                                                       int | None]:
     """Fetch and load one chunk in this worker: (worker, outcome, its budget, a signal that stopped it)."""
     loader, events = _LOADER, _EVENTS
     assert loader is not None and events is not None, "_init runs first in every worker"
@@ -130,15 +134,17 @@ def _one(chunk: Chunk) -> tuple[int, ChunkOutcome | None, Budget | None, int | N
             fetched.set_result(loader.fetch(chunk))
         except Exception as e:  # noqa: BLE001 - the loader reports a failed fetch as the chunk's failure
             fetched.set_exception(e)
-        outcome = loader.load(chunk, fetched)
+        outcome = loader.load(chunk, fetched, retry_pass=retry_pass, earlier=earlier)
         return _WORKER, outcome, loader.budget, None
     except KeyboardInterrupt as e:  # interrupt.Interrupted, or a plain SIGINT before the handler was set
         return _WORKER, None, None, getattr(e, "signum", signal.SIGINT)
 
 
 def load_parallel(loader: Loader, todo: list[Chunk], workers: int, job: Job, emit: Callable[[Event], None],
-                  chunk_end: Callable[[str, ChunkOutcome, int], None]) -> int | None:
-    """Load ``todo`` with ``workers`` processes; returns the number of a signal that stopped the run."""
+                  chunk_end: Callable[[str, ChunkOutcome, int], None], *, retry_pass: int = 0,
+                  earlier: Mapping[str, int] | None = None) -> int | None:
+    """Load ``todo`` with ``workers`` processes; returns the number of a signal that stopped the run.
+    ``retry_pass``/``earlier``: as for :meth:`Loader.load` (the run's retry pass)."""
     ctx = multiprocessing.get_context("spawn")
     events: Events = ctx.SimpleQueue()
 
@@ -155,7 +161,7 @@ def load_parallel(loader: Loader, todo: list[Chunk], workers: int, job: Job, emi
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
                                initargs=(job, events, ctx.Value("i", 0)))
     try:
-        pending = {pool.submit(_one, c) for c in todo}
+        pending = {pool.submit(_one, c, retry_pass, (earlier or {}).get(c.chunk_id, 0)) for c in todo}
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             for f in done:

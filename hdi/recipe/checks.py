@@ -11,6 +11,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from hdi._limits import MAX_INSTRUMENT_ID as MAX_INSTRUMENT_ID
+from hdi._limits import MAX_SYMBOLS_PER_REQUEST as MAX_SYMBOLS_PER_REQUEST
+from hdi._limits import SYMBOL_MAX_LEN as SYMBOL_MAX_LEN
+from hdi._limits import shown as shown
 from hdi._tables import DATA_TABLES, SCHEMA_TABLE, schema_hint
 from hdi._timeutil import TIME_RANGE, in_range, to_utc
 from hdi.errors import RecipeError, allowed_list, did_you_mean
@@ -24,8 +28,6 @@ TABLE_NAMES = tuple(DATA_TABLES)
 # Only for "did you mean" hints; any code of the right shape is accepted.
 KNOWN_DATASETS = ("GLBX.MDP3", "XNAS.ITCH", "XNYS.PILLAR", "EQUS.MINI", "EQUS.SUMMARY", "EQUS.PLUS",
                   "IFEU.IMPACT", "NDEX.IMPACT", "OPRA.PILLAR", "DBEQ.BASIC", "ARCX.PILLAR", "IEXG.TOPS")
-MAX_SYMBOLS_PER_REQUEST = 2000  # Databento's documented cap per request
-MAX_INSTRUMENT_ID = 4_294_967_295  # DBN instrument ids are uint32
 
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
 DATASET_RE = re.compile(r"^[A-Z0-9]+\.[A-Z0-9]+$")
@@ -33,7 +35,6 @@ DATASET_RE = re.compile(r"^[A-Z0-9]+\.[A-Z0-9]+$")
 # "AAPL  250221C00250000", "UD:1V: VT 0307920987". Inner runs of spaces are allowed, nothing else blank.
 SYMBOL_CHARS = "A-Z a-z 0-9 . _ - / ! : and inner spaces"
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9._/!:-]+(?: +[A-Za-z0-9._/!:-]+)*$")
-SYMBOL_MAX_LEN = 70
 CONTINUOUS_RE = re.compile(r"^[A-Za-z0-9]+\.[cnv]\.[0-9]+$")
 PARENT_RE = re.compile(r"^[A-Za-z0-9/_ -]+\.(FUT|OPT|SPOT|MLEG)$")
 PERIOD_RE = re.compile(r"^([1-9][0-9]{0,3})d$")
@@ -209,8 +210,3 @@ def too_many(count: int, requests: int = 1) -> None:
         where = "in one request" if requests == 1 else f"for {requests} requests"
         raise Problem(f"{count:,} symbols {where}", f"at most {MAX_SYMBOLS_PER_REQUEST} symbols per request",
                       exit_code=2)
-
-
-def shown(value: str, width: int = 40) -> str:
-    """A long value quoted and cut for a message: ``'ABCDEF...'``."""
-    return repr(value if len(value) <= width else value[:width] + "...")

@@ -23,7 +23,7 @@ from hdi.recipe.registry import OPS
 from hdi.recipe.yamlsrc import YamlProblem, YMap, parse_yaml
 
 TOP_KEYS = ("name", "description", "source", "transform", "validate", "target")
-SOURCE_KEYS = ("vendor", "gateway", "schema", "start", "end", "chunk", "requests")
+SOURCE_KEYS = ("vendor", "gateway", "schema", "start", "end", "chunk", "requests", "batch_threshold_bytes")
 MAX_RECIPE_BYTES = 1024 * 1024  # a real recipe is a few hundred bytes; 2000 symbols fit many times over
 TOP_HINT = "a mapping with keys " + allowed_list(TOP_KEYS) + " (see docs/recipes.md)"
 
@@ -113,7 +113,8 @@ def _problem(arg: Arg, problem: Problem) -> NoReturn:
 def _source(a: Arg) -> Source:
     # start, end and requests may be left out by a recipe used only with --from-file (files are
     # loaded whole); an ingest from Databento then refuses it (hdi.pipeline).
-    kv = a.keys(("vendor", "schema"), ("gateway", "chunk", "start", "end", "requests"), SOURCE_KEYS)
+    kv = a.keys(("vendor", "schema"), ("gateway", "chunk", "start", "end", "requests", "batch_threshold_bytes"),
+                SOURCE_KEYS)
     try:
         vendor = checks.choice(kv["vendor"].value, checks.VENDORS, "vendor")
     except Problem as p:
@@ -145,8 +146,13 @@ def _source(a: Arg) -> Source:
     chunk = _chunk(kv["chunk"]) if "chunk" in kv else Chunk()
     requests = (tuple(_request(r) for r in kv["requests"].items("a list of {dataset, stype_in, symbols} mappings"))
                 if "requests" in kv else ())
+    threshold = (kv["batch_threshold_bytes"].integer(0, 10**18) if "batch_threshold_bytes" in kv
+                 else DEFAULT_BATCH_THRESHOLD_BYTES)
     return Source(vendor=vendor, gateway=gateway, schema=schema, start=times["start"], end=times["end"],
-                  chunk=chunk, requests=requests)
+                  chunk=chunk, requests=requests, batch_threshold_bytes=threshold)
+
+
+DEFAULT_BATCH_THRESHOLD_BYTES = 5_000_000_000  # --batch auto: Databento recommends batch above about 5 GB
 
 
 def _chunk(a: Arg) -> Chunk:

@@ -60,6 +60,8 @@ class Source:
     end: dt.datetime | None
     chunk: Chunk
     requests: tuple[Request, ...]
+    # --batch auto: a run whose billable size (metadata.get_billable_size) is above this goes by batch jobs
+    batch_threshold_bytes: int = 5_000_000_000
 
     @property
     def symbols(self) -> tuple[str, ...]:

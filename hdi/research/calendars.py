@@ -8,7 +8,8 @@ date is the date the session ends (Sunday evening opens Monday's). US equities u
 (09:30-16:00 New York; ``extended=True``: 04:00-20:00).
 
 pandas is only touched to build a schedule; the result is a small Polars frame cached per
-(calendar, year, session kind), so the read path stays in Polars::
+(calendar, year, session kind), in memory and as Parquet in ``<HDI_DATA_DIR>/calendars`` (a new
+process, e.g. ``hdi status``, then never imports pandas), so the read path stays in Polars::
 
     from hdi.research.calendars import calendar_for, schedule, with_trading_date
     cal = calendar_for("GLBX.MDP3", "CLZ4")                 # 'CMEGlobex_CrudeAndRefined'
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import re
 import threading
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from hdi.errors import QueryError, allowed_list
@@ -103,7 +106,48 @@ def _calendar(name: str) -> MarketCalendar:
 
 @functools.lru_cache(maxsize=256)
 def _year(name: str, year: int, extended: bool) -> pl.DataFrame:
-    """One calendar year of sessions (by trading date), built once with pandas, kept as Polars."""
+    """One calendar year of sessions (by trading date), built once with pandas, kept as Polars: in
+    memory, and on disk (:func:`_disk`) so that a new process (``hdi status``) reads it back without
+    importing pandas."""
+    import polars as pl
+
+    path = _disk(name, year, extended)
+    if path is not None and path.is_file():
+        try:
+            return pl.read_parquet(path)
+        except Exception:  # noqa: BLE001 - an unreadable cache file is rebuilt (below)
+            pass
+    frame = _build_year(name, year, extended)
+    if path is not None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame.write_parquet(tmp)
+            os.replace(tmp, path)
+        except OSError:  # a read-only data folder: the schedule is only kept in memory
+            tmp.unlink(missing_ok=True)
+    return frame
+
+
+def _disk(name: str, year: int, extended: bool) -> Path | None:
+    """Where a built calendar year is kept: ``<HDI_DATA_DIR>/calendars``, one Parquet file per
+    (calendar, year, session kind) and pandas_market_calendars version (a new version may correct
+    holidays: its years are built afresh)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from hdi import _config as config
+
+    try:
+        v = version("pandas_market_calendars")
+    except PackageNotFoundError:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_.]+", name + v):
+        return None
+    return config.data_dir() / "calendars" / f"{name}-{year}-{'extended' if extended else 'regular'}-{v}.parquet"
+
+
+def _build_year(name: str, year: int, extended: bool) -> pl.DataFrame:
+    """One calendar year of sessions from pandas_market_calendars."""
     import numpy as np
     import polars as pl
 

@@ -3,21 +3,27 @@
 The pipeline (:mod:`hdi.pipeline`) holds a :class:`Source` and never asks which kind it holds. A
 source plans its own chunks (:meth:`Source.plan`), checks what it can before anything is written
 (:meth:`Source.check`), stores the symbology it knows beyond the chunks' own DBN metadata
-(:meth:`Source.symbology`), and answers each planned :class:`Chunk` with an :class:`Estimate`
-(dry run) or a :class:`Fetched` DBN file (a real run). Everything past ``fetch``, decoding,
+(:meth:`Source.symbology`), says what Databento reports of each day (:meth:`Source.conditions`:
+condition and last_modified_date, asked once per run and range; the ledger keeps them and
+``--update`` re-fetches restated days), and answers each planned :class:`Chunk` with an
+:class:`Estimate` (dry run) or a :class:`Fetched` DBN file (a real run). Everything past ``fetch``, decoding,
 the recipe, validation and the store transaction, is the same for every source.
 
-Two sources implement it: :class:`hdi.source.databento.ApiSource` (Databento's historical API,
-through the raw cache) and :class:`hdi.source.files.FileSource` (DBN files on disk).
+Three sources implement it: :class:`hdi.source.databento.ApiSource` (Databento's historical API,
+through the raw cache), :class:`hdi.source.batch.BatchSource` (Databento batch jobs, ``--batch``)
+and :class:`hdi.source.files.FileSource` (DBN files on disk).
 
-**Adding a source** (e.g. Databento batch downloads): write a class with these six methods in its
+**Adding a source** (e.g. Databento batch downloads): write a class with these seven methods in its
 own module under ``hdi/source/``, and pick it in :func:`hdi.pipeline.plan.open_source`. Its
 ``plan`` returns one :class:`Chunk` per unit it delivers (for batch jobs: one per file of a job,
 with the job's :class:`~hdi.source.chunks.Request` narrowed to the file), with a ``chunk_id``
 that changes when what the chunk holds changes; its ``fetch`` submits, waits for and downloads
 what the chunk needs (retrying with a :class:`~hdi._retrying.RetryPolicy`) and returns the opened
 :class:`~hdi.source.files.DbnFile`, verified (:mod:`hdi.source.dbnfile`), with what it cost. The
-loader, the ledger and the estimator need no change: they read only these values.
+loader, the ledger and the estimator need no change: they read only these values. A source that
+reads Databento returns, in each ``Fetched``, the conditions of the chunk's days as it knew them
+before the download (its ``conditions`` memo), and plans ``UpdateRange.refetch`` ranges as
+chunks with ``Chunk.refetch`` set (downloaded afresh, never from a cache).
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ if TYPE_CHECKING:
     from hdi.source.files import DbnFile
     from hdi.store.base import Store
 
-__all__ = ["Chunk", "Estimate", "Fetched", "Plan", "Source", "UpdateRange", "chunk_id", "recipe_range"]
+__all__ = ["Chunk", "DayCondition", "Estimate", "Fetched", "Plan", "Source", "UpdateRange", "chunk_id",
+           "recipe_range"]
 
 
 def recipe_range(recipe: Recipe) -> tuple[dt.datetime, dt.datetime]:
@@ -61,14 +68,29 @@ def chunk_id(request: Request, rhash: str, content: str = "") -> str:
 
 
 @dataclass(frozen=True)
+class DayCondition:
+    """Databento's condition of one UTC date of a dataset (``metadata.get_dataset_condition``):
+    ``available``, ``degraded``, ``pending`` or ``missing``, and the date any schema of that day was
+    last regenerated (a later one than at the fetch means the day was restated)."""
+
+    day: dt.date
+    condition: str
+    last_modified: dt.date | None
+
+
+@dataclass(frozen=True)
 class UpdateRange:
-    """``--update``: one request's symbols sharing the same range still to fetch."""
+    """``--update``: one request's symbols sharing the same range still to fetch. ``refetch`` (a
+    reason: restated, degraded, pending) marks days fetched before whose stored rows the new fetch
+    replaces exactly; ``tag`` makes such a chunk's id differ from the fetch it replaces."""
 
     dataset: str
     stype_in: str
     symbols: tuple[str, ...]
     start: dt.datetime
     end: dt.datetime
+    refetch: str = ""
+    tag: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,7 @@ class Chunk:
     where: str = ""  # what quarantined rows name as their source ("" = the request)
     bounded: bool = True  # False for a file whose metadata has no end: no upper bound on its records
     keep: FileWindow | None = None  # records outside --start/--end/--symbols are left out (files)
+    refetch: str = ""  # restated | degraded | pending: the stored rows of its days are replaced exactly
 
     @property
     def end(self) -> dt.datetime | None:
@@ -124,6 +147,7 @@ class Fetched:
 
     file: DbnFile | None
     cost_usd: float = 0.0
+    conditions: tuple[DayCondition, ...] = ()  # the chunk's days as the source knew them before the fetch
 
 
 class Fetcher(Protocol):
@@ -150,6 +174,16 @@ class Source(Protocol):
     def dataset_range(self, dataset: str) -> tuple[dt.datetime, dt.datetime] | None:
         """(start, end) of the data available for ``dataset``; None when the source has no such
         notion (files: ``--update`` then plans nothing beyond them)."""
+        ...
+
+    def conditions(self, dataset: str, start: dt.date, end: dt.date) -> dict[dt.date, DayCondition]:
+        """Databento's condition of each date of ``dataset`` in [start, end] (inclusive), asked once
+        per run and range and remembered (``fetch`` returns its chunk's days from it); empty for a
+        source without such a notion (files).
+
+        Raises:
+            HdiError: the source could not say.
+        """
         ...
 
     def plan(self, recipe: Recipe, rhash: str, ranges: Sequence[UpdateRange] | None) -> Plan:

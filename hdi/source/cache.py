@@ -20,6 +20,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,13 +96,22 @@ class RawCache:
     def sidecar_for(self, request: Request) -> Path:
         return self.folder(request) / f"{request.key}.json"
 
-    def get(self, request: Request) -> Path | None:
+    def get(self, request: Request, version: str | None = None) -> Path | None:
         """The cached file of ``request`` once it has been read in full and matches its sidecar;
-        None when there is none. A file that does not match is deleted with a warning naming it."""
+        None when there is none. A file that does not match is deleted with a warning naming it.
+
+        ``version`` is what Databento says of the request's days now (their conditions and
+        last_modified_date, :func:`data_version`): a file whose sidecar records another version was
+        fetched before a restatement (or while a day was degraded or pending) and is not served
+        (it is replaced by the next download). A sidecar without a version is not judged by it."""
         path = self.path_for(request)
         try:
             st = path.stat()
         except OSError:
+            return None
+        if version is not None and (old := self._version(request)) is not None and old != version:
+            logger.info("raw cache file %s was fetched when Databento said %s, now %s: not served, it will be "
+                        "downloaded again", path, old, version)
             return None
         stamp = _stamp(st)
         if self._checked.get(path) == stamp:  # verified by this process, unchanged since
@@ -115,6 +125,14 @@ class RawCache:
         self.discard(path)
         self.discard(self.sidecar_for(request))
         return None
+
+    def _version(self, request: Request) -> str | None:
+        try:
+            side = json.loads(self.sidecar_for(request).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        got = side.get("data_version") if isinstance(side, dict) else None
+        return got if isinstance(got, str) else None
 
     def _problem(self, request: Request, path: Path, size: int) -> str | None:
         """Why the cached file cannot be trusted (None: it can); reads the whole file."""
@@ -147,10 +165,12 @@ class RawCache:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f".{request.key}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}{_PART}"
 
-    def commit(self, request: Request, tmp: Path, info: Verified, *, source: str | None) -> Path:
+    def commit(self, request: Request, tmp: Path, info: Verified, *, source: str | None,
+               version: str | None = None) -> Path:
         """Move a verified temporary file into place with its sidecar (``source``: the gateway URL or
-        None; only its scheme and host are kept). On any failure neither the temporary files nor a
-        new file without its sidecar are left behind."""
+        None; only its scheme and host are kept; ``version``: Databento's conditions of its days
+        before the download, :func:`data_version`). On any failure neither the temporary files nor
+        a new file without its sidecar are left behind."""
         final = self.path_for(request)
         sidecar = {
             "key": request.key, "dataset": request.dataset, "schema": request.schema, "stype_in": request.stype_in,
@@ -159,6 +179,8 @@ class RawCache:
             "file_bytes": info.file_bytes, "sha256": info.sha256, "source": public_source(source),
             "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        if version is not None:
+            sidecar["data_version"] = version
         side_tmp = self.temp_path(request, ".json")
         moved = False
         try:
@@ -209,6 +231,11 @@ class RawCache:
                 self.discard(p)
                 n += 1
         return n
+
+
+def data_version(conditions: Sequence[tuple[object, str, object]]) -> str:
+    """What the raw cache records of a download's days: ``day=condition@last_modified_date`` each."""
+    return ";".join(f"{d}={c}@{m}" for d, c, m in conditions)
 
 
 def check_complete(f: DbnFile, decoded: int) -> None:

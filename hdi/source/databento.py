@@ -24,8 +24,8 @@ from hdi import _config as config
 from hdi._redaction import redact, remember
 from hdi._timeutil import parse_iso
 from hdi.errors import ConfigError, HdiError, SourceError
-from hdi.source.base import Chunk, Estimate, Fetched, Plan, UpdateRange, chunk_id, recipe_range
-from hdi.source.cache import RawCache, public_source
+from hdi.source.base import Chunk, DayCondition, Estimate, Fetched, Plan, UpdateRange, chunk_id, recipe_range
+from hdi.source.cache import RawCache, data_version, public_source
 from hdi.source.chunks import Request, plan_chunks
 from hdi.source.dbncheck import Verified, verify
 from hdi.source.retry import RetryPolicy, call_with_retry
@@ -88,17 +88,19 @@ class DatabentoSource:
         return result
 
     # ---- data --------------------------------------------------------------------------------
-    def fetch(self, request: Request, *, refresh: bool = False) -> Path:
+    def fetch(self, request: Request, *, refresh: bool = False, version: str | None = None) -> Path:
         """The raw DBN file of ``request``: from the cache, else downloaded, verified and cached.
 
         Args:
             request: what to download.
             refresh: download again even when cached (the old file stays until the new one is verified).
+            version: Databento's conditions of the request's days now (:func:`~hdi.source.cache.data_version`):
+                a cached file fetched under another version is not served but downloaded again.
 
         Raises:
             SourceError: the download failed after retries, or the file does not answer the request.
         """
-        if not refresh and (cached := self.cache.get(request)) is not None:
+        if not refresh and (cached := self.cache.get(request, version)) is not None:
             logger.info("cache hit %s -> %s", request.describe(), cached)
             return cached
         if not self._swept:
@@ -132,7 +134,7 @@ class DatabentoSource:
             raise result
         tmp, info = result
         try:
-            path = self.cache.commit(request, tmp, info, source=self.gateway)
+            path = self.cache.commit(request, tmp, info, source=self.gateway, version=version)
         except OSError as exc:
             local = _local_cause(exc, tmp)
             if local is not None:
@@ -170,10 +172,10 @@ class DatabentoSource:
             dataset=q.dataset, schema=q.schema, stype_in=q.stype_in, symbols=list(q.symbols), start=q.start,
             end=q.end)))
 
-    def is_cached(self, request: Request) -> bool:
+    def is_cached(self, request: Request, version: str | None = None) -> bool:
         """Whether ``fetch`` would be served from the raw cache (no download, no cost): the file is
         there and checks out against its sidecar (a damaged one is discarded here)."""
-        return self.cache.get(request) is not None
+        return self.cache.get(request, version) is not None
 
     def resolve(self, dataset: str, symbols: Iterable[str], stype_in: str, start_date: date | str,
                 end_date: date | str | None = None) -> pl.DataFrame:
@@ -222,6 +224,20 @@ class DatabentoSource:
         """(start, end) of the data available for ``dataset``, UTC."""
         out = self._call(f"get_dataset_range {dataset}", lambda: self.client.metadata.get_dataset_range(dataset))
         return parse_iso(str(out["start"])), parse_iso(str(out["end"]))
+
+    def dataset_condition(self, dataset: str, start: date, end: date) -> list[DayCondition]:
+        """Databento's condition and last_modified_date of each date of ``dataset`` in [start, end]
+        (``metadata.get_dataset_condition``, one call; dates inclusive)."""
+        out = self._call(f"get_dataset_condition {dataset} [{start}, {end}]",
+                         lambda: self.client.metadata.get_dataset_condition(dataset, start_date=start, end_date=end))
+        got: list[DayCondition] = []
+        for row in out:
+            d, cond, mod = row.get("date"), row.get("condition"), row.get("last_modified_date")
+            if not isinstance(d, str) or not isinstance(cond, str):
+                raise SourceError(f"get_dataset_condition {dataset}: an answer without date or condition: {row}")
+            got.append(DayCondition(date.fromisoformat(d[:10]), cond,
+                                    date.fromisoformat(mod[:10]) if isinstance(mod, str) and mod else None))
+        return got
 
     def list_schemas(self, dataset: str) -> list[str]:
         """Schemas ``dataset`` offers."""
@@ -272,6 +288,8 @@ class ApiSource:
             raise ConfigError(f"{recipe.path}: vendor '{recipe.source.vendor}' is not supported; allowed: databento")
         self.api = client or DatabentoSource(recipe.source.gateway)
         self.resolved: set[tuple[str, str]] = set()  # (dataset, symbol) resolving somewhere in the range
+        # Databento's dataset conditions asked so far this run: dataset -> date -> condition
+        self.known: dict[str, dict[date, DayCondition]] = {}
 
     def __repr__(self) -> str:
         return f"ApiSource({self.api!r})"
@@ -314,6 +332,25 @@ class ApiSource:
     def dataset_range(self, dataset: str) -> tuple[datetime, datetime]:
         return self.api.dataset_range(dataset)
 
+    def conditions(self, dataset: str, start: date, end: date) -> dict[date, DayCondition]:
+        """One ``get_dataset_condition`` call for [start, end] unless every date is known already."""
+        known = self.known.setdefault(dataset, {})
+        days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+        if any(d not in known for d in days):
+            for c in self.api.dataset_condition(dataset, start, end):
+                known[c.day] = c
+        return {d: known[d] for d in days if d in known}
+
+    def _chunk_conditions(self, request: Request) -> tuple[tuple[DayCondition, ...], str | None]:
+        """The request's days as known this run, and their cache version (None unless every day
+        is known)."""
+        known = self.known.get(request.dataset, {})
+        last = (request.end - timedelta(microseconds=1)).date()
+        days = [request.start.date() + timedelta(days=i) for i in range((last - request.start.date()).days + 1)]
+        conds = tuple(known[d] for d in days if d in known)
+        whole = len(conds) == len(days)
+        return conds, data_version([(c.day, c.condition, c.last_modified) for c in conds]) if whole else None
+
     def require_offered(self, dataset: str, schema: str, path: object) -> None:
         """``ohlcv-eod`` only where the dataset offers it, as ``metadata.list_schemas`` says (never
         assumed); a transient failure of that call is only logged."""
@@ -333,10 +370,13 @@ class ApiSource:
     def plan(self, recipe: Recipe, rhash: str, ranges: Sequence[UpdateRange] | None) -> Plan:
         src = recipe.source
         start, end = recipe_range(recipe)
-        wanted = ([(g.dataset, g.stype_in, g.symbols, g.start, g.end) for g in ranges] if ranges is not None else
-                  [(rq.dataset, rq.stype_in, rq.symbols, start, end) for rq in src.requests])
-        chunks = [Chunk(chunk_id(req, rhash), req, req.describe())
-                  for dataset, stype_in, symbols, start, end in wanted
+        wanted = ([(g.dataset, g.stype_in, g.symbols, g.start, g.end, g.refetch, g.tag) for g in ranges]
+                  if ranges is not None else
+                  [(rq.dataset, rq.stype_in, rq.symbols, start, end, "", "") for rq in src.requests])
+        chunks = [Chunk(chunk_id(req, rhash, f"{refetch}|{tag}" if refetch else ""), req,
+                        f"{req.describe()} ({refetch}: replaces the stored rows)" if refetch else req.describe(),
+                        refetch=refetch)
+                  for dataset, stype_in, symbols, start, end, refetch, tag in wanted
                   for req in plan_chunks(dataset, src.schema, stype_in, symbols, start, end,
                                          period=src.chunk.period, max_symbols=src.chunk.max_symbols)]
         return Plan(tuple(chunks))
@@ -387,13 +427,15 @@ class ApiSource:
         from hdi.source.files import open_dbn
 
         q = chunk.request
+        conds, version = self._chunk_conditions(q)
+        refresh = refresh or bool(chunk.refetch)  # a restated day is never served from the cache
         try:
-            cached = not refresh and self.api.is_cached(q)
+            cached = not refresh and self.api.is_cached(q, version)
             cost = 0.0 if cached else self.api.cost(q)
-            return Fetched(open_dbn(self.api.fetch(q, refresh=refresh)), cost)
+            return Fetched(open_dbn(self.api.fetch(q, refresh=refresh, version=version)), cost, conds)
         except SourceError as e:
             if not self._empty_window(e, q):
                 raise
             logger.info("%s: no symbol maps to an instrument in this window (Databento 422); a chunk without "
                         "data", chunk.label)
-            return Fetched(None)
+            return Fetched(None, conditions=conds)

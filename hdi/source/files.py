@@ -39,7 +39,7 @@ from hdi._tables import schema_hint
 from hdi._timeutil import MIN_TIME, TIME_RANGE, as_utc, in_range
 from hdi.errors import DecodeError, SchemaNeededError, SourceError, allowed_list
 from hdi.recipe.checks import DATASET_RE
-from hdi.source.base import Chunk, Estimate, Fetched, Plan, UpdateRange, chunk_id
+from hdi.source.base import Chunk, DayCondition, Estimate, Fetched, Plan, UpdateRange, chunk_id
 from hdi.source.dbnfile import ZSTD_MAGIC, CorruptStream, is_skippable, read_layout, record_class, record_size
 
 if TYPE_CHECKING:
@@ -589,6 +589,10 @@ class FileSource:
 
     def check(self, recipe: Recipe, *, update: bool, names: tuple[str, str]) -> None:
         """Nothing left to check: the files were checked when opened."""
+
+    def conditions(self, dataset: str, start: date, end: date) -> dict[date, DayCondition]:
+        """Files carry no dataset conditions."""
+        return {}
 
     def dataset_range(self, dataset: str) -> None:
         """Files have no available range: ``--update`` plans nothing beyond them."""

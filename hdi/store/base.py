@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -32,7 +32,7 @@ from hdi._redaction import redact_url, remember
 from hdi._retrying import RetryPolicy
 from hdi._tables import DATA_TABLES, SYMBOLOGY, Table
 from hdi.errors import ConcurrentWriteError, StoreError, allowed_list
-from hdi.store import ledger
+from hdi.store import counts, ledger
 from hdi.store.frames import empty_frame, normalise
 from hdi.store.ledger import INGEST_CHUNKS, INGEST_RUNS, ChunkRecord, RunRecord
 from hdi.store.schema import ALL_TABLES
@@ -62,6 +62,10 @@ class Transaction(ABC):
         self.already_present = 0
         self.results: list[WriteResult] = []
         self.cancelled = False
+        self.deleted = 0  # data rows removed by delete_days
+        # symbols -> instrument ids from the store's symbology (set by Store.transaction)
+        self.symbol_ids: Callable[[str, Sequence[str], dt.datetime, dt.datetime], list[int]] | None = None
+        self.counts = counts.Tracker()  # row_counts changes, written by flush_counts() before commit
 
     def write(self, table: str, frame: pl.DataFrame, *, on_conflict: str = "ignore") -> WriteResult:
         """Write one batch of rows idempotently (see :meth:`Store.write`)."""
@@ -77,6 +81,8 @@ class Transaction(ABC):
         if t.name in DATA_TABLES:  # ledger-side tables (ingest_days) do not count as loaded rows
             self.inserted += result.inserted
             self.already_present += result.already_present
+            if result.path == "append":  # the range held no stored row: every row of the frame was inserted
+                self.counts.add(t, frame)
         self.results.append(result)
         return result
 
@@ -85,9 +91,102 @@ class Transaction(ABC):
         if frame.height:
             self._write(SYMBOLOGY, frame, "ignore")
 
+    def delete_days(self, table: str, *, dataset: str, symbols_or_instrument_ids: Sequence[int | str],
+                    start: dt.datetime, end: dt.datetime, equals: dict[str, Any] | None = None) -> int:
+        """Delete the stored rows of ``table`` for ``dataset``'s instruments with the table's time
+        column in [start, end): the only path that deletes data rows. A restated day is replaced
+        exactly by this delete followed by the day's new rows, in the same transaction as the chunk's
+        ledger rows (after a crash the store holds the old day or the new one, never a mix).
+
+        Call it before the transaction writes rows of ``table`` (the lake store refuses otherwise).
+
+        Args:
+            table: a data table name.
+            dataset: only this dataset's rows (instrument ids are per dataset).
+            symbols_or_instrument_ids: instrument ids (int), or symbols (str) resolved to the
+                instruments the store's symbology maps them to on any day of [start, end).
+            start, end: the time range (UTC), end exclusive; a restatement passes whole UTC days.
+            equals: further column = value restrictions (``{"granularity": "1m"}`` in a table
+                holding several bar sizes or snapshot intervals).
+
+        Returns:
+            The number of rows deleted.
+
+        Raises:
+            StoreError: not a data table, an unknown column, or the database refused.
+        """
+        t = _table(table)
+        if t.name not in DATA_TABLES:
+            raise StoreError(f"delete_days: '{table}' is not a data table; allowed: {allowed_list(DATA_TABLES)}")
+        for c in equals or {}:
+            if c not in t.names:
+                raise StoreError(f"delete_days: table '{table}' has no column '{c}'; it has: {', '.join(t.names)}")
+        if start >= end:
+            raise StoreError(f"delete_days: start {start} is not before end {end}")
+        ids = {int(x) for x in symbols_or_instrument_ids if not isinstance(x, str)}
+        symbols = [x for x in symbols_or_instrument_ids if isinstance(x, str)]
+        if symbols:
+            if self.symbol_ids is None:
+                raise StoreError("delete_days: symbols given but this transaction cannot read the symbology; "
+                                 "pass instrument ids")
+            ids |= set(self.symbol_ids(dataset, symbols, start, end))
+        if not ids:
+            return 0
+        n = self._delete_days(t, dataset, sorted(ids), start, end, dict(equals or {}))
+        # the deleted days' row_counts are recounted at commit (their rows after this delete and the
+        # writes that follow it in the transaction)
+        lo, hi = (x if x.tzinfo else x.replace(tzinfo=dt.UTC) for x in (start, end))
+        self._touch(t, dataset, sorted(ids), lo.astimezone(dt.UTC).date(),
+                    (hi.astimezone(dt.UTC) - dt.timedelta(microseconds=1)).date())
+        log.info("deleted %s: %d rows of %s, %d instrument(s), [%s, %s)", t.name, n, dataset, len(ids), start, end)
+        self.deleted += n
+        return n
+
+    @abstractmethod
+    def _delete_days(self, table: Table, dataset: str, instrument_ids: list[int], start: dt.datetime,
+                     end: dt.datetime, equals: dict[str, Any]) -> int:
+        """Delete ``dataset``'s rows of ``instrument_ids`` with the time column in [start, end) and the
+        ``equals`` values; return how many."""
+
     @abstractmethod
     def _write(self, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
-        """Conform and write one non-empty batch."""
+        """Conform and write one non-empty batch. A data-table write on the ``append`` path is
+        counted by :meth:`write`; a merge must count what it inserted itself (``self.counts.add``
+        / ``add_stats``) or :meth:`_touch` the keys it wrote (see :mod:`hdi.store.counts`)."""
+
+    # -- row counts (hdi/store/counts.py) ---------------------------------------------------------
+    def _touch(self, table: Table | str, dataset: str, instrument_ids: Sequence[int] | None,
+               first_day: dt.date, last_day: dt.date) -> None:
+        """Stored rows of ``table`` changed for these keys in a way no count follows (a delete, a
+        merge that does not count what it inserted): at commit their ``row_counts`` are recounted
+        from the table inside this transaction. ``instrument_ids`` None: every instrument of the
+        dataset; days are UTC and inclusive. Every mutation path that is not an append calls this
+        (or counts exactly), so the counts stay equal to the stored rows."""
+        name = table.name if isinstance(table, Table) else table
+        if name not in DATA_TABLES or (instrument_ids is not None and not instrument_ids):
+            return
+        ids = tuple(sorted({int(i) for i in instrument_ids})) if instrument_ids is not None else None
+        self.counts.touch(counts.Scope(name, dataset, ids, first_day, last_day))
+
+    def _touch_rows(self, table: Table, frame: pl.DataFrame) -> None:
+        """:meth:`_touch` the keys (dataset, instruments, days) of a frame of ``table`` rows."""
+        if table.name not in DATA_TABLES:
+            return
+        for scope in counts.scopes_of(table, frame):
+            self.counts.touch(scope)
+
+    def flush_counts(self) -> None:
+        """Write this transaction's ``row_counts`` changes, inside it (the store contract calls this
+        right before :meth:`commit`)."""
+        if self.counts.empty:
+            return
+        self._write_counts(self.counts.deltas(), list(self.counts.scopes))
+        self.counts.clear()
+
+    @abstractmethod
+    def _write_counts(self, deltas: pl.DataFrame, scopes: list[counts.Scope]) -> None:
+        """Recount ``scopes`` (replacing their count rows), then add ``deltas`` (``row_counts``
+        columns; keys of no scope) to the stored counts, in this transaction."""
 
     @abstractmethod
     def upsert(self, table: Table, row: dict[str, Any]) -> None:
@@ -214,6 +313,7 @@ class Store(ABC):
         """
         self.migrate()
         txn = self._begin()
+        txn.symbol_ids = self.instrument_ids
         try:
             yield txn
             if chunk is not None:
@@ -221,6 +321,7 @@ class Store(ABC):
                 txn.upsert(INGEST_CHUNKS, chunk.row())
             if run is not None:
                 txn.upsert(INGEST_RUNS, run.row())
+            txn.flush_counts()
             txn.commit()
         except BaseException as e:
             txn.rollback()
@@ -269,6 +370,19 @@ class Store(ABC):
             txn.rollback()
             raise
 
+    def record_row(self, table: str, row: dict[str, Any]) -> None:
+        """Upsert one row of a ledger table on its own, committed at once (the batch-job ledger,
+        :mod:`hdi.source.batch`, writes before and after each ``batch.*`` call)."""
+        t = _table(table)
+        self.migrate()
+        txn = self._begin()
+        try:
+            txn.upsert(t, row)
+            txn.commit()
+        except BaseException:
+            txn.rollback()
+            raise
+
     def save_run(self, run: RunRecord) -> None:
         """Upsert an ``ingest_runs`` row."""
         with self.transaction(run=run):
@@ -304,6 +418,17 @@ class Store(ABC):
         sql, params = select_sql(t, cols, price_sql=self._price_sql, start=start, end=end,
                                  selections=selections, equals=equals)
         return normalise(self._fix_prices(self._fetch(sql, params), t), t, cols)
+
+    def instrument_ids(self, dataset: str, symbols: Sequence[str], start: dt.datetime, end: dt.datetime) -> list[int]:
+        """The instruments the stored symbology maps ``symbols`` of ``dataset`` to on any UTC day of
+        [start, end) (symbology intervals are UTC dates, end exclusive)."""
+        rows = self.symbology(list(symbols))
+        if rows.height == 0:
+            return []
+        last = (end - dt.timedelta(microseconds=1)).date()
+        got = rows.filter((pl.col("dataset") == dataset) & (pl.col("start_date") <= last)
+                          & (pl.col("end_date") > start.date()))
+        return sorted({int(i) for i in got.get_column("instrument_id").to_list()})
 
     def symbology(self, symbols: Sequence[str] | None = None) -> pl.DataFrame:
         """Symbology rows, for the given symbols (any stype) or all."""

@@ -9,6 +9,7 @@ natural key is absent (an anti-join restricted to the frame's time range).
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 from collections.abc import Iterator, Sequence
@@ -18,15 +19,16 @@ from typing import Any
 
 import polars as pl
 
-from hdi._tables import Table
+from hdi._tables import DATA_TABLES, Table
 from hdi.errors import StoreError
+from hdi.store import counts
 from hdi.store import duckdb_share as share
 from hdi.store.base import Store, Transaction, WriteResult
 from hdi.store.check import column_problem, damaged, version_problem
 from hdi.store.frames import time_bounds
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import ALL_TABLES, conform, create_table_sql, ident
-from hdi.store.sql import overlap_probe
+from hdi.store.sql import delete_days_sql, overlap_probe
 
 log = logging.getLogger(__name__)
 
@@ -278,21 +280,43 @@ class _DuckTxn(Transaction):
         key = ", ".join(ident(k) for k in table.key)
         tc = ident(table.time_column)
         lo, hi = time_bounds(frame, table.time_column)
+        # a data table's merge counts the rows it inserts from RETURNING (only the columns the counts need)
+        cols = counts.count_columns(table) if table.name in DATA_TABLES else [table.key[0]]
         if on_conflict == "update":
             match = " AND ".join(f"t.{ident(k)} = b.{ident(k)}" for k in table.key)
-            replaced = _first(con.execute(f"DELETE FROM {ident(table.name)} t USING hdi_batch b WHERE {match}")
-                              .fetchall())
+            gone = _arrow_frame(con.execute(f"DELETE FROM {ident(table.name)} t USING hdi_batch b WHERE {match} "
+                                            f"RETURNING {', '.join('t.' + ident(c) for c in cols)}"))
             con.execute(f"INSERT INTO {ident(table.name)} BY NAME SELECT * FROM hdi_batch").fetchall()
-            return WriteResult(table.name, n, n - replaced, replaced, "merge")
-        inserted = _first(con.execute(
+            if table.name in DATA_TABLES:  # a replaced row keeps its key (instrument, day, time): the rest are new
+                self.counts.add_stats(counts.subtract(counts.frame_stats(table, frame),
+                                                      counts.frame_stats(table, gone)))
+            return WriteResult(table.name, n, n - gone.height, gone.height, "merge")
+        new = _arrow_frame(con.execute(
             f"INSERT INTO {ident(table.name)} BY NAME SELECT b.* FROM hdi_batch b ANTI JOIN "
-            f"(SELECT {key} FROM {ident(table.name)} WHERE {tc} >= $1 AND {tc} < $2) e USING ({key})",
-            [lo, hi]).fetchall())
-        return WriteResult(table.name, n, inserted, n - inserted, "merge")
+            f"(SELECT {key} FROM {ident(table.name)} WHERE {tc} >= $1 AND {tc} < $2) e USING ({key}) "
+            f"RETURNING {', '.join(ident(c) for c in cols)}", [lo, hi]))
+        self.counts.add(table, new)  # a data table's rows only
+        return WriteResult(table.name, n, new.height, n - new.height, "merge")
 
     def _overlaps(self, table: Table, frame: pl.DataFrame) -> bool:
         sql, params = overlap_probe(table, frame)
         return bool(self.con.execute(sql, params).fetchall())
+
+    def _delete_days(self, table: Table, dataset: str, instrument_ids: list[int], start: dt.datetime,
+                     end: dt.datetime, equals: dict[str, Any]) -> int:
+        sql, params = delete_days_sql(table, dataset, instrument_ids, start, end, equals)
+        n: int = self._guard("delete", lambda: _run(self.con, sql, params))
+        return n
+    def _write_counts(self, deltas: pl.DataFrame, scopes: list[counts.Scope]) -> None:
+        def write() -> None:
+            for scope in scopes:
+                for sql, params in counts.recount_sql(scope, "duckdb"):
+                    _run(self.con, sql, params)
+            if deltas.height:
+                hdi_counts = deltas  # noqa: F841 - read by the SQL below (replacement scan)
+                self.con.execute(counts.add_sql("hdi_counts")).fetchall()
+
+        self._guard("row counts", write)
 
     def upsert(self, table: Table, row: dict[str, Any]) -> None:
         self._chunk = table.name == "ingest_chunks"  # a run's row (its end) detaches at once
@@ -328,6 +352,19 @@ class _DuckTxn(Transaction):
             finally:
                 self._open = False
                 self._end()
+
+
+def _arrow_frame(result: Any) -> pl.DataFrame:
+    """A statement's RETURNING rows as a frame (through Arrow; DuckDB's hint to use ``con.sql`` is for
+    queries, and a DML statement must run exactly once, here)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        frame = pl.from_arrow(result.to_arrow_table())
+    if not isinstance(frame, pl.DataFrame):  # an Arrow table always converts to a frame
+        raise StoreError("DuckDB returned no table")
+    return frame
 
 
 def _uncap(con: Any) -> None:

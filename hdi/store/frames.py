@@ -35,12 +35,13 @@ def normalise(frame: pl.DataFrame, table: Table, columns: Sequence[str]) -> pl.D
     """Give a fetched frame exactly the table's dtypes; rebuild ns timestamps from *_ns columns."""
     exprs = []
     ns_of = dict(table.ns_columns)
+    schema = frame.schema  # built once: DataFrame.schema makes a new Schema each time it is read
     for c in columns:
         target = table.column(c).type.polars
-        if c in ns_of and ns_of[c] in frame.columns:
+        if c in ns_of and ns_of[c] in schema:
             exprs.append(pl.col(ns_of[c]).cast(pl.Datetime("ns")).dt.replace_time_zone("UTC").alias(c))
             continue
-        dtype = frame.schema[c]
+        dtype = schema[c]
         if isinstance(dtype, pl.Datetime):
             e = pl.col(c)
             e = e.dt.replace_time_zone("UTC") if dtype.time_zone is None else e.dt.convert_time_zone("UTC")

@@ -59,11 +59,12 @@ import polars as pl
 
 from hdi._tables import DATA_TABLES, ROLLS, SYMBOLOGY, ColType, Table
 from hdi.errors import ConcurrentWriteError, StoreError
+from hdi.store import counts
 from hdi.store.base import Store, Transaction, WriteResult
 from hdi.store.check import column_problem, damaged, version_problem
 from hdi.store.frames import time_bounds
-from hdi.store.ledger import LEDGER_TABLES, ChunkRecord, RunRecord
-from hdi.store.migrate import MIGRATIONS_TABLE
+from hdi.store.ledger import LEDGER_TABLES, ROW_COUNTS, ChunkRecord, RunRecord
+from hdi.store.migrate import COUNTS_VERSION, MIGRATIONS_TABLE
 from hdi.store.schema import ALL_TABLES, SCHEMA_VERSION, conform
 
 if TYPE_CHECKING:
@@ -222,6 +223,41 @@ def _sql_frame(rows: list[tuple[Any, ...]], table: Table, columns: Sequence[str]
     return frame.select(exprs)
 
 
+@dataclass(frozen=True)
+class LakeCounts:
+    """A lake transaction's ``row_counts`` changes: ``recounted`` replaces the counts of ``scopes``
+    (read from the snapshot the transaction committed), ``deltas`` are added."""
+
+    deltas: pl.DataFrame
+    scopes: list[counts.Scope]
+    recounted: pl.DataFrame
+
+
+def _count_rows(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
+    types = [ROW_COUNTS.column(c).type for c in counts.COLUMNS]
+    return [tuple(_to_sql_value(v, t) for v, t in zip(r, types, strict=True))
+            for r in frame.select(counts.COLUMNS).iter_rows()]
+
+
+def _apply_counts(con: sqlite3.Connection, c: LakeCounts) -> None:
+    """``row_counts`` changes in the open SQLite transaction (see :class:`LakeCounts`)."""
+    counts_table = _sql_ident(ROW_COUNTS.name)
+    cols = ", ".join(_sql_ident(x) for x in counts.COLUMNS)
+    marks = ", ".join("?" for _ in counts.COLUMNS)
+    day = ColType.DATE
+    for s in c.scopes:
+        only = (" AND instrument_id IN (" + ", ".join("?" for _ in s.instrument_ids) + ")") \
+            if s.instrument_ids is not None else ""
+        con.execute(f"DELETE FROM {counts_table} WHERE table_name = ? AND dataset = ? AND day >= ? AND day <= ?{only}",
+                    (s.table, s.dataset, _to_sql_value(s.first_day, day), _to_sql_value(s.last_day, day),
+                     *(s.instrument_ids or ())))
+    con.executemany(f"INSERT OR REPLACE INTO {counts_table} ({cols}) VALUES ({marks})", _count_rows(c.recounted))
+    key = ", ".join(_sql_ident(k) for k in counts.KEY)
+    con.executemany(f"INSERT INTO {counts_table} ({cols}) VALUES ({marks}) ON CONFLICT ({key}) DO UPDATE SET "
+                    "\"rows\" = \"rows\" + excluded.\"rows\", first_ns = min(first_ns, excluded.first_ns), "
+                    "last_ns = max(last_ns, excluded.last_ns)", _count_rows(c.deltas))
+
+
 class Ledger:
     """The SQLite file holding the ledger, the symbology and the commit log of a lake store.
 
@@ -255,13 +291,17 @@ class Ledger:
         with self.lock:
             return {r[0] for r in self.connect().execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
-    def migrate(self) -> None:
+    def migrate(self) -> bool:
+        """Create the ledger's tables and record the schema versions. Returns True when the store
+        existed before migration 7 (its ``row_counts`` are to be filled: ``fill_counts`` records 7)."""
         with self.lock:
             con = self.connect()
             con.execute("BEGIN IMMEDIATE")
             try:
                 con.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, "
                             "applied_at INTEGER)")
+                known = {r[0] for r in con.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")}
+                to_fill = bool(known) and COUNTS_VERSION not in known
                 for t in SQL_TABLES.values():
                     cols = ", ".join(f"{_sql_ident(c.name)} {_SQLITE_TYPES.get(c.type, 'INTEGER')}"
                                      f"{'' if c.nullable else ' NOT NULL'}" for c in t.columns)
@@ -272,12 +312,15 @@ class Ledger:
                             "committed_at INTEGER NOT NULL, PRIMARY KEY (table_name, snapshot_id))")
                 now = _to_sql_value(dt.datetime.now(dt.UTC), ColType.TS)
                 for v in range(1, SCHEMA_VERSION + 1):
+                    if v == COUNTS_VERSION and to_fill:
+                        continue
                     con.execute(f"INSERT OR IGNORE INTO {MIGRATIONS_TABLE} (version, applied_at) VALUES (?, ?)",
                                 (v, now))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+        return to_fill
 
     def read(self, table: Table, where: str = "", params: Sequence[Any] = ()) -> pl.DataFrame:
         cols = table.names
@@ -288,13 +331,16 @@ class Ledger:
         return _sql_frame(rows, table, cols)
 
     def apply(self, writes: list[tuple[Table, list[dict[str, Any]], str]],
-              commits: list[tuple[str, str | None, str, int, int]]) -> dict[int, int]:
+              commits: list[tuple[str, str | None, str, int, int]],
+              row_counts: LakeCounts | None = None) -> dict[int, int]:
         """Apply buffered writes in one transaction; returns rows inserted per write index."""
         inserted: dict[int, int] = {}
         with self.lock:
             con = self.connect()
             con.execute("BEGIN IMMEDIATE")
             try:
+                if row_counts is not None:
+                    _apply_counts(con, row_counts)
                 for i, (table, rows, on_conflict) in enumerate(writes):
                     cols = table.names
                     types = [table.column(c).type for c in cols]
@@ -321,6 +367,26 @@ class Ledger:
                                      transient=isinstance(e, sqlite3.OperationalError)) from None
                 raise
         return inserted
+
+    def fill_counts(self, stats: pl.DataFrame) -> bool:
+        """Migration 7 of the lake: store ``stats`` (every stored row's counts, read before) as the
+        ``row_counts`` and record the version, unless another process did first. True if stored."""
+        with self.lock:
+            con = self.connect()
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                if con.execute(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE version = ?", (COUNTS_VERSION,)).fetchone():
+                    con.execute("ROLLBACK")
+                    return False
+                con.execute(f"DELETE FROM {_sql_ident(ROW_COUNTS.name)}")
+                _apply_counts(con, LakeCounts(stats, [], counts.empty()))
+                con.execute(f"INSERT INTO {MIGRATIONS_TABLE} (version, applied_at) VALUES (?, ?)",
+                            (COUNTS_VERSION, _to_sql_value(dt.datetime.now(dt.UTC), ColType.TS)))
+                con.execute("COMMIT")
+                return True
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
 
     def versions(self) -> Any:
         """``hdi_schema_migrations`` as Arrow (version, applied_at)."""
@@ -428,7 +494,7 @@ class IcebergStore(Store):
                 self._migrate()
 
     def _migrate(self) -> None:
-        self.ledger.migrate()
+        to_fill = self.ledger.migrate()
         cat = self.catalog()
         ns = self.config.namespace
         try:
@@ -448,6 +514,12 @@ class IcebergStore(Store):
             except Exception:  # noqa: BLE001 - another process created it meanwhile (or a real error: below)
                 if not cat.table_exists(self.ident(t.name)):
                     raise
+        if to_fill:  # a lake an earlier hdi wrote: count its stored rows once (migration 7)
+            stats = counts.merge([self._fetch(counts.stats_select(t, "duckdb"), [t.name])
+                                  for t in LAKE_TABLES.values() if t.name in existing])
+            if self.ledger.fill_counts(stats):
+                log.info("lake store %s: applied migration %d (row counts of %d stored rows)", self.display_url,
+                         COUNTS_VERSION, int(stats["rows"].sum()) if stats.height else 0)
         self._migrated = True
 
     def _check(self, tables: list[Table]) -> None:
@@ -706,6 +778,7 @@ class _Pending:
     base: Any  # the pyiceberg Table as first loaded: the snapshot the decisions were made on
     staged: list[tuple[Any, list[Any]]] = field(default_factory=list)  # (range, DataFiles) per write
     deletes: list[Any] = field(default_factory=list)  # range filters to delete first (update path)
+    cleared: list[Any] = field(default_factory=list)  # delete_days filters: their stored rows are gone
     guards: list[tuple[Any, int]] = field(default_factory=list)  # (range, stored rows seen there)
     recovered: dict[int, int] = field(default_factory=dict)  # snapshot -> rows: this chunk's, ledger lost
     inserted: int = 0
@@ -725,6 +798,7 @@ class _LakeTxn(Transaction):
         self._open = True
         self._busy = False  # a write is running: a cancel stops it (an idle cancel changes nothing)
         self._stop = False
+        self._row_counts: tuple[pl.DataFrame, list[counts.Scope]] | None = None
 
     def _stop_if_cancelled(self) -> None:
         if self._stop:
@@ -750,11 +824,14 @@ class _LakeTxn(Transaction):
         n = batch.height
         rng = _range_filter(table, batch)
         stored = self._scan(p.base, rng, table.key if on_conflict == "ignore" else None)
+        seen = stored.height  # rows of the base snapshot in the range: what a concurrent commit is checked by
+        for gone in p.cleared:  # rows delete_days removed in this transaction are not stored any more
+            stored = stored.filter(~_polars_in_range(gone, table)) if stored.height else stored
         earlier = self._staged_in(p, table, batch, rng, on_conflict)  # this transaction's own rows there
         recovered = self._recovered(p.base, table)
         if stored.height == 0 and earlier.height == 0:
             self._stage(p, table, batch, rng)
-            p.guards.append((rng, 0))
+            p.guards.append((rng, seen))
             p.inserted += n
             return WriteResult(table.name, n, n, 0, "append")
         if on_conflict == "ignore":
@@ -762,13 +839,16 @@ class _LakeTxn(Transaction):
             if earlier.height:
                 new = new.join(earlier.select(table.key), on=list(table.key), how="anti", nulls_equal=True)
             self._stage(p, table, new, rng)
-            p.guards.append((rng, stored.height))
+            self.counts.add(table, new)
+            p.guards.append((rng, seen))
             p.inserted += new.height
             present = n - new.height
             inserted = new.height
             if recovered and present:  # loaded by this chunk's earlier attempt, whose ledger row was lost
-                again = batch.join(self._recovered_rows(p.base, recovered, table),
-                                   on=list(table.key), how="semi", nulls_equal=True).height
+                rows = batch.join(self._recovered_rows(p.base, recovered, table),
+                                  on=list(table.key), how="semi", nulls_equal=True)
+                self.counts.add(table, rows)  # their counts were lost with the ledger row: counted now
+                again = rows.height
                 inserted, present = inserted + again, present - again
                 for sid in recovered:
                     p.recovered[sid] = int((p.base.snapshot_by_id(sid).summary or {}).get("hdi.rows-inserted", 0))
@@ -783,11 +863,39 @@ class _LakeTxn(Transaction):
             stored = pl.concat([stored, earlier.select(batch.columns).cast(batch.schema)])
         keep = stored.join(batch, on=list(table.key), how="anti", nulls_equal=True)
         replaced = stored.height - keep.height
+        self.counts.add(table, batch.join(stored.select(table.key), on=list(table.key), how="anti",
+                                          nulls_equal=True))  # replaced rows keep their count
         self._stage(p, table, pl.concat([keep, batch]), rng)
         p.deletes.append(rng)
         p.guards.append((rng, stored.height))
         p.inserted += n - replaced
         return WriteResult(table.name, n, n - replaced, replaced, "merge")
+
+    def _delete_days(self, table: Table, dataset: str, instrument_ids: list[int], start: dt.datetime,
+                     end: dt.datetime, equals: dict[str, Any]) -> int:
+        """Staged as a delete by row filter, committed with the transaction's appends (one Iceberg
+        commit per table: the old rows or the new ones, never both)."""
+        from pyiceberg.expressions import And
+
+        p = self.pending.get(table.name)
+        if p is None:
+            p = self.pending[table.name] = _Pending(self.store.load(table.name))
+        if any(files for _, files in p.staged):
+            raise StoreError(f"lake store {self.store.display_url}: delete_days on {table.name} after this "
+                             "transaction wrote rows to it; delete first, then write")
+        tc = table.time_column
+        rng: BooleanExpression = And(And(_eq("dataset", dataset), _ge(tc, _lit_ts(start))), _lt(tc, _lit_ts(end)))
+        rng = And(rng, _in("instrument_id", instrument_ids) if len(instrument_ids) > 1
+                  else _eq("instrument_id", instrument_ids[0]))
+        for c, v in equals.items():
+            rng = And(rng, _eq(c, v))
+        stored = self._scan(p.base, rng, list(table.key))
+        for gone in p.cleared:
+            stored = stored.filter(~_polars_in_range(gone, table)) if stored.height else stored
+        p.cleared.append(rng)
+        p.deletes.append(rng)
+        p.guards.append((rng, self._count(p.base, rng, table)))
+        return stored.height
 
     def _scan(self, tbl: Any, rng: Any, columns: Sequence[str] | None) -> pl.DataFrame:
         if tbl.current_snapshot() is None:
@@ -862,6 +970,36 @@ class _LakeTxn(Transaction):
     def upsert(self, table: Table, row: dict[str, Any]) -> None:
         self.sql_writes.append((table, [row], "update"))
 
+    def _write_counts(self, deltas: pl.DataFrame, scopes: list[counts.Scope]) -> None:
+        self._row_counts = (deltas, scopes)  # written with the ledger by commit(), scopes recounted first
+
+    def _recount(self, scopes: list[counts.Scope], snapshots: dict[str, int]) -> pl.DataFrame:
+        """The stats of each scope's stored rows in the snapshot this transaction committed."""
+        from pyiceberg.expressions import And
+
+        parts = []
+        for s in scopes:
+            table = LAKE_TABLES[s.table]
+            if s.table not in snapshots and not self.store.has_table(s.table):
+                continue
+            lo, hi = s.bounds()
+            tc = table.time_column
+            expr: BooleanExpression = And(And(_ge(tc, _lit_ts(lo)), _lt(tc, _lit_ts(hi))), _eq("dataset", s.dataset))
+            if s.instrument_ids is not None:
+                ids = list(s.instrument_ids)
+                expr = And(expr, _in("instrument_id", ids) if len(ids) > 1 else _eq("instrument_id", ids[0]))
+            cols = [c for c in ("dataset", "instrument_id", "granularity", tc, counts.edge_column(table))
+                    if c in table.names]
+            tbl = self.store.load(s.table)
+            sid = snapshots.get(s.table, tbl.metadata.current_snapshot_id)
+            if sid is None:
+                continue
+            got = pl.from_arrow(tbl.scan(row_filter=expr, selected_fields=tuple(dict.fromkeys(cols)),
+                                         snapshot_id=sid).to_arrow())
+            if isinstance(got, pl.DataFrame):
+                parts.append(counts.frame_stats(table, got))
+        return counts.merge(parts)
+
     def _cancel(self) -> None:
         if self._busy:  # the running write stops at its next slice; a commit that has begun completes
             self._stop = True
@@ -870,14 +1008,20 @@ class _LakeTxn(Transaction):
         if not self._open:
             return
         commits: list[tuple[str, str | None, str, int, int]] = []
+        snapshots: dict[str, int] = {}
         for name, p in self.pending.items():
             commits += [(self.txn_id, self.chunk_id, name, sid, n) for sid, n in p.recovered.items()]
             if not any(f for _, f in p.staged) and not p.deletes:
                 continue
             sid = self._commit_table(LAKE_TABLES[name], p)
+            snapshots[name] = sid
             commits.append((self.txn_id, self.chunk_id, name, sid, p.inserted))
-        if self.sql_writes or commits:
-            self.store.ledger.apply(self.sql_writes, commits)
+        row_counts = None
+        if self._row_counts is not None:
+            deltas, scopes = self._row_counts
+            row_counts = LakeCounts(deltas, scopes, self._recount(scopes, snapshots))
+        if self.sql_writes or commits or row_counts is not None:
+            self.store.ledger.apply(self.sql_writes, commits, row_counts)
         self._open = False
 
     def _commit_table(self, table: Table, p: _Pending) -> int:
@@ -929,12 +1073,14 @@ class _LakeTxn(Transaction):
 
 def _polars_in_range(rng: Any, table: Table) -> pl.Expr:
     """A Polars predicate for a range filter built by :func:`_range_filter` (µs timestamps)."""
-    from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan, LessThanOrEqual
+    from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, In, LessThan, LessThanOrEqual
 
     def conv(e: Any) -> pl.Expr:
         if isinstance(e, And):
             return conv(e.left) & conv(e.right)
         name = e.term.name
+        if isinstance(e, In):  # delete_days' instruments
+            return pl.col(name).is_in([lit.value for lit in e.literals])
         value: int | float | str = e.literal.value  # µs timestamps, ids, text keys
         col = pl.col(name)
         if table.column(name).type is ColType.TS:

@@ -68,7 +68,9 @@ INGEST_RUNS = Table(
         Column("chunks_total", _I), Column("chunks_done", _I), Column("chunks_skipped", _I),
         Column("chunks_failed", _I),
         Column("rows_fetched", _I), Column("rows_loaded", _I), Column("rows_quarantined", _I),
-        Column("rows_already_present", _I), Column("cost_usd", _F, True), Column("error", _T, True),
+        Column("rows_already_present", _I), Column("cost_usd", _F, True),
+        Column("error", _T, True, doc="why the run failed, was interrupted or went over budget; and what its "
+                                      "retry pass recovered (chunks that had failed transiently)"),
     ),
     key=("run_id",),
     time_column="started_at",
@@ -107,7 +109,101 @@ QUARANTINE_REPLAYS = Table(
     chunk_interval=None,
 )
 
-LEDGER_TABLES = {t.name: t for t in (INGEST_CHUNKS, INGEST_RUNS, INGEST_DAYS, QUARANTINE_REPLAYS)}
+# Databento's dataset conditions (issue 15.2: restatements).
+CONDITIONS = ("available", "degraded", "pending", "missing")
+# why a day was fetched again and its rows replaced (``ingest_conditions.refetched``)
+REFETCH_REASONS = ("restated", "degraded", "pending")
+
+INGEST_CONDITIONS = Table(
+    name="ingest_conditions",
+    doc="Per (dataset, schema, symbol, UTC day) fetched by a done chunk from Databento: the day's condition "
+        "and last_modified_date as metadata.get_dataset_condition said before the fetch. `hdi ingest --update` "
+        "and `--restatements` fetch a day again (and replace its rows exactly) when Databento's "
+        "last_modified_date has advanced since, or when it was degraded or pending. Written in the same "
+        "transaction as the chunk's ledger row; files (--from-file) have no conditions.",
+    columns=(
+        Column("dataset", _T), Column("schema", _T, doc=_SCHEMA_DOC), Column("symbol", _T),
+        Column("day", ColType.DATE),
+        Column("condition", _T, doc="available, degraded, pending or missing, as of the fetch"),
+        Column("last_modified_date", ColType.DATE, True,
+               doc="the day Databento last regenerated any schema of that date, as of the fetch"),
+        Column("refetched", _T, True, doc="why the day was last fetched again and its stored rows replaced: "
+                                          "restated (last_modified_date advanced), degraded or pending; null: "
+                                          "never"),
+        Column("chunk_id", _T), Column("fetched_at", _TS),
+    ),
+    key=("dataset", "schema", "symbol", "day"),
+    time_column="day",
+    chunk_interval=None,
+)
+
+ROW_COUNTS = Table(
+    name="row_counts",
+    doc="Stored rows per (data table, dataset, instrument, granularity, UTC day), with the day's first and "
+        "last time: kept in the same transaction as every write (hdi/store/counts.py), so `hdi status` "
+        "reads these instead of scanning the data tables. Written by hdi only.",
+    columns=(
+        Column("table_name", _T, doc="the data table (trades, ohlcv, ...)"),
+        Column("dataset", _T), Column("instrument_id", _I),
+        Column("granularity", _T, doc="the bar or snapshot size for ohlcv, bbo and cbbo; '' for other tables"),
+        Column("day", ColType.DATE, doc="UTC day of the table's time column"),
+        Column("rows", _I, doc="rows stored"),
+        Column("first_ns", _I, doc="the day's earliest time (the exact *_ns column where the table has one), "
+                                   "nanoseconds since the epoch"),
+        Column("last_ns", _I, doc="the day's latest time, likewise"),
+    ),
+    key=("table_name", "dataset", "instrument_id", "granularity", "day"),
+    time_column="day",
+    chunk_interval=None,
+)
+
+# ---- Databento batch jobs (migration v5; hdi.source.batch) ----------------------------------------
+BATCH_JOBS = Table(
+    name="batch_jobs",
+    doc="One row per Databento batch job hdi meant to submit (written before `batch.submit_job`, so a "
+        "crash between the submit and this row's job id is found again through `batch.list_jobs`): what "
+        "it asks for and its last known state. A re-run uses a job that is not failed or expired instead "
+        "of submitting (and paying for) it again.",
+    columns=(
+        Column("intent_id", _T, doc="hdi's id of the submission, written before submit_job"),
+        Column("job_key", _T, doc="sha256 of the job's parameters (dataset, schema, stype_in, symbols, start, "
+                                  "end, split_duration)"),
+        Column("job_id", _T, True, doc="Databento's job id; null while only the intent is recorded"),
+        Column("dataset", _T), Column("schema", _T, doc="the source schema requested"), Column("stype_in", _T),
+        Column("symbols", _T, doc="comma-joined, as requested"),
+        Column("start_ts", _TS), Column("end_ts", _TS, doc="exclusive"),
+        Column("split_duration", _T, doc="day | month: one file per hdi chunk"),
+        Column("state", _T, doc="submitting | received | queued | processing | done | expired | failed"),
+        Column("cost_usd", _F, True), Column("billable_bytes", _I, True),
+        Column("error", _T, True),
+        Column("submitted_at", _TS), Column("updated_at", _TS),
+    ),
+    key=("intent_id",),
+    time_column="submitted_at",
+    chunk_interval=None,
+)
+
+BATCH_FILES = Table(
+    name="batch_files",
+    doc="One row per DBN file of a batch job (`batch.list_files`): the chunk it answers, its size and "
+        "SHA-256 as the job lists them, and whether it was downloaded and verified.",
+    columns=(
+        Column("job_id", _T), Column("filename", _T),
+        Column("chunk_id", _T, True, doc="the ingest_chunks row the file answers (null: no planned chunk)"),
+        Column("start_ts", _TS), Column("end_ts", _TS, doc="exclusive"),
+        Column("size", _I), Column("sha256", _T),
+        Column("state", _T, doc="listed | verified (downloaded, hash and DBN checked, in the raw cache)"),
+        Column("updated_at", _TS),
+    ),
+    key=("job_id", "filename"),
+    time_column="updated_at",
+    chunk_interval=None,
+)
+
+BATCH_TABLES = (BATCH_JOBS, BATCH_FILES)
+
+LEDGER_TABLES = {t.name: t for t in (INGEST_CHUNKS, INGEST_RUNS, INGEST_DAYS, QUARANTINE_REPLAYS,
+                                     INGEST_CONDITIONS, ROW_COUNTS, *BATCH_TABLES)}
 
 
 def _now() -> dt.datetime:

@@ -64,6 +64,38 @@ def _v4(backend: str) -> list[str]:
     return _create(ISSUE13_TABLES, backend)
 
 
+def _v5(backend: str) -> list[str]:
+    """The batch-job ledger: batch_jobs and batch_files (hdi.source.batch; a fresh store has them from v1)."""
+    from hdi.store.ledger import BATCH_TABLES
+
+    return _create(BATCH_TABLES, backend)
+
+
+def _v6(backend: str) -> list[str]:
+    """Issue 15.2: ``ingest_conditions``, Databento's dataset condition of every fetched day as of the
+    fetch (``--update`` / ``--restatements`` re-fetch restated, degraded and pending days). A fresh
+    store already has it from v1."""
+    from hdi.store.ledger import INGEST_CONDITIONS as t
+
+    key = ", ".join(ident(k) for k in t.key)
+    return [create_table_sql(t, backend),
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {key_index_name(t)} ON {ident(t.name)} ({key})"]
+
+
+COUNTS_VERSION = 7  # the row_counts migration (issue 15.3); the lake store fills its counts at this version too
+
+
+def _v7(backend: str) -> list[str]:
+    """``row_counts`` (hdi/store/counts.py), filled once from every stored row in this migration's
+    transaction: a store written by an earlier hdi gets exact counts. A fresh store has the (empty)
+    table from v1 already; the fill then reads empty tables."""
+    from hdi.store.counts import fill_sql
+    from hdi.store.ledger import ROW_COUNTS
+
+    return [*_create([ROW_COUNTS], backend), f"DELETE FROM {ident(ROW_COUNTS.name)}",
+            *(fill_sql(t, backend) for t in DATA_TABLES.values())]
+
+
 def _v8(backend: str) -> list[str]:
     """Lean tick tables in TimescaleDB (issue 17): each of trades, tbbo, mbp1, mbo, mbp10, bbo and cbbo
     becomes a view of its documented columns over a lean hypertable ``hdi_<name>``; stored rows are
@@ -79,7 +111,7 @@ def _v8(backend: str) -> list[str]:
     return stmts
 
 
-_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 8: _v8}
+_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, COUNTS_VERSION: _v7, 8: _v8}
 
 
 def migrations(backend: str) -> Iterator[tuple[int, list[str]]]:

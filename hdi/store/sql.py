@@ -102,3 +102,15 @@ def overlap_probe(table: Table, frame: pl.DataFrame) -> tuple[str, list[Any]]:
             params.append(frame.get_column(k)[0])
             sql += f" AND {ident(k)} = ${len(params)}"
     return sql + " LIMIT 1", params
+
+
+def delete_days_sql(table: Table, dataset: str, instrument_ids: Sequence[int], start: dt.datetime,
+                    end: dt.datetime, equals: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The delete behind :meth:`hdi.store.base.Transaction.delete_days`: ``dataset``'s rows of these
+    instruments with the time column in [start, end), restricted by ``equals`` (``granularity``)."""
+    p = Params()
+    tc = ident(table.time_column)
+    where = [f"dataset = {p(dataset)}", f"{tc} >= {p(start)}", f"{tc} < {p(end)}",
+             f"instrument_id IN ({', '.join(p(int(i)) for i in instrument_ids)})"]
+    where += [f"{ident(c)} = {p(v)}" for c, v in equals.items()]
+    return f"DELETE FROM {ident(table.name)} WHERE {' AND '.join(where)}", p.values

@@ -13,6 +13,7 @@ timestamps go as microseconds (``timestamptz``) beside their exact ``*_ns`` colu
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import threading
@@ -24,14 +25,15 @@ import polars as pl
 from hdi._prices import fixed_to_decimal
 from hdi._redaction import libpq_url, redact
 from hdi._retrying import RetryPolicy
-from hdi._tables import ColType, Table
+from hdi._tables import DATA_TABLES, ColType, Table
 from hdi.errors import ConcurrentWriteError, StoreError
+from hdi.store import counts
 from hdi.store import timescale_lean as lean
 from hdi.store.base import Store, Transaction, WriteResult
 from hdi.store.check import column_problem, damaged, version_problem
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
 from hdi.store.schema import SQL_TYPES, conform, ident, key_index_name
-from hdi.store.sql import overlap_probe
+from hdi.store.sql import delete_days_sql, overlap_probe
 from hdi.store.timescale_adbc import Database
 
 log = logging.getLogger(__name__)
@@ -318,6 +320,12 @@ class TimescaleStore(Store):
         return _PgTxn(self)
 
 
+def _epoch_ns(edge: str, is_ns: bool) -> str:
+    """A column's SQL (an identifier) as nanoseconds since the epoch: an ``*_ns`` column as it is, a
+    timestamptz converted."""
+    return edge if is_ns else f"CAST(EXTRACT(EPOCH FROM {edge}) * 1000000000 AS bigint)"
+
+
 class _PgTxn(Transaction):
     """A PostgreSQL transaction on its own connection (autocommit off)."""
 
@@ -369,7 +377,21 @@ class _PgTxn(Transaction):
         self.cur.execute(sql, parameters=tuple(params))
         return bool(self.cur.fetchall())
 
+    def _delete_days(self, table: Table, dataset: str, instrument_ids: list[int], start: dt.datetime,
+                     end: dt.datetime, equals: dict[str, Any]) -> int:
+        delete_sql, params = delete_days_sql(table, dataset, instrument_ids, start, end, equals)
+        try:  # ADBC reports no row count for a DELETE: count what it returns
+            self.cur.execute(f"WITH gone AS ({delete_sql} RETURNING 1) SELECT count(*) FROM gone",
+                             parameters=tuple(params))
+            rows = self.cur.fetchall()
+        except Exception as e:
+            raise self._fail("delete", e) from None
+        return int(rows[0][0]) if rows else 0
+
     def _merge(self, table: Table, arrow: Any, on_conflict: str) -> int:
+        """Stage the rows, then INSERT ... ON CONFLICT; returns the rows inserted or updated. The
+        rows it inserted are counted per key from its RETURNING (``xmax = 0``: a row this statement
+        created, not one it updated), so a concurrent writer's rows are never counted twice."""
         stage = f"hdi_stage_{table.name}"
         self.cur.adbc_ingest(stage, arrow, mode="replace", temporary=True)
         cols = ", ".join(ident(c) for c in table.names)
@@ -379,11 +401,27 @@ class _PgTxn(Transaction):
             action = f"DO UPDATE SET {sets}"
         else:
             action = "DO NOTHING"
-        self.cur.execute(f"INSERT INTO {ident(table.name)} ({cols}) SELECT {cols} FROM pg_temp.{stage} "
-                         f"ON CONFLICT ({key}) {action}")
-        inserted = self.cur.rowcount
+        insert = f"INSERT INTO {ident(table.name)} ({cols}) SELECT {cols} FROM pg_temp.{stage} ON CONFLICT ({key}) {action}"
+        if table.name not in DATA_TABLES:  # symbology: no row counts
+            self.cur.execute(insert)
+            inserted = self.cur.rowcount
+            self.cur.execute(f"DROP TABLE pg_temp.{stage}")
+            return int(inserted) if inserted is not None and inserted >= 0 else 0
+        tc, edge = ident(table.time_column), ident(counts.edge_column(table))
+        gran = "granularity" if "granularity" in table.names else "''"
+        self.cur.execute(
+            f"WITH ins AS ({insert} RETURNING dataset, instrument_id, {gran} AS granularity, "
+            f"{tc} AS t, {edge} AS edge, (xmax = 0) AS fresh) "
+            f"SELECT CAST($1 AS text) AS table_name, dataset, CAST(instrument_id AS bigint) AS instrument_id, "
+            f"granularity, CAST(timezone('UTC', t) AS date) AS day, "
+            f"count(*) FILTER (WHERE fresh) AS \"rows\", "
+            f"CAST(min({_epoch_ns('edge', edge != tc)}) FILTER (WHERE fresh) AS bigint) AS first_ns, "
+            f"CAST(max({_epoch_ns('edge', edge != tc)}) FILTER (WHERE fresh) AS bigint) AS last_ns, "
+            f"count(*) AS affected FROM ins GROUP BY 2, 3, 4, 5", parameters=(table.name,))
+        got: pl.DataFrame = self.cur.fetch_polars()
         self.cur.execute(f"DROP TABLE pg_temp.{stage}")
-        return int(inserted) if inserted is not None and inserted >= 0 else 0
+        self.counts.add_stats(got.filter(pl.col("rows") > 0))
+        return int(got["affected"].sum()) if got.height else 0
 
     def upsert(self, table: Table, row: dict[str, Any]) -> None:
         cols = table.names
@@ -397,6 +435,19 @@ class _PgTxn(Transaction):
             )
         except Exception as e:
             raise self._fail("ledger write", e) from None
+
+    def _write_counts(self, deltas: pl.DataFrame, scopes: list[counts.Scope]) -> None:
+        try:
+            for scope in scopes:
+                for sql, params in counts.recount_sql(scope, "timescale"):
+                    self.cur.execute(sql, parameters=tuple(params))
+            if deltas.height:
+                stage = "hdi_stage_row_counts"
+                self.cur.adbc_ingest(stage, deltas.to_arrow(), mode="replace", temporary=True)
+                self.cur.execute(counts.add_sql(f"pg_temp.{stage}"))
+                self.cur.execute(f"DROP TABLE pg_temp.{stage}")
+        except Exception as e:
+            raise self._fail("row counts write", e) from None
 
     def _cancel(self) -> None:
         self.conn.cancel()  # PQcancel: the running statement fails with "canceling statement due to user request"

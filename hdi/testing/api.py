@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from hdi.testing import dbnout, market, synth
+from hdi.testing.batchjobs import BatchJobs
+from hdi.testing.restate import Conditions
 from hdi.testing.symbology import ALL_SYMBOLS, STYPES_IN, Resolution, SymbologyError, looks_smart, resolve
 
 DOCS_DATASETS = "https://databento.com/docs/api-reference-historical/basics/datasets"
@@ -133,6 +135,8 @@ class Api:
         self.now = now
         self.rejected_key = rejected_key
         self.no_trade: set[tuple[str, str, date]] = set(no_trade)
+        self.conditions = Conditions()  # get_dataset_condition, restated days (hdi.testing.restate)
+        self.batch = BatchJobs()  # batch.* endpoints (hdi.testing.batchjobs)
 
     # ---- helpers -----------------------------------------------------------------------------
     def available_end(self) -> int:
@@ -267,9 +271,17 @@ class Api:
         return Query(ds.code, schema, stype_in, symbols, start, end, int(limit or 0),
                      self._resolve(ds, symbols, stype_in, d0, d1))
 
+    def _edit(self, dataset: str) -> dbnout.Edit:
+        def edit(d: date, arr: Any) -> Any:
+            r = self.conditions.edit(dataset, d)
+            return arr if r is None else r.apply(arr)
+
+        return edit
+
     def record_count(self, q: Query) -> int:
         return dbnout.record_count(q.dataset, q.schema, q.resolution, q.start, q.end, q.limit,
-                                   self.blocked(q.dataset))
+                                   self.blocked(q.dataset), self._edit(q.dataset),
+                                   self.conditions.restated(q.dataset))
 
     # ---- endpoints ---------------------------------------------------------------------------
     def handle(self, method: str, endpoint: str, params: dict[str, str], api_key: str | None,
@@ -298,7 +310,8 @@ class Api:
                            f"compression=zstd only, got encoding={enc} compression={comp}.", DOCS_FIELDS)
         meta = dbnout.metadata(q.dataset, q.schema, q.stype_in, q.resolution, q.start, q.end, q.limit)
         arrays = dbnout.record_arrays(q.dataset, q.schema, q.resolution, q.start, q.end, q.limit,
-                                      self.blocked(q.dataset))
+                                      self.blocked(q.dataset), self._edit(q.dataset),
+                                      self.conditions.restated(q.dataset))
         return Reply(stream=dbnout.compressed(meta, arrays, truncate=truncate),
                      content_type="application/octet-stream")
 
@@ -317,6 +330,20 @@ class Api:
         ds = self._dataset(params)
         start, end = iso_ns(market.ns(ds.start)), iso_ns(self.available_end())
         return {"start": start, "end": end, "schema": {s: {"start": start, "end": end} for s in ds.schemas}}
+
+    def _dataset_condition(self, params: dict[str, str]) -> list[dict[str, str | None]]:
+        """Per date: condition and last_modified_date (``start_date``/``end_date`` inclusive, both
+        optional: the dataset's first date and the date of its available end)."""
+        ds = self._dataset(params)
+        last_avail = market.ns_to_date(self.available_end() - 1)
+        d0 = market.ns_to_date(parse_time(params["start_date"], "start_date")[0]) if params.get("start_date") \
+            else ds.start
+        d1 = market.ns_to_date(parse_time(params["end_date"], "end_date")[0]) if params.get("end_date") \
+            else last_avail
+        if d0 > d1:
+            raise ApiError(422, "data_time_range_start_on_or_after_end", f"Invalid date range, `start_date` {d0} "
+                           f"cannot be after `end_date` {d1}.", DOCS_FIELDS)
+        return self.conditions.answer(ds.code, max(d0, ds.start), min(d1, last_avail))
 
     def _list_datasets(self, params: dict[str, str]) -> list[str]:
         return sorted(market.DATASETS)
@@ -369,8 +396,13 @@ _ROUTES: dict[str, tuple[str, Callable[[Api, dict[str, str]], Any]]] = {
     "metadata.get_billable_size": ("POST", Api._billable),
     "metadata.get_cost": ("POST", Api._cost),
     "metadata.get_dataset_range": ("GET", Api._dataset_range),
+    "metadata.get_dataset_condition": ("GET", Api._dataset_condition),
     "metadata.list_datasets": ("GET", Api._list_datasets),
     "metadata.list_schemas": ("GET", Api._list_schemas),
     "metadata.list_publishers": ("GET", Api._list_publishers),
     "symbology.resolve": ("POST", Api._symbology_resolve),
+    # batch jobs (hdi.testing.batchjobs; the file download is served by the gateway, with HTTP Range)
+    "batch.submit_job": ("POST", lambda api, p: api.batch.submit(api, p)),
+    "batch.list_jobs": ("GET", lambda api, p: api.batch.list_jobs(p)),
+    "batch.list_files": ("GET", lambda api, p: api.batch.list_files(api, p)),
 }

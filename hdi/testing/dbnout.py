@@ -5,7 +5,7 @@ Memory stays bounded by one instrument-day of records per requested instrument, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -51,13 +51,29 @@ def days(start_ns: int, end_ns: int) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+# A restatement's edit of one instrument-day (hdi.testing.restate): (date, records) -> records.
+Edit = Callable[[date, np.ndarray], np.ndarray]
+
+
+def _records(dataset: str, schema: str, iid: int, d: date, blocked: frozenset[tuple[int, date]],
+             edit: Edit | None) -> np.ndarray | None:
+    arr = synth.records(dataset, schema, iid, d, blocked)
+    if arr is None or edit is None:
+        return arr
+    arr = edit(d, arr)
+    return arr if len(arr) else None
+
+
 def record_arrays(dataset: str, schema: str, res: Resolution, start_ns: int, end_ns: int, limit: int,
-                  blocked: frozenset[tuple[int, date]]) -> Iterator[np.ndarray]:
-    """The records of a request, one array per UTC day, sorted by index time (instrument id breaks ties)."""
+                  blocked: frozenset[tuple[int, date]], edit: Edit | None = None,
+                  edited: frozenset[date] = frozenset()) -> Iterator[np.ndarray]:
+    """The records of a request, one array per UTC day, sorted by index time (instrument id breaks ties);
+    ``edit`` changes the records of the ``edited`` days (restatements)."""
     index = synth.INDEX[schema]
     left = limit or -1
     for d in days(start_ns, end_ns):
-        parts = [a for iid in res.ids_on(d) if (a := synth.records(dataset, schema, iid, d, blocked)) is not None]
+        fix = edit if d in edited else None
+        parts = [a for iid in res.ids_on(d) if (a := _records(dataset, schema, iid, d, blocked, fix)) is not None]
         if not parts:
             continue
         arr = parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -75,11 +91,16 @@ def record_arrays(dataset: str, schema: str, res: Resolution, start_ns: int, end
 
 
 def record_count(dataset: str, schema: str, res: Resolution, start_ns: int, end_ns: int, limit: int,
-                 blocked: frozenset[tuple[int, date]]) -> int:
+                 blocked: frozenset[tuple[int, date]], edit: Edit | None = None,
+                 edited: frozenset[date] = frozenset()) -> int:
     """The number of records ``record_arrays`` yields, computed cheaply for whole days."""
     total = 0
     for d in days(start_ns, end_ns):
-        if start_ns <= market.ns(d) and market.ns(d) + market.DAY_NS <= end_ns:
+        if d in edited:
+            total += sum(len(a) for a in record_arrays(dataset, schema, res, max(start_ns, market.ns(d)),
+                                                       min(end_ns, market.ns(d) + market.DAY_NS), 0, blocked,
+                                                       edit, edited))
+        elif start_ns <= market.ns(d) and market.ns(d) + market.DAY_NS <= end_ns:
             total += sum(synth.count(dataset, schema, iid, d, blocked) for iid in res.ids_on(d))
         else:
             total += sum(len(a) for a in record_arrays(dataset, schema, res, max(start_ns, market.ns(d)),

@@ -13,10 +13,20 @@ In process::
 As a process (prints one JSON line ``{"url", "ca_path", "pid"}`` when ready)::
 
     python -m hdi.testing.gateway [--port N] [--state-dir DIR] [--now ISO] [--no-trade DS:SYMBOL:DATE]
+        [--restate DS:DATE] [--condition DS:DATE:CONDITION]
+
+    python -m hdi.testing.gateway --outage 'timeseries.get_range,metadata.get_cost=90' [--outage-kind reset]
 
 Control endpoints (no auth): ``POST /_hdi/faults`` (a fault or a list, see ``faults.Fault``),
-``DELETE /_hdi/faults``, ``GET /_hdi/faults``, ``GET|DELETE /_hdi/requests``, ``POST /_hdi/no-trade``
-(``{"dataset", "symbol", "date"}``), ``GET /_hdi/health``.
+``DELETE /_hdi/faults`` (faults and outages), ``GET /_hdi/faults``, ``POST /_hdi/outages`` (an outage
+or a list: ``{"endpoints": "*" | name | [names], "seconds": N}`` from now, or ``"start"``/``"end"``
+instants of the gateway's clock; ``"kind": "status" | "reset"``, ``"status": 503``, ``"match"``; see
+``faults.Outage``), ``GET|DELETE /_hdi/outages``, ``GET|DELETE /_hdi/requests``, ``POST /_hdi/no-trade``
+(``{"dataset", "symbol", "date"}``), ``POST /_hdi/restate`` (``{"dataset", "date", "last_modified_date"?,
+"remove"?, "reprice"?}``, see :meth:`Gateway.restate`), ``POST /_hdi/condition`` (``{"dataset", "date",
+"condition"}``), ``POST /_hdi/batch`` (batch-job timing and faults, see
+:meth:`hdi.testing.batchjobs.BatchJobs.configure`), ``GET /_hdi/batch``, ``GET /_hdi/health`` (with
+``clock``, the gateway's clock, UTC).
 """
 
 from __future__ import annotations
@@ -28,11 +38,13 @@ import os
 import signal
 import socket
 import ssl
+import struct
 import sys
 import tempfile
 import threading
 import time
-from datetime import date, datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -41,6 +53,8 @@ from hdi._timeutil import parse_iso
 from hdi.errors import ConfigError
 from hdi.testing import faults as faults_mod
 from hdi.testing.api import Api, ApiError, Reply
+from hdi.testing.batchjobs import DOWNLOAD_PREFIX
+from hdi.testing.restate import Restatement
 from hdi.testing.wire import LoggedRequest, RequestLog, basic_auth_user, error_for_status, parse_params
 
 logger = logging.getLogger(__name__)
@@ -76,6 +90,10 @@ class _Dropped(Exception):
     """The connection was cut on purpose (drop fault)."""
 
 
+class _Reset(Exception):
+    """The connection is to be reset (reset fault, or an outage of kind reset)."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "hdi-test-gateway"
@@ -103,6 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._control(method, path, body)
             return
         endpoint = faults_mod.endpoint_name(path)
+        if endpoint.startswith(DOWNLOAD_PREFIX):  # faults can match a batch file by job id and name
+            job_id, _, filename = endpoint[len(DOWNLOAD_PREFIX):].partition("/")
+            params = {**params, "job_id": job_id, "filename": filename}
         fault = gw.faults.take(endpoint, params)
         entry = gw.log.add(method, path, params, fault.describe() if fault else None)
         try:
@@ -113,6 +134,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        except _Reset:  # SO_LINGER 0: closing sends RST, the client reads ConnectionResetError
+            self.close_connection = True
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+            except OSError:
+                pass
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
 
@@ -121,6 +149,8 @@ class _Handler(BaseHTTPRequestHandler):
         gw = self.server.gateway
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
+        if fault is not None and fault.kind == "reset":
+            raise _Reset
         if fault is not None and fault.kind == "status":
             entry.status = fault.status
             err = error_for_status(fault.status, fault.retry_after)
@@ -132,6 +162,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         drop = fault is not None and fault.kind == "drop"
         after = fault.after_bytes if drop and fault is not None else None
+        if endpoint.startswith(DOWNLOAD_PREFIX):
+            self._download(method, endpoint, entry, drop=drop, after=after)
+            return
         try:
             reply = gw.api.handle(method, endpoint, params, basic_auth_user(self.headers.get("Authorization")),
                                   truncate=fault is not None and fault.kind == "truncate")
@@ -152,6 +185,46 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, reply.json, reply.headers, drop=drop, after=after)
         else:
             self._send_stream(reply, first, drop=drop, after=after)
+
+    def _download(self, method: str, endpoint: str, entry: LoggedRequest, *, drop: bool, after: int | None) -> None:
+        """A batch job's file, whole or from the ``Range: bytes=a-[b]`` asked (206)."""
+        gw = self.server.gateway
+        rng = self.headers.get("Range")
+        if rng:
+            entry.params["Range"] = rng  # the log shows a resumed download
+        try:
+            if method != "GET":
+                raise ApiError(405, "method_not_allowed", f"/v0/{endpoint} takes GET, not {method}.")
+            if not basic_auth_user(self.headers.get("Authorization")):
+                raise ApiError(401, "auth_authentication_failed", "Authentication failed: no API key was provided.")
+            data = gw.api.batch.file(gw.api, endpoint)
+        except ApiError as exc:
+            entry.status = exc.status
+            self._send_json(exc.status, exc.body(), exc.headers)
+            return
+        status, extra, body = 200, {"Accept-Ranges": "bytes"}, data
+        if rng and rng.startswith("bytes="):
+            a, _, b = rng[len("bytes="):].partition("-")
+            lo, hi = int(a or 0), min(int(b) if b else len(data) - 1, len(data) - 1)
+            if lo >= len(data) or lo > hi:
+                entry.status = 416
+                self._send(416, b"", "application/octet-stream", {"Content-Range": f"bytes */{len(data)}"})
+                return
+            status, body = 206, data[lo:hi + 1]
+            extra["Content-Range"] = f"bytes {lo}-{hi}/{len(data)}"
+        entry.status = status
+        rate = gw.api.batch.download_rate
+        if rate and not drop:  # a slow link: the file arrives piece by piece (a kill lands mid-file)
+            self._headers(status, "application/octet-stream", extra)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            piece = max(1, int(rate / 20))
+            for i in range(0, len(body), piece):
+                self.wfile.write(body[i:i + piece])
+                self.wfile.flush()
+                time.sleep(0.05)
+            return
+        self._send(status, body, "application/octet-stream", extra, drop=drop, after=after)
 
     def _headers(self, status: int, content_type: str, extra: dict[str, str] | None) -> None:
         self.send_response(status)
@@ -217,8 +290,33 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/_hdi/no-trade" and method == "POST":
                 gw.add_no_trade_day(data["dataset"], data["symbol"], date.fromisoformat(data["date"]))
                 self._send_json(200, {"ok": True})
+            elif path == "/_hdi/restate" and method == "POST":
+                r = gw.restate(data["dataset"], date.fromisoformat(data["date"]),
+                               last_modified=date.fromisoformat(data["last_modified_date"])
+                               if data.get("last_modified_date") else None,
+                               remove=[int(i) for i in data.get("remove", [0])],
+                               reprice=[(int(i), int(c)) for i, c in data.get("reprice", [[1, 1]])])
+                self._send_json(200, {"last_modified_date": r.last_modified.isoformat()})
+            elif path == "/_hdi/condition" and method == "POST":
+                gw.set_condition(data["dataset"], date.fromisoformat(data["date"]), data["condition"])
+                self._send_json(200, {"ok": True})
+            elif path == "/_hdi/outages" and method == "POST":
+                specs = data if isinstance(data, list) else [data]
+                armed = [gw.faults.outage_dict(s).id for s in specs]
+                self._send_json(200, {"armed": armed})
+            elif path == "/_hdi/outages" and method == "GET":
+                self._send_json(200, gw.faults.outages())
+            elif path == "/_hdi/outages" and method == "DELETE":
+                gw.faults.clear_outages()
+                self._send_json(200, {"cleared": True})
+            elif path == "/_hdi/batch" and method == "POST":
+                gw.api.batch.configure(data or {})
+                self._send_json(200, {"ok": True})
+            elif path == "/_hdi/batch" and method == "GET":
+                self._send_json(200, {"submitted": gw.api.batch.submitted()})
             elif path == "/_hdi/health":
-                self._send_json(200, {"ok": True, "url": gw.url})
+                clock = datetime.fromtimestamp(gw.faults.clock(), UTC).isoformat().replace("+00:00", "Z")
+                self._send_json(200, {"ok": True, "url": gw.url, "clock": clock})
             else:
                 self._send_json(404, {"detail": {"case": "not_found", "message": f"no control endpoint {method} "
                                                  f"{path}", "docs": ""}})
@@ -280,6 +378,7 @@ class Gateway:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="hdi-gateway", daemon=True)
         self._thread.start()
+        self.api.batch.base_url = self.url  # the download URLs of batch jobs' files
         logger.info("test gateway listening on %s", self.url)
         return self
 
@@ -330,6 +429,18 @@ class Gateway:
         """Make ``symbol`` (resolved on ``day``) have no records at all on ``day``."""
         self.api.no_trade.add((dataset, symbol, day))
 
+    def restate(self, dataset: str, day: date, *, last_modified: date | None = None,
+                remove: Iterable[int] = (0,), reprice: Iterable[tuple[int, int]] = ((1, 1),)) -> Restatement:
+        """Restate ``day`` of ``dataset`` (``metadata.get_dataset_condition`` then reports a later
+        ``last_modified_date``): from now on each instrument's records of that day come without the
+        records at the ``remove`` positions, and with the prices at the ``reprice`` positions moved
+        by the given cents (default: the first record removed, the second one's price +0.01)."""
+        return self.api.conditions.restate(dataset, day, last_modified=last_modified, remove=remove, reprice=reprice)
+
+    def set_condition(self, dataset: str, day: date, condition: str) -> None:
+        """Report ``day`` of ``dataset`` as ``available``, ``degraded``, ``pending`` or ``missing``."""
+        self.api.conditions.mark(dataset, day, condition)
+
     def env(self) -> dict[str, str]:
         """Environment variables a client process needs to use this gateway."""
         assert self.ca_path is not None, "start the gateway first"
@@ -345,6 +456,38 @@ def _parse_now(value: str) -> datetime:
     return parse_iso(value)
 
 
+def _arm_outage(gw: Gateway, spec: str, kind: str) -> None:
+    """``--outage ENDPOINTS=SECONDS`` or ``ENDPOINTS=START/END``, failing as ``--outage-kind`` says."""
+    names, sep, when = spec.partition("=")
+    endpoints = [e.strip() for e in names.split(",") if e.strip()]
+    if not sep or not endpoints or not when.strip():
+        raise ConfigError(f"--outage '{spec}' is not allowed; allowed: ENDPOINTS=SECONDS or ENDPOINTS=START/END, "
+                          "e.g. 'timeseries.get_range,metadata.get_cost=90' or '*=2026-12-04T18:00:00Z/"
+                          "2026-12-04T18:05:00Z'")
+    how: dict[str, Any] = {"kind": "reset"} if kind == "reset" else {"kind": "status", "status": _status(kind)}
+    try:
+        if "/" in when:
+            start, end = when.split("/", 1)
+            gw.faults.outage(endpoints, start=start, end=end, **how)
+        else:
+            gw.faults.outage(endpoints, seconds=_seconds(when, spec), **how)
+    except ValueError as e:
+        raise ConfigError(f"--outage '{spec}': {e}") from None
+
+
+def _status(kind: str) -> int:
+    if kind.isdigit() and 400 <= int(kind) <= 599:
+        return int(kind)
+    raise ConfigError(f"--outage-kind '{kind}' is not allowed; allowed: reset or an HTTP error status 400-599")
+
+
+def _seconds(when: str, spec: str) -> float:
+    try:
+        return float(when)
+    except ValueError:
+        raise ConfigError(f"--outage '{spec}': '{when}' is neither seconds nor START/END") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the gateway in the foreground until SIGTERM/SIGINT."""
     ap = argparse.ArgumentParser(prog="python -m hdi.testing.gateway", description=__doc__.split("\n")[0])
@@ -352,6 +495,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", default=None, help="folder for the CA certificate and gateway.json")
     ap.add_argument("--now", default=None, help="the gateway's clock, ISO 8601 (datasets end here)")
     ap.add_argument("--no-trade", action="append", default=[], metavar="DATASET:SYMBOL:DATE")
+    ap.add_argument("--restate", action="append", default=[], metavar="DATASET:DATE",
+                    help="serve DATE restated: each instrument's first record removed, the second one's price "
+                         "+0.01, last_modified_date one day later (also POST /_hdi/restate)")
+    ap.add_argument("--condition", action="append", default=[], metavar="DATASET:DATE:CONDITION",
+                    help="report DATE as available, degraded, pending or missing (also POST /_hdi/condition)")
+    ap.add_argument("--outage", action="append", default=[], metavar="ENDPOINTS=WHEN",
+                    help="an outage by time: every call of ENDPOINTS (comma-separated names such as "
+                         "timeseries.get_range, or '*') fails for WHEN seconds from the start, or from START to "
+                         "END (WHEN = START/END, ISO 8601 instants of the gateway's clock, UTC); repeatable")
+    ap.add_argument("--outage-kind", default="503", metavar="KIND",
+                    help="how calls fail during an --outage: an HTTP status (500, 502, 503, 504, ...) or "
+                         "'reset' (connection reset); default 503")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     no_trade = []
@@ -360,10 +515,24 @@ def main(argv: list[str] | None = None) -> int:
         no_trade.append((ds, sym, date.fromisoformat(day)))
     try:
         gw = Gateway(port=args.port, state_dir=args.state_dir, now=_parse_now(args.now) if args.now else None,
-                     no_trade=tuple(no_trade)).start()
+                     no_trade=tuple(no_trade))
+        for spec in args.outage:
+            _arm_outage(gw, spec, args.outage_kind)
+        gw.start()
     except ConfigError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 1
+    try:
+        for item in args.restate:
+            ds, day = item.split(":")
+            gw.restate(ds, date.fromisoformat(day))
+        for item in args.condition:
+            ds, day, condition = item.split(":")
+            gw.set_condition(ds, date.fromisoformat(day), condition)
+    except ValueError as e:
+        gw.stop()
+        print(f"error: --restate DATASET:DATE / --condition DATASET:DATE:CONDITION: {e}", file=sys.stderr)
+        return 2
     info = {"url": gw.url, "ca_path": str(gw.ca_path), "pid": os.getpid()}
     if args.state_dir:
         (Path(args.state_dir) / "gateway.json").write_text(json.dumps(info))

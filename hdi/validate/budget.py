@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 if TYPE_CHECKING:
@@ -86,6 +85,8 @@ def rows_per_symbol(frame: pl.DataFrame, time_column: str, mapper: SymbolMapper 
     valid = keys if ok.all() else keys.filter(ok)
     out: Counter[str] = Counter()
     if valid.height:
+        import numpy as np  # here: `hdi status` imports this module (over_budget) and needs no numpy
+
         iid = valid[_IID].to_numpy().astype(np.uint32)
         if mapper is None:
             ids, n = np.unique(iid, return_counts=True)

@@ -118,8 +118,8 @@ def test_a_file_damaged_after_its_check_fails_the_chunk_instead_of_loading_part_
 
     real_fetch = DatabentoSource.fetch
 
-    def fetch_then_damage(self, request, *, refresh=False):
-        path = real_fetch(self, request, refresh=refresh)
+    def fetch_then_damage(self, request, *, refresh=False, version=None):
+        path = real_fetch(self, request, refresh=refresh, version=version)
         cut_at_a_record_boundary_and_recompress(path)
         return path
 

@@ -97,7 +97,7 @@ BAD = [
     ("unknown top key", "validate:", "validat:", 19,
      "unknown key 'validat' (did you mean 'validate'?); allowed: name, description, source, transform, validate, target"),
     ("unknown source key", "  schema: ohlcv-1d", "  shema: ohlcv-1d", 6,
-     "source: unknown key 'shema' (did you mean 'schema'?); allowed: vendor, gateway, schema, start, end, chunk, requests"),
+     "source: unknown key 'shema' (did you mean 'schema'?); allowed: vendor, gateway, schema, start, end, chunk, requests, batch_threshold_bytes"),
     ("unknown request key", "      symbols: [SPY]", "      symbol: [SPY]", 14,
      "source.requests[1]: unknown key 'symbol' (did you mean 'symbols'?); allowed: dataset, stype_in, symbols"),
     ("unknown chunk key", "{period: month, max_symbols: 10}", "{period: month, max_symbol: 10}", 9,
@@ -109,7 +109,7 @@ BAD = [
      "- fixed_to_decimal: {columns: [open_price], precison: 19}", 17,
      "transform[1] fixed_to_decimal: unknown key 'precison' (did you mean 'precision'?); allowed: columns, precision, scale"),
     ("missing key", "  schema: ohlcv-1d\n", "", 3,
-     "source: missing key 'schema'; allowed: a mapping with keys vendor, gateway, schema, start, end, chunk, requests "
+     "source: missing key 'schema'; allowed: a mapping with keys vendor, gateway, schema, start, end, chunk, requests, batch_threshold_bytes "
      "(required: vendor, schema)"),
     ("symbols not a list", "symbols: [SPY]", "symbols: SPY", 14,
      "source.requests[1].symbols: expected a list, got a string 'SPY'; allowed: a list of symbols, e.g. [CL.c.0, NG.c.0]"),

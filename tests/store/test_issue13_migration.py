@@ -9,7 +9,6 @@ import pytest
 from hdi._tables import ISSUE13_TABLES
 from hdi.store import close_all, open_store
 from hdi.store.migrate import MIGRATIONS_TABLE
-from hdi.store.schema import SCHEMA_VERSION
 
 
 def _admin(url: str, *sql: str) -> None:
@@ -71,7 +70,7 @@ def test_a_version_3_store_gets_issue_13_tables_and_keeps_its_rows(any_store_url
     again.migrate()
     assert all(again.has_table(t.name) for t in ISSUE13_TABLES)
     assert again.query("SELECT count(*) AS n FROM ohlcv").item() == 1
-    assert again.query(f"SELECT max(version) AS v FROM {MIGRATIONS_TABLE}").item() == SCHEMA_VERSION
+    assert 4 in again.query(f"SELECT version FROM {MIGRATIONS_TABLE}")["version"].to_list()
     if any_store_url.startswith("postgresql"):
         names = set(again.query("SELECT hypertable_name FROM timescaledb_information.hypertables "
                                 "WHERE hypertable_schema = current_schema()").get_column("hypertable_name"))
