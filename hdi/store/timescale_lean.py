@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -30,8 +31,10 @@ import polars as pl
 from hdi._prices import fixed_to_decimal
 from hdi._tables import DATA_TABLES, ColType, Table
 from hdi.errors import StoreError
+from hdi.store import counts
 from hdi.store.base import WriteResult
 from hdi.store.frames import empty_frame, normalise
+from hdi.store.ledger import ROW_COUNTS
 from hdi.store.schema import SQL_TYPES, conform, ident, key_index_name
 from hdi.store.sql import Params
 
@@ -276,6 +279,36 @@ def _lock(txn: _PgTxn, lay: Layout, lo_ns: int, hi_ns: int) -> None:
     txn.cur.fetchall()
 
 
+def _utc_day(tc: str) -> str:
+    """SQL of the UTC date of an int8 ns column ``tc`` (an identifier): exact floor division by a day."""
+    return (f"(DATE '1970-01-01' + CAST(({tc} - (({tc} % 86400000000000) + 86400000000000) % 86400000000000) "
+            "/ 86400000000000 AS integer))")
+
+
+def stats_select(lay: Layout, p: Params, stage: str) -> str:
+    """SELECT of the ``row_counts`` columns (per dataset, instrument, granularity, UTC day) of the lean
+    rows in ``stage`` (a relation with the physical columns, aliased ``t``; joined to its sources ``s``)."""
+    tc = "t." + ident("ts_recv_ns")
+    edge = "t." + ident(counts.edge_column(lay.table))
+    gran = "COALESCE(t.granularity, '')" if "granularity" in lay.names else "''"
+    return (f"SELECT CAST({p(lay.table.name)} AS text) AS table_name, s.dataset, "
+            f"CAST(t.instrument_id AS bigint) AS instrument_id, {gran} AS granularity, {_utc_day(tc)} AS day, "
+            f"count(*) AS \"rows\", min({edge}) AS first_ns, max({edge}) AS last_ns FROM {stage} "
+            f"JOIN {ident(SOURCES)} s ON s.{ident(SRC)} = t.{ident(SRC)}")
+
+
+def _counted(txn: _PgTxn, lay: Layout, p: Params, insert: str, alias: str) -> pl.DataFrame:
+    """Run ``insert`` (an INSERT into, or DELETE from, the physical table; its rows aliased ``alias``)
+    and return the per-key ``row_counts`` stats of the rows it inserted or deleted, from its RETURNING."""
+    key = ", ".join(alias + ident(c) for c in dict.fromkeys(
+        [SRC, "instrument_id", "ts_recv_ns", counts.edge_column(lay.table)]
+        + (["granularity"] if "granularity" in lay.names else [])))
+    txn.cur.execute(f"WITH t AS ({insert} RETURNING {key}) {stats_select(lay, p, 't')} GROUP BY 2, 3, 4, 5",
+                    parameters=p.values)
+    got: pl.DataFrame = txn.cur.fetch_polars()
+    return got.select(counts.COLUMNS).cast(counts.STATS_SCHEMA)  # type: ignore[arg-type]
+
+
 def write(txn: _PgTxn, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
     """Write one batch to a lean table idempotently, inside the transaction."""
     lay = LAYOUTS[table.name]
@@ -314,22 +347,76 @@ def write(txn: _PgTxn, table: Table, frame: pl.DataFrame, on_conflict: str) -> W
         sets = " AND ".join([f"d.{ident(k)} = s.{ident(k)}" for k in lay.key] + ["ct.dataset = cs.dataset"]
                             + (["ct.publisher_id = cs.publisher_id"] if lay.key_publisher else []))
         p = Params()
-        txn.cur.execute(f"DELETE FROM {ident(lay.physical)} d USING pg_temp.{stage} s, {ident(SOURCES)} cs, "
-                        f"{ident(SOURCES)} ct WHERE cs.{ident(SRC)} = s.{ident(SRC)} AND ct.{ident(SRC)} = "
-                        f"d.{ident(SRC)} AND {sets} AND d.{tc} >= {p(lo)} AND d.{tc} < {p(hi)}",
-                        parameters=p.values)
-        txn.cur.execute(f"INSERT INTO {ident(lay.physical)} ({cols}) SELECT {cols} FROM pg_temp.{stage}")
+        gone = _counted(txn, lay, p, f"DELETE FROM {ident(lay.physical)} d USING pg_temp.{stage} s, "
+                        f"{ident(SOURCES)} cs, {ident(SOURCES)} ct WHERE cs.{ident(SRC)} = s.{ident(SRC)} AND "
+                        f"ct.{ident(SRC)} = d.{ident(SRC)} AND {sets} AND d.{tc} >= {p(lo)} AND d.{tc} < {p(hi)}",
+                        "d.")
+        p = Params()
+        put = _counted(txn, lay, p, f"INSERT INTO {ident(lay.physical)} ({cols}) SELECT {cols} FROM pg_temp.{stage}",
+                       "")
+        # the replaced rows had the same keys (same dataset, instrument and day): only the rest are new
+        txn.counts.add_stats(counts.subtract(put, gone))
         inserted, present = n, 0
     else:
         exprs = ", ".join(f"s.{ident(c)}" for c in lay.names)
-        txn.cur.execute(f"INSERT INTO {ident(lay.physical)} ({cols}) SELECT {exprs} "
-                        f"FROM pg_temp.{stage} s JOIN {ident(SOURCES)} cs ON cs.{ident(SRC)} = s.{ident(SRC)} "
-                        f"WHERE NOT EXISTS (SELECT 1 FROM {where} o WHERE {match})", parameters=p.values)
-        got = txn.cur.rowcount
-        inserted = int(got) if got is not None and got >= 0 else 0
+        put = _counted(txn, lay, p, f"INSERT INTO {ident(lay.physical)} ({cols}) SELECT {exprs} "
+                       f"FROM pg_temp.{stage} s JOIN {ident(SOURCES)} cs ON cs.{ident(SRC)} = s.{ident(SRC)} "
+                       f"WHERE NOT EXISTS (SELECT 1 FROM {where} o WHERE {match})", "")
+        txn.counts.add_stats(put)
+        inserted = int(put.get_column("rows").sum()) if put.height else 0
         present = n - inserted
     txn.cur.execute(f"DROP TABLE pg_temp.{stage}")
     return WriteResult(table.name, n, inserted, present, "merge")
+
+
+def recount_sql(scope: counts.Scope) -> list[tuple[str, list[Any]]]:
+    """:func:`hdi.store.counts.recount_sql` for a lean table: the scope's count rows replaced by a
+    recount of the physical rows by ``ts_recv_ns`` (chunk exclusion), instrument (the BRIN index) and
+    source code, instead of the view's computed time column (which no index or chunk bound can use)."""
+    lay = LAYOUTS[scope.table]
+    ids = list(scope.instrument_ids) if scope.instrument_ids is not None else []
+    counts_table = ident(ROW_COUNTS.name)
+    p = Params()
+    only = (" AND instrument_id IN (" + ", ".join(p(i) for i in ids) + ")") if scope.instrument_ids is not None else ""
+    gone = (f"DELETE FROM {counts_table} WHERE table_name = {p(scope.table)} AND dataset = {p(scope.dataset)} "
+            f"AND {ident('day')} >= {p(scope.first_day)} AND {ident('day')} <= {p(scope.last_day)}{only}", p.values)
+    lo, hi = (to_ns(b) for b in scope.bounds())
+    p = Params()
+    only = (" AND t.instrument_id IN (" + ", ".join(p(i) for i in ids) + ")") if scope.instrument_ids is not None \
+        else ""
+    tc = "t." + ident("ts_recv_ns")
+    where = f" WHERE s.dataset = {p(scope.dataset)} AND {tc} >= {p(lo)} AND {tc} < {p(hi)}{only}"
+    cols = ", ".join(ident(c) for c in counts.COLUMNS)
+    return [gone, (f"INSERT INTO {counts_table} ({cols}) {stats_select(lay, p, ident(lay.physical) + ' t')}{where} "
+                   "GROUP BY 2, 3, 4, 5", p.values)]
+
+
+def delete_days(txn: _PgTxn, table: Table, dataset: str, instrument_ids: Sequence[int], start: Any, end: Any,
+                equals: dict[str, Any]) -> int:
+    """:meth:`hdi.store.base.Transaction.delete_days` on a lean table: the physical rows of ``dataset``'s
+    source codes and these instruments with ``ts_recv_ns`` in [start, end) (the view's time column is
+    ``ts_recv_ns`` floored to the microsecond, and the bounds are whole microseconds, so the same rows)
+    and the ``equals`` values; under the write path's day locks. Returns how many rows it deleted."""
+    lay = LAYOUTS[table.name]
+    lo, hi = to_ns(start), to_ns(end)
+    _lock(txn, lay, lo, hi)
+    p = Params()
+    tc = ident("ts_recv_ns")
+    where = [f"{ident(SRC)} IN (SELECT {ident(SRC)} FROM {ident(SOURCES)} WHERE dataset = {p(dataset)})",
+             f"{tc} >= {p(lo)}", f"{tc} < {p(hi)}",
+             f"instrument_id IN ({', '.join(p(int(i)) for i in instrument_ids)})"]
+    for c, v in equals.items():
+        if c in SOURCE_COLUMNS:  # from the table, not this process's cache: no code registered elsewhere is missed
+            where.append(f"{ident(SRC)} IN (SELECT {ident(SRC)} FROM {ident(SOURCES)} WHERE {ident(c)} = {p(v)})")
+            continue
+        cond = _equal(lay, sources(txn.store), c, v, p)
+        if cond is None:
+            raise StoreError(f"delete_days: table '{table.name}' cannot filter column '{c}' on value {v!r}")
+        where.append(cond)
+    txn.cur.execute(f"WITH gone AS (DELETE FROM {ident(lay.physical)} WHERE {' AND '.join(where)} RETURNING 1) "
+                    "SELECT count(*) FROM gone", parameters=p.values)
+    rows = txn.cur.fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 # -- reads -----------------------------------------------------------------------------------------
@@ -352,14 +439,32 @@ def _equal(lay: Layout, known: pl.DataFrame, column: str, value: Any, p: Params)
     if column in SOURCE_COLUMNS:
         codes = known.filter(pl.col(column) == value).get_column(SRC).to_list() if value is not None else []
         return f"{ident(SRC)} IN ({', '.join(p(int(c)) for c in codes)})" if codes else "FALSE"
-    if pc is None or value is None or table.column(column).type is ColType.TS:
+    if value is None:  # ``column = NULL``: no row, as on the other stores
+        return "FALSE"
+    ns_of = dict(table.ns_columns)
+    if column in ns_of:  # the view's microseconds: the exact ns in [value, value + 1 us)
+        if not isinstance(value, dt.date):
+            return None
+        v = to_ns(value)
+        return f"{ident(ns_of[column])} >= {p(v)} AND {ident(ns_of[column])} < {p(v + 1000)}"
+    if pc is None or table.column(column).type is ColType.TS:
         return None
+    if pc.kind == "price":
+        try:
+            fixed = Decimal(str(value)) * 10**9
+        except (ArithmeticError, ValueError):
+            return None
+        if fixed != fixed.to_integral_value() or not -(2**63) <= fixed < 2**63:
+            return "FALSE"  # no stored price (int64 at 1e-9) equals it
+        return f"{ident(column)} = {p(int(fixed))}"
     if pc.kind == "plain":
         return f"{ident(column)} = {p(value)}"
     if pc.kind == "side" and value in _SIDE_CODES:
         return f"{ident(column)} = {p(_SIDE_CODES[value])}"
     if pc.kind == "char" and value in _CHARS:
         return f"{ident(column)} = {p(_CHARS[value])}"
+    if pc.kind in ("side", "char") and isinstance(value, str):
+        return "FALSE"  # the view shows only 'buy'/'sell' and single characters
     return None
 
 

@@ -14,6 +14,7 @@ import pytest
 from hdi._tables import BBO, MBO, TRADES, Table
 from hdi.store import close_all, open_store
 from hdi.store.migrate import _MIGRATIONS, MIGRATIONS_TABLE
+from tests.store.test_row_counts import assert_counts_true
 
 pytestmark = pytest.mark.timescale
 
@@ -154,23 +155,28 @@ def test_the_view_shows_the_documented_columns_with_exact_values(timescale_schem
     assert plan.count("_hyper_") == 1, plan
 
 
-def _old_layout(url: str, frames: dict[str, pl.DataFrame]) -> None:
-    """A store as hdi before migration 8 left it: migrations 1-4 applied and rows COPYed as it did."""
+def _old_layout(url: str, frames: dict[str, pl.DataFrame], version: int = 4) -> None:
+    """A store as hdi before migration 8 left it: rows COPYed as hdi did into a version-4 store, then
+    migrations 5 to ``version`` applied to it (7 fills ``row_counts`` from those rows, as it did)."""
     import adbc_driver_postgresql.dbapi as pg
 
     from hdi._tables import DATA_TABLES
     from hdi.store.schema import conform
 
+    def apply(*versions: int) -> None:
+        for v in versions:
+            for sql in _MIGRATIONS[v]("timescale"):
+                cur.execute(sql)
+            cur.execute(f"INSERT INTO {MIGRATIONS_TABLE} (version) VALUES ({v})")
+
     with pg.connect(url, autocommit=True) as c, c.cursor() as cur:
         cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         cur.execute(f"CREATE TABLE {MIGRATIONS_TABLE} (version integer PRIMARY KEY, applied_at timestamptz NOT NULL "
                     "DEFAULT now())")
-        for v in (1, 2, 3, 4):
-            for sql in _MIGRATIONS[v]("timescale"):
-                cur.execute(sql)
-            cur.execute(f"INSERT INTO {MIGRATIONS_TABLE} (version) VALUES ({v})")
+        apply(1, 2, 3, 4)
         for name, frame in frames.items():
             cur.adbc_ingest(name, conform(frame, DATA_TABLES[name], backend="timescale").to_arrow(), mode="append")
+        apply(*range(5, version + 1))
 
 
 def test_migration_8_converts_a_store_of_the_previous_schema_in_place_exactly(timescale_schema_url):
@@ -181,8 +187,8 @@ def test_migration_8_converts_a_store_of_the_previous_schema_in_place_exactly(ti
     assert not old.has_table("hdi_trades")
     close_all()
     st = open_store(timescale_schema_url)
-    st.migrate()
-    assert st.query(f"SELECT max(version) AS v FROM {MIGRATIONS_TABLE}").item() == 8
+    st.migrate()  # a version-4 store: migrations 5, 6, 7 (row_counts filled from the plain tables) and 8
+    assert sorted(st.query(f"SELECT version FROM {MIGRATIONS_TABLE}")["version"].to_list()) == list(range(1, 9))
     for name, table in (("trades", TRADES), ("mbo", MBO), ("bbo", BBO)):
         after = st.query(f'SELECT * FROM "{name}"')
         assert after.height == before[name].height == frames[name].height
@@ -192,5 +198,94 @@ def test_migration_8_converts_a_store_of_the_previous_schema_in_place_exactly(ti
                           "table_schema = current_schema() AND table_name IN ('trades', 'hdi_trades')").iter_rows())
     assert kinds == {"trades": "VIEW", "hdi_trades": "BASE TABLE"}
     st.check(["trades", "mbo", "bbo", "mbp10"])
+    counted = assert_counts_true(st)
+    assert int(counted["rows"].sum()) == sum(f.height for f in frames.values())
     # and the converted store takes new rows and re-runs as before
     assert st.write("trades", frames["trades"]).already_present == frames["trades"].height
+    assert assert_counts_true(st).equals(counted)
+
+
+def test_a_version_7_store_keeps_its_row_counts_through_migration_8(timescale_schema_url):
+    frames = {n: f() for n, f in FRAMES.items()}
+    _old_layout(timescale_schema_url, frames, version=7)
+    old = open_store(timescale_schema_url)
+    counted = old._fetch("SELECT * FROM row_counts ORDER BY 1, 2, 3, 4, 5")  # noqa: SLF001 - no migrate()
+    assert int(counted["rows"].sum()) == sum(f.height for f in frames.values())
+    close_all()
+    st = open_store(timescale_schema_url)
+    st.migrate()
+    assert st.has_table("hdi_trades")
+    assert st.query("SELECT * FROM row_counts ORDER BY 1, 2, 3, 4, 5").equals(counted)
+    assert_counts_true(st)
+    # kept from there on by the lean write path: a merge (some rows stored), an update and a delete
+    more = _frame(TRADES, [{"instrument_id": 1, "sequence": 8, "ts_recv_ns": T0 + k} for k in range(3)])
+    assert st.write("trades", pl.concat([FRAMES["trades"]().head(2), more])).inserted == 3
+    assert st.write("trades", more, on_conflict="update").inserted == 3
+    assert int(assert_counts_true(st).filter(pl.col("table") == "trades")["rows"].sum()) == 8
+    with st.transaction() as txn:
+        assert txn.delete_days("trades", dataset="GLBX.MDP3", symbols_or_instrument_ids=[1],
+                               start=dt.datetime(2024, 1, 2, tzinfo=dt.UTC),
+                               end=dt.datetime(2024, 1, 3, tzinfo=dt.UTC)) == 6
+    assert int(assert_counts_true(st).filter(pl.col("table") == "trades")["rows"].sum()) == 2
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "timescale"])
+def test_delete_days_filters_by_microsecond_bounds_sources_and_values_like_the_view(backend, request, tmp_path):
+    """delete_days on the lean hypertable deletes exactly the rows the view's columns select: time
+    bounds on the microsecond ``received_timestamp_utc`` (ns just inside and outside), one dataset's
+    source codes, and ``equals`` on a source column, a side, an action and a price."""
+    url = (request.getfixturevalue("timescale_schema_url") if backend == "timescale"
+           else f"duckdb://{tmp_path / 'store.duckdb'}")
+    st = open_store(url)
+    us = T0 - T0 % 1000  # 2024-01-02 12:00:00.123456 UTC
+    start = dt.datetime(2024, 1, 2, 12, 0, 0, 123456, tzinfo=dt.UTC)
+    end = start + dt.timedelta(microseconds=2)
+    rows = [{"instrument_id": 1, "ts_recv_ns": us + k, "sequence": k + 1, "publisher_id": 1 + k % 2,
+             "aggressor_side": ("buy", "sell", None)[k % 3], "price": Decimal(k % 4) / 4}
+            for k in (-1, 0, 1, 999, 1000, 1999, 2000, 2001)]
+    st.write("trades", _frame(TRADES, rows))
+    st.write("trades", _frame(TRADES, [{**r, "dataset": "XNAS.ITCH"} for r in rows]))
+    mbo = _mbo()
+    st.write("mbo", mbo)
+
+    def delete(table: str, **equals) -> int:
+        with st.transaction() as txn:
+            return txn.delete_days(table, dataset="GLBX.MDP3", symbols_or_instrument_ids=[1], start=start, end=end,
+                                   equals=equals)
+
+    assert delete("trades", publisher_id=2) == 3  # ns 1, 999, 1999 (of 0 .. 1999 in [start, end))
+    assert delete("trades", aggressor_side="sell", price=Decimal("0.25")) == 0  # ns 1000 is sell at 0
+    assert delete("trades", aggressor_side="sell", price=Decimal("0")) == 1
+    assert delete("trades", price=Decimal("0.0000000001")) == 0  # finer than any stored price
+    assert delete("trades", aggressor_side=None) == 0  # side = NULL: nothing, as in SQL
+    left = sorted(st.select("trades", equals={"dataset": "GLBX.MDP3"})["ts_recv_ns"].to_list())
+    assert delete("trades") == 1
+    assert sorted(st.select("trades", equals={"dataset": "GLBX.MDP3"})["ts_recv_ns"].to_list()) == [
+        us - 1, us + 2000, us + 2001]
+    assert len(left) == 4
+    assert st.select("trades", equals={"dataset": "XNAS.ITCH"}).height == len(rows)  # another dataset's rows
+    start = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
+    end = start + dt.timedelta(days=1)
+    assert delete("mbo", action="C") == 1 and delete("mbo", side="sell", price=Decimal("-0.5")) == 1
+    assert st.select("mbo")["order_id"].to_list() == [11]
+    if backend == "timescale":
+        assert_counts_true(st)
+    close_all()
+
+
+def test_a_recount_reads_the_hypertable_by_its_ns_column_one_chunk_per_day(timescale_schema_url):
+    """Counts of a touched day are recounted from ``hdi_trades`` by ``ts_recv_ns`` (chunk exclusion)
+    and instrument (the BRIN index), not through the view's computed time column."""
+    from hdi.store import counts
+    from hdi.store.timescale_lean import recount_sql
+
+    st = open_store(timescale_schema_url)
+    st.write("trades", _trades())  # 2024-01-02 and 2024-01-03: two chunks
+    scope = counts.Scope("trades", "GLBX.MDP3", (1, 2), dt.date(2024, 1, 2), dt.date(2024, 1, 2))
+    _, (sql, params) = recount_sql(scope)
+    plan = "\n".join(st.query(f"EXPLAIN {sql.split(') ', 1)[1]}", params).to_series().to_list())
+    assert plan.count("_hyper_") == 1 and "received_timestamp_utc" not in plan, plan
+    with st.transaction() as txn:
+        txn._touch("trades", "GLBX.MDP3", [1, 2], dt.date(2024, 1, 2), dt.date(2024, 1, 2))
+    assert_counts_true(st)
+    close_all()
