@@ -6,7 +6,7 @@
   Parquet write (Polars, zstd) of the same final rows measured in the same run, and the same ingest
   into a DuckDB file.
 - **Bytes per trade**: the stored size of those trades divided by their count: DuckDB (the file),
-  TimescaleDB (``hypertable_size('trades')``, indexes included), Iceberg (the warehouse's data
+  TimescaleDB (``hypertable_size('hdi_trades')``, the lean table behind the ``trades`` view, indexes included), Iceberg (the warehouse's data
   files, and with its metadata files), the raw Parquet file, and the ``.dbn.zst`` it came from.
 - **Workers**: the same trades split into ``--files`` DBN files (one chunk each), ingested into a
   fresh lake with ``workers=1`` and ``workers=2``.
@@ -97,7 +97,7 @@ def timescale_bytes(path: Path, base: str, n: int) -> float:
     with fresh_schema(base) as (url, schema):
         secs, report = pipeline_run(path, url)
         assert report.ok and report.rows_loaded == n
-        total = admin(url, f"SELECT hypertable_size('{schema}.trades')")[0][0]
+        total = admin(url, f"SELECT hypertable_size('{schema}.hdi_trades')")[0][0]  # lean table behind the view
         close_all()
     return total / n
 

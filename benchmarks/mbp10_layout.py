@@ -137,7 +137,9 @@ def main() -> None:
             with fresh_schema(base) as (wide_url, ws), fresh_schema(base) as (long_url, ls):
                 def ts_size(table: str, url: str) -> int:
                     schema = ws if url == wide_url else ls
-                    return int(admin(base, f"SELECT hypertable_size('{schema}.{table}')")[0][0])
+                    lean = admin(base, f"SELECT to_regclass('{schema}.hdi_{table}') IS NOT NULL")[0][0]
+                    name = f"hdi_{table}" if lean else table  # the lean table behind the view (migration 8)
+                    return int(admin(base, f"SELECT hypertable_size('{schema}.{name}')")[0][0])
 
                 measure("timescale", wide_url, long_url, args, ts_size)
 

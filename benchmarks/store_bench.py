@@ -5,6 +5,9 @@
 2. Writing 2,000,000 one-minute bar rows through the store API into TimescaleDB, against raw
    ``adbc_ingest`` of the same Arrow table into an unindexed plain table, measured in the same run
    (target: ratio >= 0.4). DuckDB's write rate is printed beside it.
+3. Bytes per row (table + indexes) of trades in each store (``--bytes-trades``, default 1,000,000):
+   TimescaleDB ``hypertable_size`` per hypertable, DuckDB storage blocks (issue 17: <= 100 B/trade in
+   TimescaleDB).
 
 Usage: python benchmarks/store_bench.py [--timescale URL] [--rows N] [--repeat K]
 (default URL: HDI_BENCH_TIMESCALE_URL, else the local `make db-up` cluster).
@@ -158,6 +161,63 @@ def duckdb_write(n: int) -> None:
           f"{again.already_present:,} skipped): {second:,.0f} rows/s")
 
 
+def tick_bytes(base_url: str | None, trades: int) -> None:
+    """Bytes per row (table + indexes) of the trades written by ``store.write`` (the final rows of a
+    synthetic DBN file), and of every tick table a real store holds: TimescaleDB ``hypertable_size``
+    (the lean ``hdi_trades`` since migration 8), DuckDB the file after CHECKPOINT and the distinct
+    blocks ``pragma_storage_info`` lists for the table."""
+    import duckdb
+    from _dbn import write_trades
+    from trades_load import final_rows
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "trades.dbn.zst"
+        write_trades(path, trades)
+        frame = final_rows(path)
+        n = frame.height
+        print(f"== bytes per row (table + indexes), {n:,} trades of a DBN file ({path.stat().st_size / n:.1f} B/trade "
+              "in .dbn.zst)")
+        db = Path(d) / "bytes.duckdb"
+        open_store(f"duckdb://{db}").write("trades", frame)
+        close_all()
+        con = duckdb.connect(str(db))
+        con.execute("CHECKPOINT")
+        blocks = con.execute("SELECT count(DISTINCT block_id) FROM pragma_storage_info('trades') "
+                             "WHERE block_id >= 0").fetchone()[0]
+        block = con.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0]
+        con.close()
+        per = blocks * block / n
+        print(f"  duckdb    trades       : {per:8.1f} B/row from storage blocks  ({db.stat().st_size / n:.1f} B/row "
+              "whole file)")
+        report_result("bytes per trade, duckdb", per, "B", "(report)", None, "pragma_storage_info blocks")
+        if base_url is None:
+            return
+        schema = f"hdi_bench_{uuid.uuid4().hex[:8]}"
+        admin(base_url, f"CREATE SCHEMA {schema}")
+        url = schema_url(base_url, schema)
+        try:
+            open_store(url).write("trades", frame)
+            close_all()
+            import adbc_driver_postgresql.dbapi as pg
+
+            with pg.connect(url, autocommit=True) as c, c.cursor() as cur:
+                cur.execute("VACUUM ANALYZE")
+                cur.execute("SELECT hypertable_name, hypertable_size(format('%I.%I', hypertable_schema, "
+                            "hypertable_name)::regclass) FROM timescaledb_information.hypertables "
+                            "WHERE hypertable_schema = current_schema()")
+                for name, size in cur.fetchall():
+                    cur.execute(f'SELECT count(*) FROM "{name}"')
+                    rows = cur.fetchone()[0]
+                    if rows:
+                        print(f"  timescale {name:<12} : {size / rows:8.1f} B/row  ({rows:,} rows)")
+                        report_result(f"bytes per row, timescale {name}", size / rows, "B",
+                                      "<= 100" if name == "hdi_trades" else "(report)",
+                                      size / rows <= 100 if name == "hdi_trades" else None, "hypertable_size")
+        finally:
+            close_all()
+            admin(base_url, f"DROP SCHEMA {schema} CASCADE")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--timescale")
@@ -165,6 +225,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--reads", type=int, default=200)
     ap.add_argument("--no-timescale", action="store_true", help="DuckDB only")
+    ap.add_argument("--bytes-trades", type=int, default=1_000_000, help="trades for the bytes-per-row figures (0: skip)")
     a = ap.parse_args()
     ts = None if a.no_timescale else timescale_url(a.timescale)
     print("== read_bars: 1 month of daily bars, 1 symbol, warm (target median <= 10 ms; PRD < 5 s)")
@@ -189,6 +250,8 @@ def main() -> None:
         write_ratio(ts, a.rows, a.repeat)
     else:
         print("  (no TimescaleDB: run `make db-up` for the TimescaleDB figures)")
+    if a.bytes_trades:
+        tick_bytes(ts, a.bytes_trades)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 from hdi._tables import ROLLS, TABLES  # noqa: E402
 from hdi.store.ledger import LEDGER_TABLES  # noqa: E402
 from hdi.store.schema import SQL_TYPES  # noqa: E402
+from hdi.store.timescale_lean import LAYOUTS  # noqa: E402
 
 HEAD = """# Tables
 
@@ -27,6 +28,15 @@ the Apache-licensed build is enough (no compression or continuous aggregates are
 Prices are exact `numeric(19,9)` / `DECIMAL(19,9)`. `timestamptz` holds microseconds in
 TimescaleDB; tables with sub-microsecond events keep exact nanoseconds in `*_ns` columns, and the
 read API rebuilds ns timestamps from them. DuckDB stores `TIMESTAMPTZ_NS`.
+
+Lean tick tables (TimescaleDB, schema version 8): `trades`, `tbbo`, `mbp1`, `mbo`, `mbp10`, `bbo` and
+`cbbo` are views with exactly the columns and types below over a physical hypertable `hdi_<name>`
+that stores each value once: the `*_ns` int8 columns (the `*_timestamp_utc` columns are computed
+from them, floored to the microsecond), `ts_recv_ns` as the integer hypertable dimension (chunks of
+the interval shown, in ns), prices as int8 fixed-point (value x 1e9), sides and actions as smallint
+codes, and `dataset`, `data_source`, `publisher_id` as one smallint `hdi_src` into `hdi_sources`.
+Filter on `ts_recv_ns` (not `received_timestamp_utc`) so that a query on the view reaches only the
+chunks of its range. Writes go to `hdi_<name>` through hdi; the views are for reading.
 """
 
 
@@ -38,6 +48,9 @@ def render() -> str:
             out.append(f"\n### `{t.name}`\n\n{t.doc}\n")
             hyper = f"hypertable on `{t.time_column}`, chunks of {t.chunk_interval}" if t.chunk_interval \
                 else "plain table"
+            if t.name in LAYOUTS:
+                hyper = (f"TimescaleDB: a view over the hypertable `{LAYOUTS[t.name].physical}` on `ts_recv_ns`, "
+                         f"chunks of {t.chunk_interval}")
             out.append(f"\n- key: ({', '.join(f'`{k}`' for k in t.key)}); {hyper}\n")
             out.append("\n| column | TimescaleDB | DuckDB | null | meaning |\n|---|---|---|---|---|\n")
             for c in t.columns:

@@ -359,7 +359,11 @@ _SQL_CALLS = {"ident", "key_index_name", "p", "_sql_ident", "_quoted", "_where",
               # reviewed (issue 15): counts' ident list of its fixed COLUMNS, its per-key stats SELECT (ident,
               # constants, name_sql and a where of ident and placeholders), TimescaleDB's ns conversion of an
               # identifier (_epoch_ns, called with the constant 'edge')
-              "_cols", "stats_select", "_epoch_ns"}
+              "_cols", "stats_select", "_epoch_ns",
+              # reviewed (issue 17): the lean tables' exact UTC date of an int8 ns identifier (timescale_lean._utc_day:
+              # the identifier and integer constants); timescale_lean.stats_select is the lean form of counts'
+              # (ident, constants, p() and a relation name: the constant CTE name or ident(lay.physical) + ' t')
+              "_utc_day"}
 # reviewed: wrap a constant SQL expression (sessions._fx: fixed-point price); safe only with constant/safe arguments
 _SQL_WRAPPERS = {"_fx"}
 

@@ -96,7 +96,22 @@ def _v7(backend: str) -> list[str]:
             *(fill_sql(t, backend) for t in DATA_TABLES.values())]
 
 
-_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, COUNTS_VERSION: _v7}
+def _v8(backend: str) -> list[str]:
+    """Lean tick tables in TimescaleDB (issue 17): each of trades, tbbo, mbp1, mbo, mbp10, bbo and cbbo
+    becomes a view of its documented columns over a lean hypertable ``hdi_<name>``; stored rows are
+    converted in place, exactly (see :mod:`hdi.store.timescale_lean`). DuckDB keeps its layout."""
+    if backend != "timescale":
+        return []
+    from hdi._tables import DATA_TABLES
+    from hdi.store.timescale_lean import LEAN_TABLES, convert_sql, sources_sql
+
+    stmts = [sources_sql()]
+    for name in LEAN_TABLES:
+        stmts += convert_sql(DATA_TABLES[name])
+    return stmts
+
+
+_MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, COUNTS_VERSION: _v7, 8: _v8}
 
 
 def migrations(backend: str) -> Iterator[tuple[int, list[str]]]:

@@ -19,8 +19,9 @@ ALL_TABLES: dict[str, Table] = {**TABLES, **LEDGER_TABLES, ROLLS.name: ROLLS}
 _OWN_NAME = re.compile(r"hdi_[a-z0-9_]{1,50}")
 
 # Store schema version: bump and append a migration when the shape of a table changes.
-SCHEMA_VERSION = 7  # 3: the rolls table (continuous futures); 4: the mbo, mbp10, bbo, cbbo, status, imbalance tables;
-# 5: batch_jobs and batch_files (Databento batch jobs); 6: ingest_conditions (Databento's dataset condition of every fetched day); 7: row_counts (stored rows per day)
+SCHEMA_VERSION = 8  # 3: the rolls table (continuous futures); 4: the mbo, mbp10, bbo, cbbo, status, imbalance tables;
+# 5: batch_jobs and batch_files (Databento batch jobs); 6: ingest_conditions (Databento's dataset condition of every fetched day); 7: row_counts (stored rows per day);
+# 8: lean tick tables in TimescaleDB (views over hdi_<table>)
 
 SQL_TYPES: dict[str, dict[ColType, str]] = {
     "timescale": {

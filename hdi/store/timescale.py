@@ -28,6 +28,7 @@ from hdi._retrying import RetryPolicy
 from hdi._tables import DATA_TABLES, ColType, Table
 from hdi.errors import ConcurrentWriteError, StoreError
 from hdi.store import counts
+from hdi.store import timescale_lean as lean
 from hdi.store.base import Store, Transaction, WriteResult
 from hdi.store.check import column_problem, damaged, version_problem
 from hdi.store.migrate import MIGRATIONS_TABLE, migrations
@@ -84,6 +85,7 @@ class TimescaleStore(Store):
         self._migrated = False
         self.license: str | None = None
         self.timescaledb_version: str | None = None
+        self._sources: pl.DataFrame | None = None  # hdi_sources of the lean tick tables (timescale_lean)
 
     # -- connections --------------------------------------------------------------------------
     def _connect(self, autocommit: bool) -> Any:
@@ -211,6 +213,9 @@ class TimescaleStore(Store):
         indexes = set(self._fetch("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
                       ["indexname"].to_list())
         for t in tables:
+            if t.name in lean.LAYOUTS and (versions and max(versions) >= 8):
+                self._check_lean(where, t, present, cols, hyper, indexes)
+                continue
             if t.name not in present:
                 if versions:
                     raise damaged(where, f"table '{t.name}' is missing although migration {max(versions)} is "
@@ -225,6 +230,40 @@ class TimescaleStore(Store):
             if key_index_name(t) not in indexes:
                 raise damaged(where, f"table '{t.name}' has lost its unique key index {key_index_name(t)} "
                                      "(re-runs would store rows twice)")
+
+    def _check_lean(self, where: str, t: Table, present: set[str], cols: pl.DataFrame, hyper: set[str],
+                    indexes: set[str]) -> None:
+        """A lean tick table: its view, its physical hypertable with the lean columns, its BRIN index."""
+        lay = lean.LAYOUTS[t.name]
+        if lay.physical not in present or t.name not in present:
+            missing = lay.physical if lay.physical not in present else f"the view {t.name}"
+            raise damaged(where, f"table '{t.name}': {missing} is missing although migration 8 is recorded as "
+                                 "applied")
+        found = dict(cols.filter(pl.col("tbl") == lay.physical).select("col", "type").iter_rows())
+        why = column_problem(Table(lay.physical, (), (), "", None, ""), found, {c.name: c.sql for c in lay.columns})
+        if why is not None:
+            raise damaged(where, why)
+        if lay.physical not in hyper:
+            raise damaged(where, f"table '{lay.physical}' (behind '{t.name}') is not a hypertable")
+        if key_index_name(t) not in indexes:
+            raise damaged(where, f"table '{t.name}' has lost its key index {key_index_name(t)} (reads by "
+                                 "instrument and time use it)")
+
+    def select(self, table: str, *, start: Any = None, end: Any = None, selections: pl.DataFrame | None = None,
+               equals: dict[str, Any] | None = None, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        """As :meth:`Store.select`; a lean tick table is read from its physical columns."""
+        t = lean.LAYOUTS[table].table if table in lean.LAYOUTS else None
+        if t is not None and self._is_lean(t):
+            cols = list(columns) if columns else t.names
+            bad = [c for c in [*cols, *(equals or {})] if c not in t.names]
+            if not bad and not (selections is not None and selections.height == 0):
+                got = lean.select(self, t, cols, start=start, end=end, selections=selections, equals=equals)
+                if got is not None:
+                    return got
+        return super().select(table, start=start, end=end, selections=selections, equals=equals, columns=columns)
+
+    def _is_lean(self, t: Table) -> bool:
+        return self.has_table(lean.LAYOUTS[t.name].physical)
 
     def _has_table(self, name: str) -> bool:
         df = self._fetch("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = $1 "
@@ -303,6 +342,13 @@ class _PgTxn(Transaction):
     def _write(self, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
         import adbc_driver_manager
 
+        if table.name in lean.LAYOUTS:
+            try:
+                return lean.write(self, table, frame, on_conflict)
+            except StoreError:
+                raise
+            except Exception as e:
+                raise self._fail("write", e) from None
         arrow = conform(frame, table, backend="timescale").to_arrow()
         n = arrow.num_rows
         try:
@@ -333,6 +379,13 @@ class _PgTxn(Transaction):
 
     def _delete_days(self, table: Table, dataset: str, instrument_ids: list[int], start: dt.datetime,
                      end: dt.datetime, equals: dict[str, Any]) -> int:
+        if table.name in lean.LAYOUTS:  # a view: the rows go from its hypertable hdi_<table>
+            try:
+                return lean.delete_days(self, table, dataset, instrument_ids, start, end, equals)
+            except StoreError:
+                raise
+            except Exception as e:
+                raise self._fail("delete", e) from None
         delete_sql, params = delete_days_sql(table, dataset, instrument_ids, start, end, equals)
         try:  # ADBC reports no row count for a DELETE: count what it returns
             self.cur.execute(f"WITH gone AS ({delete_sql} RETURNING 1) SELECT count(*) FROM gone",
@@ -393,7 +446,9 @@ class _PgTxn(Transaction):
     def _write_counts(self, deltas: pl.DataFrame, scopes: list[counts.Scope]) -> None:
         try:
             for scope in scopes:
-                for sql, params in counts.recount_sql(scope, "timescale"):
+                recount = lean.recount_sql(scope) if scope.table in lean.LAYOUTS else \
+                    counts.recount_sql(scope, "timescale")
+                for sql, params in recount:
                     self.cur.execute(sql, parameters=tuple(params))
             if deltas.height:
                 stage = "hdi_stage_row_counts"

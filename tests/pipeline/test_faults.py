@@ -219,11 +219,12 @@ class _Pg:
             return cur.fetchone()[0]
 
     def loading(self, schema: str, table: str, app: str) -> bool:
-        """Whether a connection of ``app`` holds an uncommitted write lock on ``schema.table``."""
+        """Whether a connection of ``app`` holds an uncommitted write lock on ``schema.table`` (or on
+        ``hdi_<table>``, the hypertable behind a lean tick table's view, which is what writes go to)."""
         return bool(self.one(
             "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
             "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE n.nspname = $1 AND c.relname = $2 AND l.mode = 'RowExclusiveLock' "
+            "WHERE n.nspname = $1 AND c.relname IN ($2, 'hdi_' || $2) AND l.mode = 'RowExclusiveLock' "
             "AND a.application_name = $3", (schema, table, app)))
 
     def terminate(self, app: str) -> int:

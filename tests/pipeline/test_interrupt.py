@@ -330,7 +330,8 @@ def test_a_signal_inside_a_blocked_statement_cancels_it_and_rolls_the_chunk_back
     open_store(url).migrate()
     locker = _Locker(url, app)
     try:
-        locker.lock("trades")  # the first chunk's COPY into trades waits for this lock
+        # the first chunk's COPY into hdi_trades (the hypertable behind the lean trades view) waits for this lock
+        locker.lock("hdi_trades")
         run = Run(tmp_path, "--recipe", TRADES, "--start", T_START, "--end", T_END, "--symbols", FUTURES,
                   "--store", url)
         runs.append(run)
@@ -360,7 +361,7 @@ def test_a_second_sigint_exits_at_once_while_the_first_one_is_stuck(gateway, tim
     open_store(url).migrate()
     locker = _Locker(url, app)
     try:
-        locker.lock("trades")
+        locker.lock("hdi_trades")
         run = Run(tmp_path, "--recipe", TRADES, "--start", T_START, "--end", T_END, "--symbols", FUTURES,
                   "--store", url)
         runs.append(run)

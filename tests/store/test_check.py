@@ -211,14 +211,14 @@ def test_a_lost_key_index_is_found(timescale_schema_url, make_bars, make_symbolo
 @pytest.mark.timescale
 def test_a_table_that_is_no_longer_a_hypertable_is_found(timescale_schema_url, make_bars, make_symbology):
     from hdi._tables import TRADES
-    from hdi.store.schema import create_table_sql, key_index_name
+    from hdi.store.timescale_lean import LAYOUTS, convert_sql, view_sql
 
     _filled(timescale_schema_url, make_bars, make_symbology)
-    key = ", ".join(TRADES.key)
-    _sql(timescale_schema_url, "DROP TABLE trades", create_table_sql(TRADES, "timescale"),
-         f"CREATE UNIQUE INDEX {key_index_name(TRADES)} ON trades ({key})")
+    # the lean trades table (migration 8) rebuilt as a plain table behind its view
+    _sql(timescale_schema_url, "DROP VIEW trades", "DROP TABLE hdi_trades", convert_sql(TRADES)[0],
+         view_sql(LAYOUTS["trades"]), convert_sql(TRADES)[-1])
     close_all()
-    with pytest.raises(StoreError, match=r"table 'trades' is not a hypertable"):
+    with pytest.raises(StoreError, match=r"table 'hdi_trades' \(behind 'trades'\) is not a hypertable"):
         open_store(timescale_schema_url).check(["trades"])
 
 

@@ -51,8 +51,20 @@ def test_a_version_3_store_gets_issue_13_tables_and_keeps_its_rows(any_store_url
         pytest.skip("the lake store keeps no SQL migration table (hdi/store/migrate.py is for DuckDB and TimescaleDB)")
     open_store(any_store_url).write("ohlcv", make_bars([{"instrument_id": 1, "bar_timestamp_utc": "2024-01-02"}]))
     # back to what hdi before issue 13 left: no new tables, migrations 1 to 3 recorded
-    _admin(any_store_url, *[f'DROP TABLE "{t.name}"' for t in ISSUE13_TABLES],
-           f"DELETE FROM {MIGRATIONS_TABLE} WHERE version = 4")
+    if any_store_url.startswith("postgresql"):
+        # and no lean tick tables (migration 8): trades, tbbo and mbp1 plain again, the others gone
+        from hdi._tables import DATA_TABLES
+        from hdi.store.migrate import _create
+        from hdi.store.timescale_lean import LEAN_TABLES
+
+        _admin(any_store_url, *[f'DROP VIEW "{n}"' for n in LEAN_TABLES],
+               *[f'DROP TABLE "hdi_{n}"' for n in LEAN_TABLES], "DROP TABLE hdi_sources",
+               *[f'DROP TABLE "{t.name}"' for t in ISSUE13_TABLES if t.name not in LEAN_TABLES],
+               *_create([DATA_TABLES[n] for n in ("trades", "tbbo", "mbp1")], "timescale"),
+               f"DELETE FROM {MIGRATIONS_TABLE} WHERE version IN (4, 8)")
+    else:
+        _admin(any_store_url, *[f'DROP TABLE "{t.name}"' for t in ISSUE13_TABLES],
+               f"DELETE FROM {MIGRATIONS_TABLE} WHERE version = 4")
     again = open_store(any_store_url)
     assert not again.has_table("mbo")
     again.migrate()
@@ -62,4 +74,4 @@ def test_a_version_3_store_gets_issue_13_tables_and_keeps_its_rows(any_store_url
     if any_store_url.startswith("postgresql"):
         names = set(again.query("SELECT hypertable_name FROM timescaledb_information.hypertables "
                                 "WHERE hypertable_schema = current_schema()").get_column("hypertable_name"))
-        assert {t.name for t in ISSUE13_TABLES} <= names
+        assert {f"hdi_{t.name}" if t.name in LEAN_TABLES else t.name for t in ISSUE13_TABLES} <= names
