@@ -9,7 +9,10 @@ when every requested symbol selected at least one row through the symbology tabl
 instrument id), and no row needs the stored definitions for its raw symbol (a row with no
 ``raw_symbol`` interval that day, of an instrument a stored definition names). Empty results,
 symbols known only from definitions, unknown symbols (their errors) and ``tz="exchange"`` (whose
-zone depends on every selected dataset, rows or not) take the step-by-step path.
+zone depends on every selected dataset, rows or not) take the step-by-step path, and so do the lean
+tick tables (migration 8, :mod:`hdi.store.timescale_lean`): their views compute the time columns
+from the ns integers, which a filter on the view could not use, while the store's select filters the
+hypertable's ns columns.
 
 What the statement keeps exact, step for step:
 
@@ -102,6 +105,11 @@ def read(st: Store, t: Table, symbols: Sequence[str], start: dt.datetime, end: d
     if st.kind not in KINDS or not st.has_table(t.name) or (
             any(not is_instrument_id(s) for s in symbols) and not st.has_table(SYMBOLOGY.name)):
         return None
+    if st.kind == "timescale":
+        from hdi.store import timescale_lean as lean
+
+        if t.name in lean.LAYOUTS and st.has_table(lean.LAYOUTS[t.name].physical):
+            return None  # a lean tick table's view computes its times: its store select reads the ns columns
     sql, params = statement(st, t, symbols, start, end, dataset, equals)
     got = st._fetch(sql, params)
     if got.height == 0:

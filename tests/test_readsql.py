@@ -109,8 +109,10 @@ def test_one_statement_equals_the_steps(filled, name, query, monkeypatch):
     assert sorted(fast.rows(), key=repr) == sorted(steps.rows(), key=repr), name
     assert fast.height > 0
     if filled.kind in _readsql.KINDS and name not in ("bars exchange zone", "bars named by a definition",
-                                                      "bars one symbol without rows"):
+                                                      "bars one symbol without rows") and not name.startswith("trades"):
         assert answered and all(answered), f"{name}: the one statement stepped aside"
+    if filled.kind == "timescale" and name.startswith("trades"):
+        assert not any(answered)  # a lean tick table (migration 8): the store's select reads its ns columns
     if name == "bars named by a definition":
         assert not any(answered)  # a definition names 301: the as-of join decides
         assert fast["raw_symbol"].unique().to_list() == ["ZZH4"]
