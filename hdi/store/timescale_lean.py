@@ -36,7 +36,7 @@ from hdi.store.base import WriteResult
 from hdi.store.frames import empty_frame, normalise
 from hdi.store.ledger import ROW_COUNTS
 from hdi.store.schema import SQL_TYPES, conform, ident, key_index_name
-from hdi.store.sql import Params
+from hdi.store.sql import Params, selection_groups
 
 if TYPE_CHECKING:
     from hdi.store.timescale import TimescaleStore, _PgTxn
@@ -495,10 +495,7 @@ def select(store: TimescaleStore, table: Table, cols: Sequence[str], *, start: A
         where.append(cond)
     if selections is not None:
         ors = []
-        groups: dict[tuple[Any, Any, Any], list[int]] = {}
-        for ds, iid, lo, hi in selections.select("dataset", "instrument_id", "from_ts", "to_ts").iter_rows():
-            groups.setdefault((ds, lo, hi), []).append(int(iid))
-        for (ds, lo, hi), iids in groups.items():
+        for (ds, lo, hi), iids in selection_groups(selections).items():
             parts = [f"instrument_id IN ({', '.join(p(i) for i in iids)})"]
             if ds is not None:
                 codes = known.filter(pl.col("dataset") == ds).get_column(SRC).to_list()
