@@ -37,8 +37,11 @@ class LogFile(logging.FileHandler):
         self.failure = describe_error(exc) if exc is not None else "unknown error"
         self._discard()
         with contextlib.suppress(OSError, ValueError):
-            print(f"warning: log file {self.baseFilename} cannot be written ({self.failure}); the run goes on, "
-                  "the log stops here", file=sys.stderr, flush=True)
+            # one write, newline included: print() writes the text and the newline apart, and the
+            # console handler of another thread (the prefetching fetch) could log in between
+            sys.stderr.write(f"warning: log file {self.baseFilename} cannot be written ({self.failure}); the run "
+                             "goes on, the log stops here\n")
+            sys.stderr.flush()
 
     def _discard(self) -> None:
         """Drop the stream without another failing flush: its unwritten buffer goes to /dev/null, so
