@@ -31,13 +31,13 @@ fuzz: setup ## long property-based run (Hypothesis): make fuzz HDI_HYPOTHESIS_EX
 chromium: ## install Debian's headless Chromium when missing (as root; the coverage-picture test uses it)
 	@scripts/chromium.sh >/dev/null
 
-db-up: ## start the local TimescaleDB (installs/builds it on first use), print its store URL
+db-up: ## start the local TimescaleDB (installs/builds it on first use), print its store URL (password hidden)
 	@scripts/timescaledb.sh up
 
 db-down: ## stop the local TimescaleDB (data is kept in .timescaledb/)
 	@scripts/timescaledb.sh down
 
-db-url: ## print the local TimescaleDB store URL
+db-url: ## print the local TimescaleDB store URL, password included (for scripts and HDI_STORE)
 	@scripts/timescaledb.sh url
 
 backfill: setup ## run a recipe against Databento: make backfill RECIPE=recipes/ohlcv_1d.yaml ARGS="--store ..."

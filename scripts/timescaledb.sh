@@ -2,6 +2,7 @@
 # Provision, start, stop or inspect the project's local TimescaleDB.
 #
 #   scripts/timescaledb.sh up      start it (installing/building what is missing), print the store URL
+#                                  with its password hidden
 #   scripts/timescaledb.sh down    stop it (data is kept)
 #   scripts/timescaledb.sh url     print the store URL of a running instance
 #   scripts/timescaledb.sh status  say whether it runs
@@ -197,7 +198,9 @@ cmd=${1:-up}
 case "$cmd" in
   up)
     if [ "${HDI_PG_NATIVE:-0}" != 1 ] && docker_ok; then docker_up; else native_up; fi
-    cat "$STATE/url"
+    # the URL with its password hidden (logs, CI output); `url` prints it whole, for $(...)
+    sed -E 's#^([a-z]+://[^:/@]*):[^@]*@#\1:***@#' "$STATE/url"
+    say "the full URL (password included): scripts/timescaledb.sh url, or $STATE/url (mode 600)"
     ;;
   down)
     if [ -f "$STATE/engine" ] && docker_ok; then (cd "$here" && docker compose stop "$COMPOSE_SERVICE"); else native_down; fi
