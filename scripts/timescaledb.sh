@@ -199,7 +199,7 @@ case "$cmd" in
   up)
     if [ "${HDI_PG_NATIVE:-0}" != 1 ] && docker_ok; then docker_up; else native_up; fi
     # the URL with its password hidden (logs, CI output); `url` prints it whole, for $(...)
-    sed -E 's#^([a-z]+://[^:/@]*):[^@]*@#\1:***@#' "$STATE/url"
+    sed -E 's#^([a-z]+://[^:/@]*):.*@#\1:***@#' "$STATE/url"  # up to the last @: a password may hold one
     say "the full URL (password included): scripts/timescaledb.sh url, or $STATE/url (mode 600)"
     ;;
   down)
