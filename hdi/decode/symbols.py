@@ -131,8 +131,12 @@ class SymbolMapper:
         if fast:
             return string_views(self._views, self.numbers(instrument_id, ts), len(self._names) - 1, "symbol",
                                 self._data)
+        return self._names.gather(self._searched(instrument_id, ts))
+
+    def _searched(self, instrument_id: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Symbol numbers by one ``searchsorted`` of the records' (instrument id, UTC day) keys."""
         key = (instrument_id.astype(np.uint64) << np.uint64(32)) | (ts // np.uint64(NS_PER_DAY))
-        return self._names.gather(self._lut[np.searchsorted(self._bounds, key, side="right")])
+        return self._lut[np.searchsorted(self._bounds, key, side="right")]
 
     def numbers(self, instrument_id: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """Each record's symbol number (an index into the names; the last one, null: no symbol).
@@ -150,8 +154,7 @@ class SymbolMapper:
             day = int(t.min()) // NS_PER_DAY
             table = self._day_table(day) if day == int(t.max()) // NS_PER_DAY else None
             if table is None:
-                key = (i.astype(np.uint64) << np.uint64(32)) | (t // np.uint64(NS_PER_DAY))
-                out[lo:lo + len(i)] = self._lut[np.searchsorted(self._bounds, key, side="right")]
+                out[lo:lo + len(i)] = self._searched(i, t)
             else:
                 first, numbers = table
                 offset = i - np.uint32(first)  # ids below first wrap around to large offsets
@@ -184,13 +187,12 @@ class SymbolMapper:
 
     def counts(self, instrument_id: np.ndarray, ts: np.ndarray) -> dict[str | None, int]:
         """Records per symbol :meth:`map` would give (None: no requested symbol covers them),
-        counted without building the strings (a ``bincount`` of segment numbers, ~15 ms per million)."""
+        counted without building the strings (a ``bincount`` of :meth:`numbers`)."""
         if self.by_instrument_id or not len(self._bounds):
             ids, n = np.unique(instrument_id, return_counts=True)
             return {(str(i) if self.by_instrument_id else None): int(k) for i, k in zip(ids.tolist(), n.tolist(),
                                                                                         strict=True)}
-        key = (instrument_id.astype(np.uint64) << np.uint64(32)) | (ts // np.uint64(NS_PER_DAY))
-        n = np.bincount(self._lut[np.searchsorted(self._bounds, key, side="right")], minlength=len(self._names))
+        n = np.bincount(self.numbers(instrument_id, ts), minlength=len(self._names))
         return {name: int(k) for name, k in zip(self._names.to_list(), n.tolist(), strict=True) if k}
 
 
