@@ -271,14 +271,14 @@ class TimescaleStore(Store):
         return bool(df.item())
 
     # -- reads --------------------------------------------------------------------------------
-    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+    def _fetch(self, sql: str, params: Sequence[Any] = (), *, copy: bool = True) -> pl.DataFrame:
         with self._lock:
             for attempt in range(1, READ_RETRY.attempts + 1):
                 fresh = self._read is None
                 try:
                     cur = self._reader().cursor()
                     try:
-                        cur.execute(sql, parameters=tuple(params) if params else None)
+                        cur.execute(sql, parameters=tuple(params) if params else None, copy=copy)
                         frame: pl.DataFrame = cur.fetch_polars()
                     finally:
                         cur.close()
@@ -298,8 +298,16 @@ class TimescaleStore(Store):
                              self.display_url, err.message)
         # numeric arrives as an opaque extension column holding text: its storage, then (in
         # _fix_prices) exact Decimal in Polars.
-        ext = [pl.col(n).ext.storage() for n, t in frame.schema.items() if isinstance(t, pl.BaseExtension)]
+        # (dtypes, not schema: a Schema is built anew on each read of it, ~20 us)
+        ext = [pl.col(n).ext.storage() for n, t in zip(frame.columns, frame.dtypes, strict=True)
+               if isinstance(t, pl.BaseExtension)]
         return frame.with_columns(ext) if ext else frame
+
+    def _fetch_literal(self, sql: str) -> pl.DataFrame:
+        """A read with its values written into ``sql`` as literals (:class:`hdi._readsql.Literals`),
+        run as one statement: one round trip to the server, where ADBC runs a statement with bound
+        parameters in several (measured on a 21-row read: 0.75 ms against 1.3 ms)."""
+        return self._fetch(sql, copy=False)
 
     def _price_sql(self, column: str) -> str:
         # Exact and ~2x faster than fetching numeric: the fixed-point integer, rebuilt in Polars.

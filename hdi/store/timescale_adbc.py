@@ -97,13 +97,19 @@ class Cursor:
         self._next = 0
         self.rowcount = -1
 
-    def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> Cursor:
-        """Run ``sql`` with ``$1, $2, ...`` bound to ``parameters``; keep its rows."""
+    def execute(self, sql: str, parameters: Sequence[Any] | None = None, *, copy: bool = True) -> Cursor:
+        """Run ``sql`` with ``$1, $2, ...`` bound to ``parameters``; keep its rows.
+
+        ``copy=False`` (a statement without parameters): the driver runs it as one statement
+        rather than as ``COPY (...) TO STDOUT``; with its values written in as literals, a small
+        read then takes one round trip to the server (hdi/_readsql.py)."""
         import adbc_driver_manager
 
         sql, params = _inline_nulls(sql, list(parameters or ()))
         stmt = adbc_driver_manager.AdbcStatement(self._conn)
         try:
+            if not copy:
+                stmt.set_options(**{"adbc.postgresql.use_copy": "false"})
             stmt.set_sql_query(sql)
             if params:
                 # one row built at once: the same dtypes as one column per value, 10x faster (~40 us)
