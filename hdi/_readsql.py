@@ -68,9 +68,11 @@ class Unwritable(Exception):
 class Literals:
     """The values of one statement written into its SQL: ``p(value)`` returns the literal.
 
-    Only what it can write exactly: None, an int in int64, a str (an escape string literal
+    Only what it can write exactly: None, an int in int64, an ASCII str (an escape string literal
     ``E'...'``: backslashes and quotes doubled, so it means the same whatever
-    ``standard_conforming_strings`` says; a NUL, which PostgreSQL text cannot hold, is refused), an
+    ``standard_conforming_strings`` says; a NUL, which PostgreSQL text cannot hold, is refused, and
+    so is any non-ASCII character: in a multi-byte client encoding such as SJIS or BIG5 a
+    backslash byte can end a character, so only ASCII reads the same in every encoding), an
     aware datetime (``TIMESTAMPTZ`` to the microsecond, as a bound parameter carries it) and a date.
     Anything else raises :class:`Unwritable`.
     """
@@ -85,12 +87,8 @@ class Literals:
                 raise Unwritable(value)
             return str(value)
         if isinstance(value, str):
-            if "\x00" in value:
+            if "\x00" in value or not value.isascii():
                 raise Unwritable(value)
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate
-                raise Unwritable(value) from None
             return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
         if isinstance(value, dt.datetime):
             if value.tzinfo is None or value.utcoffset() is None:
