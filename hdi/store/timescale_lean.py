@@ -191,15 +191,18 @@ def _codes_for(store: TimescaleStore, wanted: pl.DataFrame) -> pl.DataFrame:
     """The sources table with every (dataset, data_source, publisher_id) of ``wanted`` registered.
 
     New sources are committed at once on the autocommit read connection, so a code is never cached
-    for a row a rolled-back transaction took away.
+    for a row a rolled-back transaction took away. While they are, a signal's cancel of the
+    transaction cancels that statement too (it can wait on another writer registering the same
+    source): :meth:`hdi.store.timescale.TimescaleStore.registering`.
     """
     known = sources(store)
     missing = wanted.join(known, on=list(SOURCE_COLUMNS), how="anti")
     if missing.height == 0:
         return known
-    for ds, src, pub in missing.iter_rows():
-        store._fetch(f"INSERT INTO {ident(SOURCES)} (dataset, data_source, publisher_id) VALUES ($1, $2, $3) "
-                     f"ON CONFLICT DO NOTHING RETURNING {ident(SRC)}", [ds, src, int(pub)])
+    with store.registering():
+        for ds, src, pub in missing.iter_rows():
+            store._fetch(f"INSERT INTO {ident(SOURCES)} (dataset, data_source, publisher_id) VALUES ($1, $2, $3) "
+                         f"ON CONFLICT DO NOTHING RETURNING {ident(SRC)}", [ds, src, int(pub)])
     known = sources(store, refresh=True)
     if wanted.join(known, on=list(SOURCE_COLUMNS), how="anti").height:
         raise StoreError(f"TimescaleDB at {store.display_url}: could not register the sources of a batch in "
@@ -318,6 +321,7 @@ def write(txn: _PgTxn, table: Table, frame: pl.DataFrame, on_conflict: str) -> W
     n = phys.height
     lo, hi = phys.select(pl.col("ts_recv_ns").min().alias("lo"), pl.col("ts_recv_ns").max().alias("hi")).row(0)
     lo, hi = int(lo), int(hi) + 1
+    txn.settle()  # the previous batch's COPY (it ran while this batch was prepared)
     _lock(txn, lay, lo, hi)
     datasets = logical.get_column("dataset").unique().to_list()
     codes = known.filter(pl.col("dataset").is_in(datasets)).get_column(SRC).to_list()
@@ -329,7 +333,9 @@ def write(txn: _PgTxn, table: Table, frame: pl.DataFrame, on_conflict: str) -> W
                     f"{ident(SRC)} IN ({', '.join(p(int(c)) for c in codes)}) LIMIT 1", parameters=p.values)
     arrow = phys.to_arrow()
     if not txn.cur.fetchall():
-        txn.cur.adbc_ingest(lay.physical, arrow, mode="append")
+        # every row is new: COPY straight in, behind the caller's next batch (a failure fails the
+        # transaction at its next statement or commit)
+        txn.copy_behind(lay.physical, arrow)
         return WriteResult(table.name, n, n, 0, "append")
     stage = f"hdi_stage_{table.name}"
     txn.cur.adbc_ingest(stage, arrow, mode="replace", temporary=True)
