@@ -18,14 +18,11 @@ import logging
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
-from concurrent.futures import wait as wait_all
 from contextlib import contextmanager
 from typing import Any
 
 import polars as pl
 
-from hdi import _interrupt as interrupt
 from hdi._prices import fixed_to_decimal
 from hdi._redaction import libpq_url, redact
 from hdi._retrying import RetryPolicy
@@ -353,13 +350,7 @@ def _epoch_ns(edge: str, is_ns: bool) -> str:
 
 
 class _PgTxn(Transaction):
-    """A PostgreSQL transaction on its own connection (autocommit off).
-
-    A lean table's straight COPY runs in a thread (:meth:`copy_behind`) while the caller prepares
-    its next batch (decode, recipe, validation and encoding are client CPU; the COPY is mostly the
-    server's): every later statement of the transaction first waits for it (:meth:`settle`), and a
-    failed COPY fails that statement and so the whole transaction (nothing half-written).
-    """
+    """A PostgreSQL transaction on its own connection (autocommit off)."""
 
     def __init__(self, store: TimescaleStore) -> None:
         super().__init__()
@@ -367,51 +358,20 @@ class _PgTxn(Transaction):
         self.conn = store._connect(autocommit=False)
         self.cur = self.conn.cursor()
         self._open = True
-        self._copying: Future[int] | None = None
 
     def _fail(self, what: str, e: BaseException) -> StoreError:
         return self.store._error(f"{what} failed, nothing was committed", e)
 
-    def copy_behind(self, table: str, arrow: Any) -> None:
-        """Start a COPY (``adbc_ingest`` append) of ``arrow`` into ``table`` on this transaction's
-        connection, in a daemon thread (ADBC releases the GIL while it runs); :meth:`settle` waits."""
-        self.settle()
-        future: Future[int] = Future()
-        cur = self.cur
-
-        def run() -> None:
-            try:
-                future.set_result(cur.adbc_ingest(table, arrow, mode="append"))
-            except BaseException as e:  # noqa: BLE001 - handed to the transaction's thread
-                future.set_exception(e)
-
-        self._copying = future
-        threading.Thread(target=run, name="hdi-copy", daemon=True).start()
-
-    def settle(self) -> None:
-        """Wait for a COPY :meth:`copy_behind` started; its failure fails the transaction here. A
-        signal while waiting leaves it running for :meth:`rollback` (which cancels it)."""
-        future = self._copying
-        if future is None:
-            return
-        try:
-            interrupt.result(future)
-        except Exception as e:
-            self._copying = None
-            raise self._fail("write", e) from None
-        self._copying = None
-
     def _write(self, table: Table, frame: pl.DataFrame, on_conflict: str) -> WriteResult:
         import adbc_driver_manager
 
-        if table.name in lean.LAYOUTS:  # waits for an earlier COPY itself, after encoding this batch
+        if table.name in lean.LAYOUTS:
             try:
                 return lean.write(self, table, frame, on_conflict)
             except StoreError:
                 raise
             except Exception as e:
                 raise self._fail("write", e) from None
-        self.settle()
         arrow = conform(frame, table, backend="timescale").to_arrow()
         n = arrow.num_rows
         try:
@@ -442,7 +402,6 @@ class _PgTxn(Transaction):
 
     def _delete_days(self, table: Table, dataset: str, instrument_ids: list[int], start: dt.datetime,
                      end: dt.datetime, equals: dict[str, Any]) -> int:
-        self.settle()
         if table.name in lean.LAYOUTS:  # a view: the rows go from its hypertable hdi_<table>
             try:
                 return lean.delete_days(self, table, dataset, instrument_ids, start, end, equals)
@@ -498,7 +457,6 @@ class _PgTxn(Transaction):
         cols = table.names
         placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
         sets = ", ".join(f"{ident(c)} = EXCLUDED.{ident(c)}" for c in cols if c not in table.key)
-        self.settle()
         try:
             self.cur.execute(
                 f"INSERT INTO {ident(table.name)} ({', '.join(ident(c) for c in cols)}) VALUES ({placeholders}) "
@@ -509,7 +467,6 @@ class _PgTxn(Transaction):
             raise self._fail("ledger write", e) from None
 
     def _write_counts(self, deltas: pl.DataFrame, scopes: list[counts.Scope]) -> None:
-        self.settle()
         try:
             for scope in scopes:
                 recount = lean.recount_sql(scope) if scope.table in lean.LAYOUTS else \
@@ -531,7 +488,6 @@ class _PgTxn(Transaction):
     def commit(self) -> None:
         if not self._open:
             return
-        self.settle()  # a failed COPY: the caller rolls back
         try:
             self.conn.commit()
         except Exception as e:
@@ -542,14 +498,6 @@ class _PgTxn(Transaction):
     def rollback(self) -> None:
         if not self._open:
             return
-        future, self._copying = self._copying, None
-        if future is not None:  # a COPY still running (a signal, or an error elsewhere): stop it first
-            if not future.done():
-                try:
-                    self.conn.cancel()
-                except Exception:  # noqa: BLE001 - the connection may be gone
-                    pass
-            wait_all([future])
         try:
             self.conn.rollback()
         except Exception:  # noqa: BLE001 - the connection may be gone; nothing was committed

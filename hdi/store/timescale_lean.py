@@ -321,7 +321,6 @@ def write(txn: _PgTxn, table: Table, frame: pl.DataFrame, on_conflict: str) -> W
     n = phys.height
     lo, hi = phys.select(pl.col("ts_recv_ns").min().alias("lo"), pl.col("ts_recv_ns").max().alias("hi")).row(0)
     lo, hi = int(lo), int(hi) + 1
-    txn.settle()  # the previous batch's COPY (it ran while this batch was prepared)
     _lock(txn, lay, lo, hi)
     datasets = logical.get_column("dataset").unique().to_list()
     codes = known.filter(pl.col("dataset").is_in(datasets)).get_column(SRC).to_list()
@@ -333,9 +332,7 @@ def write(txn: _PgTxn, table: Table, frame: pl.DataFrame, on_conflict: str) -> W
                     f"{ident(SRC)} IN ({', '.join(p(int(c)) for c in codes)}) LIMIT 1", parameters=p.values)
     arrow = phys.to_arrow()
     if not txn.cur.fetchall():
-        # every row is new: COPY straight in, behind the caller's next batch (a failure fails the
-        # transaction at its next statement or commit)
-        txn.copy_behind(lay.physical, arrow)
+        txn.cur.adbc_ingest(lay.physical, arrow, mode="append")
         return WriteResult(table.name, n, n, 0, "append")
     stage = f"hdi_stage_{table.name}"
     txn.cur.adbc_ingest(stage, arrow, mode="replace", temporary=True)
