@@ -357,7 +357,13 @@ def test_a_cancel_stops_a_write_waiting_to_register_its_source(timescale_schema_
     safety.start()
     try:
         holder: dict = {}
-        t = threading.Thread(target=lambda: (time.sleep(1.0), holder["txn"].cancel()))
+        done = threading.Event()
+
+        def cancel_until_done() -> None:  # a loaded machine may reach the registration late
+            while not done.wait(0.1):
+                holder["txn"].cancel()
+
+        t = threading.Thread(target=cancel_until_done)
         start = time.monotonic()
         with pytest.raises(StoreError, match="canceling statement due to user request"):
             with st.transaction() as txn:
@@ -365,8 +371,10 @@ def test_a_cancel_stops_a_write_waiting_to_register_its_source(timescale_schema_
                 t.start()
                 txn.write("trades", rows)
         assert time.monotonic() - start < 8  # stopped by the cancel, not by the other writer ending
-        t.join(5)
     finally:
+        done.set()
+        if t.is_alive():
+            t.join(5)
         safety.cancel()
         end_other()
     assert st.query("SELECT count(*) AS n FROM hdi_trades").item() == 0
