@@ -17,7 +17,8 @@ import datetime as dt
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import polars as pl
@@ -86,6 +87,7 @@ class TimescaleStore(Store):
         self.license: str | None = None
         self.timescaledb_version: str | None = None
         self._sources: pl.DataFrame | None = None  # hdi_sources of the lean tick tables (timescale_lean)
+        self._registering = False  # the read connection is registering a source for a transaction
 
     # -- connections --------------------------------------------------------------------------
     def _connect(self, autocommit: bool) -> Any:
@@ -110,6 +112,27 @@ class TimescaleStore(Store):
                 transient, hint = False, f" ({fix})"
         return StoreError(redact(f"TimescaleDB at {self.display_url}: {what}: {text[:400]}{hint}"),
                           transient=transient)
+
+    @contextmanager
+    def registering(self) -> Iterator[None]:
+        """A block in which the read connection writes for a transaction (a new source code of a lean
+        table, committed at once): a cancel of any transaction (:meth:`cancel_registering`) stops it."""
+        with self._lock:
+            self._registering = True
+            try:
+                yield
+            finally:
+                self._registering = False
+
+    def cancel_registering(self) -> None:
+        """Cancel the read connection's statement if it is registering for a transaction (called from
+        a signal's thread; the statement fails with "canceling statement due to user request")."""
+        read = self._read
+        if self._registering and read is not None:
+            try:
+                read.cancel()
+            except Exception:  # noqa: BLE001 - the connection may be gone; nothing to stop then
+                pass
 
     def _reader(self) -> Any:
         with self._lock:
@@ -468,6 +491,7 @@ class _PgTxn(Transaction):
 
     def _cancel(self) -> None:
         self.conn.cancel()  # PQcancel: the running statement fails with "canceling statement due to user request"
+        self.store.cancel_registering()  # a new source code this transaction's write is registering
 
     def commit(self) -> None:
         if not self._open:

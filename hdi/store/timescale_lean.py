@@ -191,15 +191,18 @@ def _codes_for(store: TimescaleStore, wanted: pl.DataFrame) -> pl.DataFrame:
     """The sources table with every (dataset, data_source, publisher_id) of ``wanted`` registered.
 
     New sources are committed at once on the autocommit read connection, so a code is never cached
-    for a row a rolled-back transaction took away.
+    for a row a rolled-back transaction took away. While they are, a signal's cancel of the
+    transaction cancels that statement too (it can wait on another writer registering the same
+    source): :meth:`hdi.store.timescale.TimescaleStore.registering`.
     """
     known = sources(store)
     missing = wanted.join(known, on=list(SOURCE_COLUMNS), how="anti")
     if missing.height == 0:
         return known
-    for ds, src, pub in missing.iter_rows():
-        store._fetch(f"INSERT INTO {ident(SOURCES)} (dataset, data_source, publisher_id) VALUES ($1, $2, $3) "
-                     f"ON CONFLICT DO NOTHING RETURNING {ident(SRC)}", [ds, src, int(pub)])
+    with store.registering():
+        for ds, src, pub in missing.iter_rows():
+            store._fetch(f"INSERT INTO {ident(SOURCES)} (dataset, data_source, publisher_id) VALUES ($1, $2, $3) "
+                         f"ON CONFLICT DO NOTHING RETURNING {ident(SRC)}", [ds, src, int(pub)])
     known = sources(store, refresh=True)
     if wanted.join(known, on=list(SOURCE_COLUMNS), how="anti").height:
         raise StoreError(f"TimescaleDB at {store.display_url}: could not register the sources of a batch in "

@@ -289,3 +289,95 @@ def test_a_recount_reads_the_hypertable_by_its_ns_column_one_chunk_per_day(times
         txn._touch("trades", "GLBX.MDP3", [1, 2], dt.date(2024, 1, 2), dt.date(2024, 1, 2))
     assert_counts_true(st)
     close_all()
+
+
+def test_a_straight_copy_the_server_refuses_in_a_later_batch_leaves_nothing_written(timescale_schema_url):
+    """Two batches of a chunk both take the straight-COPY path; when the server refuses the second,
+    nothing of the transaction is committed (not the first batch, nor the ledger row or row_counts);
+    batches the server takes are all stored and counted."""
+    from hdi.errors import StoreError
+    from hdi.store.ledger import ChunkRecord
+
+    st = open_store(timescale_schema_url)
+    st.migrate()
+    # a refusal the server reports only from inside the COPY: a size above 1000 breaks this CHECK
+    import adbc_driver_postgresql.dbapi as pg
+
+    with pg.connect(timescale_schema_url, autocommit=True) as c, c.cursor() as cur:
+        cur.execute("ALTER TABLE hdi_trades ADD CONSTRAINT small_size CHECK (size <= 1000)")
+    day = 86_400 * 10**9
+    first = _frame(TRADES, [{"instrument_id": 1, "ts_recv_ns": T0 + i, "size": 5} for i in range(3)])
+    second = _frame(TRADES, [{"instrument_id": 1, "ts_recv_ns": T0 + day + i, "size": 5000} for i in range(3)])
+    chunk = ChunkRecord(chunk_id="c1", run_id="r1", recipe="trades", recipe_hash="h", dataset="GLBX.MDP3",
+                        schema="trades", stype_in="raw_symbol", symbols="ESH4",
+                        start_ts=dt.datetime(2024, 1, 2, tzinfo=dt.UTC), end_ts=dt.datetime(2024, 1, 4, tzinfo=dt.UTC),
+                        target_table="trades")
+    with pytest.raises(StoreError, match=r"write failed, nothing was committed.*small_size"):
+        with st.transaction(chunk=chunk) as txn:
+            assert txn.write("trades", first).path == "append"
+            txn.write("trades", second)  # refused by the server
+    assert st.query("SELECT count(*) AS n FROM hdi_trades").item() == 0
+    assert st.chunks().height == 0
+    assert st.query("SELECT count(*) AS n FROM row_counts").item() == 0
+    # the transaction's connection is gone cleanly; the store takes writes again, counted exactly
+    with st.transaction(chunk=chunk) as txn:
+        txn.write("trades", first)
+        txn.write("trades", first.with_columns(pl.col("ts_recv_ns") + day))
+    assert st.query("SELECT count(*) AS n FROM trades").item() == 6
+    assert st.chunks().select("rows_loaded").item() == 6
+    assert_counts_true(st)
+    close_all()
+
+
+def test_a_cancel_stops_a_write_waiting_to_register_its_source(timescale_schema_url):
+    """A batch of a new source registers its code on the store's autocommit connection; when that
+    waits (another writer is registering the same source and has not committed), the transaction's
+    cancel (what SIGINT calls) stops it at once and nothing is written."""
+    import threading
+    import time
+
+    import adbc_driver_postgresql.dbapi as pg
+
+    from hdi.errors import StoreError
+
+    st = open_store(timescale_schema_url)
+    st.migrate()
+    rows = _frame(TRADES, [{"instrument_id": 1, "dataset": "XNAS.ITCH", "publisher_id": 7}])
+    other = pg.connect(timescale_schema_url)  # holds the same source uncommitted: the registration waits
+    with other.cursor() as cur:
+        cur.execute("INSERT INTO hdi_sources (dataset, data_source, publisher_id) VALUES ('XNAS.ITCH', 'databento', 7)")
+    ended = threading.Lock()
+
+    def end_other() -> None:  # once: by the safety timer (a cancel that never came) or the test's end
+        if ended.acquire(blocking=False):
+            other.rollback()
+            other.close()
+
+    safety = threading.Timer(8.0, end_other)
+    safety.start()
+    try:
+        holder: dict = {}
+        done = threading.Event()
+
+        def cancel_until_done() -> None:  # a loaded machine may reach the registration late
+            while not done.wait(0.1):
+                holder["txn"].cancel()
+
+        t = threading.Thread(target=cancel_until_done)
+        start = time.monotonic()
+        with pytest.raises(StoreError, match="canceling statement due to user request"):
+            with st.transaction() as txn:
+                holder["txn"] = txn
+                t.start()
+                txn.write("trades", rows)
+        assert time.monotonic() - start < 8  # stopped by the cancel, not by the other writer ending
+    finally:
+        done.set()
+        if t.is_alive():
+            t.join(5)
+        safety.cancel()
+        end_other()
+    assert st.query("SELECT count(*) AS n FROM hdi_trades").item() == 0
+    assert st.write("trades", rows).inserted == 1  # the store takes writes again, and registers the source
+    assert st.select("trades")["publisher_id"].to_list() == [7]
+    close_all()
