@@ -114,9 +114,9 @@ def _packable(frame: pl.DataFrame, edge: str) -> bool:
     iid, ns = frame.get_column("instrument_id"), frame.get_column(edge)
     if iid.null_count() or ns.null_count() or not iid.dtype.is_integer():
         return False
-    lo, hi, first = iid.min(), iid.max(), ns.min()
-    return (isinstance(lo, int) and isinstance(hi, int) and isinstance(first, int)
-            and lo >= 0 and hi < 1 << 43 and first >= 0 and int(ns.max() or 0) // _NS_PER_DAY < _DAYS)
+    lo, hi, first, last = iid.min(), iid.max(), ns.min(), ns.max()
+    return (isinstance(lo, int) and isinstance(hi, int) and isinstance(first, int) and isinstance(last, int)
+            and lo >= 0 and hi < 1 << 43 and first >= 0 and last // _NS_PER_DAY < _DAYS)
 
 
 def _single_value(s: pl.Series) -> bool:
