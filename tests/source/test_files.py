@@ -362,3 +362,31 @@ def test_arrays_given_corrupt_zstd_mid_stream_raises(tmp_path):
     with pytest.raises(DecodeError, match=r"mid\.dbn\.zst: corrupt zstd data after \d+ records: zstd decompress error"):
         for _ in f.arrays(10_000):
             pass
+
+
+@pytest.mark.parametrize("frames", [1, 3], ids=["one zstd frame", "three zstd frames"])
+def test_verify_keep_reads_the_same_records_from_the_kept_stream_once(tmp_path, frames):
+    """A verified file small enough to keep is read from what verifying decompressed (the same
+    records, in order, in pieces of any size), once: the next read decompresses the file again."""
+    raw = meta() + trades(3000)
+    step = -(-len(raw) // frames)
+    path = put(tmp_path, "k.dbn.zst", b"".join(zst(raw[k:k + step]) for k in range(0, len(raw), step)))
+    plain = np.concatenate(list(open_dbn(path).arrays(700)))
+    f = open_dbn(path)
+    f.verify(keep=len(raw))
+    assert f.verified_records == 3000
+    kept = f._kept
+    assert kept is not None and b"".join(kept) == raw
+    for count in (700, 1024):
+        got = np.concatenate(list(f.arrays(count)))
+        assert f._kept is None
+        assert got.tobytes() == plain.tobytes() and len(got) == 3000
+
+
+def test_verify_keep_lets_a_larger_file_be_read_from_disk(tmp_path):
+    raw = meta() + trades(3000)
+    path = put(tmp_path, "big.dbn.zst", zst(raw))
+    f = open_dbn(path)
+    f.verify(keep=len(raw) - 1)
+    assert f._kept is None and f.verified_records == 3000
+    assert sum(len(a) for a in f.arrays(512)) == 3000
