@@ -390,3 +390,16 @@ def test_verify_keep_lets_a_larger_file_be_read_from_disk(tmp_path):
     f.verify(keep=len(raw) - 1)
     assert f._kept is None and f.verified_records == 3000
     assert sum(len(a) for a in f.arrays(512)) == 3000
+
+
+def test_verify_keep_given_skippable_and_several_frames_reads_the_same_records(tmp_path):
+    skippable = (0x184D2A50).to_bytes(4, "little") + (6).to_bytes(4, "little") + b"hdi!!!"
+    raw = meta() + trades(40)
+    cut = len(meta()) + 48 * 15
+    path = put(tmp_path, "skip.dbn.zst", skippable + zst(raw[:cut]) + skippable + zst(raw[cut:]))
+    plain = np.concatenate(list(open_dbn(path).arrays(7)))
+    f = open_dbn(path)
+    f.verify(keep=1 << 20)
+    assert f._kept is not None and b"".join(f._kept) == raw
+    got = np.concatenate(list(f.arrays(7)))
+    assert got.tobytes() == plain.tobytes() and len(got) == 40 and f.issues == []
