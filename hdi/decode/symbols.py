@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -109,13 +109,7 @@ class SymbolMapper:
         self._seg_number = np.array([number[s[3]] for s in segments], dtype=np.intp)
         self._tables: dict[int, tuple[int, np.ndarray] | None] = {}
         # the names (then null) as Arrow string views and the data buffers the longer ones point into
-        import pyarrow as pa  # on first use: importing hdi.decode must stay cheap
-
-        views = pa.array([*names, None], type=pa.string_view())
-        bufs = views.buffers()
-        assert bufs[1] is not None
-        self._views = np.frombuffer(bufs[1].to_pybytes(), dtype=np.uint64).reshape(-1, 2)
-        self._data = [b for b in bufs[2:] if b is not None]
+        self._views, self._data = view_table(names)
 
     def map(self, instrument_id: np.ndarray, ts: np.ndarray, *, fast: bool = True) -> pl.Series:
         """The ``symbol`` column for records with these ids (uint32) and timestamps (uint64 ns UTC).
@@ -222,6 +216,35 @@ def symbology_frame(metadata: DbnMetadata, dataset: str) -> pl.DataFrame:
     )
 
 
+def view_table(names: Sequence[str]) -> tuple[np.ndarray, list[pa.Buffer]]:
+    """``names`` then a null as Arrow string views (shape (len(names) + 1, 2) uint64), and the one
+    data buffer the views of names longer than 12 bytes point into (none when all are short).
+
+    Built by hand from the Arrow layout (little-endian int32 length, then the string inline up to
+    12 bytes, else its first 4 bytes, buffer index 0 and the offset): ``pa.array`` of a Python
+    list imports pandas (~0.3 s of every ``hdi ingest``).
+    """
+    raw = np.zeros((len(names) + 1, 16), dtype=np.uint8)  # the last row (all zero) is the null
+    data = bytearray()
+    for k, name in enumerate(names):
+        b = name.encode()
+        head = np.frombuffer(len(b).to_bytes(4, "little"), dtype=np.uint8)
+        raw[k, 0:4] = head
+        if len(b) <= 12:
+            raw[k, 4:4 + len(b)] = np.frombuffer(b, dtype=np.uint8)
+        else:
+            raw[k, 4:8] = np.frombuffer(b[:4], dtype=np.uint8)
+            raw[k, 8:12] = 0  # buffer index 0
+            raw[k, 12:16] = np.frombuffer(len(data).to_bytes(4, "little"), dtype=np.uint8)
+            data += b
+    views = raw.view(np.uint64).reshape(-1, 2).copy()
+    if not data:
+        return views, []
+    import pyarrow as pa  # on first use: importing hdi.decode must stay cheap
+
+    return views, [pa.py_buffer(bytes(data))]
+
+
 def string_views(table: np.ndarray, index: np.ndarray, null: int | None, name: str,
                  data: Sequence[pa.Buffer] = ()) -> pl.Series:
     """A ``String`` series whose row k is the string of ``table[index[k]]``, built as Arrow string views.
@@ -247,5 +270,16 @@ def string_views(table: np.ndarray, index: np.ndarray, null: int | None, name: s
         if not valid.all():
             validity = pa.py_buffer(np.packbits(valid, bitorder="little").data)
     arr = pa.Array.from_buffers(pa.string_view(), len(index), [validity, pa.py_buffer(views.data), *data])
-    series = pl.Series(name, arr)
-    return series
+    # Through the Arrow C data interface: pl.Series(name, a pyarrow array) imports pyarrow.compute
+    # (~0.1 s of every ingest) to combine chunks a single array does not have.
+    return pl.Series(values=_CArray(arr)).alias(name)
+
+
+class _CArray:
+    """An Arrow array seen only through ``__arrow_c_array__`` (see :func:`string_views`)."""
+
+    def __init__(self, arr: pa.Array[Any]) -> None:
+        self.arr = arr
+
+    def __arrow_c_array__(self, requested_schema: object = None) -> tuple[object, object]:
+        return self.arr.__arrow_c_array__(requested_schema)  # type: ignore[no-any-return]

@@ -44,6 +44,7 @@ class Layout:
     complete: bool  # the zstd stream ends at a frame boundary (always True for plain DBN)
     file_bytes: int  # the file as stored
     sha256: str  # of the file as stored ("" when not asked for)
+    data: list[bytes] | None = None  # the uncompressed bytes in pieces, when asked for (``keep``) and small enough
 
     @property
     def has_header(self) -> bool:
@@ -56,8 +57,9 @@ class Layout:
         return self.total - len(self.head)
 
 
-def read_layout(path: Path, *, digest: bool = True) -> Layout:
-    """Stream ``path`` once: hash it (``digest``) and decompress it, keeping the DBN header bytes.
+def read_layout(path: Path, *, digest: bool = True, keep: int = 0) -> Layout:
+    """Stream ``path`` once: hash it (``digest``) and decompress it, keeping the DBN header bytes,
+    and the whole uncompressed stream (``Layout.data``) when it is at most ``keep`` bytes.
 
     Raises:
         CorruptStream: corrupt zstd data.
@@ -69,6 +71,7 @@ def read_layout(path: Path, *, digest: bool = True) -> Layout:
     need = 8
     total = size = 0
     sha = hashlib.sha256() if digest else None
+    kept: list[bytes] | None = [] if keep > 0 else None
 
     def take(out: bytes) -> None:
         nonlocal need
@@ -102,8 +105,14 @@ def read_layout(path: Path, *, digest: bool = True) -> Layout:
                 total += len(out)
                 if len(head) < need:
                     take(out)
+                if kept is not None:
+                    if total <= keep:
+                        kept.append(out)
+                    else:
+                        kept = None  # too large to hold: the caller reads the file again
         complete = d is None or fresh or d.eof
-    return Layout(bytes(head), total, complete, size, sha.hexdigest() if sha is not None else "")
+    return Layout(bytes(head), total, complete, size, sha.hexdigest() if sha is not None else "",
+                  kept if complete else None)
 
 
 # The record class of each schema in the newest DBN version, by the class's name in databento_dbn;

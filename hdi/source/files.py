@@ -54,6 +54,7 @@ SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2, 3)
 
 _UNDEF_TS = dbn.UNDEF_TIMESTAMP
 # by value: databento_dbn's stubs declare the enum members as plain int attributes
+KEEP_BYTES = 128 << 20  # uncompressed bytes of a file the file source keeps between verifying and loading it
 _AS_IS = dbn.VersionUpgradePolicy(1)  # VersionUpgradePolicy.AS_IS: records keep their file's version
 
 
@@ -116,6 +117,7 @@ class DbnFile:
         self._warn_on_read: tuple[str, ...] = ()
         self.verified_records: int | None = None
         self.sha256: str | None = None  # of the file as stored, once :meth:`verify` has read it
+        self._kept: list[bytes] | None = None  # the uncompressed stream :meth:`verify` kept (``keep``)
 
     def __repr__(self) -> str:
         return f"DbnFile({str(self.path)!r}, schema={self.schema!r}, version={self.metadata.version})"
@@ -153,9 +155,12 @@ class DbnFile:
         records = 0
         # One thread reads (and decompresses, without the GIL) the next chunk while the caller
         # decodes this one; reads are sequential, each waits for the previous to finish.
+        kept, self._kept = self._kept, None
         with open(self.path, "rb") as fh, ThreadPoolExecutor(1, thread_name_prefix="hdi-dbn-read") as pool:
-            reader: IO[bytes] = (zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
-                                 if self.compressed else fh)
+            reader: IO[bytes] | _Pieces = (
+                _Pieces(kept) if kept is not None
+                else zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True) if self.compressed
+                else fh)
             try:
                 _read_exact(reader, self._metadata_bytes)
                 pending: Future[bytes] | None = pool.submit(_read_exact, reader, want)
@@ -193,7 +198,7 @@ class DbnFile:
         if trailing := len(decoder.buffer()):
             self._note_incomplete_record(records, trailing)
 
-    def verify(self) -> None:
+    def verify(self, *, keep: int = 0) -> None:
         """Read the whole file once and refuse it unless it is complete and uncorrupted.
 
         :func:`open_dbn` checks the header and the zstd frame layout only; this decompresses every
@@ -201,12 +206,16 @@ class DbnFile:
         can refuse a damaged file before loading any of it (``open_dbn`` itself tolerates a
         truncated tail). About 1 GB/s of uncompressed DBN.
 
+        ``keep``: a compressed single-schema file of at most this many uncompressed bytes keeps
+        them, and the next :meth:`arrays` reads them instead of decompressing the file again
+        (then lets them go).
+
         Raises:
             DecodeError: corrupt zstd data, a zstd stream cut inside a frame, or (single-schema
                 files) a last record cut short.
         """
         try:
-            layout = read_layout(self.path)
+            layout = read_layout(self.path, keep=keep if self.compressed and not self._mixed else 0)
         except CorruptStream as exc:
             raise DecodeError(f"{self.path}: corrupt zstd data ({exc.reason}); download the file again") from None
         total, complete = layout.total, layout.complete
@@ -222,6 +231,7 @@ class DbnFile:
                                   f"({extra} of {size} bytes, after {(total - self._metadata_bytes) // size} "
                                   "whole records); download the file again")
             self.verified_records = (total - self._metadata_bytes) // size
+            self._kept = layout.data
 
     def _note_incomplete_record(self, records: int, dropped: int) -> None:
         msg = (f"{self.path}: the last record is incomplete (file truncated): {dropped} bytes dropped after "
@@ -230,7 +240,29 @@ class DbnFile:
         self.issues.append(msg)
 
 
-def _read_exact(reader: IO[bytes], size: int) -> bytes:
+class _Pieces:
+    """The uncompressed stream :meth:`DbnFile.verify` kept, read like a file; each piece is let go
+    once read."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self._pieces = pieces[::-1]  # popped from the end
+        self._first = 0  # bytes of the next piece already read
+
+    def read(self, size: int) -> bytes:
+        out: list[bytes] = []
+        while size > 0 and self._pieces:
+            piece = self._pieces[-1]
+            k = min(size, len(piece) - self._first)
+            out.append(piece[self._first:self._first + k] if k < len(piece) else piece)
+            size -= k
+            self._first += k
+            if self._first == len(piece):
+                self._pieces.pop()
+                self._first = 0
+        return out[0] if len(out) == 1 else b"".join(out)
+
+
+def _read_exact(reader: IO[bytes] | _Pieces, size: int) -> bytes:
     """``size`` bytes, fewer only at the end of the stream."""
     buf = reader.read(size)
     if len(buf) == size or not buf:
@@ -586,7 +618,11 @@ class FileSource:
         from hdi._filewindow import check_symbols
 
         self.window = window
-        self.files = [_open_for(p, recipe) for p in paths]
+        # One file (the usual `--from-file F`) keeps what verifying it decompressed, up to
+        # KEEP_BYTES, for the load (one decompression instead of two); several files do not (they
+        # are all opened before anything loads).
+        keep = KEEP_BYTES if len(paths) == 1 else 0
+        self.files = [_open_for(p, recipe, keep) for p in paths]
         check_symbols(window, self.files)
         self._by_path = {str(f.path): f for f in self.files}
 
@@ -635,7 +671,7 @@ class FileSource:
         return Fetched(self._by_path[chunk.origin])
 
 
-def _open_for(path: Path, r: Recipe) -> DbnFile:
+def _open_for(path: Path, r: Recipe, keep: int = 0) -> DbnFile:
     try:
         f = open_dbn(path)
     except SchemaNeededError:
@@ -643,7 +679,7 @@ def _open_for(path: Path, r: Recipe) -> DbnFile:
     if f.schema != r.source.schema:
         raise DecodeError(f"{path}: the file holds schema '{f.schema}' but recipe {r.path} reads "
                           f"'{r.source.schema}'; use a recipe for {f.schema}")
-    f.verify()  # a corrupt or truncated file is refused before anything loads, not half-loaded
+    f.verify(keep=keep)  # a corrupt or truncated file is refused before anything loads, not half-loaded
     return f
 
 

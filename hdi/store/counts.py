@@ -86,8 +86,16 @@ def _stats_from_ns(table: Table, frame: pl.DataFrame, edge: str) -> pl.DataFrame
     text = ["dataset", *(["granularity"] if "granularity" in table.names else [])]
     one = {c: frame.get_column(c)[0] for c in text if _single_value(frame.get_column(c))}
     keys = [pl.col(c).cast(pl.String) for c in text if c not in one]
-    stats = (frame.group_by(*keys, pl.col("instrument_id").cast(pl.Int64), (ns // _NS_PER_DAY).alias(_DAY))
-             .agg(pl.len().cast(pl.Int64).alias("rows"), ns.min().alias("first_ns"), ns.max().alias("last_ns")))
+    if not keys and _packable(frame, edge):
+        # one integer key (instrument id and day packed) groups ~3x faster than the two columns
+        packed = (pl.col("instrument_id").cast(pl.Int64) * _DAYS + ns // _NS_PER_DAY).alias(_DAY)
+        stats = (frame.lazy().select(packed, ns).group_by(_DAY)
+                 .agg(pl.len().cast(pl.Int64).alias("rows"), ns.min().alias("first_ns"), ns.max().alias("last_ns"))
+                 .with_columns((pl.col(_DAY) // _DAYS).alias("instrument_id"), pl.col(_DAY) % _DAYS)
+                 .collect())
+    else:
+        stats = (frame.group_by(*keys, pl.col("instrument_id").cast(pl.Int64), (ns // _NS_PER_DAY).alias(_DAY))
+                 .agg(pl.len().cast(pl.Int64).alias("rows"), ns.min().alias("first_ns"), ns.max().alias("last_ns")))
     gran = pl.lit(one["granularity"], pl.String) if "granularity" in one else \
         pl.col("granularity") if "granularity" in table.names else pl.lit(NO_GRANULARITY)
     return stats.select(pl.lit(table.name).alias("table_name"),
@@ -95,6 +103,20 @@ def _stats_from_ns(table: Table, frame: pl.DataFrame, edge: str) -> pl.DataFrame
                         "instrument_id", gran.alias("granularity"),
                         pl.col(_DAY).cast(pl.Int32).cast(pl.Date).alias("day"), "rows",
                         pl.col("first_ns").cast(pl.Int64), pl.col("last_ns").cast(pl.Int64))
+
+
+_DAYS = 1 << 20  # UTC days from 1970 a packed key holds (to the year 4840)
+
+
+def _packable(frame: pl.DataFrame, edge: str) -> bool:
+    """Whether every row's instrument id and UTC day pack into one Int64 key (ids 0 to 2^43 - 1, no
+    nulls, times from 1970 on)."""
+    iid, ns = frame.get_column("instrument_id"), frame.get_column(edge)
+    if iid.null_count() or ns.null_count() or not iid.dtype.is_integer():
+        return False
+    lo, hi, first, last = iid.min(), iid.max(), ns.min(), ns.max()
+    return (isinstance(lo, int) and isinstance(hi, int) and isinstance(first, int) and isinstance(last, int)
+            and lo >= 0 and hi < 1 << 43 and first >= 0 and last // _NS_PER_DAY < _DAYS)
 
 
 def _single_value(s: pl.Series) -> bool:

@@ -362,3 +362,44 @@ def test_arrays_given_corrupt_zstd_mid_stream_raises(tmp_path):
     with pytest.raises(DecodeError, match=r"mid\.dbn\.zst: corrupt zstd data after \d+ records: zstd decompress error"):
         for _ in f.arrays(10_000):
             pass
+
+
+@pytest.mark.parametrize("frames", [1, 3], ids=["one zstd frame", "three zstd frames"])
+def test_verify_keep_reads_the_same_records_from_the_kept_stream_once(tmp_path, frames):
+    """A verified file small enough to keep is read from what verifying decompressed (the same
+    records, in order, in pieces of any size), once: the next read decompresses the file again."""
+    raw = meta() + trades(3000)
+    step = -(-len(raw) // frames)
+    path = put(tmp_path, "k.dbn.zst", b"".join(zst(raw[k:k + step]) for k in range(0, len(raw), step)))
+    plain = np.concatenate(list(open_dbn(path).arrays(700)))
+    f = open_dbn(path)
+    f.verify(keep=len(raw))
+    assert f.verified_records == 3000
+    kept = f._kept
+    assert kept is not None and b"".join(kept) == raw
+    for count in (700, 1024):
+        got = np.concatenate(list(f.arrays(count)))
+        assert f._kept is None
+        assert got.tobytes() == plain.tobytes() and len(got) == 3000
+
+
+def test_verify_keep_lets_a_larger_file_be_read_from_disk(tmp_path):
+    raw = meta() + trades(3000)
+    path = put(tmp_path, "big.dbn.zst", zst(raw))
+    f = open_dbn(path)
+    f.verify(keep=len(raw) - 1)
+    assert f._kept is None and f.verified_records == 3000
+    assert sum(len(a) for a in f.arrays(512)) == 3000
+
+
+def test_verify_keep_given_skippable_and_several_frames_reads_the_same_records(tmp_path):
+    skippable = (0x184D2A50).to_bytes(4, "little") + (6).to_bytes(4, "little") + b"hdi!!!"
+    raw = meta() + trades(40)
+    cut = len(meta()) + 48 * 15
+    path = put(tmp_path, "skip.dbn.zst", skippable + zst(raw[:cut]) + skippable + zst(raw[cut:]))
+    plain = np.concatenate(list(open_dbn(path).arrays(7)))
+    f = open_dbn(path)
+    f.verify(keep=1 << 20)
+    assert f._kept is not None and b"".join(f._kept) == raw
+    got = np.concatenate(list(f.arrays(7)))
+    assert got.tobytes() == plain.tobytes() and len(got) == 40 and f.issues == []

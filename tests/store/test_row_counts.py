@@ -243,3 +243,23 @@ def test_frame_stats_from_the_ns_column_equal_the_per_row_utc_date(make_trades, 
     assert fast.schema == rc.empty().schema
     assert fast.sort(rc.KEY).to_dicts() == slow.sort(rc.KEY).to_dicts()
     assert fast.filter(pl.col("day") == dt.date(1969, 12, 31)).height >= 1
+
+
+@pytest.mark.parametrize("ids", [[1, 2, 3], [0, 2**32 - 1, 2**40]], ids=["small ids", "wide ids"])
+def test_frame_stats_packed_key_equals_the_per_row_utc_date(make_trades, ids):
+    """One dataset, ids >= 0 and times from 1970 on: the counts group by one packed (id, day) key;
+    the stats are the same as grouping every row by its instrument and the date of its timestamp."""
+    from hdi._tables import TRADES
+
+    ns = [0, 1, DAY - 1, DAY, T0 - 1, T0, T0 + 1, T0 + DAY - 1, T0 + DAY, T0 + 5 * DAY + 7, T0 + 5 * DAY + 8]
+    frame = make_trades([{"instrument_id": ids[k % 3], "ts_recv_ns": t, "sequence": k} for k, t in enumerate(ns)])
+    t = pl.col(TRADES.time_column)
+    slow = (frame.group_by("dataset", pl.col("instrument_id").cast(pl.Int64), t.dt.date().alias("day"))
+            .agg(pl.len().cast(pl.Int64).alias("rows"), pl.col("ts_recv_ns").min().alias("first_ns"),
+                 pl.col("ts_recv_ns").max().alias("last_ns"))
+            .select(pl.lit("trades").alias("table_name"), "dataset", "instrument_id", pl.lit("").alias("granularity"),
+                    "day", "rows", "first_ns", "last_ns"))
+    fast = rc.frame_stats(TRADES, frame)
+    assert fast.schema == rc.empty().schema
+    assert fast.sort(rc.KEY).to_dicts() == slow.sort(rc.KEY).to_dicts()
+    assert sorted(fast["instrument_id"].unique().to_list()) == sorted(ids)
