@@ -105,9 +105,10 @@ def hold(store: str | None = None) -> Iterator[None]:
 
     hdi holds a DuckDB file only during each call, so that another process (an ingest, a
     ``duckdb.connect``) can use it between calls; each read then pays for attaching and detaching
-    the file and looks up symbols and raw symbols again. Inside ``with hdi.hold(store):`` the file
-    stays attached read-only, and what the reads looked up (symbol windows, raw-symbol intervals,
-    definitions) is kept, since nothing can change the file meanwhile: other processes can still
+    the file (what reads looked up, symbol windows, raw-symbol intervals and definitions, is kept
+    while the file's content is unchanged, see :func:`hdi.store.duckdb_share.content_token`).
+    Inside ``with hdi.hold(store):`` the file stays attached read-only, and what the reads looked
+    up is kept, since nothing can change the file meanwhile: other processes can still
     read it, but a writer (an ``hdi ingest``) waits until the block ends (up to
     ``HDI_LOCK_TIMEOUT``). A write from this process inside the block re-attaches the file
     read-write and starts the lookups afresh. At the block's end the file is released, as after any
