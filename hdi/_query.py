@@ -92,11 +92,19 @@ def _read_table(
         if fast is not None:
             return fast, zone_for(tz, ())
         sel = resolve(st, syms, s, e, dataset)
-        windows = sel.select("dataset", "instrument_id", "from_ts", "to_ts").unique(maintain_order=True)
-        rows = st.select(t.name, start=s, end=e, selections=windows, equals=equals)
+        windows = _windows(sel)
+        rows = st.select_lazy(t.name, start=s, end=e, selections=windows, equals=equals)
         out = _attach_symbols(st, rows, sel, t, prices)
     datasets = set(sel.get_column("dataset").drop_nulls().to_list()) | set(out.get_column("dataset").unique().to_list())
     return out, zone_for(tz, datasets | ({dataset} if dataset else set()))
+
+
+def _windows(sel: pl.DataFrame) -> pl.DataFrame:
+    """The distinct (dataset, instrument_id, from_ts, to_ts) windows of a selection."""
+    cols = ["dataset", "instrument_id", "from_ts", "to_ts"]
+    if sel.get_column("symbol").n_unique() <= 1:  # one symbol's windows are merged: distinct already
+        return pl.DataFrame([sel.get_column(c) for c in cols])
+    return sel.lazy().select(cols).unique(maintain_order=True).collect()
 
 
 @contextmanager
@@ -125,15 +133,22 @@ def hold(store: str | None = None) -> Iterator[None]:
         yield
 
 
-def _attach_symbols(st: Store, rows: pl.DataFrame, sel: pl.DataFrame, t: Table, prices: str) -> pl.DataFrame:
+def _attach_symbols(st: Store, rows: pl.DataFrame | pl.LazyFrame, sel: pl.DataFrame, t: Table,
+                    prices: str) -> pl.DataFrame:
     """Label each row with the symbol(s) that selected it (a row can match several symbols) and,
     unless the table has its own, the contract's raw symbol as of the row's time."""
     tc = t.time_column
-    s = sel.lazy().rename({"dataset": "_sel_dataset"})
-    out = rows.lazy().join(s, on="instrument_id", how="inner").filter(
-        (pl.col("_sel_dataset").is_null() | (pl.col("_sel_dataset") == pl.col("dataset")))
-        & (pl.col(tc) >= pl.col("from_ts")) & (pl.col(tc) < pl.col("to_ts"))
-    )
+    symbols = sel.get_column("symbol")
+    if symbols.n_unique() == 1:
+        # one symbol: ``rows`` are the rows its windows select (Store.select applied exactly these
+        # windows), each once (its windows of one dataset and instrument are merged, disjoint)
+        out = rows.lazy().with_columns(pl.lit(symbols[0], pl.String).alias("symbol"))
+    else:
+        s = sel.lazy().rename({"dataset": "_sel_dataset"})
+        out = rows.lazy().join(s, on="instrument_id", how="inner").filter(
+            (pl.col("_sel_dataset").is_null() | (pl.col("_sel_dataset") == pl.col("dataset")))
+            & (pl.col(tc) >= pl.col("from_ts")) & (pl.col(tc) < pl.col("to_ts"))
+        )
     order = ["symbol", tc, "instrument_id"] + [c for c in ("ts_recv_ns", "rec_ordinal") if c in t.names]
     lead = ["symbol"]
     if "raw_symbol" not in t.names:

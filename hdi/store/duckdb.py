@@ -244,6 +244,13 @@ class DuckDBStore(Store):
         except duckdb.Error as e:
             raise StoreError(f"DuckDB store {self.path}: {str(e).splitlines()[0]}") from None
 
+    def select_lazy(
+        self, table: str, *, start: dt.datetime | None = None, end: dt.datetime | None = None,
+        selections: pl.DataFrame | None = None, equals: dict[str, Any] | None = None,
+    ) -> pl.LazyFrame:
+        # the rows fetched now; their typing (normalise) joins the reader's own Polars pass
+        return self._sql_select(table, start=start, end=end, selections=selections, equals=equals)
+
     def _price_sql(self, column: str) -> str:
         return ident(column)
 
