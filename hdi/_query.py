@@ -25,7 +25,7 @@ import polars as pl
 
 from hdi import _readsql as readsql
 from hdi._limits import MAX_INSTRUMENT_ID, MAX_SYMBOLS_PER_REQUEST, SYMBOL_MAX_LEN, shown
-from hdi._rawsym import with_raw_symbols
+from hdi._rawsym import raw_lookups, with_raw_symbols
 from hdi._symbols import is_instrument_id, resolve
 from hdi._tables import BBO_GRANULARITIES, GRANULARITIES, TABLES, ColType, Table
 from hdi._timeutil import parse_range
@@ -95,6 +95,8 @@ def _read_table(
         windows = _windows(sel)
         rows = st.select_lazy(t.name, start=s, end=e, selections=windows, equals=equals)
         out = _attach_symbols(st, rows, sel, t, prices)
+    if not exchange:  # only the exchange zone depends on the datasets
+        return out, zone_for(tz, ())
     datasets = set(sel.get_column("dataset").drop_nulls().to_list()) | set(out.get_column("dataset").unique().to_list())
     return out, zone_for(tz, datasets | ({dataset} if dataset else set()))
 
@@ -151,10 +153,19 @@ def _attach_symbols(st: Store, rows: pl.DataFrame | pl.LazyFrame, sel: pl.DataFr
         )
     order = ["symbol", tc, "instrument_id"] + [c for c in ("ts_recv_ns", "rec_ordinal") if c in t.names]
     lead = ["symbol"]
+    # DuckDB's select returns rows ORDER BY time, instrument_id, ts_recv_ns, rec_ordinal: for one
+    # symbol that is ``order``, unless the time is rebuilt from a finer *_ns column (it sorts ties)
+    ordered = (st.kind == "duckdb" and symbols.n_unique() == 1 and isinstance(rows, pl.LazyFrame)
+               and tc not in dict(t.ns_columns))
     if "raw_symbol" not in t.names:
-        out = with_raw_symbols(st, out, tc, sel.get_column("instrument_id").to_list())
+        ids = sel.get_column("instrument_id").to_list()
+        lookups = raw_lookups(st, ids)
+        out = with_raw_symbols(st, out, tc, ids, lookups)
+        ordered = ordered and lookups[1].height == 0  # else the as-of joins sorted them by time
         lead.append("raw_symbol")
-    out = out.select(*lead, *t.names).sort(order)
+    out = out.select(*lead, *t.names)
+    if not ordered:
+        out = out.sort(order)
     if prices == "float":
         cols = [c.name for c in t.columns if c.type in (ColType.PRICE, ColType.STAT)]
         out = out.with_columns(pl.col(cols).cast(pl.Float64))

@@ -158,3 +158,19 @@ def test_a_file_held_by_a_read_stays_locked_against_writers(duck):
         assert done.returncode != 0 and "lock" in done.stderr.lower(), done.stderr
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_one_symbol_over_two_instruments_a_day_comes_sorted_by_time_then_instrument(duck, make_bars, make_symbology):
+    """One symbol skips the join and the sort of several (its rows come in the store's order):
+    a parent's contracts on the same days still come by time, then instrument, each once."""
+    sym = make_symbology([("ES.FUT", 202, "2024-01-02", "2024-01-20", "GLBX.MDP3", "parent"),
+                          ("ES.FUT", 201, "2024-01-02", "2024-01-20", "GLBX.MDP3", "parent"),
+                          ("ES.FUT", 201, "2024-01-20", "2024-01-25", "GLBX.MDP3", "parent")])
+    duck.write("ohlcv", make_bars([{"instrument_id": iid, "bar_timestamp_utc": f"2024-01-{d:02d}"}
+                                   for iid in (202, 201) for d in (12, 9, 10)]), symbology=sym)
+    df = hdi.read_bars("ES.FUT", "2024-01-01", "2024-02-01", store=duck.url)
+    assert df.select(pl.col("bar_timestamp_utc").dt.day(), "instrument_id").rows() == [
+        (9, 201), (9, 202), (10, 201), (10, 202), (12, 201), (12, 202)]
+    assert df.get_column("symbol").unique().to_list() == ["ES.FUT"]
+    several = hdi.read_bars(["ES.FUT", "CL.c.0"], "2024-01-01", "2024-02-01", store=duck.url)
+    assert several.filter(pl.col("symbol") == "ES.FUT").rows() == df.rows()
