@@ -25,7 +25,7 @@ import polars as pl
 
 from hdi import _readsql as readsql
 from hdi._limits import MAX_INSTRUMENT_ID, MAX_SYMBOLS_PER_REQUEST, SYMBOL_MAX_LEN, shown
-from hdi._rawsym import with_raw_symbols
+from hdi._rawsym import raw_lookups, with_raw_symbols
 from hdi._symbols import is_instrument_id, resolve
 from hdi._tables import BBO_GRANULARITIES, GRANULARITIES, TABLES, ColType, Table
 from hdi._timeutil import parse_range
@@ -92,11 +92,21 @@ def _read_table(
         if fast is not None:
             return fast, zone_for(tz, ())
         sel = resolve(st, syms, s, e, dataset)
-        windows = sel.select("dataset", "instrument_id", "from_ts", "to_ts").unique(maintain_order=True)
-        rows = st.select(t.name, start=s, end=e, selections=windows, equals=equals)
+        windows = _windows(sel)
+        rows = st.select_lazy(t.name, start=s, end=e, selections=windows, equals=equals)
         out = _attach_symbols(st, rows, sel, t, prices)
+    if not exchange:  # only the exchange zone depends on the datasets
+        return out, zone_for(tz, ())
     datasets = set(sel.get_column("dataset").drop_nulls().to_list()) | set(out.get_column("dataset").unique().to_list())
     return out, zone_for(tz, datasets | ({dataset} if dataset else set()))
+
+
+def _windows(sel: pl.DataFrame) -> pl.DataFrame:
+    """The distinct (dataset, instrument_id, from_ts, to_ts) windows of a selection."""
+    cols = ["dataset", "instrument_id", "from_ts", "to_ts"]
+    if sel.get_column("symbol").n_unique() <= 1:  # one symbol's windows are merged: distinct already
+        return pl.DataFrame([sel.get_column(c) for c in cols])
+    return sel.lazy().select(cols).unique(maintain_order=True).collect()
 
 
 @contextmanager
@@ -105,9 +115,10 @@ def hold(store: str | None = None) -> Iterator[None]:
 
     hdi holds a DuckDB file only during each call, so that another process (an ingest, a
     ``duckdb.connect``) can use it between calls; each read then pays for attaching and detaching
-    the file and looks up symbols and raw symbols again. Inside ``with hdi.hold(store):`` the file
-    stays attached read-only, and what the reads looked up (symbol windows, raw-symbol intervals,
-    definitions) is kept, since nothing can change the file meanwhile: other processes can still
+    the file (what reads looked up, symbol windows, raw-symbol intervals and definitions, is kept
+    while the file's content is unchanged, see :func:`hdi.store.duckdb_share.content_token`).
+    Inside ``with hdi.hold(store):`` the file stays attached read-only, and what the reads looked
+    up is kept, since nothing can change the file meanwhile: other processes can still
     read it, but a writer (an ``hdi ingest``) waits until the block ends (up to
     ``HDI_LOCK_TIMEOUT``). A write from this process inside the block re-attaches the file
     read-write and starts the lookups afresh. At the block's end the file is released, as after any
@@ -124,21 +135,37 @@ def hold(store: str | None = None) -> Iterator[None]:
         yield
 
 
-def _attach_symbols(st: Store, rows: pl.DataFrame, sel: pl.DataFrame, t: Table, prices: str) -> pl.DataFrame:
+def _attach_symbols(st: Store, rows: pl.DataFrame | pl.LazyFrame, sel: pl.DataFrame, t: Table,
+                    prices: str) -> pl.DataFrame:
     """Label each row with the symbol(s) that selected it (a row can match several symbols) and,
     unless the table has its own, the contract's raw symbol as of the row's time."""
     tc = t.time_column
-    s = sel.lazy().rename({"dataset": "_sel_dataset"})
-    out = rows.lazy().join(s, on="instrument_id", how="inner").filter(
-        (pl.col("_sel_dataset").is_null() | (pl.col("_sel_dataset") == pl.col("dataset")))
-        & (pl.col(tc) >= pl.col("from_ts")) & (pl.col(tc) < pl.col("to_ts"))
-    )
+    symbols = sel.get_column("symbol")
+    if symbols.n_unique() == 1:
+        # one symbol: ``rows`` are the rows its windows select (Store.select applied exactly these
+        # windows), each once (its windows of one dataset and instrument are merged, disjoint)
+        out = rows.lazy().with_columns(pl.lit(symbols[0], pl.String).alias("symbol"))
+    else:
+        s = sel.lazy().rename({"dataset": "_sel_dataset"})
+        out = rows.lazy().join(s, on="instrument_id", how="inner").filter(
+            (pl.col("_sel_dataset").is_null() | (pl.col("_sel_dataset") == pl.col("dataset")))
+            & (pl.col(tc) >= pl.col("from_ts")) & (pl.col(tc) < pl.col("to_ts"))
+        )
     order = ["symbol", tc, "instrument_id"] + [c for c in ("ts_recv_ns", "rec_ordinal") if c in t.names]
     lead = ["symbol"]
+    # DuckDB's select returns rows ORDER BY time, instrument_id, ts_recv_ns, rec_ordinal: for one
+    # symbol that is ``order``, unless the time is rebuilt from a finer *_ns column (it sorts ties)
+    ordered = (st.kind == "duckdb" and symbols.n_unique() == 1 and isinstance(rows, pl.LazyFrame)
+               and tc not in dict(t.ns_columns))
     if "raw_symbol" not in t.names:
-        out = with_raw_symbols(st, out, tc, sel.get_column("instrument_id").to_list())
+        ids = sel.get_column("instrument_id").to_list()
+        lookups = raw_lookups(st, ids)
+        out = with_raw_symbols(st, out, tc, ids, lookups)
+        ordered = ordered and lookups[1].height == 0  # else the as-of joins sorted them by time
         lead.append("raw_symbol")
-    out = out.select(*lead, *t.names).sort(order)
+    out = out.select(*lead, *t.names)
+    if not ordered:
+        out = out.sort(order)
     if prices == "float":
         cols = [c.name for c in t.columns if c.type in (ColType.PRICE, ColType.STAT)]
         out = out.with_columns(pl.col(cols).cast(pl.Float64))

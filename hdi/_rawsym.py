@@ -78,20 +78,29 @@ def _definitions(st: Store, ids: list[int]) -> pl.DataFrame:
     return st.select("instruments", selections=sel, columns=cols).drop_nulls("raw_symbol")
 
 
-def with_raw_symbols(st: Store, rows: pl.LazyFrame, time_column: str, ids: list[int]) -> pl.LazyFrame:
-    """``rows`` (with ``dataset``, ``instrument_id`` and ``time_column``) plus a ``raw_symbol`` column.
-
-    ``ids``: the instrument ids the rows can have (those selected). The row order is not kept.
-    """
+def raw_lookups(st: Store, ids: list[int]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The raw-symbol intervals and the definitions of instruments ``ids`` (what
+    :func:`with_raw_symbols` labels rows from), kept while the store cannot change (DuckDB)."""
     ids = sorted(set(ids))
-    cache = st.read_cache()  # a DuckDB file held read-only (hdi.hold): the store cannot change
+    cache = st.read_cache()  # a DuckDB file whose content is unchanged: see DuckDBStore.read_cache
     lookup = ("raw_symbols", tuple(ids))
-    got = cache.get(lookup) if cache is not None else None
+    got: tuple[pl.DataFrame, pl.DataFrame] | None = cache.get(lookup) if cache is not None else None
     if got is None:
         got = (_raw_intervals(st, ids), _definitions(st, ids))
         if cache is not None:
             cache[lookup] = got
-    ivs, defs = got
+    return got
+
+
+def with_raw_symbols(st: Store, rows: pl.LazyFrame, time_column: str, ids: list[int],
+                     lookups: tuple[pl.DataFrame, pl.DataFrame] | None = None) -> pl.LazyFrame:
+    """``rows`` (with ``dataset``, ``instrument_id`` and ``time_column``) plus a ``raw_symbol`` column.
+
+    ``ids``: the instrument ids the rows can have (those selected); ``lookups``: their
+    :func:`raw_lookups`, when the caller has them. The row order is kept when no stored definition
+    of those instruments is (only the definitions' as-of joins sort the rows by time).
+    """
+    ivs, defs = lookups if lookups is not None else raw_lookups(st, ids)
     out = rows
     raw = pl.lit(None, pl.String)
     drop = []
@@ -103,7 +112,7 @@ def with_raw_symbols(st: Store, rows: pl.LazyFrame, time_column: str, ids: list[
                 .filter((pl.col("_day") >= pl.col("start_date")) & (pl.col("_day") < pl.col("end_date")))
                 # two raw symbols on one day (a rename): the interval that started last
                 .sort(*key, "start_date").group_by(key).agg(pl.col("raw_symbol").last().alias("_raw_iv")))
-        out = out.join(days, on=key, how="left")
+        out = out.join(days, on=key, how="left", maintain_order="left")
         raw, drop = pl.col("_raw_iv"), ["_day", "_raw_iv"]
     if defs.height:  # the definition valid at the row's time, else the first one after it
         d = defs.lazy().sort("received_timestamp_utc").rename({"received_timestamp_utc": "_def_ts"})

@@ -151,10 +151,10 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 def _clip(sel: pl.DataFrame, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
     s = _ts_lit(start)
     e = _ts_lit(end)
-    return sel.with_columns(
+    return sel.lazy().with_columns(  # one pass (each eager step is a collect of its own)
         pl.max_horizontal(pl.col("from_ts").fill_null(s), s).alias("from_ts"),
         pl.min_horizontal(pl.col("to_ts").fill_null(e), e).alias("to_ts"),
-    ).filter(pl.col("from_ts") < pl.col("to_ts"))
+    ).filter(pl.col("from_ts") < pl.col("to_ts")).collect()
 
 
 def _known_symbols(store: Store) -> list[str]:

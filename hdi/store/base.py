@@ -33,7 +33,7 @@ from hdi._retrying import RetryPolicy
 from hdi._tables import DATA_TABLES, SYMBOLOGY, Table
 from hdi.errors import ConcurrentWriteError, StoreError, allowed_list
 from hdi.store import counts, ledger
-from hdi.store.frames import empty_frame, normalise
+from hdi.store.frames import empty_frame, normalise, normalise_exprs
 from hdi.store.ledger import INGEST_CHUNKS, INGEST_RUNS, ChunkRecord, RunRecord
 from hdi.store.schema import ALL_TABLES
 from hdi.store.sql import select_sql, symbology_sql
@@ -420,16 +420,33 @@ class Store(ABC):
             equals: column -> value equality filters (e.g. ``{"granularity": "1d"}``).
             columns: the columns to return, default all, in table order.
         """
+        return self._sql_select(table, start=start, end=end, selections=selections, equals=equals,
+                                columns=columns).collect()
+
+    def select_lazy(
+        self, table: str, *, start: dt.datetime | None = None, end: dt.datetime | None = None,
+        selections: pl.DataFrame | None = None, equals: dict[str, Any] | None = None,
+    ) -> pl.LazyFrame:
+        """:meth:`select` as a LazyFrame (a reader adds its own steps to the same Polars pass)."""
+        return self.select(table, start=start, end=end, selections=selections, equals=equals).lazy()
+
+    def _sql_select(
+        self, table: str, *, start: dt.datetime | None = None, end: dt.datetime | None = None,
+        selections: pl.DataFrame | None = None, equals: dict[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pl.LazyFrame:
+        """:meth:`select` through :func:`select_sql` and ``_fetch``, its typing left to the collect."""
         t = _table(table)
         cols = list(columns) if columns else t.names
         for c in [*cols, *(equals or {})]:
             if c not in t.names:
                 raise StoreError(f"table '{table}' has no column '{c}'; it has: {', '.join(t.names)}")
         if not self.has_table(t.name) or (selections is not None and selections.height == 0):
-            return empty_frame(t, cols)
+            return empty_frame(t, cols).lazy()
         sql, params = select_sql(t, cols, price_sql=self._price_sql, start=start, end=end,
                                  selections=selections, equals=equals)
-        return normalise(self._fix_prices(self._fetch(sql, params), t), t, cols)
+        got = self._fix_prices(self._fetch(sql, params), t)
+        return got.lazy().select(normalise_exprs(got.schema, t, cols))
 
     def instrument_ids(self, dataset: str, symbols: Sequence[str], start: dt.datetime, end: dt.datetime) -> list[int]:
         """The instruments the stored symbology maps ``symbols`` of ``dataset`` to on any UTC day of

@@ -74,7 +74,7 @@ class DuckDBStore(Store):
         self.path = parse_path(url)
         self._migrated = False
         self._cache: dict[Any, Any] = {}
-        self._cache_token: int | None = None
+        self._cache_token: object = None
 
     # -- connections --------------------------------------------------------------------------
     # The file is attached only while a call uses it (see hdi/store/duckdb_share.py): other
@@ -124,8 +124,11 @@ class DuckDBStore(Store):
                 share.release(self.path)
 
     def read_cache(self) -> dict[Any, Any] | None:
-        """Lookups a read may keep (symbol resolution, raw-symbol intervals, definitions) while the
-        file stays attached read-only (nothing can change it then), or None when it is not."""
+        """Lookups a read may keep (symbol resolution, raw-symbol intervals, definitions, tables) while
+        the file is attached read-only, or None when it is not. They stay valid for as long as the
+        file's content is unchanged: within one attachment (nothing can change the file then) and
+        across attachments whose :func:`~hdi.store.duckdb_share.content_token` is the same; a write
+        from any process or connection changes the token and starts the lookups afresh."""
         token = share.attachment(self.path)
         if token is None:
             return None
@@ -141,9 +144,14 @@ class DuckDBStore(Store):
         if not self.path.exists():
             return False
         with self.session() as con:
+            cache = self.read_cache()  # a no stays true while the file's content is unchanged
+            if cache is not None and ("no table", name) in cache:
+                return False
             rows = con.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = 'main' "
                 "AND table_catalog = $2", [name, share.ALIAS]).fetchall()
+            if not rows[0][0] and cache is not None:
+                cache["no table", name] = True
         return bool(rows[0][0])
 
     # -- schema -------------------------------------------------------------------------------
@@ -235,6 +243,13 @@ class DuckDBStore(Store):
                 return pl.DataFrame(con.sql(sql, params=list(params)))
         except duckdb.Error as e:
             raise StoreError(f"DuckDB store {self.path}: {str(e).splitlines()[0]}") from None
+
+    def select_lazy(
+        self, table: str, *, start: dt.datetime | None = None, end: dt.datetime | None = None,
+        selections: pl.DataFrame | None = None, equals: dict[str, Any] | None = None,
+    ) -> pl.LazyFrame:
+        # the rows fetched now; their typing (normalise) joins the reader's own Polars pass
+        return self._sql_select(table, start=start, end=end, selections=selections, equals=equals)
 
     def _price_sql(self, column: str) -> str:
         return ident(column)

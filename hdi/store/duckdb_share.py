@@ -71,6 +71,8 @@ class _Host:
     depth: int = 0
     timer: threading.Timer | None = None  # detaches an attachment kept between chunks (LINGER)
     generation: int = 0  # a new number at every attach (see attachment())
+    content: tuple[Any, ...] | None = None  # the file's content_token() read at a read-only attach, else None
+    fd: int | None = None  # the file opened for content_token(), from a read-only attach to the detach
 
 
 NOTE_AFTER = 1.0  # seconds of waiting before the one warning line: a wait for one chunk passes quietly
@@ -81,14 +83,86 @@ _HOSTS: dict[Path, _Host] = {}
 _GENERATIONS = itertools.count(1)
 
 
-def attachment(path: Path) -> int | None:
-    """A number naming the current read-only attachment of ``path`` while a user holds it, else None.
+def attachment(path: Path) -> object | None:
+    """A key naming what the file held when its current read-only attachment was made, while a user
+    holds it, else None: what a reader learnt from the file under one key stays true under it.
 
     While one read-only attachment lasts nothing changes the file: another process cannot write it
-    (DuckDB's lock), and a write of this process re-attaches it read-write first (a new number). So
-    what a reader learnt from the file under one number stays true under it (``hdi.hold``)."""
+    (DuckDB's lock), and a write of this process re-attaches it read-write first. The key is the
+    file's :func:`content_token` when it could be read (so two attachments of an unchanged file
+    share it: a read reuses the lookups of the reads before it, ``hdi.hold`` or not), else a number
+    of this attachment only."""
     host = _HOSTS.get(path)
-    return host.generation if host is not None and host.mode == "r" and host.depth > 0 else None
+    if host is None or host.mode != "r" or host.depth == 0:
+        return None
+    return host.content if host.content is not None else host.generation
+
+
+# DuckDB's file: a 4 KiB main header, then two 4 KiB database headers at these offsets, each
+# starting with its checksum and its iteration (u64 little endian); every checkpoint writes the
+# older one with iteration + 1. Writes between checkpoints go to `<file>.wal`, which only grows
+# until the checkpoint that folds it into the file deletes it.
+_DB_HEADERS = (4096, 8192)
+_MAGIC = b"DUCK"
+_WAL_TAIL = 4096  # the WAL's last bytes (its newest entry and checksum) are part of the token
+
+
+def content_token(path: Path, fd: int) -> tuple[Any, ...] | None:
+    """Something that changes whenever the content of the DuckDB file ``path`` changes, or None
+    when it cannot tell (then nothing is reused). ``fd``: the file opened read-only.
+
+    The token holds the file's identity, size and modification time, the checksum and iteration of
+    both database headers (a checkpoint rewrites one with a new iteration), and the identity, size,
+    modification time and last bytes of ``<file>.wal`` (commits between checkpoints append to it),
+    or None for the WAL when there is none. Read it only while the file is attached read-only: no
+    process can write the file then, and the WAL of any earlier write is already on disk.
+
+    ``fd`` must stay open until the file is detached: closing any descriptor of the file drops the
+    process's POSIX locks on it, DuckDB's lock included (another process could then write it)."""
+    wal = path.with_name(path.name + ".wal")
+    try:
+        st = os.fstat(fd)
+        if os.pread(fd, 12, 0)[8:12] != _MAGIC:
+            return None
+        headers = tuple(os.pread(fd, 16, off) for off in _DB_HEADERS)
+        if any(len(h) != 16 for h in headers):
+            return None
+        wal_part: tuple[Any, ...] | None = None
+        try:
+            wfd = os.open(wal, os.O_RDONLY)  # DuckDB holds no lock on the WAL: closing this one is harmless
+        except FileNotFoundError:
+            pass
+        else:
+            try:
+                ws = os.fstat(wfd)
+                tail = os.pread(wfd, _WAL_TAIL, max(0, ws.st_size - _WAL_TAIL))
+            finally:
+                os.close(wfd)
+            wal_part = (ws.st_dev, ws.st_ino, ws.st_size, ws.st_mtime_ns, tail)
+        return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, headers, wal_part)
+    except (OSError, AttributeError):  # AttributeError: no os.pread (Windows): no reuse
+        return None
+
+
+def _read_token(host: _Host, path: Path) -> None:
+    """After a read-only attach: keep a descriptor of the file (until the detach) and its token."""
+    host.content = None
+    if host.fd is None:
+        try:
+            host.fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return
+    host.content = content_token(path, host.fd)
+
+
+def _close_fd(host: _Host) -> None:
+    """Close the token's descriptor of the file: only once DuckDB no longer holds the file."""
+    if host.fd is not None:
+        fd, host.fd = host.fd, None
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def acquire(path: Path, write: bool) -> Any:
@@ -199,6 +273,8 @@ def _detach(host: _Host) -> None:
                 del _HOSTS[p]
         host.con.close()
         raise
+    finally:
+        _close_fd(host)  # after DuckDB let go of the file (see content_token)
 
 
 class CannotOpen(StoreError):
@@ -229,6 +305,10 @@ def _attach(host: _Host, path: Path, write: bool) -> None:
                     host.con.execute(f"USE {ALIAS}").fetchall()
                     host.mode = "w" if write else "r"
                     host.generation = next(_GENERATIONS)
+                    if write:
+                        host.content = None
+                    else:
+                        _read_token(host, path)
                     return
                 holder = "another process"
             except duckdb.IOException as e:
