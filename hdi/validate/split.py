@@ -2,9 +2,9 @@
 
 One pass computes the conformed columns (:mod:`hdi.validate.conform`) and a single boolean mask over
 all row rules (:mod:`hdi.validate.rules`); duplicate keys are looked for only where the frame's order
-does not already rule them out; reasons are then built for the bad rows only. Finally the good rows
-(the first ``MODEL_CHECK_ROWS``) are checked against the table's Patito model, as an assertion.
-Duplicates of the table's natural key (``Table.key``) within the batch:
+does not already rule them out; reasons are then built for the bad rows only. Finally all the good
+rows are checked against the table's Patito model, as an assertion. Duplicates of the table's natural
+key (``Table.key``) within the batch:
 
 - all rows sharing the key are identical (every table column equal): the first is kept, the others
   get ``duplicate_row``;
@@ -154,15 +154,9 @@ def _reasons(bad_work: pl.DataFrame, failed: dict[str, pl.Expr],
     return text, dict(reasons)
 
 
-# Good rows the model re-checks: the rules are the model's own (hdi.validate.rules derives them),
-# so this is a check for bugs in split, not a rule; on a large batch (a tick chunk's 1 M rows) its
-# first rows and every column's dtype are enough to catch one, at ~1/15 of the cost of all rows.
-MODEL_CHECK_ROWS = 65_536
-
-
 def _assert_model(model: type[pt.Model], table: str, good: pl.DataFrame) -> None:
     try:
-        model.validate(good.head(MODEL_CHECK_ROWS))
+        model.validate(good)  # every good row: a bug in split must not reach the store on row 65,537
     except pt.DataFrameValidationError as e:
         detail = " | ".join(line.strip() for line in str(e).splitlines())
         raise ValidationError(
