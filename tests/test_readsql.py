@@ -86,9 +86,9 @@ QUERIES = [
 ]
 
 
-@pytest.mark.parametrize("name,query", QUERIES, ids=[q[0] for q in QUERIES])
-def test_one_statement_equals_the_steps(filled, name, query, monkeypatch):
-    answered = []
+def _both(query, monkeypatch) -> tuple[pl.DataFrame, pl.DataFrame, list[bool]]:
+    """(the read as it runs, the read by the steps alone, whether the one statement answered)."""
+    answered: list[bool] = []
     real = _readsql.read
 
     def spy(*args, **kwargs):
@@ -97,9 +97,16 @@ def test_one_statement_equals_the_steps(filled, name, query, monkeypatch):
         return got
 
     monkeypatch.setattr(_readsql, "read", spy)
-    fast = query(filled.url)
+    fast = query()
     monkeypatch.setattr(_readsql, "read", lambda *a, **k: None)
-    steps = query(filled.url)
+    steps = query()
+    monkeypatch.setattr(_readsql, "read", real)
+    return fast, steps, answered
+
+
+@pytest.mark.parametrize("name,query", QUERIES, ids=[q[0] for q in QUERIES])
+def test_one_statement_equals_the_steps(filled, name, query, monkeypatch):
+    fast, steps, answered = _both(lambda: query(filled.url), monkeypatch)
     assert fast.schema == steps.schema
     # the order read_* promises (symbol, time, instrument...); rows tied on it (one instrument in two
     # datasets at one time) come in either order, from either path

@@ -19,27 +19,10 @@ import hdi
 from hdi import _readsql
 from hdi._tables import TABLES, ColType, Table
 from hdi.store import open_store
+from tests.test_readsql import _both
 
 UTC = dt.UTC
 T0 = 1_704_888_000_000_000_000  # 2024-01-10T12:00:00Z
-
-
-def _both(query, monkeypatch) -> tuple[pl.DataFrame, pl.DataFrame, list[bool]]:
-    """(the read as it runs, the read by the steps alone, whether the one statement answered)."""
-    answered: list[bool] = []
-    real = _readsql.read
-
-    def spy(*args, **kwargs):
-        got = real(*args, **kwargs)
-        answered.append(got is not None)
-        return got
-
-    monkeypatch.setattr(_readsql, "read", spy)
-    fast = query()
-    monkeypatch.setattr(_readsql, "read", lambda *a, **k: None)
-    steps = query()
-    monkeypatch.setattr(_readsql, "read", real)
-    return fast, steps, answered
 
 
 def _same(fast: pl.DataFrame, steps: pl.DataFrame) -> None:
