@@ -31,18 +31,10 @@ def test_ingest_from_file_into_duckdb_loads_no_pandas(tmp_path):
     import datetime as dt
     import os
     from pathlib import Path
-    from typing import NamedTuple
 
     import databento_dbn as dbn
 
-    class Interval(NamedTuple):
-        start_date: dt.date
-        end_date: dt.date
-        symbol: str
-
-    class Mapping(NamedTuple):
-        raw_symbol: str
-        intervals: list
+    from tests.source.test_files import Interval, Mapping
 
     t0 = 1_731_681_000_000_000_000  # 2024-11-15T14:30:00Z
     meta = dbn.Metadata(dataset="GLBX.MDP3", start=t0, end=t0 + 10**9, schema=dbn.Schema.TRADES,
