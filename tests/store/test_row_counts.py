@@ -223,6 +223,19 @@ def test_a_ledger_table_merged_again_has_no_row_counts(store, make_trades):
     assert assert_counts_true(store)["rows"].to_list() == [3]
 
 
+def _per_row_stats(frame: pl.DataFrame) -> pl.DataFrame:
+    """The reference for ``frame_stats`` of trades: every row grouped by dataset, instrument and the
+    UTC date of its timestamp."""
+    from hdi._tables import TRADES
+
+    t = pl.col(TRADES.time_column)
+    return (frame.group_by("dataset", pl.col("instrument_id").cast(pl.Int64), t.dt.date().alias("day"))
+            .agg(pl.len().cast(pl.Int64).alias("rows"), pl.col("ts_recv_ns").min().alias("first_ns"),
+                 pl.col("ts_recv_ns").max().alias("last_ns"))
+            .select(pl.lit("trades").alias("table_name"), "dataset", "instrument_id", pl.lit("").alias("granularity"),
+                    "day", "rows", "first_ns", "last_ns"))
+
+
 @pytest.mark.parametrize("datasets", [["GLBX.MDP3"], ["GLBX.MDP3", "XNAS.ITCH"]])
 def test_frame_stats_from_the_ns_column_equal_the_per_row_utc_date(make_trades, datasets):
     """The tick tables' counts take the UTC day from the exact ``*_ns`` integer (floor division) and
@@ -233,12 +246,7 @@ def test_frame_stats_from_the_ns_column_equal_the_per_row_utc_date(make_trades, 
     ns = [-DAY - 1, -1, 0, 1, DAY - 1, DAY, T0 - 1, T0, T0 + DAY - 1, T0 + DAY, T0 + 5 * DAY + 7]
     frame = make_trades([{"instrument_id": 1 + k % 3, "ts_recv_ns": t, "sequence": k, "dataset": datasets[k % len(datasets)]}
                          for k, t in enumerate(ns)])
-    t = pl.col(TRADES.time_column)
-    slow = (frame.group_by("dataset", pl.col("instrument_id").cast(pl.Int64), t.dt.date().alias("day"))
-            .agg(pl.len().cast(pl.Int64).alias("rows"), pl.col("ts_recv_ns").min().alias("first_ns"),
-                 pl.col("ts_recv_ns").max().alias("last_ns"))
-            .select(pl.lit("trades").alias("table_name"), "dataset", "instrument_id", pl.lit("").alias("granularity"),
-                    "day", "rows", "first_ns", "last_ns"))
+    slow = _per_row_stats(frame)
     fast = rc.frame_stats(TRADES, frame)
     assert fast.schema == rc.empty().schema
     assert fast.sort(rc.KEY).to_dicts() == slow.sort(rc.KEY).to_dicts()
@@ -253,12 +261,7 @@ def test_frame_stats_packed_key_equals_the_per_row_utc_date(make_trades, ids):
 
     ns = [0, 1, DAY - 1, DAY, T0 - 1, T0, T0 + 1, T0 + DAY - 1, T0 + DAY, T0 + 5 * DAY + 7, T0 + 5 * DAY + 8]
     frame = make_trades([{"instrument_id": ids[k % 3], "ts_recv_ns": t, "sequence": k} for k, t in enumerate(ns)])
-    t = pl.col(TRADES.time_column)
-    slow = (frame.group_by("dataset", pl.col("instrument_id").cast(pl.Int64), t.dt.date().alias("day"))
-            .agg(pl.len().cast(pl.Int64).alias("rows"), pl.col("ts_recv_ns").min().alias("first_ns"),
-                 pl.col("ts_recv_ns").max().alias("last_ns"))
-            .select(pl.lit("trades").alias("table_name"), "dataset", "instrument_id", pl.lit("").alias("granularity"),
-                    "day", "rows", "first_ns", "last_ns"))
+    slow = _per_row_stats(frame)
     fast = rc.frame_stats(TRADES, frame)
     assert fast.schema == rc.empty().schema
     assert fast.sort(rc.KEY).to_dicts() == slow.sort(rc.KEY).to_dicts()
