@@ -27,7 +27,12 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl  # annotations only; the functions import it where they use it
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -123,15 +128,20 @@ def raw_open_connection(store: str, reads: int) -> float:
                 cur.execute(sql, parameters=(iid, lo, hi))
                 return cur.fetch_polars()
     try:
-        times = []
-        for i in range(reads + 5):
-            t0 = time.perf_counter()
-            df = run()
-            if i >= 5:
-                times.append(time.perf_counter() - t0)
-            assert df.height == EXPECTED_ROWS, df.height
+        return _median_ms(run, reads)
     finally:
         con.close()
+
+
+def _median_ms(run: Callable[[], pl.DataFrame], reads: int) -> float:
+    """Median ms of ``reads`` calls of ``run`` after 5 untimed ones; each must return the month's rows."""
+    times = []
+    for i in range(reads + 5):
+        t0 = time.perf_counter()
+        df = run()
+        if i >= 5:
+            times.append(time.perf_counter() - t0)
+        assert df.height == EXPECTED_ROWS, df.height
     return statistics.median(times) * 1e3
 
 
@@ -147,20 +157,16 @@ def raw_one_trip(store: str, reads: int) -> float:
            f"AND bar_timestamp_utc >= '{START} 00:00:00+00' AND bar_timestamp_utc < '{END} 00:00:00+00' "
            "ORDER BY bar_timestamp_utc")
     con = pg.connect(libpq_url(store))
+
+    def run() -> pl.DataFrame:
+        with con.cursor() as cur:
+            cur.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
+            cur.execute(sql)
+            return cur.fetch_polars()
     try:
-        times = []
-        for i in range(reads + 5):
-            t0 = time.perf_counter()
-            with con.cursor() as cur:
-                cur.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
-                cur.execute(sql)
-                df = cur.fetch_polars()
-            if i >= 5:
-                times.append(time.perf_counter() - t0)
-            assert df.height == EXPECTED_ROWS, df.height
+        return _median_ms(run, reads)
     finally:
         con.close()
-    return statistics.median(times) * 1e3
 
 
 def cli_imports(env: dict[str, str]) -> str:
