@@ -46,12 +46,14 @@ def resolve(store: Store, symbols: Sequence[str], start: dt.datetime, end: dt.da
         raise QueryError("no symbols given; pass at least one symbol or instrument id")
     cache = store.read_cache()  # a DuckDB file held read-only (hdi.hold): the store cannot change
     key = ("selections", tuple(symbols), dataset)
-    sel = cache.get(key) if cache is not None else None
-    if sel is None:
+    got = cache.get(key) if cache is not None else None
+    if got is None:
         sel = _selections(store, symbols, dataset)
+        got = sel, _whole_us(sel)
         if cache is not None:
-            cache[key] = sel
-    return _clip(sel, start, end)
+            cache[key] = got
+    sel, whole_us = got
+    return _clip(sel, whole_us, start, end)
 
 
 def _selections(store: Store, symbols: list[str], dataset: str | None) -> pl.DataFrame:
@@ -148,7 +150,34 @@ def _ts_lit(value: dt.datetime) -> pl.Expr:
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _clip(sel: pl.DataFrame, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+_SMALL = 64  # selections of at most this many windows are clipped in Python
+
+
+def _whole_us(sel: pl.DataFrame) -> bool:
+    """Whether every window bound is a whole microsecond (a Python datetime holds it exactly)."""
+    if sel.height > _SMALL:
+        return False
+    return all(v is None or v % 1000 == 0 for c in ("from_ts", "to_ts")
+               for v in sel.get_column(c).to_physical().to_list())
+
+
+def _clip(sel: pl.DataFrame, whole_us: bool, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+    """The windows of ``sel`` clipped to [start, end); windows left empty are dropped."""
+    if whole_us and sel.height <= _SMALL:
+        # a few windows (one per contract of a symbol): Python, ~0.1 ms against ~0.45 ms for a
+        # Polars pass; exact, since every bound is a whole microsecond
+        start, end = _utc(start), _utc(end)
+        out = []
+        for sym, ds, iid, lo, hi in sel.rows():
+            lo = start if lo is None or lo < start else lo
+            hi = end if hi is None or hi > end else hi
+            if lo < hi:
+                out.append((sym, ds, iid, lo, hi))
+        return pl.DataFrame(out, schema=SELECTION_SCHEMA, orient="row")
     s = _ts_lit(start)
     e = _ts_lit(end)
     return sel.lazy().with_columns(  # one pass (each eager step is a collect of its own)

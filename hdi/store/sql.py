@@ -48,15 +48,25 @@ def select_sql(
     where: list[str] = []
     p = Params()
     tc = ident(table.time_column)
+    groups = None if selections is None else selection_groups(selections)
+    if groups is not None and len(groups) == 1:
+        # one window: [start, end) and the window's bounds are one range, and no OR is needed (the
+        # shorter statement is bound and planned faster: ~0.2 ms of a 2 ms read on DuckDB)
+        (ds, lo, hi), iids = next(iter(groups.items()))
+        try:
+            start, end = _later(start, lo), _earlier(end, hi)
+            groups = {(ds, None, None): iids}
+        except TypeError:  # bounds of kinds that do not compare (naive and aware): kept apart
+            pass
     if start is not None:
         where.append(f"{tc} >= {p(start)}")
     if end is not None:
         where.append(f"{tc} < {p(end)}")
     for c, v in (equals or {}).items():
         where.append(f"{ident(c)} = {p(v)}")
-    if selections is not None:
+    if groups is not None:
         ors = []
-        for (ds, lo, hi), iids in selection_groups(selections).items():
+        for (ds, lo, hi), iids in groups.items():
             parts = [f"instrument_id = {p(iids[0])}" if len(iids) == 1
                      else f"instrument_id IN ({', '.join(p(i) for i in iids)})"]
             if ds is not None:
@@ -65,16 +75,29 @@ def select_sql(
                 parts.append(f"{tc} >= {p(lo)}")
             if hi is not None:
                 parts.append(f"{tc} < {p(hi)}")
-            ors.append("(" + " AND ".join(parts) + ")")
-        where.append("(" + " OR ".join(ors) + ")")
+            ors.append(" AND ".join(parts) if len(groups) == 1 else "(" + " AND ".join(parts) + ")")
+        where.append(ors[0] if len(ors) == 1 else "(" + " OR ".join(ors) + ")")
     order = [table.time_column, "instrument_id"] + [c for c in ("ts_recv_ns", "rec_ordinal") if c in table.names]
     # A timestamp with an exact *_ns companion is rebuilt from it, so fetch the companion too.
     fetch = list(columns) + [ns for ts, ns in table.ns_columns if ts in columns and ns not in columns]
     exprs = [price_sql(c) if table.column(c).type is ColType.PRICE else ident(c) for c in fetch]
-    sql = (f"SELECT {', '.join(exprs)} FROM {ident(table.name)}"
+    # every column as stored: "*" (binding 13 named columns cost DuckDB ~0.2 ms more per read); the
+    # reader selects its columns by name, so the stored order does not matter
+    listed = "*" if fetch == table.names and exprs == [ident(c) for c in fetch] else ", ".join(exprs)
+    sql = (f"SELECT {listed} FROM {ident(table.name)}"
            + (f" WHERE {' AND '.join(where)}" if where else "")
            + f" ORDER BY {', '.join(ident(c) for c in order)}")
     return sql, p.values
+
+
+def _later(a: Any, b: Any) -> Any:
+    """The later of two optional bounds (None: unbounded)."""
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _earlier(a: Any, b: Any) -> Any:
+    """The earlier of two optional bounds (None: unbounded)."""
+    return b if a is None else a if b is None else min(a, b)
 
 
 def symbology_sql(symbols: Sequence[str] | None) -> tuple[str, list[Any]]:

@@ -151,6 +151,32 @@ def test_date_range_edges_start_inclusive_end_exclusive(store, make_bars):
     assert got["bar_timestamp_utc"].dt.day().to_list() == [3, 4, 5]
 
 
+def _day(d: int | None) -> dt.datetime | None:
+    return None if d is None else dt.datetime(2024, 1, d, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("start", "end", "windows", "days"), [
+    (3, 9, [(5, 7)], {1: [5, 6]}),  # the window inside the range
+    (5, 7, [(2, 12)], {1: [5, 6]}),  # the range inside the window
+    (2, 6, [(4, 9)], {1: [4, 5]}),  # overlapping at the start
+    (6, 11, [(4, 9)], {1: [6, 7, 8]}),  # overlapping at the end
+    (2, 5, [(6, 9)], {}),  # disjoint: nothing
+    (3, 6, [(None, None)], {1: [3, 4, 5]}),  # an instrument id: no window of its own
+    (3, 9, [(2, 5), (5, 8)], {1: [3, 4], 2: [5, 6, 7]}),  # a roll: two instruments, two windows
+    (None, None, [(4, 6)], {1: [4, 5]}),  # no range: the window alone
+])
+def test_select_returns_the_rows_in_both_the_range_and_a_window(store, make_bars, start, end, windows, days):
+    store.write("ohlcv", make_bars([{"instrument_id": i, "bar_timestamp_utc": f"2024-01-{d:02d}"}
+                                    for i in (1, 2, 3) for d in range(1, 11)]))
+    sel = pl.DataFrame({"dataset": ["GLBX.MDP3"] * len(windows), "instrument_id": [1, 2][:len(windows)],
+                        "from_ts": [_day(lo) for lo, _ in windows], "to_ts": [_day(hi) for _, hi in windows]},
+                       schema={"dataset": pl.String, "instrument_id": pl.Int64, "from_ts": pl.Datetime("ns", "UTC"),
+                               "to_ts": pl.Datetime("ns", "UTC")})
+    got = store.select("ohlcv", start=_day(start), end=_day(end), selections=sel)
+    assert {i: [t.day for t in g["bar_timestamp_utc"].to_list()]
+            for (i,), g in got.group_by("instrument_id", maintain_order=True)} == days
+
+
 def test_empty_results_are_typed_empty_frames(store, make_bars):
     assert store.select("ohlcv").height == 0  # nothing written at all yet
     store.write("ohlcv", make_bars([{"instrument_id": 1, "bar_timestamp_utc": "2024-01-02"}]))
