@@ -446,7 +446,10 @@ class Store(ABC):
         sql, params = select_sql(t, cols, price_sql=self._price_sql, start=start, end=end,
                                  selections=selections, equals=equals)
         got = self._fix_prices(self._fetch(sql, params), t)
-        return got.lazy().select(normalise_exprs(got.schema, t, cols))
+        schema = got.schema
+        if list(schema) == cols and all(schema[c] == t.column(c).type.polars for c in cols):
+            return got.lazy()  # already the table's columns and dtypes: no select to plan
+        return got.lazy().select(normalise_exprs(schema, t, cols))
 
     def instrument_ids(self, dataset: str, symbols: Sequence[str], start: dt.datetime, end: dt.datetime) -> list[int]:
         """The instruments the stored symbology maps ``symbols`` of ``dataset`` to on any UTC day of

@@ -48,12 +48,12 @@ def normalise_exprs(schema: pl.Schema, table: Table, columns: Sequence[str]) -> 
             exprs.append(pl.col(ns_of[c]).cast(pl.Datetime("ns")).dt.replace_time_zone("UTC").alias(c))
             continue
         dtype = schema[c]
-        if isinstance(dtype, pl.Datetime):
+        if dtype == target:  # already as the table has it (DuckDB's TIMESTAMPTZ_NS is ns in UTC)
+            exprs.append(pl.col(c))
+        elif isinstance(dtype, pl.Datetime):
             e = pl.col(c)
             e = e.dt.replace_time_zone("UTC") if dtype.time_zone is None else e.dt.convert_time_zone("UTC")
             exprs.append(e.dt.cast_time_unit("ns").alias(c))
-        elif dtype != target:
-            exprs.append(pl.col(c).cast(target))
         else:
-            exprs.append(pl.col(c))
+            exprs.append(pl.col(c).cast(target))
     return exprs

@@ -31,7 +31,9 @@ def selection_groups(selections: pl.DataFrame) -> dict[tuple[Any, Any, Any], lis
     (dataset, from_ts, to_ts), in first-seen order: instruments sharing a window share one ``IN``
     list in a select (2000 ``OR`` terms took DuckDB 8 s)."""
     groups: dict[tuple[Any, Any, Any], list[int]] = {}
-    for ds, iid, lo, hi in selections.select("dataset", "instrument_id", "from_ts", "to_ts").iter_rows():
+    # column by column: a select of the four would be a Polars pass of its own (~0.15 ms a read)
+    cols = [selections.get_column(c).to_list() for c in ("dataset", "instrument_id", "from_ts", "to_ts")]
+    for ds, iid, lo, hi in zip(*cols, strict=True):
         groups.setdefault((ds, lo, hi), []).append(int(iid))
     return groups
 
