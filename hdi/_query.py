@@ -25,7 +25,7 @@ import polars as pl
 
 from hdi import _readsql as readsql
 from hdi._limits import MAX_INSTRUMENT_ID, MAX_SYMBOLS_PER_REQUEST, SYMBOL_MAX_LEN, shown
-from hdi._rawsym import raw_lookups, with_raw_symbols
+from hdi._rawsym import constant_raw_symbols, raw_lookups, with_raw_symbols
 from hdi._symbols import is_instrument_id, resolve
 from hdi._tables import BBO_GRANULARITIES, GRANULARITIES, TABLES, ColType, Table
 from hdi._timeutil import parse_range
@@ -160,8 +160,10 @@ def _attach_symbols(st: Store, rows: pl.DataFrame | pl.LazyFrame, sel: pl.DataFr
     if "raw_symbol" not in t.names:
         ids = sel.get_column("instrument_id").to_list()
         lookups = raw_lookups(st, ids)
-        out = with_raw_symbols(st, out, tc, ids, lookups)
-        ordered = ordered and lookups[1].height == 0  # else the as-of joins sorted them by time
+        const = constant_raw_symbols(lookups[0], sel)  # one contract per instrument: no join
+        out = with_raw_symbols(st, out, tc, ids, lookups, constant=const)
+        # else the definitions' as-of joins sorted them by time
+        ordered = ordered and (const is not None or lookups[1].height == 0)
         lead.append("raw_symbol")
     out = out.select(*lead, *t.names)
     if not ordered:

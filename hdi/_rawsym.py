@@ -92,14 +92,59 @@ def raw_lookups(st: Store, ids: list[int]) -> tuple[pl.DataFrame, pl.DataFrame]:
     return got
 
 
+_DAY_NS = 86_400 * 10**9
+_FEW_WINDOWS = 64  # selections of more windows are labelled row by row (per day), not per instrument
+
+
+def constant_raw_symbols(intervals: pl.DataFrame, windows: pl.DataFrame) -> dict[int, str] | None:
+    """The raw symbol of each selected instrument, when one is the same on every day of its windows.
+
+    ``intervals``: :func:`raw_lookups`' raw-symbol intervals; ``windows``: the selection (dataset,
+    instrument_id, from_ts, to_ts) the rows were read with (each row lies in one of its windows).
+    When, for every window, exactly one interval of its dataset and instrument touches the window's
+    UTC days and covers all of them, a row's raw symbol depends on its instrument only: the map
+    instrument id -> raw symbol is returned. None (label by day) when a window is unbounded or has
+    no dataset, an interval starts or ends inside it, none covers it, or an instrument would get two.
+    """
+    if windows.height == 0 or windows.height > _FEW_WINDOWS or intervals.height == 0:
+        return None
+    by: dict[tuple[str, int], list[tuple[dt.date, dt.date, str]]] = {}
+    for ds, iid, raw, d0, d1 in intervals.rows():
+        by.setdefault((ds, iid), []).append((d0, d1, raw))
+    epoch = dt.date(1970, 1, 1)
+    cols = [windows.get_column(c) for c in ("dataset", "instrument_id")]
+    cols += [windows.get_column(c).to_physical() for c in ("from_ts", "to_ts")]  # exact ns
+    out: dict[int, str] = {}
+    for ds, iid, lo, hi in zip(*(c.to_list() for c in cols), strict=True):
+        if ds is None or lo is None or hi is None or lo >= hi:
+            return None
+        first = epoch + dt.timedelta(days=lo // _DAY_NS)
+        last = epoch + dt.timedelta(days=(hi - 1) // _DAY_NS)  # rows are before hi
+        touching = [(d0, d1, raw) for d0, d1, raw in by.get((ds, iid), ()) if d0 <= last and d1 > first]
+        if len(touching) != 1 or touching[0][0] > first or touching[0][1] <= last:
+            return None
+        raw = touching[0][2]
+        if out.setdefault(int(iid), raw) != raw:
+            return None
+    return out
+
+
 def with_raw_symbols(st: Store, rows: pl.LazyFrame, time_column: str, ids: list[int],
-                     lookups: tuple[pl.DataFrame, pl.DataFrame] | None = None) -> pl.LazyFrame:
+                     lookups: tuple[pl.DataFrame, pl.DataFrame] | None = None,
+                     constant: dict[int, str] | None = None) -> pl.LazyFrame:
     """``rows`` (with ``dataset``, ``instrument_id`` and ``time_column``) plus a ``raw_symbol`` column.
 
     ``ids``: the instrument ids the rows can have (those selected); ``lookups``: their
-    :func:`raw_lookups`, when the caller has them. The row order is kept when no stored definition
-    of those instruments is (only the definitions' as-of joins sort the rows by time).
+    :func:`raw_lookups`, when the caller has them; ``constant``: :func:`constant_raw_symbols` of the
+    rows' selection, when it found one raw symbol per instrument (then no join at all). The row
+    order is kept unless definitions label the rows (their as-of joins sort the rows by time).
     """
+    if constant is not None:
+        if len(set(constant.values())) == 1:
+            raw_iv = pl.lit(next(iter(constant.values())), pl.String)
+        else:
+            raw_iv = pl.col("instrument_id").replace_strict(constant, default=None, return_dtype=pl.String)
+        return rows.with_columns(raw_iv.alias("raw_symbol"))
     ivs, defs = lookups if lookups is not None else raw_lookups(st, ids)
     out = rows
     raw = pl.lit(None, pl.String)
