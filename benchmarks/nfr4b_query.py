@@ -62,6 +62,23 @@ def fill(store: str, path: Path) -> None:
     assert report.ok and report.rows_loaded > 1000, report
 
 
+def add_raw_symbols(store: str) -> None:
+    """One raw-symbol interval per contract over the whole filled year (what ``hdi ingest`` of a
+    continuous symbol stores from Databento's symbology.resolve)."""
+    import polars as pl
+
+    from hdi.store import open_store
+
+    st = open_store(store)
+    ids = st.query("SELECT DISTINCT instrument_id FROM symbology WHERE stype_in = 'continuous'").get_column(
+        "instrument_id").to_list()
+    st.write_symbology(pl.DataFrame(
+        {"dataset": "GLBX.MDP3", "stype_in": "raw_symbol", "symbol": [f"C{i}" for i in ids], "instrument_id": ids,
+         "start_date": dt.date(2024, 1, 1), "end_date": dt.date(2025, 1, 1), "source": "resolve_raw"},
+        schema={"dataset": pl.String, "stype_in": pl.String, "symbol": pl.String, "instrument_id": pl.Int64,
+                "start_date": pl.Date, "end_date": pl.Date, "source": pl.String}))
+
+
 def read_latency(store: str, reads: int, held: bool = False) -> tuple[float, float, float]:
     """(median ms, p95 ms, raw-SQL median ms) of warm calls; 5 warm-up calls are not timed.
     ``held``: the calls inside one ``with hdi.hold(store):`` block."""
@@ -281,6 +298,13 @@ def run_store(label: str, url: str, bars: Path, tmp: Path, a: argparse.Namespace
     one_trip = raw_one_trip(url, a.reads) if label == "timescale" else None
     walls = query_process(url, tmp / f"{label}.parquet", a.runs, env)
     audit = import_audit(url, tmp / f"{label}.parquet", env)
+    # the same reads once each contract's raw symbol is stored, as a backfill from Databento leaves it
+    # (hdi ingest asks symbology.resolve for them): every row is then labelled from the intervals
+    add_raw_symbols(url)
+    close_all()
+    rmed, _, _ = read_latency(url, a.reads)
+    rheld, _, _ = read_latency(url, a.reads, held=True)
+    close_all()
     b, m = best_median(walls)
     print(f"== {label}")
     print(f"  read_bars warm      : median {med:6.2f} ms  p95 {p95:6.2f} ms  ({a.reads} calls; target median <= "
@@ -290,6 +314,8 @@ def run_store(label: str, url: str, bars: Path, tmp: Path, a: argparse.Namespace
     print(f"  same rows, raw SQL on an open connection (the limit): median {limit:6.2f} ms  (read_bars / raw = "
           f"{med / limit:.1f}x; target <= 2x {'MET' if med <= 2 * limit else 'MISSED'}; held: "
           f"{held / limit:.1f}x {'MET' if held <= 2 * limit else 'MISSED'})")
+    print(f"  with raw-symbol intervals stored: read_bars median {rmed:6.2f} ms ({rmed / limit:.1f}x the limit), "
+          f"in hdi.hold {rheld:6.2f} ms ({rheld / limit:.1f}x)")
     if one_trip is not None:
         print(f"  same rows, raw SQL as one round trip (values as literals, no COPY: how read_bars sends its "
               f"statement): median {one_trip:6.2f} ms  (read_bars / that = {med / one_trip:.1f}x)")
@@ -302,6 +328,8 @@ def run_store(label: str, url: str, bars: Path, tmp: Path, a: argparse.Namespace
            f"read_bars {med:.2f} ms; raw SQL on an open connection {limit:.2f} ms")
     result(f"read_bars in hdi.hold / raw SQL, {label}", held / limit, "x", "<= 2x", held <= 2 * limit,
            f"read_bars held {held:.2f} ms; raw SQL on an open connection {limit:.2f} ms")
+    result(f"read_bars warm with raw-symbol intervals, {label} (median)", rmed, "ms", f"<= {READ_TARGET_MS:.0f} ms",
+           rmed <= READ_TARGET_MS, f"held {rheld:.2f} ms; raw SQL on an open connection {limit:.2f} ms")
     result(f"NFR4b hdi query parquet, {label} (median wall)", m, "s", f"<= {QUERY_TARGET_S} s",
            m <= QUERY_TARGET_S, f"best {b:.2f} s; PRD < 5 s")
 
