@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -275,8 +276,9 @@ def dbn_columns(path: Path):  # noqa: ANN201 - polars frame
                       pl.col("side").str.len_bytes().cast(pl.Int16).alias("side"))
 
 
-def _raw_copy(base: str, ddl: str, arrow, repeat: int) -> list[float]:  # noqa: ANN001
-    """Seconds of a raw binary COPY (adbc_ingest) of ``arrow`` into a fresh unindexed plain table."""
+def _raw_copy(base: str, ddl: str, arrow, repeat: int, cpu: list[float] | None = None) -> list[float]:  # noqa: ANN001
+    """Seconds of a raw binary COPY (adbc_ingest) of ``arrow`` into a fresh unindexed plain table; the
+    client's CPU seconds of each (ADBC's Arrow -> COPY encoding, mostly) are appended to ``cpu``."""
     import adbc_driver_postgresql.dbapi as pg
 
     times = []
@@ -284,10 +286,12 @@ def _raw_copy(base: str, ddl: str, arrow, repeat: int) -> list[float]:  # noqa: 
         with fresh_schema(base) as (url, schema):
             admin(url, ddl.replace("TABLE raw_plain", f"TABLE {schema}.raw_plain"), "CHECKPOINT")
             with pg.connect(url) as c, c.cursor() as cur:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 cur.adbc_ingest("raw_plain", arrow, mode="append", db_schema_name=schema)
                 c.commit()
                 times.append(time.perf_counter() - t0)
+                if cpu is not None:
+                    cpu.append(time.process_time() - c0)
     return times
 
 
@@ -342,7 +346,8 @@ def timescale_bench(path: Path, frame, base: str, repeat: int, to_sql_rows: int)
     lean = lean_rows(frame)
     dbn = dbn_columns(path)
     raw_plain = _raw_copy(base, plain_ddl("raw_plain", "timescale"), plain, repeat)
-    raw_lean = _raw_copy(base, _ddl_of(lean), lean.to_arrow(), repeat)
+    lean_cpu: list[float] = []
+    raw_lean = _raw_copy(base, _ddl_of(lean), lean.to_arrow(), repeat, lean_cpu)
     raw_dbn = _raw_copy(base, _ddl_of(dbn), dbn.to_arrow(), repeat)
     old_bytes = old_layout_bytes(base, plain)
     times, whole = [], []
@@ -377,7 +382,8 @@ def timescale_bench(path: Path, frame, base: str, repeat: int, to_sql_rows: int)
     _, w = best_median(whole)
     ratio, ratio_whole = rl / m, rd / w
     print(f"  raw COPY, final rows, old plain layout    : median {n / rp:>12,.0f} rows/s   (unindexed, numeric, timestamptz)")
-    print(f"  raw COPY, final rows, lean layout (limit) : median {n / rl:>12,.0f} rows/s   (unindexed plain table)")
+    print(f"  raw COPY, final rows, lean layout (limit) : median {n / rl:>12,.0f} rows/s   (unindexed plain table; "
+          f"client CPU {statistics.median(lean_cpu):.2f} s of {rl:.2f} s: ADBC's Arrow -> COPY encoding)")
     print(f"  raw COPY, minimal DBN columns (limit)     : median {n / rd:>12,.0f} rows/s   ({dbn.width} int columns)")
     print(f"  hdi ingest (decode..load, ledger)         : best {n / b:>12,.0f} rows/s  median {n / m:>12,.0f}"
           f"   ({m:.2f} s median of {repeat})")
