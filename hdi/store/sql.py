@@ -85,8 +85,9 @@ def select_sql(
     exprs = [price_sql(c) if table.column(c).type is ColType.PRICE else ident(c) for c in fetch]
     # every column as stored: "*" (binding 13 named columns cost DuckDB ~0.2 ms more per read); the
     # reader selects its columns by name, so the stored order does not matter
-    listed = "*" if fetch == table.names and exprs == [ident(c) for c in fetch] else ", ".join(exprs)
-    sql = (f"SELECT {listed} FROM {ident(table.name)}"
+    if fetch == table.names and exprs == [ident(c) for c in fetch]:
+        exprs = ["*"]
+    sql = (f"SELECT {', '.join(exprs)} FROM {ident(table.name)}"
            + (f" WHERE {' AND '.join(where)}" if where else "")
            + f" ORDER BY {', '.join(ident(c) for c in order)}")
     return sql, p.values
