@@ -447,7 +447,8 @@ class Store(ABC):
                                  selections=selections, equals=equals)
         got = self._fix_prices(self._fetch(sql, params), t)
         schema = got.schema
-        if list(schema) == cols and all(schema[c] == t.column(c).type.polars for c in cols):
+        if list(schema) == cols and all(schema[c] == t.column(c).type.polars for c in cols) \
+                and not any(ts in cols for ts, _ in t.ns_columns):  # (a time rebuilt from *_ns is a select)
             return got.lazy()  # already the table's columns and dtypes: no select to plan
         return got.lazy().select(normalise_exprs(schema, t, cols))
 
