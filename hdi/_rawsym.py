@@ -113,7 +113,7 @@ def constant_raw_symbols(intervals: pl.DataFrame, windows: pl.DataFrame) -> dict
         by.setdefault((ds, iid), []).append((d0, d1, raw))
     epoch = dt.date(1970, 1, 1)
     cols = [windows.get_column(c) for c in ("dataset", "instrument_id")]
-    cols += [windows.get_column(c).to_physical() for c in ("from_ts", "to_ts")]  # exact ns
+    cols += [windows.get_column(c).cast(pl.Int64) for c in ("from_ts", "to_ts")]  # exact ns
     out: dict[int, str] = {}
     for ds, iid, lo, hi in zip(*(c.to_list() for c in cols), strict=True):
         if ds is None or lo is None or hi is None or lo >= hi:

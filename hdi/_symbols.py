@@ -162,7 +162,7 @@ def _whole_us(sel: pl.DataFrame) -> bool:
     if sel.height > _SMALL:
         return False
     return all(v is None or v % 1000 == 0 for c in ("from_ts", "to_ts")
-               for v in sel.get_column(c).to_physical().to_list())
+               for v in sel.get_column(c).cast(pl.Int64).to_list())
 
 
 def _clip(sel: pl.DataFrame, whole_us: bool, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:

@@ -115,3 +115,19 @@ def test_trades_carry_exact_ns_and_a_deterministic_trade_id(store, make_trades, 
     df = hdi.read_trades("ESH4", "2024-01-02", "2024-01-03", store=store.url)
     assert df["trade_id"].to_list() == [f"1-{ns}-5-0", f"1-{ns}-5-1"]
     assert df["received_timestamp_utc"].cast(pl.Int64).to_list() == [ns, ns]
+
+
+@pytest.mark.parametrize("zone", ["America/Chicago", "Asia/Tokyo"])
+def test_timestamps_are_utc_whatever_the_machine_zone(rolled, zone):
+    """A process whose local zone is not UTC reads the same instants, labelled UTC (DuckDB labels a
+    TIMESTAMPTZ with its session's zone, which hdi sets to UTC; other stores convert)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, hdi; df = hdi.read_bars('CL.c.0', '2024-01-09', '2024-01-11', store=sys.argv[1]); "
+            "print(df.schema['bar_timestamp_utc']); print([t.isoformat() for t in df['bar_timestamp_utc']])")
+    out = subprocess.run([sys.executable, "-c", code, rolled], env={**os.environ, "TZ": zone}, capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    assert out == ["Datetime(time_unit='ns', time_zone='UTC')",
+                   "['2024-01-09T00:00:00+00:00', '2024-01-10T00:00:00+00:00']"]

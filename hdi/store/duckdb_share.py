@@ -175,7 +175,11 @@ def acquire(path: Path, write: bool) -> Any:
     if host is None:
         import duckdb
 
-        host = _HOSTS[path] = _Host(duckdb.connect(":memory:"))
+        # timestamps come out labelled UTC, whatever the machine's zone (they are UTC instants;
+        # a frame that needs no conversion needs no Polars pass either)
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone = 'UTC'")  # (ICU is loaded on a connection, not in its config)
+        host = _HOSTS[path] = _Host(con)
     if host.mode is not None and host.depth == 0 and _someone_waits(path):
         _detach(host)  # kept after a chunk, but another process waits: it goes first (the turnstile)
     if host.mode is None:
