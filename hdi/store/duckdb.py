@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -276,6 +277,11 @@ class _DuckTxn(Transaction):
     def __init__(self, store: DuckDBStore) -> None:
         super().__init__()
         self.store = store
+        self._open = False
+        # set when the transaction starts to end: a cancel then has nothing to stop, and must not
+        # interrupt the ROLLBACK or the DETACH (which then left the transaction aborted)
+        self._ending = False
+        self._cancel_lock = threading.Lock()
         share.LOCK.acquire()
         try:
             self.con = store._acquire(write=True)
@@ -374,28 +380,45 @@ class _DuckTxn(Transaction):
                       f"VALUES ({placeholders})", [row[c] for c in cols]))
 
     def _cancel(self) -> None:
-        self.con.interrupt()  # thread-safe; the running statement raises InterruptException
+        with self._cancel_lock:
+            if self._open and not self._ending:
+                self.con.interrupt()  # thread-safe; the running statement raises InterruptException
+
+    def _stop_cancels(self) -> None:
+        with self._cancel_lock:  # an interrupt being sent has been sent when this returns
+            self._ending = True
+
+    def _roll_back(self) -> None:
+        """ROLLBACK, again if an interrupt sent just before the transaction began to end stopped it."""
+        import duckdb
+
+        for _ in range(3):
+            try:
+                _run(self.con, "ROLLBACK")
+                return
+            except duckdb.InterruptException:
+                continue
+            except Exception:  # noqa: BLE001 - nothing to roll back (a failed commit ended it already)
+                return
 
     def commit(self) -> None:
         if self._open:
             try:
                 self._guard("commit", lambda: _run(self.con, "COMMIT"))
             except BaseException:
-                try:
-                    _run(self.con, "ROLLBACK")
-                except Exception:  # noqa: BLE001 - a failed commit may have ended the transaction already
-                    pass
+                self._stop_cancels()
+                self._roll_back()
                 raise
             finally:
+                self._stop_cancels()
                 self._open = False
                 self._end(linger=self._chunk)
 
     def rollback(self) -> None:
         if self._open:
+            self._stop_cancels()
             try:
-                _run(self.con, "ROLLBACK")
-            except Exception:  # noqa: BLE001 - nothing to roll back after a failed commit
-                pass
+                self._roll_back()
             finally:
                 self._open = False
                 self._end()

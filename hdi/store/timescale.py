@@ -490,7 +490,14 @@ class _PgTxn(Transaction):
             raise self._fail("row counts write", e) from None
 
     def _cancel(self) -> None:
-        self.conn.cancel()  # PQcancel: the running statement fails with "canceling statement due to user request"
+        if not self._open:
+            return  # ended (a second signal while it rolled back): nothing to stop
+        try:
+            self.conn.cancel()  # PQcancel: the running statement fails with "canceling statement due to user request"
+        except Exception:
+            if self._open:
+                raise
+            return  # closed meanwhile
         self.store.cancel_registering()  # a new source code this transaction's write is registering
 
     def commit(self) -> None:

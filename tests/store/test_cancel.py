@@ -71,3 +71,32 @@ def test_cancel_with_no_statement_running_changes_nothing(store, make_trades):
         time.sleep(0.2)
         txn.write("trades", frame)
     assert _count(store) == 2
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")  # a cancel that raised
+def test_cancels_racing_the_rollback_leave_no_aborted_transaction(store, make_trades):
+    """SIGINT twice: cancels keep arriving while the transaction rolls back and the file is released;
+    the rollback completes every time (a cancel then has nothing to stop) and the store takes writes."""
+    frame = make_trades([{"ts_recv_ns": "2024-12-02T00:00:00"}, {"ts_recv_ns": "2024-12-02T00:00:01"}])
+    store.migrate()
+    for _ in range(40):
+        txn_box: dict = {}
+        stop = threading.Event()
+
+        def spam(stop: threading.Event, txn_box: dict) -> None:
+            while not stop.is_set():
+                if "txn" in txn_box:
+                    txn_box["txn"].cancel()
+
+        t = threading.Thread(target=spam, args=(stop, txn_box))
+        t.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                with store.transaction() as txn:
+                    txn_box["txn"] = txn
+                    raise KeyboardInterrupt  # what the signal handler's cancel leads to: a rollback
+        finally:
+            stop.set()
+            t.join(5)
+    assert _count(store) == 0
+    assert store.write("trades", frame).inserted == 2 and _count(store) == 2
