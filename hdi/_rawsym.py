@@ -21,6 +21,7 @@ from typing import Protocol
 
 import polars as pl
 
+from hdi._timeutil import NS_PER_DAY
 from hdi.errors import HdiError
 from hdi.store.base import Store
 from hdi.store.schema import ident
@@ -92,7 +93,6 @@ def raw_lookups(st: Store, ids: list[int]) -> tuple[pl.DataFrame, pl.DataFrame]:
     return got
 
 
-_DAY_NS = 86_400 * 10**9
 _FEW_WINDOWS = 64  # selections of more windows are labelled row by row (per day), not per instrument
 
 
@@ -118,8 +118,8 @@ def constant_raw_symbols(intervals: pl.DataFrame, windows: pl.DataFrame) -> dict
     for ds, iid, lo, hi in zip(*(c.to_list() for c in cols), strict=True):
         if ds is None or lo is None or hi is None or lo >= hi:
             return None
-        first = epoch + dt.timedelta(days=lo // _DAY_NS)
-        last = epoch + dt.timedelta(days=(hi - 1) // _DAY_NS)  # rows are before hi
+        first = epoch + dt.timedelta(days=lo // NS_PER_DAY)
+        last = epoch + dt.timedelta(days=(hi - 1) // NS_PER_DAY)  # rows are before hi
         touching = [(d0, d1, raw) for d0, d1, raw in by.get((ds, iid), ()) if d0 <= last and d1 > first]
         if len(touching) != 1 or touching[0][0] > first or touching[0][1] <= last:
             return None

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from hdi._timeutil import as_utc
 from hdi.errors import QueryError, did_you_mean
 from hdi.store.base import Store
 
@@ -150,10 +151,6 @@ def _ts_lit(value: dt.datetime) -> pl.Expr:
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-
-
 _SMALL = 64  # selections of at most this many windows are clipped in Python
 
 
@@ -167,10 +164,10 @@ def _whole_us(sel: pl.DataFrame) -> bool:
 
 def _clip(sel: pl.DataFrame, whole_us: bool, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
     """The windows of ``sel`` clipped to [start, end); windows left empty are dropped."""
-    if whole_us and sel.height <= _SMALL:
+    if whole_us:
         # a few windows (one per contract of a symbol): Python, ~0.1 ms against ~0.45 ms for a
         # Polars pass; exact, since every bound is a whole microsecond
-        start, end = _utc(start), _utc(end)
+        start, end = as_utc(start), as_utc(end)
         out = []
         for sym, ds, iid, lo, hi in sel.rows():
             lo = start if lo is None or lo < start else lo

@@ -14,6 +14,7 @@ import re
 from hdi.errors import ConfigError, HdiError, beyond_limit
 
 UTC = dt.UTC
+NS_PER_DAY = 86_400 * 10**9
 MIN_TIME = dt.datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TIME = dt.datetime(2262, 1, 1, tzinfo=UTC)
 TIME_RANGE = f"a time from {MIN_TIME.date().isoformat()} to {MAX_TIME.date().isoformat()} (UTC)"

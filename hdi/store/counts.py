@@ -32,6 +32,7 @@ from typing import Any
 import polars as pl
 
 from hdi._tables import DATA_TABLES, Table
+from hdi._timeutil import NS_PER_DAY
 from hdi.store.ledger import ROW_COUNTS
 from hdi.store.schema import ident
 
@@ -53,7 +54,6 @@ def empty() -> pl.DataFrame:
     return pl.DataFrame(schema=STATS_SCHEMA)
 
 
-_NS_PER_DAY = 86_400 * 10**9
 _DAY = "__hdi_day"
 
 
@@ -88,13 +88,13 @@ def _stats_from_ns(table: Table, frame: pl.DataFrame, edge: str) -> pl.DataFrame
     keys = [pl.col(c).cast(pl.String) for c in text if c not in one]
     if not keys and _packable(frame, edge):
         # one integer key (instrument id and day packed) groups ~3x faster than the two columns
-        packed = (pl.col("instrument_id").cast(pl.Int64) * _DAYS + ns // _NS_PER_DAY).alias(_DAY)
+        packed = (pl.col("instrument_id").cast(pl.Int64) * _DAYS + ns // NS_PER_DAY).alias(_DAY)
         stats = (frame.lazy().select(packed, ns).group_by(_DAY)
                  .agg(pl.len().cast(pl.Int64).alias("rows"), ns.min().alias("first_ns"), ns.max().alias("last_ns"))
                  .with_columns((pl.col(_DAY) // _DAYS).alias("instrument_id"), pl.col(_DAY) % _DAYS)
                  .collect())
     else:
-        stats = (frame.group_by(*keys, pl.col("instrument_id").cast(pl.Int64), (ns // _NS_PER_DAY).alias(_DAY))
+        stats = (frame.group_by(*keys, pl.col("instrument_id").cast(pl.Int64), (ns // NS_PER_DAY).alias(_DAY))
                  .agg(pl.len().cast(pl.Int64).alias("rows"), ns.min().alias("first_ns"), ns.max().alias("last_ns")))
     gran = pl.lit(one["granularity"], pl.String) if "granularity" in one else \
         pl.col("granularity") if "granularity" in table.names else pl.lit(NO_GRANULARITY)
@@ -116,7 +116,7 @@ def _packable(frame: pl.DataFrame, edge: str) -> bool:
         return False
     lo, hi, first, last = iid.min(), iid.max(), ns.min(), ns.max()
     return (isinstance(lo, int) and isinstance(hi, int) and isinstance(first, int) and isinstance(last, int)
-            and lo >= 0 and hi < 1 << 43 and first >= 0 and last // _NS_PER_DAY < _DAYS)
+            and lo >= 0 and hi < 1 << 43 and first >= 0 and last // NS_PER_DAY < _DAYS)
 
 
 def _single_value(s: pl.Series) -> bool:
